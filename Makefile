@@ -1,0 +1,70 @@
+# kodama — build, run and test. `make run` and `make test` are the two commands the
+# README promises; both install missing Debian packages first (scripts/deps.sh).
+
+CC       ?= cc
+PYTHON   ?= /usr/bin/python3
+BUILD    ?= build
+WARN      = -Wall -Wextra -Werror
+CFLAGS   ?= -O2 -g
+ALL_CFLAGS = -std=c17 -D_GNU_SOURCE $(WARN) $(CFLAGS) $(EXTRA_CFLAGS) -MMD -MP
+LDLIBS   ?=
+SANFLAGS  = -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+
+LIB_SRC  = $(filter-out src/main.c,$(wildcard src/*.c))
+LIB_OBJ  = $(LIB_SRC:src/%.c=$(BUILD)/%.o)
+MAIN_OBJ = $(BUILD)/main.o
+UNIT_SRC = $(wildcard tests/unit/test_*.c)
+UNIT_BIN = $(UNIT_SRC:tests/unit/%.c=$(BUILD)/%)
+
+.PHONY: all run test deps unit integration asan asan-test clang-check clean
+all: kodama
+
+kodama $(BUILD)/kodama: $(MAIN_OBJ) $(LIB_OBJ)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) $(EXTRA_LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/%.o: src/%.c
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(BUILD)/test_%: tests/unit/test_%.c $(LIB_OBJ)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -Isrc $(LDFLAGS) $(EXTRA_LDFLAGS) -o $@ $^ -lcmocka $(LDLIBS)
+
+deps:
+	@scripts/deps.sh
+
+run: deps
+	@$(MAKE) --no-print-directory kodama
+	./kodama serve
+
+unit: $(UNIT_BIN)
+	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
+
+integration: kodama
+	KODAMA_BIN=$(CURDIR)/kodama $(PYTHON) -m pytest -q tests/integration
+
+# The same sources, checked by the other compiler: both must stay warning-free.
+clang-check:
+	@$(MAKE) --no-print-directory BUILD=build/clang CC=clang build/clang/kodama
+
+asan:
+	@$(MAKE) --no-print-directory BUILD=build/asan CFLAGS="$(SANFLAGS)" \
+	    EXTRA_LDFLAGS="-fsanitize=address,undefined" build/asan/kodama unit-asan
+
+unit-asan: $(UNIT_BIN)
+	@set -e; for t in $(UNIT_BIN); do echo "== $$t (asan)"; $$t; done
+
+asan-test: asan
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
+	    KODAMA_BIN=$(CURDIR)/build/asan/kodama $(PYTHON) -m pytest -q tests/integration
+
+test: deps
+	@$(MAKE) --no-print-directory kodama clang-check
+	@$(MAKE) --no-print-directory unit
+	@$(MAKE) --no-print-directory integration
+	@$(MAKE) --no-print-directory asan-test
+
+clean:
+	rm -rf build kodama
+
+-include $(LIB_OBJ:.o=.d) $(MAIN_OBJ:.o=.d)

@@ -1,0 +1,120 @@
+/* cmd_serve.c — `kodama serve`: parse SPECs and options, bind, serve. */
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "addr.h"
+#include "cli.h"
+#include "listen.h"
+#include "log.h"
+#include "server.h"
+#include "service.h"
+#include "util.h"
+
+static const char *const default_specs[] = { "hello@8080", "echo@7007" };
+
+void help_serve(FILE *out)
+{
+    fprintf(out,
+        "Usage: kodama serve [-4|-6] [-v] [--message TEXT] [SPEC...]\n\n"
+        "Serve each SPEC until SIGINT or SIGTERM. SPEC is SERVICE@ADDRESS[/tcp|/udp]:\n"
+        "  ADDRESS  PORT (all addresses: one dual-stack [::] socket), HOST:PORT,\n"
+        "           [IPV6]:PORT, unix:PATH or unix:@NAME (abstract); port 0 = any free\n"
+        "  proto    /tcp or /udp; without it, both (unix sockets: stream only)\n"
+        "Default: hello@8080 echo@7007\n\nServices:\n");
+    for (size_t i = 0; services[i]; i++)
+        fprintf(out, "  %-6s %s\n", services[i]->name, services[i]->summary);
+    fprintf(out,
+        "\nOptions:\n"
+        "  -4                 IPv4 only\n"
+        "  -6                 IPv6 only\n"
+        "  -m, --message TEXT hello's greeting (escapes \\n \\r \\t \\\\;\n"
+        "                     default 'Hello from server!\\n')\n"
+        "  -v, --verbose      log each connection and datagram\n"
+        "  -h, --help         show this help\n\n"
+        "stderr gets 'kodama: listening SERVICE PROTO ADDR' per listener, then\n"
+        "'kodama: ready'. Exit status: 0 stopped by a signal, 1 failure, 2 usage error.\n");
+}
+
+struct serve_opts {
+    int family;
+    struct serve_config cfg;
+    char *message;
+};
+
+static int parse_serve_args(int argc, char **argv, struct serve_opts *o)
+{
+    static const struct option longopts[] = {
+        { "message", required_argument, NULL, 'm' },
+        { "verbose", no_argument, NULL, 'v' },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    char err[KODAMA_ERR_LEN];
+    const char *text = "Hello from server!\\n";
+    int c;
+    long len;
+
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":46hm:v", longopts, NULL)) != -1) {
+        switch (c) {
+        case '4': o->family = AF_INET; break;
+        case '6': o->family = AF_INET6; break;
+        case 'm': text = optarg; break;
+        case 'v': o->cfg.verbose = 1; break;
+        case 'h': help_serve(stdout); exit(EXIT_OK);
+        default: return option_error("serve", c, argv, longopts);
+        }
+    }
+    o->message = xmalloc(strlen(text) + 1);
+    len = unescape(text, o->message, err, sizeof err);
+    if (len < 0)
+        return usage_error("serve", "%s in --message", err);
+    o->cfg.message = o->message;
+    o->cfg.message_len = (size_t)len;
+    return EXIT_OK;
+}
+
+static int parse_specs(int n, char **texts, struct spec *specs)
+{
+    char err[KODAMA_ERR_LEN];
+
+    for (int i = 0; i < n; i++) {
+        if (spec_parse(texts[i], &specs[i], err, sizeof err) < 0)
+            return usage_error("serve", "%s", err);
+        if (service_find(specs[i].service) == NULL)
+            return usage_error("serve", "unknown service '%s' in '%s'", specs[i].service, texts[i]);
+    }
+    return EXIT_OK;
+}
+
+int cmd_serve(int argc, char **argv)
+{
+    struct serve_opts o = { .family = AF_UNSPEC };
+    char err[KODAMA_ERR_LEN + ADDR_TEXT_MAX];
+    struct listener *ls;
+    struct spec *specs;
+    size_t nls;
+    int nspecs, rc;
+    char **texts;
+
+    rc = parse_serve_args(argc, argv, &o);
+    nspecs = argc - optind;
+    texts = argv + optind;
+    if (nspecs == 0) {
+        nspecs = 2;
+        texts = (char **)default_specs;
+    }
+    specs = xcalloc((size_t)nspecs, sizeof *specs);
+    if (rc == EXIT_OK)
+        rc = parse_specs(nspecs, texts, specs);
+    if (rc == EXIT_OK && listen_specs(specs, (size_t)nspecs, o.family, &ls, &nls, err, sizeof err) < 0) {
+        log_msg("%s", err);
+        rc = EXIT_FAIL;
+    }
+    free(specs);
+    if (rc == EXIT_OK)
+        rc = server_run(ls, nls, &o.cfg);
+    free(o.message);
+    return rc;
+}

@@ -1,0 +1,306 @@
+/* conn.c — the stream connection state machine on a readiness loop (see conn.h).
+ *
+ * Each event runs: read (if asked), write what is pending (at once, without waiting
+ * for a writable event: the socket almost always has room), then conn_advance decides
+ * the next step and what to wait for. Only a connection's own handler or a timer
+ * frees it, never a handler of another object in the same batch (loop.c relies on it). */
+#include "conn.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "ring.h"
+#include "server.h"
+#include "util.h"
+
+#define DISCARD_CHUNK 16384
+
+struct conn {
+    struct watch w;
+    struct worker *wk;
+    struct listener *l;
+    struct ring ring;           /* echoed bytes; storage only while any are held */
+    const char *tx;             /* static output not sent yet */
+    size_t tx_len;
+    uint64_t in, out;
+    int64_t linger_deadline;
+    struct dlink all;           /* wk->conns */
+    struct dlink linger;        /* wk->lingering */
+    char *peer;                 /* peer address text, kept only with -v */
+    unsigned echo : 1;          /* input goes to the ring and back out */
+    unsigned shut_after_send : 1;
+    unsigned rd_eof : 1;        /* the peer has shut down its side */
+    unsigned wr_shut : 1;       /* we have shut down ours */
+    unsigned stopping : 1;      /* the server is stopping */
+};
+
+static void conn_advance(struct conn *c);
+static void conn_close(struct conn *c);
+
+void conn_send_static(struct conn *c, const char *data, size_t len)
+{
+    c->tx = data;
+    c->tx_len = len;
+}
+
+void conn_echo_input(struct conn *c)
+{
+    c->echo = 1;
+}
+
+void conn_close_after_send(struct conn *c)
+{
+    c->shut_after_send = 1;
+}
+
+static int conn_has_output(const struct conn *c)
+{
+    return c->tx_len > 0 || !ring_empty(&c->ring);
+}
+
+static void conn_release_buffer(struct conn *c)
+{
+    if (c->ring.data && ring_empty(&c->ring))
+        pool_put(&c->wk->pool, ring_detach(&c->ring));
+}
+
+/* Returns 0, or -1 when the connection is broken (reset, or out of memory). */
+static int conn_read(struct conn *c)
+{
+    char discard[DISCARD_CHUNK];
+    ssize_t n;
+
+    if (c->echo) {
+        struct iovec iov[2];
+        int cnt;
+
+        if (c->ring.data == NULL) {
+            char *buf = pool_get(&c->wk->pool);
+            if (buf == NULL)
+                return -1;
+            ring_attach(&c->ring, buf, ECHO_BUF_SIZE);
+        }
+        cnt = ring_space_iov(&c->ring, iov);
+        if (cnt == 0)
+            return 0;
+        n = readv(c->w.fd, iov, cnt);
+        if (n > 0)
+            ring_produce(&c->ring, (size_t)n);
+    } else {
+        n = read(c->w.fd, discard, sizeof discard);
+    }
+    if (n > 0) {
+        c->in += (uint64_t)n;
+        c->l->stats.bytes_in += (uint64_t)n;
+        return 0;
+    }
+    if (n == 0) {
+        c->rd_eof = 1;
+        return 0;
+    }
+    return errno == EAGAIN || errno == EINTR ? 0 : -1;
+}
+
+static void conn_consume(struct conn *c, size_t n)
+{
+    size_t from_tx = n < c->tx_len ? n : c->tx_len;
+
+    c->tx += from_tx;
+    c->tx_len -= from_tx;
+    ring_consume(&c->ring, n - from_tx);
+    conn_release_buffer(c);
+}
+
+/* Returns 0, or -1 when the peer is gone (EPIPE, ECONNRESET). */
+static int conn_write(struct conn *c)
+{
+    struct iovec iov[3];
+    struct msghdr msg = { .msg_iov = iov };
+    ssize_t n;
+
+    if (c->tx_len > 0) {
+        iov[0].iov_base = (void *)c->tx;
+        iov[0].iov_len = c->tx_len;
+        msg.msg_iovlen = 1;
+    }
+    msg.msg_iovlen += (size_t)ring_data_iov(&c->ring, iov + msg.msg_iovlen);
+    /* MSG_NOSIGNAL: a peer that vanished is an error code here, never a SIGPIPE. */
+    n = sendmsg(c->w.fd, &msg, MSG_NOSIGNAL);
+    if (n < 0)
+        return errno == EAGAIN || errno == EINTR ? 0 : -1;
+    c->out += (uint64_t)n;
+    c->l->stats.bytes_out += (uint64_t)n;
+    conn_consume(c, (size_t)n);
+    return 0;
+}
+
+static long linger_expire(struct loop *loop, void *data)
+{
+    struct worker *wk = data;
+    int64_t now = now_ms();
+
+    (void)loop;
+    while (!dlist_empty(&wk->lingering)) {
+        struct conn *c = container_of(wk->lingering.next, struct conn, linger);
+
+        if (c->linger_deadline > now)
+            return (long)(c->linger_deadline - now);
+        conn_close(c);
+    }
+    wk->linger_armed = 0;
+    return LOOP_TIMER_DONE;
+}
+
+/* Every lingering connection waits the same LINGER_MS, so appending keeps the list
+ * sorted by deadline and one timer at its head serves them all. */
+static void linger_start(struct conn *c)
+{
+    struct worker *wk = c->wk;
+
+    c->linger_deadline = now_ms() + LINGER_MS;
+    dlist_push_tail(&wk->lingering, &c->linger);
+    if (!wk->linger_armed) {
+        loop_timer_add(wk->loop, LINGER_MS, linger_expire, wk);
+        wk->linger_armed = 1;
+    }
+}
+
+static void conn_shutdown(struct conn *c)
+{
+    c->wr_shut = 1;
+    if (shutdown(c->w.fd, SHUT_WR) < 0) {
+        /* ENOTCONN: the peer reset first; nothing is left to say goodbye to. */
+        c->rd_eof = 1;
+        return;
+    }
+    if (!c->rd_eof)
+        linger_start(c);
+}
+
+static unsigned conn_wanted(const struct conn *c)
+{
+    unsigned mask = 0;
+
+    if (conn_has_output(c))
+        mask |= LOOP_WRITE;
+    if (c->rd_eof)
+        return mask;
+    if (c->echo && c->stopping) {
+        /* Read nothing more: only what was read is owed. Once our side is shut,
+         * wait for the peer to close without reading its input. */
+        if (c->wr_shut)
+            mask |= LOOP_HUP;
+    } else if (!c->echo || c->wr_shut || ring_space(&c->ring) > 0 || c->ring.data == NULL) {
+        mask |= LOOP_READ;
+    }
+    return mask;
+}
+
+static void conn_advance(struct conn *c)
+{
+    if (!conn_has_output(c) && !c->wr_shut &&
+        (c->shut_after_send || c->rd_eof || c->stopping))
+        conn_shutdown(c);
+    if (c->wr_shut && c->rd_eof) {
+        conn_close(c);
+        return;
+    }
+    if (loop_watch(c->wk->loop, &c->w, conn_wanted(c)) < 0)
+        conn_close(c);
+}
+
+static void conn_event(struct loop *loop, struct watch *w, unsigned events)
+{
+    struct conn *c = container_of(w, struct conn, w);
+
+    (void)loop;
+    if ((events & LOOP_HUP) && c->stopping && c->echo && c->wr_shut) {
+        conn_close(c);
+        return;
+    }
+    if ((events & LOOP_READ) && conn_read(c) < 0) {
+        conn_close(c);
+        return;
+    }
+    if (conn_has_output(c) && conn_write(c) < 0) {
+        conn_close(c);
+        return;
+    }
+    conn_advance(c);
+}
+
+int conn_open(struct worker *wk, struct listener *l, int fd, const struct sockaddr *peer,
+              socklen_t peerlen)
+{
+    struct conn *c = calloc(1, sizeof *c);
+    char text[ADDR_TEXT_MAX];
+
+    if (c == NULL) {
+        close(fd);
+        return -1;
+    }
+    watch_init(&c->w, fd, conn_event);
+    c->wk = wk;
+    c->l = l;
+    dlist_push_tail(&wk->conns, &c->all);
+    wk->nconns++;
+    l->stats.accepted++;
+    l->stats.active++;
+    if (wk->cfg->verbose) {
+        c->peer = xstrdup(addr_format(peer, peerlen, text, sizeof text));
+        log_msg("accept %s %s %s", l->svc->name, listener_kind_name(l->kind), c->peer);
+    }
+    l->svc->tcp_open(c, wk->cfg);
+    if (conn_has_output(c) && conn_write(c) < 0) {
+        conn_close(c);
+        return 0;
+    }
+    conn_advance(c);
+    return 0;
+}
+
+static void conn_close(struct conn *c)
+{
+    struct worker *wk = c->wk;
+
+    loop_unwatch(wk->loop, &c->w);
+    close(c->w.fd);
+    if (c->peer) {
+        log_msg("close %s %s %s in=%llu out=%llu", c->l->svc->name,
+                listener_kind_name(c->l->kind), c->peer, (unsigned long long)c->in,
+                (unsigned long long)c->out);
+        free(c->peer);
+    }
+    c->l->stats.active--;
+    dlist_remove(&c->all);
+    dlist_remove(&c->linger);
+    if (c->ring.data) {
+        c->ring.len = 0;
+        pool_put(&wk->pool, ring_detach(&c->ring));
+    }
+    free(c);
+    wk->nconns--;
+    worker_conn_closed(wk);
+}
+
+void conn_stop_all(struct worker *wk)
+{
+    struct dlink *node = wk->conns.next;
+
+    while (node != &wk->conns) {
+        struct conn *c = container_of(node, struct conn, all);
+
+        node = node->next;      /* conn_advance may free c */
+        c->stopping = 1;
+        conn_advance(c);
+    }
+}
+
+void conn_close_all(struct worker *wk)
+{
+    while (!dlist_empty(&wk->conns))
+        conn_close(container_of(wk->conns.next, struct conn, all));
+}

@@ -1,0 +1,38 @@
+/* conn.h — a stream connection being served (tcp or unix).
+ *
+ * Services shape a connection with the first three calls; the server drives it with
+ * the rest. The rules every connection follows:
+ * - output is a static part (a greeting) then the ring (echoed bytes), in that order;
+ * - input is echoed only while the ring has room, otherwise not read at all, which is
+ *   the backpressure that bounds memory; other services read and discard it;
+ * - after our shutdown(SHUT_WR) a connection lingers, discarding input, until the
+ *   peer closes (at most LINGER_MS): closing with unread input would send a reset. */
+#ifndef KODAMA_CONN_H
+#define KODAMA_CONN_H
+
+#include <stddef.h>
+#include <sys/socket.h>
+
+#define ECHO_BUF_SIZE (64 * 1024)
+#define LINGER_MS 5000
+
+struct conn;
+struct worker;
+struct listener;
+
+/* Queue bytes that outlive the connection (a greeting); they are sent first. */
+void conn_send_static(struct conn *c, const char *data, size_t len);
+/* Send back every byte read, in order. */
+void conn_echo_input(struct conn *c);
+/* Once everything queued is sent: shut down our side, linger, close. */
+void conn_close_after_send(struct conn *c);
+
+/* Serve a freshly accepted descriptor. Closes fd and returns -1 if out of memory. */
+int conn_open(struct worker *wk, struct listener *l, int fd, const struct sockaddr *peer,
+              socklen_t peerlen);
+/* The server is stopping: read no more to echo, send what is held, say goodbye. */
+void conn_stop_all(struct worker *wk);
+/* Close every connection at once (the stop deadline, or exit). */
+void conn_close_all(struct worker *wk);
+
+#endif

@@ -1,0 +1,251 @@
+/* listen.c — binding SPECs (see listen.h), in the getaddrinfo-loop style of netcat. */
+#include "listen.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "net.h"
+#include "udp.h"
+#include "util.h"
+
+struct binder {
+    struct listener *ls;
+    size_t n, cap;
+    int family;
+    char *err;
+    size_t errlen;
+};
+
+static struct listener *binder_add(struct binder *b)
+{
+    struct listener *l;
+
+    if (b->n == b->cap) {
+        b->cap = b->cap ? b->cap * 2 : 8;
+        b->ls = realloc(b->ls, b->cap * sizeof *b->ls);
+        if (b->ls == NULL) {
+            fprintf(stderr, "kodama: out of memory\n");
+            exit(1);
+        }
+    }
+    l = &b->ls[b->n++];
+    memset(l, 0, sizeof *l);
+    return l;
+}
+
+static int cannot_listen(struct binder *b, const struct service *svc, const char *kind,
+                         const char *where, const char *why)
+{
+    int saved = errno;  /* bind_any decides on a fallback by it */
+
+    snprintf(b->err, b->errlen, "cannot listen on %s %s %s: %s", svc->name, kind, where, why);
+    errno = saved;
+    return -1;
+}
+
+static int is_wildcard(const struct sockaddr *sa)
+{
+    if (sa->sa_family == AF_INET)
+        return ((const struct sockaddr_in *)sa)->sin_addr.s_addr == htonl(INADDR_ANY);
+    if (sa->sa_family == AF_INET6)
+        return IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)sa)->sin6_addr);
+    return 0;
+}
+
+static void set_port(struct sockaddr *sa, uint16_t port)
+{
+    if (sa->sa_family == AF_INET)
+        ((struct sockaddr_in *)sa)->sin_port = htons(port);
+    else if (sa->sa_family == AF_INET6)
+        ((struct sockaddr_in6 *)sa)->sin6_port = htons(port);
+}
+
+/* Bind one tcp or udp socket and record it. *shared_port carries a SPEC's port 0
+ * choice to its next sockets; if that port is taken there, a fresh one is fine. */
+static int bind_inet(struct binder *b, const struct service *svc, int udp,
+                     struct sockaddr_storage *ss, socklen_t len, int v6only,
+                     uint16_t *shared_port, int spec_port_zero)
+{
+    const char *kind = udp ? "udp" : "tcp";
+    char text[ADDR_TEXT_MAX], why[NET_ERR_LEN];
+    struct sockaddr *sa = (struct sockaddr *)ss;
+    struct listener *l;
+    int fd;
+
+    if (spec_port_zero)
+        set_port(sa, *shared_port);
+    fd = udp ? net_udp_bind(sa, len, v6only, why, sizeof why)
+             : net_tcp_listen(sa, len, v6only, why, sizeof why);
+    if (fd < 0 && spec_port_zero && *shared_port != 0 && errno == EADDRINUSE) {
+        set_port(sa, 0);
+        fd = udp ? net_udp_bind(sa, len, v6only, why, sizeof why)
+                 : net_tcp_listen(sa, len, v6only, why, sizeof why);
+    }
+    if (fd < 0)
+        return cannot_listen(b, svc, kind, addr_format(sa, len, text, sizeof text), why);
+    if (udp && is_wildcard(sa) && net_udp_pktinfo(fd, sa->sa_family, why, sizeof why) < 0) {
+        close(fd);
+        return cannot_listen(b, svc, kind, addr_format(sa, len, text, sizeof text), why);
+    }
+    len = sizeof *ss;
+    if (getsockname(fd, sa, &len) < 0) {
+        snprintf(why, sizeof why, "getsockname: %s", strerror(errno));
+        close(fd);
+        return cannot_listen(b, svc, kind, "?", why);
+    }
+    if (spec_port_zero && *shared_port == 0)
+        *shared_port = (uint16_t)addr_port(sa);
+    l = binder_add(b);
+    watch_init(&l->w, fd, NULL);
+    l->svc = svc;
+    l->kind = udp ? LISTEN_UDP : LISTEN_TCP;
+    l->pktinfo = udp && is_wildcard(sa);
+    addr_format(sa, len, l->addr, sizeof l->addr);
+    return 0;
+}
+
+/* PORT alone: one dual-stack socket on [::], or 0.0.0.0 where there is no IPv6. */
+static int bind_any(struct binder *b, const struct service *svc, int udp, uint16_t port,
+                    uint16_t *shared_port)
+{
+    struct sockaddr_storage ss;
+    struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+    struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+    size_t before = b->n;
+
+    if (b->family != AF_INET) {
+        memset(&ss, 0, sizeof ss);
+        sin6->sin6_family = AF_INET6;
+        sin6->sin6_addr = in6addr_any;
+        sin6->sin6_port = htons(port);
+        if (bind_inet(b, svc, udp, &ss, sizeof *sin6, b->family == AF_INET6, shared_port,
+                      port == 0) == 0)
+            return 0;
+        if (b->family == AF_INET6 || (errno != EAFNOSUPPORT && errno != EADDRNOTAVAIL))
+            return -1;
+        b->n = before;
+    }
+    memset(&ss, 0, sizeof ss);
+    sin->sin_family = AF_INET;
+    sin->sin_addr.s_addr = htonl(INADDR_ANY);
+    sin->sin_port = htons(port);
+    return bind_inet(b, svc, udp, &ss, sizeof *sin, -1, shared_port, port == 0);
+}
+
+static int same_addr(const struct addrinfo *a, const struct addrinfo *list)
+{
+    for (const struct addrinfo *p = list; p != a; p = p->ai_next)
+        if (p->ai_addrlen == a->ai_addrlen && memcmp(p->ai_addr, a->ai_addr, a->ai_addrlen) == 0)
+            return 1;
+    return 0;
+}
+
+/* HOST:PORT: every address the name resolves to, each IPv6 one without IPv4. */
+static int bind_host(struct binder *b, const struct service *svc, int udp,
+                     const struct spec *sp, uint16_t *shared_port)
+{
+    struct addrinfo hints = { 0 }, *res;
+    char port[8], where[SPEC_HOST_MAX + 16];
+    int rc;
+
+    hints.ai_family = b->family;
+    hints.ai_socktype = udp ? SOCK_DGRAM : SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    snprintf(port, sizeof port, "%u", sp->port);
+    rc = getaddrinfo(sp->host, port, &hints, &res);
+    if (rc != 0) {
+        snprintf(where, sizeof where, strchr(sp->host, ':') ? "[%s]:%u" : "%s:%u", sp->host,
+                 sp->port);
+        return cannot_listen(b, svc, udp ? "udp" : "tcp", where,
+                             rc == EAI_SYSTEM ? strerror(errno) : gai_strerror(rc));
+    }
+    rc = 0;
+    for (struct addrinfo *ai = res; ai && rc == 0; ai = ai->ai_next) {
+        struct sockaddr_storage ss;
+
+        if (same_addr(ai, res) || ai->ai_addrlen > sizeof ss)
+            continue;
+        memcpy(&ss, ai->ai_addr, ai->ai_addrlen);
+        rc = bind_inet(b, svc, udp, &ss, ai->ai_addrlen, ai->ai_family == AF_INET6 ? 1 : -1,
+                       shared_port, sp->port == 0);
+    }
+    freeaddrinfo(res);
+    return rc;
+}
+
+static int bind_unix(struct binder *b, const struct service *svc, const struct spec *sp)
+{
+    char why[NET_ERR_LEN], where[SPEC_PATH_MAX + 8];
+    struct listener *l;
+    int fd = net_unix_listen(sp->path, sp->abstract, why, sizeof why);
+
+    snprintf(where, sizeof where, "unix:%s%s", sp->abstract ? "@" : "", sp->path);
+    if (fd < 0)
+        return cannot_listen(b, svc, "unix", where, why);
+    l = binder_add(b);
+    watch_init(&l->w, fd, NULL);
+    l->svc = svc;
+    l->kind = LISTEN_UNIX;
+    snprintf(l->addr, sizeof l->addr, "%s", where);
+    if (!sp->abstract)
+        l->unlink_path = xstrdup(sp->path);
+    return 0;
+}
+
+static int bind_spec(struct binder *b, const struct spec *sp)
+{
+    const struct service *svc = service_find(sp->service);
+    uint16_t shared_port = 0;
+
+    if (svc == NULL) {
+        snprintf(b->err, b->errlen, "unknown service '%s'", sp->service);
+        return -1;
+    }
+    if (sp->kind == ADDR_UNIX)
+        return bind_unix(b, svc, sp);
+    for (int udp = 0; udp <= 1; udp++) {
+        int rc;
+
+        if (!(sp->protos & (udp ? PROTO_UDP : PROTO_TCP)))
+            continue;
+        rc = sp->kind == ADDR_ANY ? bind_any(b, svc, udp, sp->port, &shared_port)
+                                  : bind_host(b, svc, udp, sp, &shared_port);
+        if (rc < 0)
+            return -1;
+    }
+    return 0;
+}
+
+int listen_specs(const struct spec *specs, size_t nspecs, int family, struct listener **out,
+                 size_t *n, char *err, size_t errlen)
+{
+    struct binder b = { .family = family, .err = err, .errlen = errlen };
+
+    for (size_t i = 0; i < nspecs; i++) {
+        if (bind_spec(&b, &specs[i]) < 0) {
+            listeners_close(b.ls, b.n);
+            return -1;
+        }
+    }
+    *out = b.ls;
+    *n = b.n;
+    return 0;
+}
+
+void listeners_close(struct listener *ls, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (ls[i].w.fd >= 0)
+            close(ls[i].w.fd);
+        if (ls[i].unlink_path) {
+            unlink(ls[i].unlink_path);
+            free(ls[i].unlink_path);
+        }
+    }
+    free(ls);
+}

@@ -1,0 +1,22 @@
+/* listen.h — turn SPECs into bound listeners. */
+#ifndef KODAMA_LISTEN_H
+#define KODAMA_LISTEN_H
+
+#include <stddef.h>
+
+#include "addr.h"
+#include "server.h"
+
+/* Bind every listener the SPECs name, in order (tcp before udp within a SPEC).
+ * family is AF_UNSPEC, or AF_INET / AF_INET6 for -4 / -6. With port 0, the first
+ * ephemeral port a SPEC gets is tried for its other sockets too, so that
+ * echo@localhost:0 answers on one port over tcp and udp, IPv4 and IPv6.
+ * Returns 0 with *out and *n set, or -1 with everything closed again and a line
+ * such as "cannot listen on echo tcp [::]:7007: Address already in use" in err. */
+int listen_specs(const struct spec *specs, size_t nspecs, int family, struct listener **out,
+                 size_t *n, char *err, size_t errlen);
+
+/* Close the descriptors, remove unix socket files, free the array. */
+void listeners_close(struct listener *ls, size_t n);
+
+#endif

@@ -1,0 +1,49 @@
+/* loop.h — a small readiness event loop in the spirit of Redis' ae.
+ *
+ * A watch is embedded in the object that owns the descriptor (a listener, a
+ * connection) and the backend hands it back as a pointer, so there is no fd-indexed
+ * table to size. One loop per thread; nothing here is shared between loops.
+ *
+ * Errors and hang-ups are reported as LOOP_READ|LOOP_WRITE|LOOP_HUP, so they reach
+ * handlers through their normal read and write paths. */
+#ifndef KODAMA_LOOP_H
+#define KODAMA_LOOP_H
+
+#include <stdint.h>
+
+/* LOOP_HUP asks to hear when the peer has closed, even while not reading. */
+enum { LOOP_READ = 1, LOOP_WRITE = 2, LOOP_HUP = 4 };
+
+struct loop;
+struct watch;
+
+typedef void watch_fn(struct loop *loop, struct watch *w, unsigned events);
+/* Returns the delay until the next call in ms, or LOOP_TIMER_DONE to stop. */
+typedef long timer_fn(struct loop *loop, void *data);
+#define LOOP_TIMER_DONE (-1)
+
+struct watch {
+    int fd;
+    unsigned mask;      /* what the backend is asked for now */
+    int registered;
+    watch_fn *fn;
+};
+
+struct loop *loop_new(void);                 /* NULL with errno on failure */
+void loop_free(struct loop *loop);
+
+void watch_init(struct watch *w, int fd, watch_fn *fn);
+/* Ask for exactly these events (0 = none). Returns 0, or -1 with errno. */
+int loop_watch(struct loop *loop, struct watch *w, unsigned mask);
+/* Forget the watch; call before closing its descriptor. */
+void loop_unwatch(struct loop *loop, struct watch *w);
+
+uint64_t loop_timer_add(struct loop *loop, long ms, timer_fn *fn, void *data);
+void loop_timer_del(struct loop *loop, uint64_t id);
+
+/* Run until loop_stop; returns 0, or -1 with errno if polling failed. */
+int loop_run(struct loop *loop);
+void loop_stop(struct loop *loop);
+const char *loop_backend_name(void);
+
+#endif

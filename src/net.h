@@ -1,0 +1,40 @@
+/* net.h — thin wrappers over socket set-up, in the spirit of Redis' anet.
+ *
+ * Each function returns a descriptor (or 0) on success and -1 on failure, with errno
+ * kept and, where err is not NULL, a message in err that names the failed call when it
+ * is not the obvious one (bind/listen failures are just the errno text, since the
+ * caller already says "cannot listen on ..."). Every socket is non-blocking and
+ * close-on-exec. */
+#ifndef KODAMA_NET_H
+#define KODAMA_NET_H
+
+#include <stddef.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#define NET_ERR_LEN 256
+#define NET_BACKLOG 4096   /* the kernel caps it at net.core.somaxconn */
+
+int net_set_nonblock(int fd, int on);
+
+/* v6only: -1 leave the default, 0 dual-stack, 1 IPv6 only (AF_INET6 only). */
+int net_tcp_listen(const struct sockaddr *sa, socklen_t len, int v6only, char *err, size_t errlen);
+int net_udp_bind(const struct sockaddr *sa, socklen_t len, int v6only, char *err, size_t errlen);
+/* Ask for the local address of each datagram (to answer from it on a wildcard bind). */
+int net_udp_pktinfo(int fd, int family, char *err, size_t errlen);
+
+/* Fill *sun for a path or an abstract name; returns the address length, or -1 with
+ * errno ENAMETOOLONG. */
+socklen_t net_unix_addr(const char *path, int abstract, struct sockaddr_un *sun);
+/* Listen on a unix stream socket. A socket file left by a dead listener is replaced;
+ * one somebody still listens on is EADDRINUSE; a file that is not a socket, EEXIST. */
+int net_unix_listen(const char *path, int abstract, char *err, size_t errlen);
+
+/* Accept a connection as a non-blocking, close-on-exec socket. */
+int net_accept(int lfd, struct sockaddr_storage *peer, socklen_t *len);
+
+/* Connect fd (blocking or not) to sa within timeout_ms (<= 0: the kernel's own).
+ * Leaves fd non-blocking. Returns 0, or -1 with errno (ETIMEDOUT on timeout). */
+int net_connect(int fd, const struct sockaddr *sa, socklen_t len, long timeout_ms);
+
+#endif

@@ -1,0 +1,66 @@
+/* server.h — listeners and the worker that serves them (one event loop).
+ *
+ * A listener is a bound descriptor plus what it serves; it does not care how the
+ * descriptor was made (bound from a SPEC today; passed by systemd later). A worker
+ * owns one loop, its listeners' watches, its connections and its buffer pool; a later
+ * issue runs one worker per core. */
+#ifndef KODAMA_SERVER_H
+#define KODAMA_SERVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "addr.h"
+#include "list.h"
+#include "loop.h"
+#include "pool.h"
+#include "service.h"
+
+enum listener_kind { LISTEN_TCP, LISTEN_UDP, LISTEN_UNIX };
+
+struct listener_stats {
+    uint64_t accepted, active, bytes_in, bytes_out;
+    uint64_t dgrams_in, dgrams_out, dgrams_dropped;
+    uint64_t accept_errors;
+};
+
+struct listener {
+    struct watch w;                 /* w.fd is the listening descriptor */
+    struct worker *wk;
+    const struct service *svc;
+    enum listener_kind kind;
+    char addr[ADDR_TEXT_MAX];       /* as bound, for the listening line and logs */
+    char *unlink_path;              /* a unix socket file to remove at exit */
+    int pktinfo;                    /* udp, wildcard: answer from the datagram's address */
+    int paused;                     /* out of descriptors: not accepting for now */
+    struct listener_stats stats;
+};
+
+struct worker {
+    struct loop *loop;
+    const struct serve_config *cfg;
+    struct listener *listeners;
+    size_t nlisteners;
+    struct dlink conns;             /* every open connection */
+    struct dlink lingering;         /* after our shutdown(SHUT_WR), oldest first */
+    size_t nconns;
+    int linger_armed;
+    struct pool pool;               /* echo buffers */
+    char *dgram;                    /* one datagram, in and out */
+    int stopping;
+    int paused_listeners;
+    int accept_retry_armed;
+    int64_t accept_log_ms;          /* last accept error logged */
+    unsigned long accept_errors_unlogged;
+};
+
+const char *listener_kind_name(enum listener_kind kind);
+
+/* Serve until SIGINT/SIGTERM; takes ownership of the listeners' descriptors.
+ * Returns 0 on a clean stop, 1 on a runtime failure (already reported). */
+int server_run(struct listener *ls, size_t n, const struct serve_config *cfg);
+
+/* Called by conn.c when a connection has closed: descriptors may be free again. */
+void worker_conn_closed(struct worker *wk);
+
+#endif

@@ -1,0 +1,28 @@
+/* svc_echo.c — the echo service of RFC 862: every byte back, in order.
+ *
+ * tcp input goes into the connection's bounded ring and out again from there
+ * (conn.c stops reading while the ring is full, so a peer that does not read cannot
+ * grow our memory); udp answers each datagram with itself. */
+#include "conn.h"
+#include "service.h"
+
+static void echo_open(struct conn *c, const struct serve_config *cfg)
+{
+    (void)cfg;
+    conn_echo_input(c);
+}
+
+static long echo_udp(const struct serve_config *cfg, const char *in, size_t len,
+                     const char **reply)
+{
+    (void)cfg;
+    *reply = in;
+    return (long)len;
+}
+
+const struct service service_echo = {
+    .name = "echo",
+    .summary = "send back every byte received (RFC 862)",
+    .tcp_open = echo_open,
+    .udp_reply = echo_udp,
+};

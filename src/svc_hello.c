@@ -1,0 +1,30 @@
+/* svc_hello.c — the tutorial's greeting server: say hello, then hang up cleanly.
+ *
+ * Over tcp the greeting is followed by shutdown(SHUT_WR) and the connection lingers,
+ * discarding input, until the client closes (at most 5 s, see conn.c): closing with
+ * unread data would make the kernel send a reset, and a client that spoke first
+ * would lose its greeting. Over udp every datagram gets the greeting. */
+#include "conn.h"
+#include "service.h"
+
+static void hello_open(struct conn *c, const struct serve_config *cfg)
+{
+    conn_send_static(c, cfg->message, cfg->message_len);
+    conn_close_after_send(c);
+}
+
+static long hello_udp(const struct serve_config *cfg, const char *in, size_t len,
+                      const char **reply)
+{
+    (void)in;
+    (void)len;
+    *reply = cfg->message;
+    return (long)cfg->message_len;
+}
+
+const struct service service_hello = {
+    .name = "hello",
+    .summary = "send a greeting, then close (udp: answer each datagram with it)",
+    .tcp_open = hello_open,
+    .udp_reply = hello_udp,
+};

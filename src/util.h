@@ -1,0 +1,31 @@
+/* util.h — small helpers shared by every command: numbers, escapes, memory. */
+#ifndef KODAMA_UTIL_H
+#define KODAMA_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define KODAMA_ERR_LEN 256
+
+/* Parse a decimal unsigned integer in [min, max]. The whole string must be digits.
+ * Returns 0, or -1 with a reason ("not a number", "too large", "too small") in err. */
+int parse_uint(const char *s, unsigned long min, unsigned long max, unsigned long *out,
+               char *err, size_t errlen);
+
+/* Parse a duration in seconds: "5", "0.5", "2.25" (at most millisecond precision),
+ * in (0, 86400]. Returns milliseconds, or -1 with a reason in err. */
+long parse_seconds(const char *s, char *err, size_t errlen);
+
+/* Decode the escapes \n \r \t \\ in src into dst (at least strlen(src) + 1 bytes).
+ * Returns the decoded length (dst is also NUL-terminated), or -1 with a reason
+ * naming the bad escape in err. */
+long unescape(const char *src, char *dst, char *err, size_t errlen);
+
+void *xmalloc(size_t n);
+void *xcalloc(size_t n, size_t size);
+char *xstrdup(const char *s);
+
+/* Monotonic clock in milliseconds. */
+int64_t now_ms(void);
+
+#endif
