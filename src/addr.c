@@ -20,8 +20,10 @@ static int spec_error(char *err, size_t errlen, const char *text, const char *fm
     va_start(ap, fmt);
     vsnprintf(what, sizeof what, fmt, ap);
     va_end(ap);
-    if (err && errlen)
+    if (err && errlen) {
         snprintf(err, errlen, "%s in '%s'", what, text);
+        printable(err);
+    }
     return -1;
 }
 

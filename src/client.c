@@ -98,7 +98,5 @@ int client_connect(const struct target *t, struct peer *p)
     if (fd < 0)
         return -1;
     p->fd = fd;
-    if (t->verbose)
-        log_msg("connected to %s", p->name);
     return 0;
 }

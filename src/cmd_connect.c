@@ -282,6 +282,8 @@ int cmd_connect(int argc, char **argv)
     t.timeout_ms = t.udp ? 0 : wait_ms;
     if (client_connect(&t, &p) < 0)
         return EXIT_FAIL;
+    if (t.verbose)
+        log_msg("connected to %s", p.name);
     r.p = &p;
     r.udp = t.udp;
     r.udp_wait_ms = wait_ms > 0 ? wait_ms : UDP_WAIT_DEFAULT_MS;

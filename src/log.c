@@ -6,6 +6,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "util.h"
+
 static void write_line(const char *prefix, const char *fmt, va_list ap)
 {
     char line[1024];
@@ -19,6 +21,8 @@ static void write_line(const char *prefix, const char *fmt, va_list ap)
         n = 0;
     if ((size_t)n > sizeof line - plen - 2)
         n = (int)(sizeof line - plen - 2);
+    line[plen + (size_t)n] = '\0';
+    printable(line);
     line[plen + (size_t)n] = '\n';
     for (size_t off = 0, len = plen + (size_t)n + 1; off < len;) {
         ssize_t w = write(STDERR_FILENO, line + off, len - off);

@@ -18,6 +18,7 @@ static void set_err(char *err, size_t errlen, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(err, errlen, fmt, ap);
     va_end(ap);
+    printable(err);
 }
 
 int parse_uint(const char *s, unsigned long min, unsigned long max, unsigned long *out,
@@ -115,6 +116,13 @@ long unescape(const char *src, char *dst, char *err, size_t errlen)
     }
     *out = '\0';
     return out - dst;
+}
+
+void printable(char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 || *s == 0x7f)
+            *s = '?';
 }
 
 static void *oom(size_t n)

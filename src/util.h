@@ -21,6 +21,10 @@ long parse_seconds(const char *s, char *err, size_t errlen);
  * naming the bad escape in err. */
 long unescape(const char *src, char *dst, char *err, size_t errlen);
 
+/* Replace control characters in s with '?', so text quoted from the user or the
+ * network can never split a log line or reach a terminal as a control sequence. */
+void printable(char *s);
+
 void *xmalloc(size_t n);
 void *xcalloc(size_t n, size_t size);
 char *xstrdup(const char *s);
