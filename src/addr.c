@@ -11,17 +11,24 @@
 
 #include "util.h"
 
-/* Every parse error ends by quoting the whole SPEC, so the user sees which one. */
+/* Every parse error ends by quoting the SPEC, so the user sees which one; a long
+ * one is shortened so that the message still fits and ends with its quote. */
+#define SPEC_QUOTE_MAX 64
+
 static int spec_error(char *err, size_t errlen, const char *text, const char *fmt, ...)
 {
     char what[160];
     va_list ap;
+    int len = (int)strlen(text);
 
     va_start(ap, fmt);
     vsnprintf(what, sizeof what, fmt, ap);
     va_end(ap);
     if (err && errlen) {
-        snprintf(err, errlen, "%s in '%s'", what, text);
+        if (len > SPEC_QUOTE_MAX)
+            snprintf(err, errlen, "%s in '%.*s...'", what, SPEC_QUOTE_MAX, text);
+        else
+            snprintf(err, errlen, "%s in '%s'", what, text);
         printable(err);
     }
     return -1;

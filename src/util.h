@@ -8,7 +8,8 @@
 #define KODAMA_ERR_LEN 256
 
 /* Parse a decimal unsigned integer in [min, max]. The whole string must be digits.
- * Returns 0, or -1 with a reason ("not a number", "too large", "too small") in err. */
+ * Returns 0, or -1 with a reason ("empty", "not a number", "too large", "too small")
+ * in err. */
 int parse_uint(const char *s, unsigned long min, unsigned long max, unsigned long *out,
                char *err, size_t errlen);
 
