@@ -196,15 +196,23 @@ static void begin_stop(struct worker *wk)
         loop_timer_add(wk->loop, STOP_FLUSH_MS, stop_deadline, wk);
 }
 
+static long stop_now(struct loop *loop, void *data)
+{
+    (void)loop;
+    begin_stop(data);
+    return LOOP_TIMER_DONE;
+}
+
+/* Stopping closes connections, and a connection may have an event waiting later in
+ * this very batch: the work is deferred to a timer, which runs after the batch. */
 static void signal_ready(struct loop *loop, struct watch *w, unsigned events)
 {
     struct signal_watch *sw = container_of(w, struct signal_watch, w);
     struct signalfd_siginfo si;
 
-    (void)loop;
     (void)events;
     while (read(w->fd, &si, sizeof si) == (ssize_t)sizeof si)
-        begin_stop(sw->wk);
+        loop_timer_add(loop, 0, stop_now, sw->wk);
 }
 
 /* Signals arrive as readable events on a signalfd, in the loop like everything else. */
