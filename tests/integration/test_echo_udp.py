@@ -1,0 +1,104 @@
+"""The echo service over udp: sizes, reply source address, wildcard binds, -v log."""
+import os
+import socket
+
+import pytest
+
+from kodama_helpers import recv_until_eof, scaled, udp_exchange
+
+SIZES = [0, 1, 1472, 65507]
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "::1"])
+def test_udp_echo_sizes(server, host):
+    spec_host = "[::1]" if host == "::1" else host
+    s = server.start(["echo@%s:0/udp" % spec_host])
+    dest = s.addr("echo", "udp")
+    assert dest[0] == host
+    fam = socket.AF_INET6 if host == "::1" else socket.AF_INET
+    with socket.socket(fam, socket.SOCK_DGRAM) as u:
+        u.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+        for size in SIZES:
+            payload = os.urandom(size)
+            reply, src = udp_exchange(dest, payload, sock=u)
+            assert len(reply) == size
+            assert reply == payload, size
+            assert src[:2] == dest, (src, dest)
+    s.stop()
+
+
+def test_udp_echo_wildcard_dual_stack(server):
+    s = server.start(["echo@0/udp"])
+    text = s.addr_text("echo", "udp")
+    assert text.startswith("[::]:"), text
+    port = s.port("echo", "udp")
+    for host in ("127.0.0.2", "127.0.0.1", "::1"):
+        payload = b"to " + host.encode()
+        reply, src = udp_exchange((host, port), payload)
+        assert reply == payload
+        assert src[0] == host and src[1] == port, "sent to %s, reply from %r" % (host, src)
+    # a large one through the mapped path too
+    payload = os.urandom(65507)
+    reply, src = udp_exchange(("127.0.0.2", port), payload)
+    assert reply == payload and src[:2] == ("127.0.0.2", port)
+    s.stop()
+
+
+def test_udp_echo_wildcard_ipv4_only(server):
+    s = server.start(["-4", "echo@0/udp"])
+    text = s.addr_text("echo", "udp")
+    assert text.startswith("0.0.0.0:"), text
+    port = s.port("echo", "udp")
+    for host in ("127.0.0.2", "127.0.0.1"):
+        reply, src = udp_exchange((host, port), b"v4 only")
+        assert reply == b"v4 only"
+        assert src[:2] == (host, port), src
+    s.stop()
+
+
+def test_udp_echo_ipv6_only_flag(server):
+    s = server.start(["-6", "echo@0/udp"])
+    assert s.addr_text("echo", "udp").startswith("[::]:"), s.listeners
+    reply, src = udp_exchange(("::1", s.port("echo", "udp")), b"v6")
+    assert reply == b"v6" and src[0] == "::1"
+    s.stop()
+
+
+def test_udp_echo_many_datagrams_one_socket(server):
+    s = server.start(["echo@127.0.0.1:0/udp"])
+    dest = s.addr("echo", "udp")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+        u.settimeout(scaled(5))
+        for i in range(300):
+            m = b"dgram %d" % i
+            u.sendto(m, dest)
+            reply, src = u.recvfrom(2048)
+            assert reply == m
+    s.stop()
+
+
+def test_udp_echo_verbose_log(server):
+    s = server.start(["-v", "echo@127.0.0.1:0/udp"])
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+        u.bind(("127.0.0.1", 0))
+        port = u.getsockname()[1]
+        reply, _ = udp_exchange(s.addr("echo", "udp"), b"hello", sock=u)
+        assert reply == b"hello"
+        reply, _ = udp_exchange(s.addr("echo", "udp"), b"", sock=u)
+        assert reply == b""
+    log = s.wait_log(lambda t: "kodama: datagram echo udp 127.0.0.1:%d in=0 out=0" % port
+                     in t.splitlines())
+    assert "kodama: datagram echo udp 127.0.0.1:%d in=5 out=5" % port in log.splitlines()
+    s.stop()
+
+
+def test_udp_and_tcp_same_spec(server):
+    """No /proto: both tcp and udp listen and echo."""
+    s = server.start(["echo@127.0.0.1:0"])
+    reply, _ = udp_exchange(s.addr("echo", "udp"), b"udp!")
+    assert reply == b"udp!"
+    with socket.create_connection(s.addr("echo", "tcp"), timeout=scaled(5)) as c:
+        c.sendall(b"tcp!")
+        c.shutdown(socket.SHUT_WR)
+        assert recv_until_eof(c) == b"tcp!"
+    s.stop()
