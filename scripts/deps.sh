@@ -8,9 +8,10 @@ netcat-openbsd socat ruby man-db groff-base procps"
 
 missing=""
 for p in $PACKAGES; do
-    status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+    # Installed, or installed with a trigger still to run (as during another install).
+    status=$(dpkg-query -W -f='${db:Status-Abbrev}' "$p" 2>/dev/null || true)
     case "$status" in
-        *"install ok installed"*) ;;
+        ii*|it*|iW*) ;;
         *) missing="$missing $p" ;;
     esac
 done
@@ -28,6 +29,9 @@ else
     SUDO=
 fi
 export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq
+# Another apt run (unattended upgrades, a second shell) holds the lock for a while.
+LOCK_WAIT="-o DPkg::Lock::Timeout=300"
 # shellcheck disable=SC2086
-$SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
+$SUDO apt-get $LOCK_WAIT update -qq
+# shellcheck disable=SC2086
+$SUDO apt-get $LOCK_WAIT install -y -qq --no-install-recommends $missing >/dev/null
