@@ -4,18 +4,28 @@
 #include <errno.h>
 #include <netdb.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "cli.h"
 #include "log.h"
 #include "net.h"
 #include "util.h"
 
-int client_port_ok(const char *port)
+int client_take_host_port(const char *cmd, int argc, char **argv, struct target *t)
 {
-    unsigned long v;
+    unsigned long port;
 
-    return parse_uint(port, 1, 65535, &v, NULL, 0) == 0;
+    if (optind >= argc)
+        return usage_error(cmd, "missing HOST");
+    if (optind + 1 >= argc)
+        return usage_error(cmd, "missing PORT");
+    t->host = argv[optind++];
+    t->port = argv[optind++];
+    if (parse_uint(t->port, 1, 65535, &port, NULL, 0) < 0)
+        return usage_error(cmd, "invalid port '%s'", t->port);
+    return EXIT_OK;
 }
 
 static void describe(struct peer *p, const struct sockaddr *sa, socklen_t len, int udp)
@@ -99,4 +109,38 @@ int client_connect(const struct target *t, struct peer *p)
         return -1;
     p->fd = fd;
     return 0;
+}
+
+int client_parse_options(const char *cmd, int argc, char **argv, struct client_opts *o,
+                         void (*help)(FILE *out))
+{
+    static const struct option longopts[] = {
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    int c;
+
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "+:46hU:uvw:", longopts, NULL)) != -1) {
+        switch (c) {
+        case '4': o->t.family = AF_INET; break;
+        case '6': o->t.family = AF_INET6; break;
+        case 'U': o->t.unix_path = optarg; break;
+        case 'u': o->t.udp = 1; break;
+        case 'v': o->t.verbose = 1; break;
+        case 'w':
+            o->wait_text = optarg;
+            o->wait_ms = parse_seconds(optarg, NULL, 0);
+            if (o->wait_ms < 0)
+                return usage_error(cmd, "invalid timeout '%s'", optarg);
+            break;
+        case 'h': help(stdout); exit(EXIT_OK);
+        default: return option_error(cmd, c, argv, longopts);
+        }
+    }
+    if (o->t.unix_path && o->t.udp)
+        return usage_error(cmd, "cannot use -U with -u");
+    if (o->t.unix_path && o->t.family != AF_UNSPEC)
+        return usage_error(cmd, "cannot use -U with -4 or -6");
+    return EXIT_OK;
 }

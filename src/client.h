@@ -3,6 +3,7 @@
 #define KODAMA_CLIENT_H
 
 #include <stddef.h>
+#include <stdio.h>
 
 #include "addr.h"
 
@@ -26,7 +27,20 @@ struct peer {
  * refused", or "nosuchhost: Name or service not known". */
 int client_connect(const struct target *t, struct peer *p);
 
-/* Validate a port operand (1-65535) for usage errors. */
-int client_port_ok(const char *port);
+/* Take the HOST PORT operands at argv[optind] and step optind past them. Returns
+ * EXIT_OK, or a usage error already reported. */
+int client_take_host_port(const char *cmd, int argc, char **argv, struct target *t);
+
+struct client_opts {
+    struct target t;
+    const char *wait_text;      /* -w as given, for messages */
+    long wait_ms;               /* -w; the caller sets the default */
+};
+
+/* The options send and connect share: -4 -6 -U PATH -u -v -w SECS -h. Options end at
+ * the first operand (so a message may start with '-'); optind is left there. Returns
+ * EXIT_OK, or a usage error already reported. */
+int client_parse_options(const char *cmd, int argc, char **argv, struct client_opts *o,
+                         void (*help)(FILE *out));
 
 #endif

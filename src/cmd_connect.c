@@ -220,72 +220,35 @@ static int relay_run(struct relay *r)
     return EXIT_OK;
 }
 
-static int parse_connect_args(int argc, char **argv, struct target *t, long *wait_ms)
+static int parse_connect_args(int argc, char **argv, struct client_opts *o)
 {
-    static const struct option longopts[] = {
-        { "help", no_argument, NULL, 'h' },
-        { NULL, 0, NULL, 0 },
-    };
-    char err[KODAMA_ERR_LEN];
-    int c, nops;
+    int rc = client_parse_options("connect", argc, argv, o, help_connect);
 
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, "+:46hU:uvw:", longopts, NULL)) != -1) {
-        switch (c) {
-        case '4': t->family = AF_INET; break;
-        case '6': t->family = AF_INET6; break;
-        case 'U': t->unix_path = optarg; break;
-        case 'u': t->udp = 1; break;
-        case 'v': t->verbose = 1; break;
-        case 'w':
-            *wait_ms = parse_seconds(optarg, err, sizeof err);
-            if (*wait_ms < 0)
-                return usage_error("connect", "invalid timeout '%s'", optarg);
-            break;
-        case 'h': help_connect(stdout); exit(EXIT_OK);
-        default: return option_error("connect", c, argv, longopts);
-        }
-    }
-    if (t->unix_path && t->udp)
-        return usage_error("connect", "cannot use -U with -u");
-    if (t->unix_path && t->family != AF_UNSPEC)
-        return usage_error("connect", "cannot use -U with -4 or -6");
-    nops = argc - optind;
-    if (t->unix_path) {
-        if (nops > 0)
-            return usage_error("connect", "unexpected argument '%s' with -U", argv[optind]);
-        return EXIT_OK;
-    }
-    if (nops < 1)
-        return usage_error("connect", "missing HOST");
-    if (nops < 2)
-        return usage_error("connect", "missing PORT");
-    if (nops > 2)
-        return usage_error("connect", "unexpected argument '%s'", argv[optind + 2]);
-    t->host = argv[optind];
-    t->port = argv[optind + 1];
-    if (!client_port_ok(t->port))
-        return usage_error("connect", "invalid port '%s'", t->port);
-    return EXIT_OK;
+    if (rc == EXIT_OK && !o->t.unix_path)
+        rc = client_take_host_port("connect", argc, argv, &o->t);
+    if (rc == EXIT_OK && optind < argc)
+        rc = usage_error("connect", "unexpected argument '%s'", argv[optind]);
+    return rc;
 }
 
 int cmd_connect(int argc, char **argv)
 {
-    struct target t = { .family = AF_UNSPEC };
-    long wait_ms = 0;
+    struct client_opts o = { .t.family = AF_UNSPEC };
+    struct target *t = &o.t;
     struct peer p;
     struct relay r = { .stdin_open = 1, .net_in_open = 1, .net_out_open = 1 };
-    int rc = parse_connect_args(argc, argv, &t, &wait_ms);
+    int rc = parse_connect_args(argc, argv, &o);
+    long wait_ms = o.wait_ms;
 
     if (rc != EXIT_OK)
         return rc;
-    t.timeout_ms = t.udp ? 0 : wait_ms;
-    if (client_connect(&t, &p) < 0)
+    t->timeout_ms = t->udp ? 0 : wait_ms;
+    if (client_connect(t, &p) < 0)
         return EXIT_FAIL;
-    if (t.verbose)
+    if (t->verbose)
         log_msg("connected to %s", p.name);
     r.p = &p;
-    r.udp = t.udp;
+    r.udp = t->udp;
     r.udp_wait_ms = wait_ms > 0 ? wait_ms : UDP_WAIT_DEFAULT_MS;
     ring_attach(&r.to_net, xmalloc(RELAY_BUF), RELAY_BUF);
     ring_attach(&r.to_out, xmalloc(r.udp ? UDP_DGRAM_MAX * 2 : RELAY_BUF),

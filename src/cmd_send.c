@@ -33,9 +33,7 @@ void help_send(FILE *out)
 }
 
 struct send_opts {
-    struct target t;
-    const char *wait_text;      /* -w as given, for messages */
-    long wait_ms;
+    struct client_opts c;
     char **msgs;
     int nmsgs;
 };
@@ -66,7 +64,7 @@ static int wait_fd(int fd, short events, int64_t deadline)
 
 static int no_reply(const struct send_opts *o, const struct peer *p)
 {
-    log_msg("no reply from %s within %s s", p->name, o->wait_text);
+    log_msg("no reply from %s within %s s", p->name, o->c.wait_text);
     return EXIT_FAIL;
 }
 
@@ -76,7 +74,7 @@ static int exchange_stream(const struct send_opts *o, const struct peer *p, cons
                            char *reply)
 {
     size_t len = strlen(msg), sent = 0, got = 0;
-    int64_t deadline = now_ms() + o->wait_ms;
+    int64_t deadline = now_ms() + o->c.wait_ms;
 
     while (got < len) {
         int ev = wait_fd(p->fd, (short)(POLLIN | (sent < len ? POLLOUT : 0)), deadline);
@@ -105,7 +103,7 @@ static int exchange_stream(const struct send_opts *o, const struct peer *p, cons
         }
         if (n > 0) {
             got += (size_t)n;
-            deadline = now_ms() + o->wait_ms;
+            deadline = now_ms() + o->c.wait_ms;
         }
     }
     return EXIT_OK;
@@ -122,7 +120,7 @@ static int exchange_udp(const struct send_opts *o, const struct peer *p, const c
         log_msg("send to %s failed: %s", p->name, strerror(errno));
         return EXIT_FAIL;
     }
-    deadline = now_ms() + o->wait_ms;
+    deadline = now_ms() + o->c.wait_ms;
     for (;;) {
         int ev = wait_fd(p->fd, POLLIN, deadline);
 
@@ -149,11 +147,11 @@ static int send_all(const struct send_opts *o, const struct peer *p)
     for (int i = 0; i < o->nmsgs && rc == EXIT_OK; i++) {
         size_t len = strlen(o->msgs[i]), rlen = len;
 
-        if (len > UDP_DGRAM_MAX && !o->t.udp) {
+        if (len > UDP_DGRAM_MAX && !o->c.t.udp) {
             free(reply);
             reply = xmalloc(len + 1);
         }
-        rc = o->t.udp ? exchange_udp(o, p, o->msgs[i], reply, &rlen)
+        rc = o->c.t.udp ? exchange_udp(o, p, o->msgs[i], reply, &rlen)
                       : exchange_stream(o, p, o->msgs[i], reply);
         if (rc != EXIT_OK)
             break;
@@ -162,7 +160,7 @@ static int send_all(const struct send_opts *o, const struct peer *p)
             rc = EXIT_FAIL;
             break;
         }
-        if (o->t.verbose)
+        if (o->c.t.verbose)
             log_plain("Received %zu bytes from %s", rlen, p->addr);
         if (write_reply(reply, rlen) < 0)
             rc = EXIT_FAIL;
@@ -173,52 +171,17 @@ static int send_all(const struct send_opts *o, const struct peer *p)
 
 static int parse_send_args(int argc, char **argv, struct send_opts *o)
 {
-    static const struct option longopts[] = {
-        { "help", no_argument, NULL, 'h' },
-        { NULL, 0, NULL, 0 },
-    };
-    char err[KODAMA_ERR_LEN];
-    int c, nops;
+    int rc = client_parse_options("send", argc, argv, &o->c, help_send);
 
-    opterr = 0;
-    /* '+': options end at the first operand, so a MESSAGE may start with '-'. */
-    while ((c = getopt_long(argc, argv, "+:46hU:uvw:", longopts, NULL)) != -1) {
-        switch (c) {
-        case '4': o->t.family = AF_INET; break;
-        case '6': o->t.family = AF_INET6; break;
-        case 'U': o->t.unix_path = optarg; break;
-        case 'u': o->t.udp = 1; break;
-        case 'v': o->t.verbose = 1; break;
-        case 'w':
-            o->wait_text = optarg;
-            o->wait_ms = parse_seconds(optarg, err, sizeof err);
-            if (o->wait_ms < 0)
-                return usage_error("send", "invalid timeout '%s'", optarg);
-            break;
-        case 'h': help_send(stdout); exit(EXIT_OK);
-        default: return option_error("send", c, argv, longopts);
-        }
-    }
-    if (o->t.unix_path && o->t.udp)
-        return usage_error("send", "cannot use -U with -u");
-    if (o->t.unix_path && o->t.family != AF_UNSPEC)
-        return usage_error("send", "cannot use -U with -4 or -6");
-    nops = argc - optind;
-    if (!o->t.unix_path) {
-        if (nops < 1)
-            return usage_error("send", "missing HOST");
-        if (nops < 2)
-            return usage_error("send", "missing PORT");
-        o->t.host = argv[optind++];
-        o->t.port = argv[optind++];
-        if (!client_port_ok(o->t.port))
-            return usage_error("send", "invalid port '%s'", o->t.port);
-    }
+    if (rc == EXIT_OK && !o->c.t.unix_path)
+        rc = client_take_host_port("send", argc, argv, &o->c.t);
+    if (rc != EXIT_OK)
+        return rc;
     o->msgs = argv + optind;
     o->nmsgs = argc - optind;
     if (o->nmsgs == 0)
         return usage_error("send", "missing MESSAGE");
-    if (o->t.udp)
+    if (o->c.t.udp)
         for (int i = 0; i < o->nmsgs; i++)
             if (strlen(o->msgs[i]) > 65507)
                 return usage_error("send", "MESSAGE %d is longer than a udp datagram (65507 bytes)", i + 1);
@@ -227,14 +190,14 @@ static int parse_send_args(int argc, char **argv, struct send_opts *o)
 
 int cmd_send(int argc, char **argv)
 {
-    struct send_opts o = { .t.family = AF_UNSPEC, .wait_text = "5", .wait_ms = 5000 };
+    struct send_opts o = { .c = { .t.family = AF_UNSPEC, .wait_text = "5", .wait_ms = 5000 } };
     struct peer p;
     int rc = parse_send_args(argc, argv, &o);
 
     if (rc != EXIT_OK)
         return rc;
-    o.t.timeout_ms = o.wait_ms;
-    if (client_connect(&o.t, &p) < 0)
+    o.c.t.timeout_ms = o.c.wait_ms;
+    if (client_connect(&o.c.t, &p) < 0)
         return EXIT_FAIL;
     rc = send_all(&o, &p);
     close(p.fd);
