@@ -519,3 +519,16 @@ def received_lines(r):
     for line in r.err_lines:
         assert line.startswith("Received "), "unexpected stderr line %r in %r" % (line, r)
     return r.err_lines
+
+
+def require_localhost_name():
+    """Skip unless the name 'localhost' resolves to 127.0.0.1 here: it comes from
+    /etc/hosts, which a minimal root may not have. Returns its addresses."""
+    try:
+        infos = socket.getaddrinfo("localhost", 7, type=socket.SOCK_STREAM)
+    except socket.gaierror as e:
+        pytest.skip("the name 'localhost' does not resolve on this machine: %s" % e)
+    addrs = sorted({info[4][0] for info in infos})
+    if "127.0.0.1" not in addrs:
+        pytest.skip("'localhost' resolves to %s, not 127.0.0.1" % addrs)
+    return addrs

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from kodama_helpers import (connect, recv_exact, recv_until_eof, run_echo_clients, scaled,
+from kodama_helpers import (connect, recv_exact, recv_until_eof, require_localhost_name, run_echo_clients, scaled,
                             sha256, stream_through)
 
 BIG = 100 << 20
@@ -199,3 +199,24 @@ def test_unix_peer_logs_as_unix(server, sockdir):
     log = s.wait_log(lambda t: "kodama: close echo unix unix: in=5 out=5" in t.splitlines())
     assert "kodama: accept echo unix unix:" in log.splitlines(), log
     s.stop()
+
+
+def test_host_name_binds_every_address_on_one_port(server):
+    """echo@localhost:0 listens on each address the name resolves to, and with port 0
+    the first ephemeral port is shared by the others (tcp and udp alike)."""
+    addrs = require_localhost_name()
+    s = server.start(["echo@localhost:0"])
+    tcp = sorted(addr for svc, proto, addr, sa in s.listeners if proto == "tcp")
+    udp = sorted(addr for svc, proto, addr, sa in s.listeners if proto == "udp")
+    ports = {addr.rsplit(":", 1)[1] for addr in tcp + udp}
+    assert len(ports) == 1, s.listeners
+    port = ports.pop()
+    want = sorted(("[%s]:%s" if ":" in a else "%s:%s") % (a, port) for a in addrs)
+    assert tcp == want and udp == want, s.listeners
+    for svc, proto, addr, sa in s.listeners:
+        if proto == "tcp":
+            c = connect(sa)
+            c.sendall(b"named")
+            c.shutdown(socket.SHUT_WR)
+            assert recv_until_eof(c) == b"named"
+            c.close()
