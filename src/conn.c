@@ -89,6 +89,8 @@ static int conn_read(struct conn *c)
         n = readv(c->w.fd, iov, cnt);
         if (n > 0)
             ring_produce(&c->ring, (size_t)n);
+        else
+            conn_release_buffer(c);     /* an idle connection holds no buffer */
     } else {
         n = read(c->w.fd, discard, sizeof discard);
     }
