@@ -41,7 +41,7 @@ unit: $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
 
 integration: kodama
-	KODAMA_BIN=$(CURDIR)/kodama $(PYTHON) -m pytest -q tests/integration
+	KODAMA_BIN=$(CURDIR)/kodama $(PYTHON) -m pytest -q -rs tests/integration
 
 # The same sources, checked by the other compiler: both must stay warning-free.
 clang-check:
@@ -56,7 +56,7 @@ unit-asan: $(UNIT_BIN)
 
 asan-test: asan
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
-	    KODAMA_BIN=$(CURDIR)/build/asan/kodama $(PYTHON) -m pytest -q tests/integration
+	    KODAMA_BIN=$(CURDIR)/build/asan/kodama $(PYTHON) -m pytest -q -rs tests/integration
 
 test: deps
 	@$(MAKE) --no-print-directory kodama clang-check
