@@ -220,3 +220,24 @@ def test_host_name_binds_every_address_on_one_port(server):
             c.shutdown(socket.SHUT_WR)
             assert recv_until_eof(c) == b"named"
             c.close()
+
+
+def test_ipv6_only_flag_refuses_ipv4(server):
+    """-6 on a bare PORT is [::] with IPV6_V6ONLY: ::1 is served, 127.0.0.1 is not;
+    without -6 the same wildcard socket serves both."""
+    s6 = server.start(["-6", "echo@0/tcp"])
+    port = s6.port("echo", "tcp")
+    c = connect(("::1", port))
+    c.sendall(b"six")
+    assert recv_exact(c, 3) == b"six"
+    c.close()
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", port), timeout=scaled(5))
+    s6.stop()
+    both = server.start(["echo@0/tcp"])
+    for host in ("127.0.0.1", "::1"):
+        c = connect((host, both.port("echo", "tcp")))
+        c.sendall(b"dual")
+        assert recv_exact(c, 4) == b"dual"
+        c.close()
+    both.stop()
