@@ -144,12 +144,17 @@ def socat_echo():
         wait_tcp_accepting("127.0.0.1", port)
         yield port
     finally:
-        p.terminate()
-        try:
-            p.wait(5)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
+        stop_process(p)
+
+
+def stop_process(p):
+    """Ask a peer tool to stop; kill it if it will not within 5 s."""
+    p.terminate()
+    try:
+        p.wait(5)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait()
 
 
 @pytest.fixture
@@ -163,12 +168,7 @@ def socat_udp_echo():
     try:
         yield port
     finally:
-        p.terminate()
-        try:
-            p.wait(5)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
+        stop_process(p)
 
 
 def test_send_against_socat(socat_echo):
