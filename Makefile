@@ -6,8 +6,8 @@ PYTHON   ?= /usr/bin/python3
 BUILD    ?= build
 WARN      = -Wall -Wextra -Werror
 CFLAGS   ?= -O2 -g
-ALL_CFLAGS = -std=c17 -D_GNU_SOURCE $(WARN) $(CFLAGS) $(EXTRA_CFLAGS) -MMD -MP
-LDLIBS   ?=
+ALL_CFLAGS = -std=c17 -D_GNU_SOURCE -pthread $(WARN) $(CFLAGS) $(EXTRA_CFLAGS) -MMD -MP
+LDLIBS   ?= -pthread
 SANFLAGS  = -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 
 LIB_SRC  = $(filter-out src/main.c,$(wildcard src/*.c))

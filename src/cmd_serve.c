@@ -2,6 +2,7 @@
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "addr.h"
 #include "cli.h"
@@ -30,10 +31,29 @@ void help_serve(FILE *out)
         "  -6                 IPv6 only\n"
         "  -m, --message TEXT hello's greeting (escapes \\n \\r \\t \\\\;\n"
         "                     default 'Hello from server!\\n')\n"
+        "  -t, --threads N    event loops, one per thread (default: online CPUs)\n"
         "  -v, --verbose      log each connection and datagram\n"
         "  -h, --help         show this help\n\n"
         "stderr gets 'kodama: listening SERVICE PROTO ADDR' per listener, then\n"
         "'kodama: ready'. Exit status: 0 stopped by a signal, 1 failure, 2 usage error.\n");
+}
+
+#define MAX_THREADS 1024
+
+static size_t default_threads(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+    return n < 1 ? 1 : n > MAX_THREADS ? MAX_THREADS : (size_t)n;
+}
+
+/* For measuring (docs/DESIGN.md): KODAMA_LISTEN=shared makes every loop serve the same
+ * sockets (EPOLLEXCLUSIVE) instead of SO_REUSEPORT siblings. */
+static int share_listeners_wanted(void)
+{
+    const char *mode = getenv("KODAMA_LISTEN");
+
+    return mode && strcmp(mode, "shared") == 0;
 }
 
 struct serve_opts {
@@ -46,21 +66,31 @@ static int parse_serve_args(int argc, char **argv, struct serve_opts *o)
 {
     static const struct option longopts[] = {
         { "message", required_argument, NULL, 'm' },
+        { "threads", required_argument, NULL, 't' },
         { "verbose", no_argument, NULL, 'v' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
     char err[KODAMA_ERR_LEN];
     const char *text = "Hello from server!\\n";
+    unsigned long n;
     int c;
     long len;
 
     opterr = 0;
-    while ((c = getopt_long(argc, argv, ":46hm:v", longopts, NULL)) != -1) {
+    o->cfg.threads = default_threads();
+    o->cfg.share_listeners = share_listeners_wanted();
+    while ((c = getopt_long(argc, argv, ":46hm:t:v", longopts, NULL)) != -1) {
         switch (c) {
         case '4': o->family = AF_INET; break;
         case '6': o->family = AF_INET6; break;
         case 'm': text = optarg; break;
+        case 't':
+            if (parse_uint(optarg, 1, MAX_THREADS, &n, err, sizeof err) < 0)
+                return usage_error("serve", "--threads '%s': %s (1 to %d)", optarg, err,
+                                   MAX_THREADS);
+            o->cfg.threads = n;
+            break;
         case 'v': o->cfg.verbose = 1; break;
         case 'h': help_serve(stdout); exit(EXIT_OK);
         default: return option_error("serve", c, argv, longopts);
@@ -108,7 +138,9 @@ int cmd_serve(int argc, char **argv)
     specs = xcalloc((size_t)nspecs, sizeof *specs);
     if (rc == EXIT_OK)
         rc = parse_specs(nspecs, texts, specs);
-    if (rc == EXIT_OK && listen_specs(specs, (size_t)nspecs, o.family, &ls, &nls, err, sizeof err) < 0) {
+    if (rc == EXIT_OK && listen_specs(specs, (size_t)nspecs, o.family,
+                                     o.cfg.threads > 1 && !o.cfg.share_listeners, &ls, &nls,
+                                     err, sizeof err) < 0) {
         log_msg("%s", err);
         rc = EXIT_FAIL;
     }

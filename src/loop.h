@@ -11,8 +11,10 @@
 
 #include <stdint.h>
 
-/* LOOP_HUP asks to hear when the peer has closed, even while not reading. */
-enum { LOOP_READ = 1, LOOP_WRITE = 2, LOOP_HUP = 4 };
+/* LOOP_HUP asks to hear when the peer has closed, even while not reading.
+ * LOOP_EXCLUSIVE, for a socket that several loops watch: wake only one of them. It
+ * can be set when a watch starts, not changed while the watch is on (epoll's rule). */
+enum { LOOP_READ = 1, LOOP_WRITE = 2, LOOP_HUP = 4, LOOP_EXCLUSIVE = 8 };
 
 struct loop;
 struct watch;

@@ -49,6 +49,8 @@ static int ctl(struct backend *b, int op, int fd, unsigned mask, void *ptr)
         ev.events |= EPOLLOUT;
     if (mask & LOOP_HUP)
         ev.events |= EPOLLRDHUP;
+    if (mask & LOOP_EXCLUSIVE)
+        ev.events |= EPOLLEXCLUSIVE;
     ev.data.ptr = ptr;
     return epoll_ctl(b->epfd, op, fd, &ev);
 }

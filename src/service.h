@@ -15,6 +15,8 @@ struct serve_config {
     const char *message;        /* hello's greeting, escapes decoded */
     size_t message_len;
     int verbose;
+    size_t threads;             /* event loops, one per thread */
+    int share_listeners;        /* one socket for all loops, not SO_REUSEPORT siblings */
 };
 
 struct service {
