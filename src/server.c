@@ -283,10 +283,12 @@ static int worker_init(struct worker *wk, size_t id, struct listener *ls, size_t
     dlist_init(&wk->conns);
     dlist_init(&wk->lingering);
     pool_init(&wk->pool, ECHO_BUF_SIZE, POOL_KEEP);
-    wk->dgram = xmalloc(UDP_DGRAM_MAX);
     watch_init(&wk->wake, -1, wake_ready);
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
         ls[i].wk = wk;
+        if (ls[i].kind == LISTEN_UDP && wk->udp == NULL)
+            wk->udp = udp_batch_new();
+    }
     wk->loop = loop_new();
     if (wk->loop == NULL)
         return -1;
@@ -309,7 +311,7 @@ static void worker_destroy(struct worker *wk)
     wk->stopping = 1;   /* closing connections must not resume accepting */
     conn_close_all(wk);
     pool_destroy(&wk->pool);
-    free(wk->dgram);
+    udp_batch_free(wk->udp);
     if (wk->wake.fd >= 0)
         close(wk->wake.fd);
     loop_free(wk->loop);

@@ -55,7 +55,7 @@ struct worker {
     size_t nconns;
     int linger_armed;
     struct pool pool;               /* echo buffers */
-    char *dgram;                    /* one datagram, in and out */
+    struct udp_batch *udp;          /* datagrams in and out, if any udp listener */
     int stopping;
     int paused_listeners;
     int accept_retry_armed;
