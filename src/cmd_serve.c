@@ -1,5 +1,6 @@
 /* cmd_serve.c — `kodama serve`: parse SPECs and options, bind, serve. */
 #include <netinet/in.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -7,6 +8,7 @@
 #include "addr.h"
 #include "cli.h"
 #include "listen.h"
+#include "loop_uring.h"
 #include "log.h"
 #include "server.h"
 #include "service.h"
@@ -31,6 +33,8 @@ void help_serve(FILE *out)
         "  -6                 IPv6 only\n"
         "  -m, --message TEXT hello's greeting (escapes \\n \\r \\t \\\\;\n"
         "                     default 'Hello from server!\\n')\n"
+        "      --io MODE      epoll, uring (io_uring) or auto (default: $KODAMA_IO,\n"
+        "                     else auto: uring where the kernel allows it, else epoll)\n"
         "  -t, --threads N    event loops, one per thread (default: online CPUs)\n"
         "  -v, --verbose      log each connection and datagram\n"
         "  -h, --help         show this help\n\n"
@@ -56,8 +60,14 @@ static int share_listeners_wanted(void)
     return mode && strcmp(mode, "shared") == 0;
 }
 
+static int io_mode_valid(const char *mode)
+{
+    return strcmp(mode, "epoll") == 0 || strcmp(mode, "uring") == 0 || strcmp(mode, "auto") == 0;
+}
+
 struct serve_opts {
     int family;
+    const char *io;
     struct serve_config cfg;
     char *message;
 };
@@ -67,6 +77,7 @@ static int parse_serve_args(int argc, char **argv, struct serve_opts *o)
     static const struct option longopts[] = {
         { "message", required_argument, NULL, 'm' },
         { "threads", required_argument, NULL, 't' },
+        { "io", required_argument, NULL, 'I' },
         { "verbose", no_argument, NULL, 'v' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
@@ -79,6 +90,9 @@ static int parse_serve_args(int argc, char **argv, struct serve_opts *o)
 
     opterr = 0;
     o->cfg.threads = default_threads();
+    o->io = getenv("KODAMA_IO") ? getenv("KODAMA_IO") : "auto";
+    if (!io_mode_valid(o->io))
+        return usage_error("serve", "KODAMA_IO='%s': not epoll, uring or auto", o->io);
     o->cfg.share_listeners = share_listeners_wanted();
     while ((c = getopt_long(argc, argv, ":46hm:t:v", longopts, NULL)) != -1) {
         switch (c) {
@@ -90,6 +104,11 @@ static int parse_serve_args(int argc, char **argv, struct serve_opts *o)
                 return usage_error("serve", "--threads '%s': %s (1 to %d)", optarg, err,
                                    MAX_THREADS);
             o->cfg.threads = n;
+            break;
+        case 'I':
+            if (!io_mode_valid(optarg))
+                return usage_error("serve", "--io '%s': not epoll, uring or auto", optarg);
+            o->io = optarg;
             break;
         case 'v': o->cfg.verbose = 1; break;
         case 'h': help_serve(stdout); exit(EXIT_OK);
@@ -116,6 +135,28 @@ static int parse_specs(int n, char **texts, struct spec *specs)
             return usage_error("serve", "unknown service '%s' in '%s'", specs[i].service, texts[i]);
     }
     return EXIT_OK;
+}
+
+/* auto takes io_uring where it works and says why not where it does not; asked for
+ * by name, it must work. */
+static int choose_io(const char *mode, struct serve_config *cfg)
+{
+    if (strcmp(mode, "epoll") == 0) {
+        cfg->io = LOOP_IO_EPOLL;
+        return 0;
+    }
+    if (uring_available() == 0) {
+        cfg->io = LOOP_IO_URING;
+        return 0;
+    }
+    if (strcmp(mode, "uring") == 0) {
+        log_msg("cannot use io_uring: %s", strerror(errno));
+        return -1;
+    }
+    if (cfg->verbose)
+        log_msg("io_uring unavailable (%s); using epoll", strerror(errno));
+    cfg->io = LOOP_IO_EPOLL;
+    return 0;
 }
 
 int cmd_serve(int argc, char **argv)
@@ -145,6 +186,10 @@ int cmd_serve(int argc, char **argv)
         rc = EXIT_FAIL;
     }
     free(specs);
+    if (rc == EXIT_OK && choose_io(o.io, &o.cfg) < 0) {
+        listeners_close(ls, nls);
+        rc = EXIT_FAIL;
+    }
     if (rc == EXIT_OK)
         rc = server_run(ls, nls, &o.cfg);
     free(o.message);

@@ -252,6 +252,8 @@ static int listener_copy(const struct listener *from, struct listener *to, int s
 
     *to = *from;
     to->unlink_path = NULL;     /* the original removes the file */
+    to->armed = 0;
+    to->paused = 0;
     memset(&to->stats, 0, sizeof to->stats);
     to->shared = share || from->kind == LISTEN_UNIX || !from->reuseport;
     if (to->shared) {

@@ -24,6 +24,7 @@
 #include "log.h"
 #include "net.h"
 #include "udp.h"
+#include "uring_engine.h"
 #include "util.h"
 
 #define ACCEPTS_PER_EVENT 64
@@ -94,7 +95,9 @@ static void resume_accepting(struct worker *wk)
             continue;
         l->paused = 0;
         wk->paused_listeners--;
-        if (loop_watch(wk->loop, &l->w, listener_mask(l)) < 0)
+        if (wk->uring)
+            uring_listener_start(wk, l);
+        else if (loop_watch(wk->loop, &l->w, listener_mask(l)) < 0)
             log_msg("cannot watch %s %s %s: %s", l->svc->name, listener_kind_name(l->kind),
                     l->addr, strerror(errno));
     }
@@ -117,7 +120,8 @@ static void pause_accepting(struct worker *wk, struct listener *l)
 {
     l->paused = 1;
     wk->paused_listeners++;
-    loop_watch(wk->loop, &l->w, 0);
+    if (!wk->uring)
+        loop_watch(wk->loop, &l->w, 0);
     if (!wk->accept_retry_armed) {
         loop_timer_add(wk->loop, ACCEPT_RETRY_MS, accept_retry, wk);
         wk->accept_retry_armed = 1;
@@ -132,6 +136,21 @@ void worker_conn_closed(struct worker *wk)
         loop_stop(wk->loop);
 }
 
+int worker_accept_error(struct worker *wk, struct listener *l, int err)
+{
+    switch (err) {
+    case EAGAIN: case ECONNABORTED: case EPROTO: case EPERM: case EINTR:
+        return 0;   /* that client is gone or refused; the next may be fine */
+    case EMFILE: case ENFILE: case ENOBUFS: case ENOMEM:
+        log_accept_error(wk, l, err);
+        pause_accepting(wk, l);
+        return 1;
+    default:
+        log_accept_error(wk, l, err);
+        return 0;
+    }
+}
+
 static void accept_ready(struct loop *loop, struct watch *w, unsigned events)
 {
     struct listener *l = container_of(w, struct listener, w);
@@ -141,33 +160,40 @@ static void accept_ready(struct loop *loop, struct watch *w, unsigned events)
     for (int i = 0; i < ACCEPTS_PER_EVENT && !l->paused; i++) {
         struct sockaddr_storage peer;
         socklen_t len;
-        int fd = net_accept(l->w.fd, &peer, &len);
+        int fd = net_accept(l->w.fd, &peer, &len), err = errno;
 
         if (fd >= 0) {
             conn_open(l->wk, l, fd, (struct sockaddr *)&peer, len);
             continue;
         }
-        switch (errno) {
-        case EAGAIN:
+        if (err == EAGAIN || worker_accept_error(l->wk, l, err))
             return;
-        case EMFILE: case ENFILE: case ENOBUFS: case ENOMEM:
-            log_accept_error(l->wk, l, errno);
-            pause_accepting(l->wk, l);
-            return;
-        case ECONNABORTED: case EPROTO: case EPERM:
-            continue;   /* that client is gone or refused; the next may be fine */
-        default:
-            log_accept_error(l->wk, l, errno);
-            return;
-        }
+        if (err != ECONNABORTED && err != EPROTO && err != EPERM && err != EINTR)
+            return;     /* logged; the next readable event tries again */
     }
+}
+
+static void engine_stop_all(struct worker *wk)
+{
+    if (wk->uring)
+        uconn_stop_all(wk);
+    else
+        conn_stop_all(wk);
+}
+
+static void engine_close_all(struct worker *wk)
+{
+    if (wk->uring)
+        uconn_close_all(wk);
+    else
+        conn_close_all(wk);
 }
 
 static long stop_deadline(struct loop *loop, void *data)
 {
     struct worker *wk = data;
 
-    conn_close_all(wk);
+    engine_close_all(wk);
     loop_stop(loop);
     return LOOP_TIMER_DONE;
 }
@@ -179,7 +205,10 @@ static void close_listeners(struct worker *wk)
 
         if (l->w.fd < 0)
             continue;
-        loop_unwatch(wk->loop, &l->w);
+        if (wk->uring)
+            uring_listener_stop(wk, l);
+        else
+            loop_unwatch(wk->loop, &l->w);
         close(l->w.fd);
         l->w.fd = -1;
         if (l->unlink_path) {
@@ -193,7 +222,7 @@ static void close_listeners(struct worker *wk)
 static void begin_stop(struct worker *wk)
 {
     if (wk->stopping) {
-        conn_close_all(wk);
+        engine_close_all(wk);
         loop_stop(wk->loop);
         return;
     }
@@ -201,7 +230,7 @@ static void begin_stop(struct worker *wk)
         log_msg("stopping");
     wk->stopping = 1;
     close_listeners(wk);
-    conn_stop_all(wk);
+    engine_stop_all(wk);
     if (wk->nconns == 0)
         loop_stop(wk->loop);
     else
@@ -286,11 +315,13 @@ static int worker_init(struct worker *wk, size_t id, struct listener *ls, size_t
     watch_init(&wk->wake, -1, wake_ready);
     for (size_t i = 0; i < n; i++) {
         ls[i].wk = wk;
-        if (ls[i].kind == LISTEN_UDP && wk->udp == NULL)
+        if (ls[i].kind == LISTEN_UDP && wk->udp == NULL && cfg->io == LOOP_IO_EPOLL)
             wk->udp = udp_batch_new();
     }
-    wk->loop = loop_new();
+    wk->loop = loop_new(cfg->io);
     if (wk->loop == NULL)
+        return -1;
+    if (cfg->io == LOOP_IO_URING && uring_engine_init(wk) < 0)
         return -1;
     fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (fd < 0)
@@ -300,7 +331,9 @@ static int worker_init(struct worker *wk, size_t id, struct listener *ls, size_t
         return -1;
     for (size_t i = 0; i < n; i++) {
         ls[i].w.fn = ls[i].kind == LISTEN_UDP ? udp_readable : accept_ready;
-        if (loop_watch(wk->loop, &ls[i].w, listener_mask(&ls[i])) < 0)
+        if (wk->uring)
+            uring_listener_start(wk, &ls[i]);
+        else if (loop_watch(wk->loop, &ls[i].w, listener_mask(&ls[i])) < 0)
             return -1;
     }
     return 0;
@@ -309,7 +342,8 @@ static int worker_init(struct worker *wk, size_t id, struct listener *ls, size_t
 static void worker_destroy(struct worker *wk)
 {
     wk->stopping = 1;   /* closing connections must not resume accepting */
-    conn_close_all(wk);
+    engine_close_all(wk);
+    uring_engine_destroy(wk);
     pool_destroy(&wk->pool);
     udp_batch_free(wk->udp);
     if (wk->wake.fd >= 0)

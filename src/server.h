@@ -37,6 +37,7 @@ struct listener {
     int reuseport;                  /* bound with SO_REUSEPORT: siblings may join */
     int shared;                     /* the same socket is served by other loops too */
     int paused;                     /* out of descriptors: not accepting for now */
+    int armed;                      /* io_uring: its accept or recvmsg is in flight */
     struct listener_stats stats;
 };
 
@@ -55,7 +56,8 @@ struct worker {
     size_t nconns;
     int linger_armed;
     struct pool pool;               /* echo buffers */
-    struct udp_batch *udp;          /* datagrams in and out, if any udp listener */
+    struct udp_batch *udp;          /* epoll: datagrams in and out, if any udp listener */
+    struct uring_state *uring;      /* the io_uring engine, if that is the loop's */
     int stopping;
     int paused_listeners;
     int accept_retry_armed;
@@ -70,7 +72,11 @@ const char *listener_kind_name(enum listener_kind kind);
  * Returns 0 on a clean stop, 1 on a runtime failure (already reported). */
 int server_run(struct listener *ls, size_t n, const struct serve_config *cfg);
 
-/* Called by conn.c when a connection has closed: descriptors may be free again. */
+/* Called by the engines when a connection has closed: descriptors may be free again. */
 void worker_conn_closed(struct worker *wk);
+
+/* Called by the engines when accepting failed with err. Returns 1 if the listener is
+ * paused now (out of descriptors or memory: it resumes by itself), 0 otherwise. */
+int worker_accept_error(struct worker *wk, struct listener *l, int err);
 
 #endif

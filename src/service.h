@@ -30,6 +30,7 @@ struct serve_config {
     size_t message_len;
     int verbose;
     size_t threads;             /* event loops, one per thread */
+    int io;                     /* enum loop_io: LOOP_IO_EPOLL or LOOP_IO_URING */
     int share_listeners;        /* one socket for all loops, not SO_REUSEPORT siblings */
 };
 

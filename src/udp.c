@@ -20,14 +20,7 @@
 #define DGRAMS_PER_EVENT 64
 #define UDP_BATCH 32
 
-union pktinfo_cmsg {
-    char buf[CMSG_SPACE(sizeof(struct in6_pktinfo))];
-    struct cmsghdr align;
-};
-
-/* Turn the received destination into the source for the reply; returns the control
- * length to send, 0 if there is none. */
-static size_t reply_pktinfo(struct msghdr *msg)
+size_t udp_reply_pktinfo(struct msghdr *msg, void *out)
 {
     for (struct cmsghdr *cm = CMSG_FIRSTHDR(msg); cm; cm = CMSG_NXTHDR(msg, cm)) {
         if (cm->cmsg_level == IPPROTO_IP && cm->cmsg_type == IP_PKTINFO) {
@@ -35,7 +28,7 @@ static size_t reply_pktinfo(struct msghdr *msg)
 
             pi->ipi_spec_dst = pi->ipi_addr;
             pi->ipi_ifindex = 0;
-            memmove(msg->msg_control, cm, CMSG_SPACE(sizeof *pi));
+            memmove(out, cm, CMSG_SPACE(sizeof *pi));
             return CMSG_SPACE(sizeof *pi);
         }
         if (cm->cmsg_level == IPPROTO_IPV6 && cm->cmsg_type == IPV6_PKTINFO) {
@@ -44,15 +37,15 @@ static size_t reply_pktinfo(struct msghdr *msg)
             /* Routing picks the interface, except for link-local, which needs one. */
             if (!IN6_IS_ADDR_LINKLOCAL(&pi->ipi6_addr))
                 pi->ipi6_ifindex = 0;
-            memmove(msg->msg_control, cm, CMSG_SPACE(sizeof *pi));
+            memmove(out, cm, CMSG_SPACE(sizeof *pi));
             return CMSG_SPACE(sizeof *pi);
         }
     }
     return 0;
 }
 
-static void log_datagram(struct listener *l, const struct sockaddr_storage *peer,
-                         socklen_t len, size_t in, long out)
+void udp_log_datagram(const struct listener *l, const void *peer, socklen_t len, size_t in,
+                      long out)
 {
     char text[ADDR_TEXT_MAX];
 
@@ -121,14 +114,14 @@ static int batch_answer(struct udp_batch *b, struct listener *l, int n)
         l->stats.bytes_in += b->in[i].msg_len;
         b->reply_len[nout] = rlen;
         if (cfg->verbose)
-            log_datagram(l, &b->peer[i], in->msg_namelen, b->in[i].msg_len, rlen);
+            udp_log_datagram(l, &b->peer[i], in->msg_namelen, b->in[i].msg_len, rlen);
         if (rlen < 0)
             continue;
         b->out_iov[nout].iov_base = (void *)reply;
         b->out_iov[nout].iov_len = (size_t)rlen;
         *out = *in;
         out->msg_iov = &b->out_iov[nout];
-        out->msg_controllen = l->pktinfo ? reply_pktinfo(in) : 0;
+        out->msg_controllen = l->pktinfo ? udp_reply_pktinfo(in, in->msg_control) : 0;
         if (out->msg_controllen == 0)
             out->msg_control = NULL;
         out->msg_flags = 0;

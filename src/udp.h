@@ -2,7 +2,26 @@
 #ifndef KODAMA_UDP_H
 #define KODAMA_UDP_H
 
+#include <netinet/in.h>
+#include <sys/socket.h>
+
 #include "loop.h"
+
+struct listener;
+
+union pktinfo_cmsg {
+    char buf[CMSG_SPACE(sizeof(struct in6_pktinfo))];
+    struct cmsghdr align;
+};
+
+/* Turn a received datagram's destination (IP_PKTINFO / IPV6_PKTINFO in msg's control
+ * data) into the source of the reply, written to out (which may be msg's own control
+ * buffer); returns the control length to send, 0 if there is none. */
+size_t udp_reply_pktinfo(struct msghdr *msg, void *out);
+
+/* The -v line for one datagram. */
+void udp_log_datagram(const struct listener *l, const void *peer, socklen_t len, size_t in,
+                      long out);
 
 #define UDP_DGRAM_MAX 65536
 
