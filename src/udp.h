@@ -9,9 +9,12 @@
 
 struct listener;
 
+/* Room for one IP_PKTINFO or IPV6_PKTINFO control message, aligned as a cmsghdr (a
+ * cmsghdr member itself would make this a variable-sized type: it ends in a
+ * flexible array). */
 union pktinfo_cmsg {
     char buf[CMSG_SPACE(sizeof(struct in6_pktinfo))];
-    struct cmsghdr align;
+    size_t align;
 };
 
 /* Turn a received datagram's destination (IP_PKTINFO / IPV6_PKTINFO in msg's control
