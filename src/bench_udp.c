@@ -4,8 +4,8 @@
  * A datagram is its sequence number (8 bytes), the pipeline slot it occupies (4),
  * a check of both (4), then the pattern of (socket, sequence number). A reply of
  * the wrong length, with a bad check or pattern, or for a datagram never sent or
- * already answered, is corrupt; a datagram not answered within -w is lost (and a
- * reply arriving after that is ignored). */
+ * already answered (among the last max(64, 2 * depth)), is corrupt; a datagram
+ * not answered within -w is lost, and a reply arriving after that is ignored. */
 #include "bench_worker.h"
 
 #include <errno.h>
@@ -38,6 +38,8 @@ struct usock {
     uint32_t nfree;
     uint32_t *queue;        /* ring of slots waiting to be sent, oldest first */
     uint32_t qhead, qlen;
+    uint32_t *answered;     /* seq + 1 of the recent replies, by seq & wmask */
+    uint32_t wmask;
 };
 
 struct ubatch {
@@ -166,12 +168,13 @@ static void reply(struct worker *w, struct usock *u, const unsigned char *buf, s
         return;
     }
     struct uslot *sl = &u->slots[slot];
-    if (sl->seq != seq || sl->state == U_LOST)
-        return;     /* late: counted as lost already, its slot maybe reused */
-    if (sl->state != U_INFLIGHT) {
-        w->n.corrupt++;     /* a duplicate */
+    if (sl->seq != seq || sl->state != U_INFLIGHT) {
+        /* Answered already: a duplicate. Otherwise late, and counted as lost. */
+        if (u->next_seq - seq <= u->wmask + 1 && u->answered[seq & u->wmask] == (uint32_t)seq + 1)
+            w->n.corrupt++;
         return;
     }
+    u->answered[seq & u->wmask] = (uint32_t)seq + 1;
     w->last_reply = w->now;
     worker_done(w, sl->stamp, size);
     slot_free(w, u, slot, U_DONE);
@@ -288,6 +291,10 @@ static void init_socket(struct worker *w, struct usock *u)
     u->slots = xcalloc(depth, sizeof *u->slots);
     u->free = xcalloc(depth, sizeof *u->free);
     u->queue = xcalloc(depth, sizeof *u->queue);
+    u->wmask = 63;
+    while (u->wmask + 1 < 2 * depth)
+        u->wmask = u->wmask * 2 + 1;
+    u->answered = xcalloc(u->wmask + 1, sizeof *u->answered);
     for (uint32_t k = 0; k < depth; k++)
         u->free[u->nfree++] = (uint32_t)(depth - 1 - k);
 }
@@ -326,6 +333,7 @@ void udp_teardown(struct worker *w)
         free(u->slots);
         free(u->free);
         free(u->queue);
+        free(u->answered);
     }
     free(w->socks);
     free(w->ub);
