@@ -180,11 +180,15 @@ static void scan(struct worker *w)
 {
     if (w->now < w->next_scan)
         return;
-    w->next_scan = w->now + SCAN_EVERY_NS;
-    if (is_stream(w))
+    if (is_stream(w)) {
+        w->next_scan = w->now + SCAN_EVERY_NS;
         stream_scan(w);
-    else
-        udp_scan(w);
+        return;
+    }
+    /* Every slot of every socket: a tenth of -w is soon enough to call one lost. */
+    w->next_scan = w->now + (w->cfg->wait_ns / 10 > SCAN_EVERY_NS ? w->cfg->wait_ns / 10
+                                                                   : SCAN_EVERY_NS);
+    udp_scan(w);
 }
 
 static void run_loop(struct worker *w)

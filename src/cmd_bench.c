@@ -384,6 +384,10 @@ int cmd_bench(int argc, char **argv)
     else
         bench_report_text(&o.cfg, &res);
     rc = verdict(&o.cfg, &res);
+    if (fflush(stdout) == EOF || ferror(stdout)) {
+        log_msg("bench: cannot write the report: %s", strerror(errno));
+        rc = EXIT_FAIL;
+    }
     free(res.hist);
     return rc;
 }
