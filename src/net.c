@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -54,6 +55,10 @@ static int plain_bound_socket(const struct sockaddr *sa, socklen_t len, int type
     /* A restarted server must not wait for the old one's TIME_WAIT connections. */
     if (type == SOCK_STREAM && set_int(fd, SOL_SOCKET, SO_REUSEADDR, 1) < 0)
         return net_fail(fd, err, errlen, "setsockopt SO_REUSEADDR");
+    /* Echo writes what it has read at once; with Nagle, a short tail would wait for
+     * the peer's delayed ACK (40 ms). Accepted sockets inherit the option. */
+    if (type == SOCK_STREAM && set_int(fd, IPPROTO_TCP, TCP_NODELAY, 1) < 0)
+        return net_fail(fd, err, errlen, "setsockopt TCP_NODELAY");
     if (reuseport && set_int(fd, SOL_SOCKET, SO_REUSEPORT, 1) < 0)
         return net_fail(fd, err, errlen, "setsockopt SO_REUSEPORT");
     if (sa->sa_family == AF_INET6 && v6only >= 0 &&
