@@ -402,8 +402,16 @@ static void server_destroy(struct server *srv, size_t n)
     free(srv->workers);
 }
 
-/* Starts workers 1..N-1 in threads and runs worker 0 here. */
-static int server_serve(struct server *srv)
+static void log_listening(const struct listener *ls, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        log_msg("listening %s %s %s", ls[i].svc->name, listener_kind_name(ls[i].kind),
+                ls[i].addr);
+}
+
+/* Starts workers 1..N-1 in threads and runs worker 0 here. "ready" comes once every
+ * thread is running. */
+static int server_serve(struct server *srv, const struct listener *ls, size_t n)
 {
     size_t started = 1;
     int rc = 0;
@@ -418,6 +426,10 @@ static int server_serve(struct server *srv)
             rc = 1;
             break;
         }
+    }
+    if (rc == 0) {
+        log_listening(ls, n);
+        log_msg("ready");
     }
     worker_main(&srv->workers[0]);
     for (size_t i = 1; i < started; i++)
@@ -443,11 +455,7 @@ int server_run(struct listener *ls, size_t n, const struct serve_config *cfg)
         log_msg("cannot watch signals: %s", strerror(errno));
         goto end;
     }
-    for (size_t i = 0; i < n; i++)
-        log_msg("listening %s %s %s", ls[i].svc->name, listener_kind_name(ls[i].kind),
-                ls[i].addr);
-    log_msg("ready");
-    rc = server_serve(&srv);
+    rc = server_serve(&srv, ls, n);
 end:
     server_destroy(&srv, n);
     listeners_close(ls, n);
