@@ -10,6 +10,8 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "loop_backend.h"
 
@@ -18,23 +20,35 @@
 
 struct backend {
     struct io_uring ring;
+    int disabled;       /* created disabled: the loop's own thread enables it */
 };
 
-static int ring_init(struct io_uring *ring)
+/* Fastest first. DEFER_TASKRUN runs completion work only when the loop asks for
+ * events (no interrupts of the running thread); it needs SINGLE_ISSUER, and the
+ * ring is made by the main thread but driven by the worker's: R_DISABLED leaves the
+ * choice of the issuer to whoever enables it. Older kernels refuse some flags; they
+ * only make it faster. */
+static const unsigned ring_flags[] = {
+    IORING_SETUP_CQSIZE | IORING_SETUP_SUBMIT_ALL | IORING_SETUP_SINGLE_ISSUER |
+        IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_R_DISABLED,
+    IORING_SETUP_CQSIZE | IORING_SETUP_SUBMIT_ALL | IORING_SETUP_COOP_TASKRUN,
+    0,
+};
+
+static int ring_init(struct io_uring *ring, unsigned *flags)
 {
-    struct io_uring_params p;
-    int rc;
+    int rc = -EINVAL;
 
     if (getenv("KODAMA_NO_IO_URING") && strcmp(getenv("KODAMA_NO_IO_URING"), "1") == 0)
         return -EPERM;
-    memset(&p, 0, sizeof p);
-    p.flags = IORING_SETUP_CQSIZE | IORING_SETUP_SUBMIT_ALL | IORING_SETUP_COOP_TASKRUN;
-    p.cq_entries = CQ_ENTRIES;
-    rc = io_uring_queue_init_params(RING_ENTRIES, ring, &p);
-    if (rc == -EINVAL) {
-        /* An older kernel without some of the flags: they only make it faster. */
+    for (size_t i = 0; i < sizeof ring_flags / sizeof ring_flags[0] && rc == -EINVAL; i++) {
+        struct io_uring_params p;
+
         memset(&p, 0, sizeof p);
+        p.flags = ring_flags[i];
+        p.cq_entries = CQ_ENTRIES;
         rc = io_uring_queue_init_params(RING_ENTRIES, ring, &p);
+        *flags = p.flags;
     }
     return rc;
 }
@@ -42,11 +56,13 @@ static int ring_init(struct io_uring *ring)
 static struct backend *uring_create(void)
 {
     struct backend *b = calloc(1, sizeof *b);
+    unsigned flags = 0;
     int rc;
 
     if (b == NULL)
         return NULL;
-    rc = ring_init(&b->ring);
+    rc = ring_init(&b->ring, &flags);
+    b->disabled = (flags & IORING_SETUP_R_DISABLED) != 0;
     if (rc < 0) {
         free(b);
         errno = -rc;
@@ -156,6 +172,13 @@ static int uring_poll(struct backend *b, int timeout_ms, struct fired *out, int 
     unsigned head, seen = 0;
     int n = 0, rc;
 
+    if (b->disabled) {
+        /* liburing 2.3 declares io_uring_enable_rings but does not export it. */
+        if (syscall(__NR_io_uring_register, b->ring.ring_fd, IORING_REGISTER_ENABLE_RINGS,
+                    NULL, 0) < 0)
+            return -1;
+        b->disabled = 0;
+    }
     if (timeout_ms >= 0) {
         ts.tv_sec = timeout_ms / 1000;
         ts.tv_nsec = (long long)(timeout_ms % 1000) * 1000000;
@@ -197,7 +220,8 @@ int uring_available(void)
 {
     struct io_uring ring;
     struct io_uring_probe *probe;
-    int rc = ring_init(&ring);
+    unsigned flags;
+    int rc = ring_init(&ring, &flags);
 
     if (rc < 0) {
         errno = -rc;
