@@ -424,6 +424,8 @@ static void on_accept(struct worker *wk, struct listener *l, int res, unsigned f
     }
     if (!l->armed && !l->paused && !wk->stopping && l->w.fd >= 0)
         submit_accept(wk, l);
+    if (!l->armed)
+        worker_check_done(wk);
 }
 
 void uring_listener_start(struct worker *wk, struct listener *l)

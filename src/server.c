@@ -128,12 +128,25 @@ static void pause_accepting(struct worker *wk, struct listener *l)
     }
 }
 
+/* A stopping worker is done when its last connection has closed and, on io_uring,
+ * the last listener's request has ended: until then that request holds the socket
+ * open, and the port must be free again when the process has exited. */
+int worker_check_done(struct worker *wk)
+{
+    if (!wk->stopping || wk->nconns > 0)
+        return 0;
+    for (size_t i = 0; i < wk->nlisteners; i++)
+        if (wk->listeners[i].armed)
+            return 0;
+    loop_stop(wk->loop);
+    return 1;
+}
+
 void worker_conn_closed(struct worker *wk)
 {
     if (wk->paused_listeners && !wk->stopping)
         resume_accepting(wk);
-    if (wk->stopping && wk->nconns == 0)
-        loop_stop(wk->loop);
+    worker_check_done(wk);
 }
 
 int worker_accept_error(struct worker *wk, struct listener *l, int err)
@@ -231,9 +244,7 @@ static void begin_stop(struct worker *wk)
     wk->stopping = 1;
     close_listeners(wk);
     engine_stop_all(wk);
-    if (wk->nconns == 0)
-        loop_stop(wk->loop);
-    else
+    if (!worker_check_done(wk))
         loop_timer_add(wk->loop, STOP_FLUSH_MS, stop_deadline, wk);
 }
 

@@ -75,6 +75,10 @@ int server_run(struct listener *ls, size_t n, const struct serve_config *cfg);
 /* Called by the engines when a connection has closed: descriptors may be free again. */
 void worker_conn_closed(struct worker *wk);
 
+/* Stop the loop if the worker is stopping and nothing is left to wait for; returns
+ * 1 if so. The engines call it when a listener's request has ended. */
+int worker_check_done(struct worker *wk);
+
 /* Called by the engines when accepting failed with err. Returns 1 if the listener is
  * paused now (out of descriptors or memory: it resumes by itself), 0 otherwise. */
 int worker_accept_error(struct worker *wk, struct listener *l, int err);

@@ -166,6 +166,8 @@ void udp_uring_on_recv(struct worker *wk, struct listener *l, int res, unsigned 
     /* ENOBUFS: every buffer holds a reply in flight; a send completing re-arms. */
     if (!l->armed && res != -ENOBUFS && res != -ECANCELED && l->w.fd >= 0 && !wk->stopping)
         udp_uring_start(wk, l);
+    if (!l->armed)
+        worker_check_done(wk);
 }
 
 void udp_uring_on_send(struct worker *wk, struct udp_slot *slot, int res)

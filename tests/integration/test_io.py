@@ -115,3 +115,16 @@ def test_idle_connections_hold_no_buffer(server):
     per_conn = (after - before) * 1024 / len(conns)
     assert per_conn < 512, "%.0f bytes of RSS per idle connection" % per_conn
     s.stop()
+
+
+def test_port_is_free_again_right_after_stop(server):
+    """On io_uring a pending accept or recvmsg holds its socket open: serve must end
+    those requests before it exits, or a restart finds its own port still in use."""
+    first = server.start(["-t", "2", "echo@127.0.0.1:0", "hello@127.0.0.1:0/tcp"])
+    ports = (first.port("echo"), first.port("hello"))
+    first.stop()
+    for _ in range(3):
+        again = server.start(["-t", "2", "echo@127.0.0.1:%d" % ports[0],
+                              "hello@127.0.0.1:%d/tcp" % ports[1]])
+        assert (again.port("echo"), again.port("hello")) == ports
+        again.stop()
