@@ -15,8 +15,8 @@
 
 #include "loop_backend.h"
 
-#define RING_ENTRIES 4096
-#define CQ_ENTRIES 16384
+#define RING_ENTRIES 512     /* a batch that needs more submits early */
+#define CQ_ENTRIES 4096      /* beyond it the kernel keeps completions itself */
 
 struct backend {
     struct io_uring ring;
