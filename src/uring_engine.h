@@ -36,6 +36,7 @@ enum {
 #define BUF_NONE 0xffffu
 
 struct udp_slot;
+struct send_ctx;
 
 struct uring_state {
     struct io_uring *ring;
@@ -43,6 +44,8 @@ struct uring_state {
     uint16_t *next;                 /* per stream buffer: the next in its queue */
     uint16_t *len;                  /* per stream buffer: bytes in it */
     struct dlink starved;           /* connections waiting for a free buffer */
+    struct send_ctx *free_sends;    /* headers for sends of several buffers */
+    size_t nfree_sends;
     struct bufring dgram;           /* buffers for datagrams, if any udp listener */
     struct udp_slot *slots;         /* replies in flight */
     struct udp_slot *free_slots;
