@@ -29,6 +29,7 @@ done
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
+SECONDS=0
 
 # Orphans of a forking server (its children, when it is stopped first) would
 # otherwise go to PID 1, which in some containers never reaps them: run this
@@ -51,15 +52,17 @@ NCPU=$(nproc)
 if [ "$QUICK" = 1 ]; then
     DUR=1 WARM=0            # echoload takes whole seconds
     KB_DUR=0.3 KB_WARM=0.1  # kodama bench
-    IDLE_N=200
+    IDLE_N=200 IDLE_SECS=5
+    BG_SECS=0.2
 else
-    DUR=3 WARM=1
-    KB_DUR=3 KB_WARM=1
-    IDLE_N=10000
+    DUR=2 WARM=1
+    KB_DUR=2 KB_WARM=1
+    IDLE_N=10000 IDLE_SECS=30
+    BG_SECS=1
 fi
 STRACE_DUR=1
 
-log() { printf 'compare: %s\n' "$*" >&2; }
+log() { printf 'compare: [%3ss] %s\n' "$SECONDS" "$*" >&2; }
 
 # --- teardown ---------------------------------------------------------------
 
@@ -218,23 +221,19 @@ rec kind=meta "date=$(date -u '+%Y-%m-%d %H:%M:%S UTC')" "kernel=$(uname -sr)" \
     "debian=$(cat /etc/debian_version 2>/dev/null || echo unknown)" \
     "kodama=$(git describe --always --dirty 2>/dev/null || echo unknown)" \
     "quick=$QUICK" "dur=$DUR" "warm=$WARM" "kb_dur=$KB_DUR" "kb_warm=$KB_WARM" \
-    "idle_n=$IDLE_N" "has_io=$HAS_IO" "has_threads=$HAS_THREADS" "has_bench=$HAS_BENCH" \
+    "idle_n=$IDLE_N" "idle_secs=$IDLE_SECS" "has_io=$HAS_IO" "has_threads=$HAS_THREADS" "has_bench=$HAS_BENCH" \
     "has_strace=$HAS_STRACE" "nofile=$NOFILE" "strace_dur=$STRACE_DUR" \
     "command=bench/compare.sh$([ "$QUICK" = 1 ] && echo ' --quick')"
 
 # --- starting servers -------------------------------------------------------
 
 NEXT_PORT=$((20000 + RANDOM % 8000))
-free_port() { # below the ephemeral range, free for tcp and udp
-    local p
+free_port() { # sets port: one below the ephemeral range, free for tcp and udp
     while :; do
-        p=$NEXT_PORT
+        port=$NEXT_PORT
         NEXT_PORT=$((NEXT_PORT + 1))
         [ "$NEXT_PORT" -ge 32000 ] && NEXT_PORT=20000
-        if [ -z "$(ss -Htuan "( sport = :$p )" 2>/dev/null)" ]; then
-            echo "$p"
-            return
-        fi
+        [ -z "$(ss -Htuan "( sport = :$port )" 2>/dev/null)" ] && return
     done
 }
 
@@ -244,6 +243,7 @@ launch() {
     shift
     setsid "$@" >"$logf" 2>&1 </dev/null &
     SRV_PID=$!
+    disown "$SRV_PID" # bash still reaps it, without a "Killed" line
     SERVERS+=("$SRV_PID")
 }
 
@@ -276,13 +276,16 @@ check_server() {
     return 1
 }
 
+NSRV=0
 # start_server NAME SERVICE PROTO: starts server NAME (a kodama variant label
 # or a peer name) for SERVICE (echo|hello) over PROTO (tcp|udp) on loopback.
 # Sets SRV_PID, SRV_HOST, SRV_PORT, SRV_CMD; on failure SRV_ERR and status 1.
 start_server() {
     local name=$1 svc=$2 proto=$3 d port opts line
-    d=$TMP/srv.$RANDOM
+    NSRV=$((NSRV + 1))
+    d=$TMP/srv.$NSRV
     mkdir -p "$d"
+    : >"$d/log"
     SRV_HOST=127.0.0.1 SRV_ERR='' SRV_PID='' SRV_PORT=''
     case "$name" in
     kodama*)
@@ -318,7 +321,7 @@ start_server() {
         fi
         ;;
     socat)
-        port=$(free_port)
+        free_port
         case "$svc/$proto" in
             echo/tcp) launch "$d/log" socat "TCP4-LISTEN:$port,bind=127.0.0.1,reuseaddr,fork,backlog=4096" PIPE ;;
             echo/udp) launch "$d/log" socat "UDP4-LISTEN:$port,bind=127.0.0.1,reuseaddr,fork" PIPE ;;
@@ -330,7 +333,7 @@ start_server() {
         SRV_PORT=$port
         ;;
     xinetd)
-        port=$(free_port)
+        free_port
         local sname=$svc stype=stream wait=no
         [ "$svc" = hello ] && sname=daytime
         [ "$proto" = udp ] && { stype=dgram; wait=yes; }
@@ -364,7 +367,7 @@ EOF
         # Built-in services are found by their /etc/services name, so the
         # port comes from /etc/services: give inetd its own copy in a private
         # mount namespace, mapping echo/daytime to a free port.
-        port=$(free_port)
+        free_port
         local sname=$svc stype=stream wait=nowait.1000000000 p=tcp host=127.0.0.1
         [ "$svc" = hello ] && sname=daytime
         if [ "$proto" = udp ]; then
@@ -386,7 +389,7 @@ EOF
         SRV_PORT=$port
         ;;
     ncat)
-        port=$(free_port)
+        free_port
         case "$svc/$proto" in
             echo/tcp) launch "$d/log" ncat -l -k -m 100000 127.0.0.1 "$port" -e /bin/cat ;;
             echo/udp) launch "$d/log" ncat -u -l -k 127.0.0.1 "$port" -e /bin/cat ;;
@@ -396,7 +399,7 @@ EOF
         SRV_PORT=$port
         ;;
     nginx)
-        port=$(free_port)
+        free_port
         cat >"$d/nginx.conf" <<EOF
 load_module /usr/lib/nginx/modules/ngx_stream_module.so;
 daemon off;
@@ -520,10 +523,10 @@ strace_pass() {
 idle_pass() {
     local server=$1 role=$2 hout=$TMP/hold.out hpid m0 m1 m2 i t0 t1 open left alive=no procs
     m0=$(python3 bench/proctree.py mem "$SRV_PID")
-    "$ROOT/$B/holdconns" -n "$IDLE_N" -b 100 -w 10 "$SRV_HOST" "$SRV_PORT" >"$hout" 2>"$TMP/hold.err" &
+    "$ROOT/$B/holdconns" -n "$IDLE_N" -b 100 -w 5 -t "$IDLE_SECS" "$SRV_HOST" "$SRV_PORT" >"$hout" 2>"$TMP/hold.err" &
     hpid=$!
     HELPERS+=("$hpid")
-    for i in $(seq 1200); do
+    for i in $(seq $(((IDLE_SECS + 15) * 20))); do
         grep -q '^opened=' "$hout" && break
         kill -0 "$hpid" 2>/dev/null || break
         sleep 0.05
@@ -577,9 +580,15 @@ servers_for() { # servers_for CASE: "name|role" lines
     return 0
 }
 
-SECONDS=0
+busy_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat; }
+
+HZ=$(getconf CLK_TCK)
 for cse in tcp64 tcp16k udp64 hello idle; do
     case_args "$cse"
+    # Whatever else keeps this machine busy skews echoload's server µs/msg.
+    b0=$(busy_ticks)
+    sleep "$BG_SECS"
+    rec kind=bg "case=$cse" "busy_pct=$(awk -v d="$(($(busy_ticks) - b0))" -v hz="$HZ" -v n="$NCPU" -v s="$BG_SECS" 'BEGIN { printf "%.0f", d * 100 / (hz * n * s) }')"
     while IFS='|' read -r server role; do
         log "$cse: $server"
         if ! start_server "$server" "$CASE_SVC" "$CASE_PROTO"; then

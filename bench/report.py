@@ -149,6 +149,7 @@ def main(argv):
     starts = [r for r in recs if r.get("kind") == "start"]
     idles = [r for r in recs if r.get("kind") == "idle"]
     cmds = [r for r in recs if r.get("kind") == "cmd"]
+    bg = {r["case"]: r.get("busy_pct", "?") for r in recs if r.get("kind") == "bg"}
     clients = [c for c in CLIENT_NAMES if any(r.client == c for r in runs)]
     quick = meta.get("quick") == "1"
 
@@ -238,6 +239,8 @@ def main(argv):
                         ["FAILED to start: " + s["error"].replace("|", "/")[:80], "n/a", "n/a", "n/a", "n/a"])
         o.append(f"## {title}")
         o.append("")
+        o.append(f"Machine busy before this case, with nothing of ours running: {bg.get(cse, '?')} % of the CPUs.")
+        o.append("")
         o.extend(table(header, rows))
         o.append("")
 
@@ -268,6 +271,8 @@ def main(argv):
     if idles:
         n = idles[0].get("n", "?")
         o.append(f"## {n} idle connections: server memory per connection")
+        o.append("")
+        o.append(f"Machine busy before this case, with nothing of ours running: {bg.get('idle', '?')} % of the CPUs.")
         o.append("")
         per = []
         for r in idles:
@@ -359,7 +364,7 @@ def main(argv):
         if meta.get("has_bench") == "1":
             o.append(f"kodama bench {kb[cse]} -d {meta.get('kb_dur')} --warmup {meta.get('kb_warm')} --json -q HOST PORT   # {cse}")
     o.append(f"strace -c -f -qq -p PID...   # every process of the server, during: echoload ... -d {meta.get('strace_dur')} -w 0")
-    o.append(f"build/bench/holdconns -n {meta.get('idle_n')} -b 100 -w 10 HOST PORT   # idle, then SIGUSR1: close all")
+    o.append(f"build/bench/holdconns -n {meta.get('idle_n')} -b 100 -w 5 -t {meta.get('idle_secs')} HOST PORT   # idle, then SIGUSR1: close all")
     o.append("```")
     o.append("")
     o.append("Servers (each started with setsid on 127.0.0.1, port 0 or a free port, stopped after its case):")
