@@ -6,8 +6,8 @@ PYTHON   ?= /usr/bin/python3
 BUILD    ?= build
 WARN      = -Wall -Wextra -Werror
 CFLAGS   ?= -O2 -g
-ALL_CFLAGS = -std=c17 -D_GNU_SOURCE $(WARN) $(CFLAGS) $(EXTRA_CFLAGS) -MMD -MP
-LDLIBS   ?=
+ALL_CFLAGS = -std=c17 -D_GNU_SOURCE -pthread $(WARN) $(CFLAGS) $(EXTRA_CFLAGS) -MMD -MP
+LDLIBS   ?= -luring -pthread
 SANFLAGS  = -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 
 LIB_SRC  = $(filter-out src/main.c,$(wildcard src/*.c))
@@ -40,8 +40,12 @@ run: deps
 unit: $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
 
+# The whole suite once per I/O engine: both must behave the same on the wire.
+IO_MODES = epoll uring
+
 integration: kodama
-	KODAMA_BIN=$(CURDIR)/kodama $(PYTHON) -m pytest -q -rs tests/integration
+	@set -e; for io in $(IO_MODES); do echo "== integration, serve --io $$io"; \
+	    KODAMA_IO=$$io KODAMA_BIN=$(CURDIR)/kodama $(PYTHON) -m pytest -q -rs tests/integration; done
 
 # The same sources, checked by the other compiler: both must stay warning-free.
 clang-check:
@@ -55,8 +59,9 @@ unit-asan: $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t (asan)"; $$t; done
 
 asan-test: asan
-	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
-	    KODAMA_BIN=$(CURDIR)/build/asan/kodama $(PYTHON) -m pytest -q -rs tests/integration
+	@set -e; for io in $(IO_MODES); do echo "== integration (asan), serve --io $$io"; \
+	    ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
+	    KODAMA_IO=$$io KODAMA_BIN=$(CURDIR)/build/asan/kodama $(PYTHON) -m pytest -q -rs tests/integration; done
 
 # The comparison harness on tiny runs: checks that it runs and writes a
 # well-formed report, not the numbers (bench/compare.sh without --quick does).

@@ -3,7 +3,7 @@
 # missing. Prints nothing when everything is already there.
 set -eu
 
-PACKAGES="gcc make libc6-dev clang pkg-config libcmocka-dev python3 python3-pytest
+PACKAGES="gcc make libc6-dev clang pkg-config libcmocka-dev liburing-dev python3 python3-pytest
 netcat-openbsd socat ruby man-db groff-base procps iproute2 strace"
 
 missing=""

@@ -23,9 +23,11 @@ const struct command *command_find(const char *name);
 int cmd_serve(int argc, char **argv);
 int cmd_send(int argc, char **argv);
 int cmd_connect(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
 void help_serve(FILE *out);
 void help_send(FILE *out);
 void help_connect(FILE *out);
+void help_bench(FILE *out);
 
 /* "kodama: <what>" then "Try 'kodama CMD --help'."; returns EXIT_USAGE. cmd may be
  * NULL for the top level. */

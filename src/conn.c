@@ -40,22 +40,6 @@ struct conn {
 static void conn_advance(struct conn *c);
 static void conn_close(struct conn *c);
 
-void conn_send_static(struct conn *c, const char *data, size_t len)
-{
-    c->tx = data;
-    c->tx_len = len;
-}
-
-void conn_echo_input(struct conn *c)
-{
-    c->echo = 1;
-}
-
-void conn_close_after_send(struct conn *c)
-{
-    c->shut_after_send = 1;
-}
-
 static int conn_has_output(const struct conn *c)
 {
     return c->tx_len > 0 || !ring_empty(&c->ring);
@@ -234,6 +218,18 @@ static void conn_event(struct loop *loop, struct watch *w, unsigned events)
     conn_advance(c);
 }
 
+static void conn_apply_plan(struct conn *c, const struct service *svc,
+                            const struct serve_config *cfg)
+{
+    struct conn_plan plan = { 0 };
+
+    svc->tcp_open(&plan, cfg);
+    c->tx = plan.tx;
+    c->tx_len = plan.tx_len;
+    c->echo = plan.echo;
+    c->shut_after_send = plan.close_after_send;
+}
+
 int conn_open(struct worker *wk, struct listener *l, int fd, const struct sockaddr *peer,
               socklen_t peerlen)
 {
@@ -255,7 +251,7 @@ int conn_open(struct worker *wk, struct listener *l, int fd, const struct sockad
         c->peer = xstrdup(addr_format(peer, peerlen, text, sizeof text));
         log_msg("accept %s %s %s", l->svc->name, listener_kind_name(l->kind), c->peer);
     }
-    l->svc->tcp_open(c, wk->cfg);
+    conn_apply_plan(c, l->svc, wk->cfg);
     if (conn_has_output(c) && conn_write(c) < 0) {
         conn_close(c);
         return 0;

@@ -1,7 +1,7 @@
-/* conn.h — a stream connection being served (tcp or unix).
+/* conn.h — a stream connection being served (tcp or unix) on the epoll engine.
  *
- * Services shape a connection with the first three calls; the server drives it with
- * the rest. The rules every connection follows:
+ * A service's plan (service.h) shapes the connection; the server drives it with the
+ * calls below. The rules every connection follows, on either engine:
  * - output is a static part (a greeting) then the ring (echoed bytes), in that order;
  * - input is echoed only while the ring has room, otherwise not read at all, which is
  *   the backpressure that bounds memory; other services read and discard it;
@@ -19,13 +19,6 @@
 struct conn;
 struct worker;
 struct listener;
-
-/* Queue bytes that outlive the connection (a greeting); they are sent first. */
-void conn_send_static(struct conn *c, const char *data, size_t len);
-/* Send back every byte read, in order. */
-void conn_echo_input(struct conn *c);
-/* Once everything queued is sent: shut down our side, linger, close. */
-void conn_close_after_send(struct conn *c);
 
 /* Serve a freshly accepted descriptor. Closes fd and returns -1 if out of memory. */
 int conn_open(struct worker *wk, struct listener *l, int fd, const struct sockaddr *peer,

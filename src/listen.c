@@ -2,6 +2,7 @@
 #include "listen.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -17,6 +18,7 @@ struct binder {
     struct listener *ls;
     size_t n, cap;
     int family;
+    int reuseport;
     char *err;
     size_t errlen;
 };
@@ -79,12 +81,12 @@ static int bind_inet(struct binder *b, const struct service *svc, int udp,
 
     if (spec_port_zero)
         set_port(sa, *shared_port);
-    fd = udp ? net_udp_bind(sa, len, v6only, why, sizeof why)
-             : net_tcp_listen(sa, len, v6only, why, sizeof why);
+    fd = udp ? net_udp_bind(sa, len, v6only, b->reuseport, why, sizeof why)
+             : net_tcp_listen(sa, len, v6only, b->reuseport, why, sizeof why);
     if (fd < 0 && spec_port_zero && *shared_port != 0 && errno == EADDRINUSE) {
         set_port(sa, 0);
-        fd = udp ? net_udp_bind(sa, len, v6only, why, sizeof why)
-                 : net_tcp_listen(sa, len, v6only, why, sizeof why);
+        fd = udp ? net_udp_bind(sa, len, v6only, b->reuseport, why, sizeof why)
+                 : net_tcp_listen(sa, len, v6only, b->reuseport, why, sizeof why);
     }
     if (fd < 0)
         return cannot_listen(b, svc, kind, addr_format(sa, len, text, sizeof text), why);
@@ -105,6 +107,8 @@ static int bind_inet(struct binder *b, const struct service *svc, int udp,
     l->svc = svc;
     l->kind = udp ? LISTEN_UDP : LISTEN_TCP;
     l->pktinfo = udp && is_wildcard(sa);
+    l->reuseport = b->reuseport;
+    l->family = sa->sa_family;
     addr_format(sa, len, l->addr, sizeof l->addr);
     return 0;
 }
@@ -191,6 +195,7 @@ static int bind_unix(struct binder *b, const struct service *svc, const struct s
     watch_init(&l->w, fd, NULL);
     l->svc = svc;
     l->kind = LISTEN_UNIX;
+    l->family = AF_UNIX;
     snprintf(l->addr, sizeof l->addr, "%s", where);
     if (!sp->abstract)
         l->unlink_path = xstrdup(sp->path);
@@ -221,10 +226,10 @@ static int bind_spec(struct binder *b, const struct spec *sp)
     return 0;
 }
 
-int listen_specs(const struct spec *specs, size_t nspecs, int family, struct listener **out,
-                 size_t *n, char *err, size_t errlen)
+int listen_specs(const struct spec *specs, size_t nspecs, int family, int reuseport,
+                 struct listener **out, size_t *n, char *err, size_t errlen)
 {
-    struct binder b = { .family = family, .err = err, .errlen = errlen };
+    struct binder b = { .family = family, .reuseport = reuseport, .err = err, .errlen = errlen };
 
     for (size_t i = 0; i < nspecs; i++) {
         if (bind_spec(&b, &specs[i]) < 0) {
@@ -234,6 +239,56 @@ int listen_specs(const struct spec *specs, size_t nspecs, int family, struct lis
     }
     *out = b.ls;
     *n = b.n;
+    return 0;
+}
+
+/* One listener for another event loop: a sibling socket in the SO_REUSEPORT group,
+ * or the same socket (a dup) shared by the loops. */
+static int listener_copy(const struct listener *from, struct listener *to, int share,
+                         char *err, size_t errlen)
+{
+    char why[NET_ERR_LEN];
+    int fd;
+
+    *to = *from;
+    to->unlink_path = NULL;     /* the original removes the file */
+    to->armed = 0;
+    to->paused = 0;
+    memset(&to->stats, 0, sizeof to->stats);
+    to->shared = share || from->kind == LISTEN_UNIX || !from->reuseport;
+    if (to->shared) {
+        fd = fcntl(from->w.fd, F_DUPFD_CLOEXEC, 0);
+        if (fd < 0)
+            snprintf(why, sizeof why, "dup: %s", strerror(errno));
+    } else {
+        fd = net_reuseport_sibling(from->w.fd, why, sizeof why);
+        if (fd >= 0 && to->pktinfo &&
+            net_udp_pktinfo(fd, from->family, why, sizeof why) < 0) {
+            close(fd);
+            fd = -1;
+        }
+    }
+    watch_init(&to->w, fd, NULL);
+    if (fd < 0) {
+        snprintf(err, errlen, "cannot listen on %s %s %s: %s", from->svc->name,
+                 listener_kind_name(from->kind), from->addr, why);
+        return -1;
+    }
+    return 0;
+}
+
+int listeners_copy(const struct listener *ls, size_t n, int share, struct listener **out,
+                   char *err, size_t errlen)
+{
+    struct listener *copy = xcalloc(n ? n : 1, sizeof *copy);
+
+    for (size_t i = 0; i < n; i++) {
+        if (listener_copy(&ls[i], &copy[i], share, err, errlen) < 0) {
+            listeners_close(copy, i);
+            return -1;
+        }
+    }
+    *out = copy;
     return 0;
 }
 

@@ -11,10 +11,18 @@
  * family is AF_UNSPEC, or AF_INET / AF_INET6 for -4 / -6. With port 0, the first
  * ephemeral port a SPEC gets is tried for its other sockets too, so that
  * echo@localhost:0 answers on one port over tcp and udp, IPv4 and IPv6.
+ * reuseport binds tcp and udp sockets with SO_REUSEPORT, ready for listeners_copy.
  * Returns 0 with *out and *n set, or -1 with everything closed again and a line
  * such as "cannot listen on echo tcp [::]:7007: Address already in use" in err. */
-int listen_specs(const struct spec *specs, size_t nspecs, int family, struct listener **out,
-                 size_t *n, char *err, size_t errlen);
+int listen_specs(const struct spec *specs, size_t nspecs, int family, int reuseport,
+                 struct listener **out, size_t *n, char *err, size_t errlen);
+
+/* The same listeners for one more event loop: tcp and udp ones bound with
+ * SO_REUSEPORT get a sibling socket of their own (the kernel spreads the load); the
+ * others, or all with share, the same socket, which the loops then take turns to
+ * serve. Returns 0 with *out set, or -1 with a line in err. */
+int listeners_copy(const struct listener *ls, size_t n, int share, struct listener **out,
+                   char *err, size_t errlen);
 
 /* Close the descriptors, remove unix socket files, free the array. */
 void listeners_close(struct listener *ls, size_t n);

@@ -23,7 +23,10 @@ struct timer {
 };
 
 struct loop {
+    const struct backend_ops *ops;
     struct backend *backend;
+    completion_fn *on_completion;
+    void *completion_data;
     struct timer *timers;
     uint64_t next_timer_id;
     uint64_t timer_pass;
@@ -31,13 +34,14 @@ struct loop {
     struct fired fired[FIRED_MAX];
 };
 
-struct loop *loop_new(void)
+struct loop *loop_new(enum loop_io io)
 {
     struct loop *loop = calloc(1, sizeof *loop);
 
     if (loop == NULL)
         return NULL;
-    loop->backend = backend_new();
+    loop->ops = io == LOOP_IO_URING ? &backend_uring : &backend_epoll;
+    loop->backend = loop->ops->create();
     if (loop->backend == NULL) {
         int saved = errno;
         free(loop);
@@ -58,7 +62,7 @@ void loop_free(struct loop *loop)
         next = t->next;
         free(t);
     }
-    backend_free(loop->backend);
+    loop->ops->destroy(loop->backend);
     free(loop);
 }
 
@@ -79,12 +83,12 @@ int loop_watch(struct loop *loop, struct watch *w, unsigned mask)
     /* epoll reports errors and hang-ups even for an empty mask, so a watch that wants
      * nothing is taken out of the set rather than left in with no events. */
     if (mask == 0) {
-        backend_del(loop->backend, w->fd);
+        loop->ops->del(loop->backend, w->fd, w);
         w->registered = 0;
     } else if (w->registered) {
-        rc = backend_mod(loop->backend, w->fd, mask, w);
+        rc = loop->ops->mod(loop->backend, w->fd, mask, w);
     } else {
-        rc = backend_add(loop->backend, w->fd, mask, w);
+        rc = loop->ops->add(loop->backend, w->fd, mask, w);
         if (rc == 0)
             w->registered = 1;
     }
@@ -96,7 +100,7 @@ int loop_watch(struct loop *loop, struct watch *w, unsigned mask)
 void loop_unwatch(struct loop *loop, struct watch *w)
 {
     if (w->registered)
-        backend_del(loop->backend, w->fd);
+        loop->ops->del(loop->backend, w->fd, w);
     w->registered = 0;
     w->mask = 0;
 }
@@ -179,17 +183,23 @@ int loop_run(struct loop *loop)
 {
     loop->stop = 0;
     while (!loop->stop) {
-        int n = backend_poll(loop->backend, next_timeout(loop), loop->fired, FIRED_MAX);
+        int n = loop->ops->poll(loop->backend, next_timeout(loop), loop->fired, FIRED_MAX);
 
         if (n < 0)
             return -1;
         for (int i = 0; i < n; i++) {
-            struct watch *w = loop->fired[i].ptr;
+            struct fired *f = &loop->fired[i];
+            struct watch *w = f->ptr;
+            unsigned events;
+
+            if (f->kind == FIRED_COMPLETION) {
+                loop->on_completion(loop, f->user_data, f->res, f->flags, loop->completion_data);
+                continue;
+            }
             /* A handler earlier in this batch may have changed what this one wants;
              * objects are only freed by their own handler or by timers, which run
              * after the batch, so w itself is still valid here. */
-            unsigned events = loop->fired[i].events & w->mask;
-
+            events = f->events & w->mask;
             if (w->registered && events)
                 w->fn(loop, w, events);
         }
@@ -203,7 +213,18 @@ void loop_stop(struct loop *loop)
     loop->stop = 1;
 }
 
-const char *loop_backend_name(void)
+const char *loop_io_name(const struct loop *loop)
 {
-    return backend_name();
+    return loop->ops->name;
+}
+
+struct backend *loop_backend(struct loop *loop)
+{
+    return loop->backend;
+}
+
+void loop_on_completion(struct loop *loop, completion_fn *fn, void *data)
+{
+    loop->on_completion = fn;
+    loop->completion_data = data;
 }

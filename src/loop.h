@@ -5,14 +5,20 @@
  * table to size. One loop per thread; nothing here is shared between loops.
  *
  * Errors and hang-ups are reported as LOOP_READ|LOOP_WRITE|LOOP_HUP, so they reach
- * handlers through their normal read and write paths. */
+ * handlers through their normal read and write paths.
+ *
+ * On io_uring, a watch is a multishot poll request, whose last completion may come
+ * after loop_unwatch: there a watch must live as long as the loop (the server only
+ * watches its signalfd and eventfds that way; connections use completions). */
 #ifndef KODAMA_LOOP_H
 #define KODAMA_LOOP_H
 
 #include <stdint.h>
 
-/* LOOP_HUP asks to hear when the peer has closed, even while not reading. */
-enum { LOOP_READ = 1, LOOP_WRITE = 2, LOOP_HUP = 4 };
+/* LOOP_HUP asks to hear when the peer has closed, even while not reading.
+ * LOOP_EXCLUSIVE, for a socket that several loops watch: wake only one of them. It
+ * can be set when a watch starts, not changed while the watch is on (epoll's rule). */
+enum { LOOP_READ = 1, LOOP_WRITE = 2, LOOP_HUP = 4, LOOP_EXCLUSIVE = 8 };
 
 struct loop;
 struct watch;
@@ -29,7 +35,13 @@ struct watch {
     watch_fn *fn;
 };
 
-struct loop *loop_new(void);                 /* NULL with errno on failure */
+enum loop_io { LOOP_IO_EPOLL, LOOP_IO_URING };
+
+/* A completion of an io_uring request (see loop_uring.h); never on epoll. */
+typedef void completion_fn(struct loop *loop, uint64_t user_data, int32_t res,
+                           uint32_t flags, void *data);
+
+struct loop *loop_new(enum loop_io io);      /* NULL with errno on failure */
 void loop_free(struct loop *loop);
 
 void watch_init(struct watch *w, int fd, watch_fn *fn);
@@ -44,6 +56,8 @@ void loop_timer_del(struct loop *loop, uint64_t id);
 /* Run until loop_stop; returns 0, or -1 with errno if polling failed. */
 int loop_run(struct loop *loop);
 void loop_stop(struct loop *loop);
-const char *loop_backend_name(void);
+const char *loop_io_name(const struct loop *loop);
+void loop_on_completion(struct loop *loop, completion_fn *fn, void *data);
+struct backend *loop_backend(struct loop *loop);
 
 #endif

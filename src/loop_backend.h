@@ -1,21 +1,37 @@
-/* loop_backend.h — what loop.c needs from a readiness backend (epoll today). */
+/* loop_backend.h — what loop.c needs from a backend: epoll (readiness only) or
+ * io_uring (readiness through poll requests, and completions of other requests). */
 #ifndef KODAMA_LOOP_BACKEND_H
 #define KODAMA_LOOP_BACKEND_H
 
+#include <stdint.h>
+
 struct backend;
+
+enum fired_kind { FIRED_WATCH, FIRED_COMPLETION };
+
 struct fired {
-    void *ptr;
-    unsigned events;     /* LOOP_READ | LOOP_WRITE */
+    enum fired_kind kind;
+    void *ptr;              /* FIRED_WATCH: the watch */
+    unsigned events;        /* FIRED_WATCH: LOOP_READ | LOOP_WRITE | LOOP_HUP */
+    uint64_t user_data;     /* FIRED_COMPLETION: as submitted */
+    int32_t res;
+    uint32_t flags;
 };
 
-struct backend *backend_new(void);
-void backend_free(struct backend *b);
-/* Register, change or remove (mask 0 with registered set) a descriptor. */
-int backend_add(struct backend *b, int fd, unsigned mask, void *ptr);
-int backend_mod(struct backend *b, int fd, unsigned mask, void *ptr);
-void backend_del(struct backend *b, int fd);
-/* Wait up to timeout_ms (-1: forever); fills at most max; returns the count or -1. */
-int backend_poll(struct backend *b, int timeout_ms, struct fired *out, int max);
-const char *backend_name(void);
+struct backend_ops {
+    const char *name;
+    struct backend *(*create)(void);    /* NULL with errno on failure */
+    void (*destroy)(struct backend *b);
+    /* Register, change or remove a descriptor's readiness interest. */
+    int (*add)(struct backend *b, int fd, unsigned mask, void *ptr);
+    int (*mod)(struct backend *b, int fd, unsigned mask, void *ptr);
+    void (*del)(struct backend *b, int fd, void *ptr);
+    /* Wait up to timeout_ms (-1: forever); fills at most max; returns the count, or
+     * -1 with errno. */
+    int (*poll)(struct backend *b, int timeout_ms, struct fired *out, int max);
+};
+
+extern const struct backend_ops backend_epoll;
+extern const struct backend_ops backend_uring;
 
 #endif

@@ -15,7 +15,7 @@ struct backend {
     struct epoll_event events[BATCH];
 };
 
-struct backend *backend_new(void)
+static struct backend *epoll_create_backend(void)
 {
     struct backend *b = malloc(sizeof *b);
 
@@ -31,7 +31,7 @@ struct backend *backend_new(void)
     return b;
 }
 
-void backend_free(struct backend *b)
+static void epoll_destroy(struct backend *b)
 {
     if (b == NULL)
         return;
@@ -49,29 +49,32 @@ static int ctl(struct backend *b, int op, int fd, unsigned mask, void *ptr)
         ev.events |= EPOLLOUT;
     if (mask & LOOP_HUP)
         ev.events |= EPOLLRDHUP;
+    if (mask & LOOP_EXCLUSIVE)
+        ev.events |= EPOLLEXCLUSIVE;
     ev.data.ptr = ptr;
     return epoll_ctl(b->epfd, op, fd, &ev);
 }
 
-int backend_add(struct backend *b, int fd, unsigned mask, void *ptr)
+static int epoll_add(struct backend *b, int fd, unsigned mask, void *ptr)
 {
     return ctl(b, EPOLL_CTL_ADD, fd, mask, ptr);
 }
 
-int backend_mod(struct backend *b, int fd, unsigned mask, void *ptr)
+static int epoll_mod(struct backend *b, int fd, unsigned mask, void *ptr)
 {
     return ctl(b, EPOLL_CTL_MOD, fd, mask, ptr);
 }
 
-void backend_del(struct backend *b, int fd)
+static void epoll_del(struct backend *b, int fd, void *ptr)
 {
     struct epoll_event ev = { 0 };
 
+    (void)ptr;
     /* Fails only if fd was never added or is already closed: nothing to undo. */
     (void)epoll_ctl(b->epfd, EPOLL_CTL_DEL, fd, &ev);
 }
 
-int backend_poll(struct backend *b, int timeout_ms, struct fired *out, int max)
+static int epoll_poll(struct backend *b, int timeout_ms, struct fired *out, int max)
 {
     int n;
 
@@ -83,6 +86,7 @@ int backend_poll(struct backend *b, int timeout_ms, struct fired *out, int max)
     for (int i = 0; i < n; i++) {
         uint32_t e = b->events[i].events;
 
+        out[i].kind = FIRED_WATCH;
         out[i].ptr = b->events[i].data.ptr;
         out[i].events = 0;
         if (e & (EPOLLIN | EPOLLERR | EPOLLHUP | EPOLLRDHUP))
@@ -95,7 +99,12 @@ int backend_poll(struct backend *b, int timeout_ms, struct fired *out, int max)
     return n;
 }
 
-const char *backend_name(void)
-{
-    return "epoll";
-}
+const struct backend_ops backend_epoll = {
+    .name = "epoll",
+    .create = epoll_create_backend,
+    .destroy = epoll_destroy,
+    .add = epoll_add,
+    .mod = epoll_mod,
+    .del = epoll_del,
+    .poll = epoll_poll,
+};

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -44,8 +45,8 @@ static int set_int(int fd, int level, int opt, int value)
     return setsockopt(fd, level, opt, &value, sizeof value);
 }
 
-static int bound_socket(const struct sockaddr *sa, socklen_t len, int type, int v6only,
-                        char *err, size_t errlen)
+static int plain_bound_socket(const struct sockaddr *sa, socklen_t len, int type, int v6only,
+                              int reuseport, char *err, size_t errlen)
 {
     int fd = socket(sa->sa_family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 
@@ -54,6 +55,12 @@ static int bound_socket(const struct sockaddr *sa, socklen_t len, int type, int 
     /* A restarted server must not wait for the old one's TIME_WAIT connections. */
     if (type == SOCK_STREAM && set_int(fd, SOL_SOCKET, SO_REUSEADDR, 1) < 0)
         return net_fail(fd, err, errlen, "setsockopt SO_REUSEADDR");
+    /* Echo writes what it has read at once; with Nagle, a short tail would wait for
+     * the peer's delayed ACK (40 ms). Accepted sockets inherit the option. */
+    if (type == SOCK_STREAM && set_int(fd, IPPROTO_TCP, TCP_NODELAY, 1) < 0)
+        return net_fail(fd, err, errlen, "setsockopt TCP_NODELAY");
+    if (reuseport && set_int(fd, SOL_SOCKET, SO_REUSEPORT, 1) < 0)
+        return net_fail(fd, err, errlen, "setsockopt SO_REUSEPORT");
     if (sa->sa_family == AF_INET6 && v6only >= 0 &&
         set_int(fd, IPPROTO_IPV6, IPV6_V6ONLY, v6only) < 0)
         return net_fail(fd, err, errlen, "setsockopt IPV6_V6ONLY");
@@ -62,9 +69,32 @@ static int bound_socket(const struct sockaddr *sa, socklen_t len, int type, int 
     return fd;
 }
 
-int net_tcp_listen(const struct sockaddr *sa, socklen_t len, int v6only, char *err, size_t errlen)
+/* With SO_REUSEPORT, any socket of the same user may join the group without a word,
+ * a second kodama started by mistake on the same port included. A plain bind first
+ * proves that the address is ours alone (and settles port 0); the group is then
+ * bound on that port at once. */
+static int bound_socket(const struct sockaddr *sa, socklen_t len, int type, int v6only,
+                        int reuseport, char *err, size_t errlen)
 {
-    int fd = bound_socket(sa, len, SOCK_STREAM, v6only, err, errlen);
+    struct sockaddr_storage ss;
+    socklen_t sslen = sizeof ss;
+    int probe;
+
+    if (!reuseport)
+        return plain_bound_socket(sa, len, type, v6only, 0, err, errlen);
+    probe = plain_bound_socket(sa, len, type, v6only, 0, err, errlen);
+    if (probe < 0)
+        return -1;
+    if (getsockname(probe, (struct sockaddr *)&ss, &sslen) < 0)
+        return net_fail(probe, err, errlen, "getsockname");
+    close(probe);
+    return plain_bound_socket((struct sockaddr *)&ss, sslen, type, v6only, 1, err, errlen);
+}
+
+int net_tcp_listen(const struct sockaddr *sa, socklen_t len, int v6only, int reuseport,
+                   char *err, size_t errlen)
+{
+    int fd = bound_socket(sa, len, SOCK_STREAM, v6only, reuseport, err, errlen);
 
     if (fd < 0)
         return -1;
@@ -73,9 +103,30 @@ int net_tcp_listen(const struct sockaddr *sa, socklen_t len, int v6only, char *e
     return fd;
 }
 
-int net_udp_bind(const struct sockaddr *sa, socklen_t len, int v6only, char *err, size_t errlen)
+int net_udp_bind(const struct sockaddr *sa, socklen_t len, int v6only, int reuseport,
+                 char *err, size_t errlen)
 {
-    return bound_socket(sa, len, SOCK_DGRAM, v6only, err, errlen);
+    return bound_socket(sa, len, SOCK_DGRAM, v6only, reuseport, err, errlen);
+}
+
+int net_reuseport_sibling(int fd, char *err, size_t errlen)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss, optlen = sizeof(int);
+    int type, v6only = -1, nfd;
+
+    if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
+        return net_fail(-1, err, errlen, "getsockname");
+    if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &optlen) < 0)
+        return net_fail(-1, err, errlen, "getsockopt SO_TYPE");
+    optlen = sizeof v6only;
+    if (ss.ss_family == AF_INET6 &&
+        getsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, &optlen) < 0)
+        return net_fail(-1, err, errlen, "getsockopt IPV6_V6ONLY");
+    nfd = plain_bound_socket((struct sockaddr *)&ss, len, type, v6only, 1, err, errlen);
+    if (nfd >= 0 && type == SOCK_STREAM && listen(nfd, NET_BACKLOG) < 0)
+        return net_fail(nfd, err, errlen, NULL);
+    return nfd;
 }
 
 int net_udp_pktinfo(int fd, int family, char *err, size_t errlen)

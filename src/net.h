@@ -17,9 +17,16 @@
 
 int net_set_nonblock(int fd, int on);
 
-/* v6only: -1 leave the default, 0 dual-stack, 1 IPv6 only (AF_INET6 only). */
-int net_tcp_listen(const struct sockaddr *sa, socklen_t len, int v6only, char *err, size_t errlen);
-int net_udp_bind(const struct sockaddr *sa, socklen_t len, int v6only, char *err, size_t errlen);
+/* v6only: -1 leave the default, 0 dual-stack, 1 IPv6 only (AF_INET6 only).
+ * reuseport: bind with SO_REUSEPORT, so that net_reuseport_sibling can add sockets
+ * that share the address (one per event loop); the address must still be free. */
+int net_tcp_listen(const struct sockaddr *sa, socklen_t len, int v6only, int reuseport,
+                   char *err, size_t errlen);
+int net_udp_bind(const struct sockaddr *sa, socklen_t len, int v6only, int reuseport,
+                 char *err, size_t errlen);
+/* Another socket on fd's address and type in its SO_REUSEPORT group, listening if
+ * fd is a stream socket; the kernel spreads connections and datagrams among them. */
+int net_reuseport_sibling(int fd, char *err, size_t errlen);
 /* Ask for the local address of each datagram (to answer from it on a wildcard bind). */
 int net_udp_pktinfo(int fd, int family, char *err, size_t errlen);
 

@@ -1,15 +1,20 @@
-/* server.c — one worker: its loop, listeners, accepting, signals, and stopping.
+/* server.c — the workers (one event loop per thread): listeners, accepting, signals,
+ * and stopping.
  *
- * Stopping (SIGINT/SIGTERM): close the listeners and remove unix socket files, let
- * every connection send what it holds and say goodbye (conn_stop_all), then exit when
- * the last one is gone or STOP_FLUSH_MS have passed, whichever is first. A second
- * signal stops at once. */
+ * Worker 0 runs in the main thread and reads SIGINT/SIGTERM from a signalfd (the
+ * signals are blocked in every thread); it tells every worker through its eventfd.
+ * Stopping: close the listeners and remove unix socket files, let every connection
+ * send what it holds and say goodbye (conn_stop_all), then exit when the last one is
+ * gone or STOP_FLUSH_MS have passed, whichever is first. A second signal stops at
+ * once. */
 #include "server.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
@@ -19,6 +24,7 @@
 #include "log.h"
 #include "net.h"
 #include "udp.h"
+#include "uring_engine.h"
 #include "util.h"
 
 #define ACCEPTS_PER_EVENT 64
@@ -27,9 +33,10 @@
 #define STOP_FLUSH_MS 2000
 #define POOL_KEEP 64
 
-struct signal_watch {
-    struct watch w;
-    struct worker *wk;
+struct server {
+    struct worker *workers;
+    size_t nworkers;
+    struct watch signals;           /* a signalfd, in worker 0's loop */
 };
 
 const char *listener_kind_name(enum listener_kind kind)
@@ -74,6 +81,11 @@ static void log_accept_error(struct worker *wk, struct listener *l, int err)
     wk->accept_errors_unlogged = 0;
 }
 
+static unsigned listener_mask(const struct listener *l)
+{
+    return LOOP_READ | (l->shared ? LOOP_EXCLUSIVE : 0);
+}
+
 static void resume_accepting(struct worker *wk)
 {
     for (size_t i = 0; i < wk->nlisteners; i++) {
@@ -83,7 +95,9 @@ static void resume_accepting(struct worker *wk)
             continue;
         l->paused = 0;
         wk->paused_listeners--;
-        if (loop_watch(wk->loop, &l->w, LOOP_READ) < 0)
+        if (wk->uring)
+            uring_listener_start(wk, l);
+        else if (loop_watch(wk->loop, &l->w, listener_mask(l)) < 0)
             log_msg("cannot watch %s %s %s: %s", l->svc->name, listener_kind_name(l->kind),
                     l->addr, strerror(errno));
     }
@@ -106,7 +120,8 @@ static void pause_accepting(struct worker *wk, struct listener *l)
 {
     l->paused = 1;
     wk->paused_listeners++;
-    loop_watch(wk->loop, &l->w, 0);
+    if (!wk->uring)
+        loop_watch(wk->loop, &l->w, 0);
     if (!wk->accept_retry_armed) {
         loop_timer_add(wk->loop, ACCEPT_RETRY_MS, accept_retry, wk);
         wk->accept_retry_armed = 1;
@@ -121,6 +136,21 @@ void worker_conn_closed(struct worker *wk)
         loop_stop(wk->loop);
 }
 
+int worker_accept_error(struct worker *wk, struct listener *l, int err)
+{
+    switch (err) {
+    case EAGAIN: case ECONNABORTED: case EPROTO: case EPERM: case EINTR:
+        return 0;   /* that client is gone or refused; the next may be fine */
+    case EMFILE: case ENFILE: case ENOBUFS: case ENOMEM:
+        log_accept_error(wk, l, err);
+        pause_accepting(wk, l);
+        return 1;
+    default:
+        log_accept_error(wk, l, err);
+        return 0;
+    }
+}
+
 static void accept_ready(struct loop *loop, struct watch *w, unsigned events)
 {
     struct listener *l = container_of(w, struct listener, w);
@@ -130,33 +160,40 @@ static void accept_ready(struct loop *loop, struct watch *w, unsigned events)
     for (int i = 0; i < ACCEPTS_PER_EVENT && !l->paused; i++) {
         struct sockaddr_storage peer;
         socklen_t len;
-        int fd = net_accept(l->w.fd, &peer, &len);
+        int fd = net_accept(l->w.fd, &peer, &len), err = errno;
 
         if (fd >= 0) {
             conn_open(l->wk, l, fd, (struct sockaddr *)&peer, len);
             continue;
         }
-        switch (errno) {
-        case EAGAIN:
+        if (err == EAGAIN || worker_accept_error(l->wk, l, err))
             return;
-        case EMFILE: case ENFILE: case ENOBUFS: case ENOMEM:
-            log_accept_error(l->wk, l, errno);
-            pause_accepting(l->wk, l);
-            return;
-        case ECONNABORTED: case EPROTO: case EPERM:
-            continue;   /* that client is gone or refused; the next may be fine */
-        default:
-            log_accept_error(l->wk, l, errno);
-            return;
-        }
+        if (err != ECONNABORTED && err != EPROTO && err != EPERM && err != EINTR)
+            return;     /* logged; the next readable event tries again */
     }
+}
+
+static void engine_stop_all(struct worker *wk)
+{
+    if (wk->uring)
+        uconn_stop_all(wk);
+    else
+        conn_stop_all(wk);
+}
+
+static void engine_close_all(struct worker *wk)
+{
+    if (wk->uring)
+        uconn_close_all(wk);
+    else
+        conn_close_all(wk);
 }
 
 static long stop_deadline(struct loop *loop, void *data)
 {
     struct worker *wk = data;
 
-    conn_close_all(wk);
+    engine_close_all(wk);
     loop_stop(loop);
     return LOOP_TIMER_DONE;
 }
@@ -168,7 +205,10 @@ static void close_listeners(struct worker *wk)
 
         if (l->w.fd < 0)
             continue;
-        loop_unwatch(wk->loop, &l->w);
+        if (wk->uring)
+            uring_listener_stop(wk, l);
+        else
+            loop_unwatch(wk->loop, &l->w);
         close(l->w.fd);
         l->w.fd = -1;
         if (l->unlink_path) {
@@ -182,14 +222,15 @@ static void close_listeners(struct worker *wk)
 static void begin_stop(struct worker *wk)
 {
     if (wk->stopping) {
-        conn_close_all(wk);
+        engine_close_all(wk);
         loop_stop(wk->loop);
         return;
     }
-    log_msg("stopping");
+    if (wk->id == 0)
+        log_msg("stopping");
     wk->stopping = 1;
     close_listeners(wk);
-    conn_stop_all(wk);
+    engine_stop_all(wk);
     if (wk->nconns == 0)
         loop_stop(wk->loop);
     else
@@ -203,58 +244,96 @@ static long stop_now(struct loop *loop, void *data)
     return LOOP_TIMER_DONE;
 }
 
-/* Stopping closes connections, and a connection may have an event waiting later in
- * this very batch: the work is deferred to a timer, which runs after the batch. */
+/* Tell every worker to stop (or, the second time, to stop at once). */
+static void server_stop_all(struct server *srv)
+{
+    uint64_t one = 1;
+
+    for (size_t i = 0; i < srv->nworkers; i++)
+        if (write(srv->workers[i].wake.fd, &one, sizeof one) < 0 && errno != EAGAIN)
+            log_msg("cannot wake worker %zu: %s", i, strerror(errno));
+}
+
 static void signal_ready(struct loop *loop, struct watch *w, unsigned events)
 {
-    struct signal_watch *sw = container_of(w, struct signal_watch, w);
+    struct server *srv = container_of(w, struct server, signals);
     struct signalfd_siginfo si;
 
+    (void)loop;
     (void)events;
     while (read(w->fd, &si, sizeof si) == (ssize_t)sizeof si)
-        loop_timer_add(loop, 0, stop_now, sw->wk);
+        server_stop_all(srv);
 }
 
-/* Signals arrive as readable events on a signalfd, in the loop like everything else. */
-static int setup_signals(struct signal_watch *sw, struct loop *loop)
+/* Stopping closes connections, and a connection may have an event waiting later in
+ * this very batch: the work is deferred to a timer, which runs after the batch. */
+static void wake_ready(struct loop *loop, struct watch *w, unsigned events)
 {
-    sigset_t set;
-    int fd;
+    struct worker *wk = container_of(w, struct worker, wake);
+    uint64_t count;
 
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
-        return -1;
-    fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+    (void)events;
+    if (read(w->fd, &count, sizeof count) != (ssize_t)sizeof count)
+        return;
+    while (count--)
+        loop_timer_add(loop, 0, stop_now, wk);
+}
+
+/* Signals arrive as readable events on a signalfd, in worker 0's loop. They are
+ * blocked before any other thread starts, so every thread inherits the mask. */
+static int block_signals(sigset_t *set)
+{
+    sigemptyset(set);
+    sigaddset(set, SIGINT);
+    sigaddset(set, SIGTERM);
+    return pthread_sigmask(SIG_BLOCK, set, NULL) == 0 ? 0 : -1;
+}
+
+static int watch_signals(struct server *srv, const sigset_t *set)
+{
+    int fd = signalfd(-1, set, SFD_NONBLOCK | SFD_CLOEXEC);
+
     if (fd < 0)
         return -1;
-    watch_init(&sw->w, fd, signal_ready);
-    if (loop_watch(loop, &sw->w, LOOP_READ) < 0) {
-        close(fd);
-        return -1;
-    }
-    return 0;
+    watch_init(&srv->signals, fd, signal_ready);
+    return loop_watch(srv->workers[0].loop, &srv->signals, LOOP_READ);
 }
 
-static int worker_init(struct worker *wk, struct listener *ls, size_t n,
+static int worker_init(struct worker *wk, size_t id, struct listener *ls, size_t n,
                        const struct serve_config *cfg)
 {
+    int fd;
+
     memset(wk, 0, sizeof *wk);
+    wk->id = id;
     wk->cfg = cfg;
     wk->listeners = ls;
     wk->nlisteners = n;
     dlist_init(&wk->conns);
     dlist_init(&wk->lingering);
     pool_init(&wk->pool, ECHO_BUF_SIZE, POOL_KEEP);
-    wk->dgram = xmalloc(UDP_DGRAM_MAX);
-    wk->loop = loop_new();
-    if (wk->loop == NULL)
-        return -1;
+    watch_init(&wk->wake, -1, wake_ready);
     for (size_t i = 0; i < n; i++) {
         ls[i].wk = wk;
+        if (ls[i].kind == LISTEN_UDP && wk->udp == NULL && cfg->io == LOOP_IO_EPOLL)
+            wk->udp = udp_batch_new();
+    }
+    wk->loop = loop_new(cfg->io);
+    if (wk->loop == NULL)
+        return -1;
+    if (cfg->io == LOOP_IO_URING && uring_engine_init(wk) < 0)
+        return -1;
+    fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    wk->wake.fd = fd;
+    if (loop_watch(wk->loop, &wk->wake, LOOP_READ) < 0)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
         ls[i].w.fn = ls[i].kind == LISTEN_UDP ? udp_readable : accept_ready;
-        if (loop_watch(wk->loop, &ls[i].w, LOOP_READ) < 0)
+        if (wk->uring)
+            uring_listener_start(wk, &ls[i]);
+        else if (loop_watch(wk->loop, &ls[i].w, listener_mask(&ls[i])) < 0)
             return -1;
     }
     return 0;
@@ -262,37 +341,123 @@ static int worker_init(struct worker *wk, struct listener *ls, size_t n,
 
 static void worker_destroy(struct worker *wk)
 {
-    conn_close_all(wk);
+    wk->stopping = 1;   /* closing connections must not resume accepting */
+    engine_close_all(wk);
+    uring_engine_destroy(wk);
     pool_destroy(&wk->pool);
-    free(wk->dgram);
+    udp_batch_free(wk->udp);
+    if (wk->wake.fd >= 0)
+        close(wk->wake.fd);
     loop_free(wk->loop);
+}
+
+/* Runs a worker's loop; a loop that fails takes the whole server down with it. */
+static void *worker_main(void *arg)
+{
+    struct worker *wk = arg;
+
+    if (loop_run(wk->loop) < 0) {
+        log_msg("event loop failed: %s", strerror(errno));
+        wk->failed = 1;
+        server_stop_all(wk->srv);
+    }
+    return NULL;
+}
+
+/* Worker 0 serves the listeners it was given; every other one a copy of its own. */
+static int server_init(struct server *srv, struct listener *ls, size_t n,
+                       const struct serve_config *cfg)
+{
+    char err[KODAMA_ERR_LEN + ADDR_TEXT_MAX];
+
+    for (size_t i = 0; i < srv->nworkers; i++) {
+        struct worker *wk = &srv->workers[i];
+        struct listener *own = ls;
+
+        if (i > 0 && listeners_copy(ls, n, cfg->share_listeners, &own, err, sizeof err) < 0) {
+            log_msg("%s", err);
+            return -1;
+        }
+        if (worker_init(wk, i, own, n, cfg) < 0) {
+            log_msg("cannot start event loop %zu: %s", i, strerror(errno));
+            return -1;
+        }
+        wk->srv = srv;
+    }
+    return 0;
+}
+
+static void server_destroy(struct server *srv, size_t n)
+{
+    for (size_t i = 0; i < srv->nworkers; i++) {
+        struct worker *wk = &srv->workers[i];
+
+        if (wk->loop)
+            worker_destroy(wk);
+        if (i > 0 && wk->listeners)
+            listeners_close(wk->listeners, n);
+    }
+    if (srv->signals.fd >= 0)
+        close(srv->signals.fd);
+    free(srv->workers);
+}
+
+static void log_listening(const struct listener *ls, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        log_msg("listening %s %s %s", ls[i].svc->name, listener_kind_name(ls[i].kind),
+                ls[i].addr);
+}
+
+/* Starts workers 1..N-1 in threads and runs worker 0 here. "ready" comes once every
+ * thread is running. */
+static int server_serve(struct server *srv, const struct listener *ls, size_t n)
+{
+    size_t started = 1;
+    int rc = 0;
+
+    for (; started < srv->nworkers; started++) {
+        struct worker *wk = &srv->workers[started];
+        int err = pthread_create(&wk->thread, NULL, worker_main, wk);
+
+        if (err != 0) {
+            log_msg("cannot start a thread: %s", strerror(err));
+            server_stop_all(srv);
+            rc = 1;
+            break;
+        }
+    }
+    if (rc == 0) {
+        log_listening(ls, n);
+        log_msg("ready");
+    }
+    worker_main(&srv->workers[0]);
+    for (size_t i = 1; i < started; i++)
+        pthread_join(srv->workers[i].thread, NULL);
+    for (size_t i = 0; i < started; i++)
+        if (srv->workers[i].failed)
+            rc = 1;
+    return rc;
 }
 
 int server_run(struct listener *ls, size_t n, const struct serve_config *cfg)
 {
-    struct worker wk;
-    struct signal_watch sw = { .wk = &wk };
-    int rc = 0;
+    struct server srv = { .nworkers = cfg->threads > 0 ? cfg->threads : 1 };
+    sigset_t set;
+    int rc = 1;
 
     raise_fd_limit();
-    if (worker_init(&wk, ls, n, cfg) < 0 || setup_signals(&sw, wk.loop) < 0) {
-        log_msg("cannot start the event loop: %s", strerror(errno));
-        rc = 1;
+    srv.workers = xcalloc(srv.nworkers, sizeof *srv.workers);
+    watch_init(&srv.signals, -1, signal_ready);
+    if (block_signals(&set) < 0 || server_init(&srv, ls, n, cfg) < 0)
+        goto end;
+    if (watch_signals(&srv, &set) < 0) {
+        log_msg("cannot watch signals: %s", strerror(errno));
         goto end;
     }
-    for (size_t i = 0; i < n; i++)
-        log_msg("listening %s %s %s", ls[i].svc->name, listener_kind_name(ls[i].kind),
-                ls[i].addr);
-    log_msg("ready");
-    if (loop_run(wk.loop) < 0) {
-        log_msg("event loop failed: %s", strerror(errno));
-        rc = 1;
-    }
+    rc = server_serve(&srv, ls, n);
 end:
-    if (sw.w.fd > 0)
-        close(sw.w.fd);
-    wk.stopping = 1;    /* closing connections must not resume accepting */
-    worker_destroy(&wk);
+    server_destroy(&srv, n);
     listeners_close(ls, n);
     return rc;
 }

@@ -2,12 +2,13 @@
  *
  * A listener is a bound descriptor plus what it serves; it does not care how the
  * descriptor was made (bound from a SPEC today; passed by systemd later). A worker
- * owns one loop, its listeners' watches, its connections and its buffer pool; a later
- * issue runs one worker per core. */
+ * owns one loop (one thread), its own copy of the listeners, its connections and its
+ * buffer pool; nothing is shared between workers but the listening sockets. */
 #ifndef KODAMA_SERVER_H
 #define KODAMA_SERVER_H
 
 #include <stddef.h>
+#include <pthread.h>
 #include <stdint.h>
 
 #include "addr.h"
@@ -31,13 +32,22 @@ struct listener {
     enum listener_kind kind;
     char addr[ADDR_TEXT_MAX];       /* as bound, for the listening line and logs */
     char *unlink_path;              /* a unix socket file to remove at exit */
+    int family;                     /* AF_INET, AF_INET6 or AF_UNIX */
     int pktinfo;                    /* udp, wildcard: answer from the datagram's address */
+    int reuseport;                  /* bound with SO_REUSEPORT: siblings may join */
+    int shared;                     /* the same socket is served by other loops too */
     int paused;                     /* out of descriptors: not accepting for now */
+    int armed;                      /* io_uring: its accept or recvmsg is in flight */
     struct listener_stats stats;
 };
 
 struct worker {
+    size_t id;                      /* 0: the main thread's */
+    struct server *srv;
+    pthread_t thread;
     struct loop *loop;
+    struct watch wake;              /* an eventfd: the server is stopping */
+    int failed;                     /* its loop failed */
     const struct serve_config *cfg;
     struct listener *listeners;
     size_t nlisteners;
@@ -46,7 +56,8 @@ struct worker {
     size_t nconns;
     int linger_armed;
     struct pool pool;               /* echo buffers */
-    char *dgram;                    /* one datagram, in and out */
+    struct udp_batch *udp;          /* epoll: datagrams in and out, if any udp listener */
+    struct uring_state *uring;      /* the io_uring engine, if that is the loop's */
     int stopping;
     int paused_listeners;
     int accept_retry_armed;
@@ -56,11 +67,16 @@ struct worker {
 
 const char *listener_kind_name(enum listener_kind kind);
 
-/* Serve until SIGINT/SIGTERM; takes ownership of the listeners' descriptors.
+/* Serve until SIGINT/SIGTERM with cfg->threads event loops; takes ownership of the
+ * listeners (worker 0 serves them, the others copies: see listeners_copy).
  * Returns 0 on a clean stop, 1 on a runtime failure (already reported). */
 int server_run(struct listener *ls, size_t n, const struct serve_config *cfg);
 
-/* Called by conn.c when a connection has closed: descriptors may be free again. */
+/* Called by the engines when a connection has closed: descriptors may be free again. */
 void worker_conn_closed(struct worker *wk);
+
+/* Called by the engines when accepting failed with err. Returns 1 if the listener is
+ * paused now (out of descriptors or memory: it resumes by itself), 0 otherwise. */
+int worker_accept_error(struct worker *wk, struct listener *l, int err);
 
 #endif

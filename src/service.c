@@ -16,3 +16,19 @@ const struct service *service_find(const char *name)
             return services[i];
     return NULL;
 }
+
+void plan_send_static(struct conn_plan *p, const char *data, size_t len)
+{
+    p->tx = data;
+    p->tx_len = len;
+}
+
+void plan_echo_input(struct conn_plan *p)
+{
+    p->echo = 1;
+}
+
+void plan_close_after_send(struct conn_plan *p)
+{
+    p->close_after_send = 1;
+}

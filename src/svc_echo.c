@@ -1,15 +1,14 @@
 /* svc_echo.c — the echo service of RFC 862: every byte back, in order.
  *
- * tcp input goes into the connection's bounded ring and out again from there
- * (conn.c stops reading while the ring is full, so a peer that does not read cannot
- * grow our memory); udp answers each datagram with itself. */
-#include "conn.h"
+ * tcp input is sent back from a bounded buffer (the engines stop reading while it is
+ * full, so a peer that does not read cannot grow our memory); udp answers each
+ * datagram with itself. */
 #include "service.h"
 
-static void echo_open(struct conn *c, const struct serve_config *cfg)
+static void echo_open(struct conn_plan *p, const struct serve_config *cfg)
 {
     (void)cfg;
-    conn_echo_input(c);
+    plan_echo_input(p);
 }
 
 static long echo_udp(const struct serve_config *cfg, const char *in, size_t len,

@@ -4,13 +4,12 @@
  * discarding input, until the client closes (at most 5 s, see conn.c): closing with
  * unread data would make the kernel send a reset, and a client that spoke first
  * would lose its greeting. Over udp every datagram gets the greeting. */
-#include "conn.h"
 #include "service.h"
 
-static void hello_open(struct conn *c, const struct serve_config *cfg)
+static void hello_open(struct conn_plan *p, const struct serve_config *cfg)
 {
-    conn_send_static(c, cfg->message, cfg->message_len);
-    conn_close_after_send(c);
+    plan_send_static(p, cfg->message, cfg->message_len);
+    plan_close_after_send(p);
 }
 
 static long hello_udp(const struct serve_config *cfg, const char *in, size_t len,

@@ -8,23 +8,19 @@
 
 #include <errno.h>
 #include <netinet/in.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 
 #include "log.h"
 #include "server.h"
+#include "util.h"
 
 #define DGRAM_MAX UDP_DGRAM_MAX
 #define DGRAMS_PER_EVENT 64
+#define UDP_BATCH 32
 
-union pktinfo_cmsg {
-    char buf[CMSG_SPACE(sizeof(struct in6_pktinfo))];
-    struct cmsghdr align;
-};
-
-/* Turn the received destination into the source for the reply; returns the control
- * length to send, 0 if there is none. */
-static size_t reply_pktinfo(struct msghdr *msg)
+size_t udp_reply_pktinfo(struct msghdr *msg, void *out)
 {
     for (struct cmsghdr *cm = CMSG_FIRSTHDR(msg); cm; cm = CMSG_NXTHDR(msg, cm)) {
         if (cm->cmsg_level == IPPROTO_IP && cm->cmsg_type == IP_PKTINFO) {
@@ -32,7 +28,7 @@ static size_t reply_pktinfo(struct msghdr *msg)
 
             pi->ipi_spec_dst = pi->ipi_addr;
             pi->ipi_ifindex = 0;
-            memmove(msg->msg_control, cm, CMSG_SPACE(sizeof *pi));
+            memmove(out, cm, CMSG_SPACE(sizeof *pi));
             return CMSG_SPACE(sizeof *pi);
         }
         if (cm->cmsg_level == IPPROTO_IPV6 && cm->cmsg_type == IPV6_PKTINFO) {
@@ -41,15 +37,15 @@ static size_t reply_pktinfo(struct msghdr *msg)
             /* Routing picks the interface, except for link-local, which needs one. */
             if (!IN6_IS_ADDR_LINKLOCAL(&pi->ipi6_addr))
                 pi->ipi6_ifindex = 0;
-            memmove(msg->msg_control, cm, CMSG_SPACE(sizeof *pi));
+            memmove(out, cm, CMSG_SPACE(sizeof *pi));
             return CMSG_SPACE(sizeof *pi);
         }
     }
     return 0;
 }
 
-static void log_datagram(struct listener *l, const struct sockaddr_storage *peer,
-                         socklen_t len, size_t in, long out)
+void udp_log_datagram(const struct listener *l, const void *peer, socklen_t len, size_t in,
+                      long out)
 {
     char text[ADDR_TEXT_MAX];
 
@@ -58,58 +54,139 @@ static void log_datagram(struct listener *l, const struct sockaddr_storage *peer
             out < 0 ? 0 : out);
 }
 
-/* Returns 1 if a datagram was handled, 0 when none is waiting. */
-static int udp_answer_one(struct listener *l)
-{
-    struct worker *wk = l->wk;
-    struct sockaddr_storage peer;
-    union pktinfo_cmsg control;
-    struct iovec iov = { .iov_base = wk->dgram, .iov_len = DGRAM_MAX };
-    struct msghdr msg = {
-        .msg_name = &peer, .msg_namelen = sizeof peer,
-        .msg_iov = &iov, .msg_iovlen = 1,
-        .msg_control = l->pktinfo ? control.buf : NULL,
-        .msg_controllen = l->pktinfo ? sizeof control.buf : 0,
-    };
-    const char *reply;
-    ssize_t n = recvmsg(l->w.fd, &msg, MSG_DONTWAIT);
-    long rlen;
+/* One recvmmsg's worth of datagrams, and the replies built in place of them. */
+struct udp_batch {
+    struct mmsghdr in[UDP_BATCH];
+    struct mmsghdr out[UDP_BATCH];
+    struct iovec in_iov[UDP_BATCH], out_iov[UDP_BATCH];
+    struct sockaddr_storage peer[UDP_BATCH];
+    union pktinfo_cmsg control[UDP_BATCH];
+    long reply_len[UDP_BATCH];
+    char *data;                         /* UDP_BATCH buffers of DGRAM_MAX bytes */
+};
 
-    if (n < 0) {
-        /* Errors queued by ICMP for earlier replies are not this datagram's business. */
-        return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : 1;
+struct udp_batch *udp_batch_new(void)
+{
+    struct udp_batch *b = xcalloc(1, sizeof *b);
+
+    /* Pages are touched only as far as datagrams reach: small ones cost little. */
+    b->data = xmalloc((size_t)UDP_BATCH * DGRAM_MAX);
+    return b;
+}
+
+void udp_batch_free(struct udp_batch *b)
+{
+    if (b == NULL)
+        return;
+    free(b->data);
+    free(b);
+}
+
+static void batch_arm(struct udp_batch *b, const struct listener *l)
+{
+    for (int i = 0; i < UDP_BATCH; i++) {
+        struct msghdr *m = &b->in[i].msg_hdr;
+
+        b->in_iov[i].iov_base = b->data + (size_t)i * DGRAM_MAX;
+        b->in_iov[i].iov_len = DGRAM_MAX;
+        m->msg_name = &b->peer[i];
+        m->msg_namelen = sizeof b->peer[i];
+        m->msg_iov = &b->in_iov[i];
+        m->msg_iovlen = 1;
+        m->msg_control = l->pktinfo ? b->control[i].buf : NULL;
+        m->msg_controllen = l->pktinfo ? sizeof b->control[i].buf : 0;
+        m->msg_flags = 0;
     }
-    l->stats.dgrams_in++;
-    l->stats.bytes_in += (uint64_t)n;
-    rlen = l->svc->udp_reply(wk->cfg, wk->dgram, (size_t)n, &reply);
-    if (rlen >= 0) {
-        iov.iov_base = (void *)reply;
-        iov.iov_len = (size_t)rlen;
-        msg.msg_controllen = l->pktinfo ? reply_pktinfo(&msg) : 0;
-        if (msg.msg_controllen == 0)
-            msg.msg_control = NULL;
-        msg.msg_flags = 0;
-        if (sendmsg(l->w.fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL) >= 0) {
-            l->stats.dgrams_out++;
-            l->stats.bytes_out += (uint64_t)rlen;
-        } else {
-            /* A full send buffer or an unreachable peer: udp may drop, and we do. */
+}
+
+/* Build the replies to n received datagrams; returns how many there are to send. */
+static int batch_answer(struct udp_batch *b, struct listener *l, int n)
+{
+    const struct serve_config *cfg = l->wk->cfg;
+    int nout = 0;
+
+    for (int i = 0; i < n; i++) {
+        struct msghdr *in = &b->in[i].msg_hdr, *out = &b->out[nout].msg_hdr;
+        const char *reply;
+        long rlen = l->svc->udp_reply(cfg, in->msg_iov->iov_base, b->in[i].msg_len, &reply);
+
+        l->stats.dgrams_in++;
+        l->stats.bytes_in += b->in[i].msg_len;
+        b->reply_len[nout] = rlen;
+        if (cfg->verbose)
+            udp_log_datagram(l, &b->peer[i], in->msg_namelen, b->in[i].msg_len, rlen);
+        if (rlen < 0)
+            continue;
+        b->out_iov[nout].iov_base = (void *)reply;
+        b->out_iov[nout].iov_len = (size_t)rlen;
+        *out = *in;
+        out->msg_iov = &b->out_iov[nout];
+        out->msg_controllen = l->pktinfo ? udp_reply_pktinfo(in, in->msg_control) : 0;
+        if (out->msg_controllen == 0)
+            out->msg_control = NULL;
+        out->msg_flags = 0;
+        nout++;
+    }
+    return nout;
+}
+
+/* sendmmsg stops at the first failure: count that reply as dropped (a full send
+ * buffer or an unreachable peer: udp may drop, and we do) and go on after it. */
+static void batch_send(struct udp_batch *b, struct listener *l, int nout)
+{
+    int done = 0;
+
+    while (done < nout) {
+        int sent = sendmmsg(l->w.fd, b->out + done, (unsigned)(nout - done),
+                            MSG_DONTWAIT | MSG_NOSIGNAL);
+
+        if (sent < 0) {
+            if (errno == EINTR)
+                continue;
             l->stats.dgrams_dropped++;
+            done++;
+            continue;
         }
+        for (int i = done; i < done + sent; i++) {
+            l->stats.dgrams_out++;
+            l->stats.bytes_out += (uint64_t)b->reply_len[i];
+        }
+        done += sent;
     }
-    if (wk->cfg->verbose)
-        log_datagram(l, &peer, msg.msg_namelen, (size_t)n, rlen);
-    return 1;
+}
+
+/* Returns the number of datagrams handled, 0 when none was waiting. */
+static int udp_answer_batch(struct listener *l)
+{
+    struct udp_batch *b = l->wk->udp;
+    int n;
+
+    batch_arm(b, l);
+    n = recvmmsg(l->w.fd, b->in, UDP_BATCH, MSG_DONTWAIT, NULL);
+    if (n <= 0) {
+        /* EAGAIN: all read. Other errors are queued by ICMP for earlier replies and
+         * are not this batch's business; the next event tries again. */
+        return 0;
+    }
+    batch_send(b, l, batch_answer(b, l, n));
+    return n;
 }
 
 void udp_readable(struct loop *loop, struct watch *w, unsigned events)
 {
     struct listener *l = container_of(w, struct listener, w);
+    int handled = 0;
 
     (void)loop;
     (void)events;
     /* A bounded batch: other sockets get their turn even under a flood. */
-    for (int i = 0; i < DGRAMS_PER_EVENT; i++)
-        if (!udp_answer_one(l))
+    while (handled < DGRAMS_PER_EVENT) {
+        int n = udp_answer_batch(l);
+
+        if (n < UDP_BATCH) {
+            handled += n;
             break;
+        }
+        handled += n;
+    }
 }

@@ -1,11 +1,41 @@
-/* udp.h — the read handler of a udp listener. */
+/* udp.h — the read handler of a udp listener (epoll). */
 #ifndef KODAMA_UDP_H
 #define KODAMA_UDP_H
 
+#include <netinet/in.h>
+#include <sys/socket.h>
+
 #include "loop.h"
+
+struct listener;
+
+/* Room for one IP_PKTINFO or IPV6_PKTINFO control message, aligned as a cmsghdr (a
+ * cmsghdr member itself would make this a variable-sized type: it ends in a
+ * flexible array). */
+union pktinfo_cmsg {
+    char buf[CMSG_SPACE(sizeof(struct in6_pktinfo))];
+    size_t align;
+};
+
+/* Turn a received datagram's destination (IP_PKTINFO / IPV6_PKTINFO in msg's control
+ * data) into the source of the reply, written to out (which may be msg's own control
+ * buffer); returns the control length to send, 0 if there is none. */
+size_t udp_reply_pktinfo(struct msghdr *msg, void *out);
+
+/* The -v line for one datagram. */
+void udp_log_datagram(const struct listener *l, const void *peer, socklen_t len, size_t in,
+                      long out);
 
 #define UDP_DGRAM_MAX 65536
 
+struct udp_batch;
+
+/* Buffers for a worker's recvmmsg/sendmmsg batches. */
+struct udp_batch *udp_batch_new(void);
+void udp_batch_free(struct udp_batch *b);
+
+/* Answers a bounded number of waiting datagrams with one recvmmsg and one sendmmsg
+ * per batch. */
 void udp_readable(struct loop *loop, struct watch *w, unsigned events);
 
 #endif

@@ -47,6 +47,8 @@ else:
 GREETING = b"Hello from server!\n"
 SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "runtime error:", "LeakSanitizer")
 READY_LINE = "kodama: ready"
+# serve -v says so when --io auto falls back to epoll.
+IO_NOTE_RE = re.compile(r"^kodama: io_uring unavailable \(.*\); using epoll$")
 LISTEN_RE = re.compile(r"^kodama: listening (\S+) (tcp|udp|unix) (\S+)$")
 
 
@@ -174,6 +176,8 @@ class Server:
         for line in lines:
             if line == READY_LINE:
                 break
+            if IO_NOTE_RE.match(line):
+                continue
             m = LISTEN_RE.match(line)
             assert m, "unexpected line before ready: %r\nfull stderr:\n%s" % (line, text)
             service, proto, addr_text = m.groups()

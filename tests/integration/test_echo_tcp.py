@@ -241,3 +241,21 @@ def test_ipv6_only_flag_refuses_ipv4(server):
         assert recv_exact(c, 4) == b"dual"
         c.close()
     both.stop()
+
+
+def test_echo_lockstep_has_no_nagle_stalls(server):
+    """A message that does not fill whole segments, echoed in lockstep: with Nagle on
+    the server, its short tail waits for our delayed ACK (40 ms) every round."""
+    s = server.start(["echo@127.0.0.1:0/tcp"])
+    payload = os.urandom(16 * 1024 + 100)
+    times = []
+    with connect(s.addr("echo"), socket.AF_INET) as c:
+        c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        for _ in range(30):
+            t0 = time.monotonic()
+            c.sendall(payload)
+            assert recv_exact(c, len(payload)) == payload
+            times.append(time.monotonic() - t0)
+    times.sort()
+    assert times[len(times) // 2] < 0.02, "median round trip %.1f ms" % (times[len(times) // 2] * 1000)
+    s.stop()

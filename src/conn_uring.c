@@ -1,0 +1,521 @@
+/* conn_uring.c — accepting and stream connections on io_uring (see uring_engine.h).
+ *
+ * A connection counts its requests in flight (ops). It is freed only when it is
+ * closing and the last of them has completed: a completion always finds its owner
+ * alive, whatever else the same batch did. Closing cancels what is in flight. */
+#include "uring_engine.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "conn.h"
+#include "log.h"
+#include "loop_uring.h"
+#include "server.h"
+#include "util.h"
+
+#define STREAM_BUFS 256             /* per worker; a power of two */
+#define STREAM_BUF_SIZE 16384
+#define MAX_HELD 4                  /* buffers a connection may hold: 64 KiB, as conn.c */
+
+struct uconn {
+    struct worker *wk;
+    struct listener *l;
+    const char *tx;                 /* static output not sent yet */
+    uint32_t tx_len;
+    int fd;
+    uint64_t in, out;
+    int64_t linger_deadline;
+    struct dlink all;               /* wk->conns */
+    struct dlink linger;            /* wk->lingering */
+    struct dlink starved;           /* uring_state.starved */
+    char *peer;                     /* peer address text, kept only with -v */
+    uint16_t qhead, qtail;          /* echoed bytes: a queue of stream buffers */
+    uint16_t qoff;                  /* bytes of the head buffer already sent */
+    uint16_t nheld;
+    uint8_t ops;                    /* requests in flight */
+    unsigned echo : 1;
+    unsigned shut_after_send : 1;
+    unsigned rd_eof : 1;
+    unsigned wr_shut : 1;
+    unsigned stopping : 1;
+    unsigned closing : 1;
+    unsigned recv_on : 1;
+    unsigned recv_cancelled : 1;
+    unsigned send_on : 1;
+    unsigned hup_on : 1;
+    unsigned is_starved : 1;
+};
+
+static struct io_uring *ring_of(struct worker *wk)
+{
+    return wk->uring->ring;
+}
+
+static void submit_recv(struct uconn *c);
+static int uconn_wants_input(const struct uconn *c);
+
+static int uconn_has_output(const struct uconn *c)
+{
+    return c->tx_len > 0 || c->qhead != BUF_NONE;
+}
+
+static void queue_push(struct uconn *c, unsigned bid, unsigned len)
+{
+    struct uring_state *us = c->wk->uring;
+
+    us->next[bid] = BUF_NONE;
+    us->len[bid] = (uint16_t)len;
+    if (c->qhead == BUF_NONE)
+        c->qhead = (uint16_t)bid;
+    else
+        us->next[c->qtail] = (uint16_t)bid;
+    c->qtail = (uint16_t)bid;
+    c->nheld++;
+}
+
+/* A buffer is back in the ring: a connection that ran short may receive again. */
+static void buffer_returned(struct worker *wk, unsigned bid)
+{
+    struct uring_state *us = wk->uring;
+
+    bufring_put(&us->stream, bid);
+    if (!dlist_empty(&us->starved)) {
+        struct uconn *c = container_of(us->starved.next, struct uconn, starved);
+
+        dlist_remove(&c->starved);
+        c->is_starved = 0;
+        if (!c->recv_on && uconn_wants_input(c))
+            submit_recv(c);
+    }
+}
+
+static void queue_pop(struct uconn *c)
+{
+    unsigned bid = c->qhead;
+
+    c->qhead = c->wk->uring->next[bid];
+    c->qoff = 0;
+    c->nheld--;
+    buffer_returned(c->wk, bid);
+}
+
+static void queue_clear(struct uconn *c)
+{
+    while (c->qhead != BUF_NONE)
+        queue_pop(c);
+}
+
+static void submit_send(struct uconn *c)
+{
+    struct io_uring_sqe *sqe = uring_get_sqe(ring_of(c->wk));
+    const char *data;
+    size_t len;
+
+    if (c->tx_len > 0) {
+        data = c->tx;
+        len = c->tx_len;
+    } else {
+        struct uring_state *us = c->wk->uring;
+
+        data = bufring_addr(&us->stream, c->qhead) + c->qoff;
+        len = us->len[c->qhead] - c->qoff;
+    }
+    io_uring_prep_send(sqe, c->fd, data, len, MSG_NOSIGNAL);
+    io_uring_sqe_set_data64(sqe, uring_ud(c, TAG_SEND));
+    c->send_on = 1;
+    c->ops++;
+}
+
+static void submit_recv(struct uconn *c)
+{
+    struct io_uring_sqe *sqe = uring_get_sqe(ring_of(c->wk));
+
+    io_uring_prep_recv_multishot(sqe, c->fd, NULL, 0, 0);
+    sqe->flags |= IOSQE_BUFFER_SELECT;
+    sqe->buf_group = STREAM_GROUP;
+    io_uring_sqe_set_data64(sqe, uring_ud(c, TAG_RECV));
+    c->recv_on = 1;
+    c->recv_cancelled = 0;
+    c->ops++;
+}
+
+static void cancel_request(struct worker *wk, uint64_t ud)
+{
+    struct io_uring_sqe *sqe = uring_get_sqe(ring_of(wk));
+
+    io_uring_prep_cancel64(sqe, ud, 0);
+    io_uring_sqe_set_data64(sqe, 0);
+}
+
+static void submit_hup_wait(struct uconn *c)
+{
+    struct io_uring_sqe *sqe = uring_get_sqe(ring_of(c->wk));
+
+    io_uring_prep_poll_add(sqe, c->fd, POLLRDHUP);
+    io_uring_sqe_set_data64(sqe, uring_ud(c, TAG_HUP));
+    c->hup_on = 1;
+    c->ops++;
+}
+
+static void uconn_free(struct uconn *c, int close_now)
+{
+    struct worker *wk = c->wk;
+
+    if (close_now) {
+        close(c->fd);
+    } else {
+        /* Nothing holds the descriptor any more: it can close with the next batch. */
+        struct io_uring_sqe *sqe = uring_get_sqe(ring_of(wk));
+
+        io_uring_prep_close(sqe, c->fd);
+        io_uring_sqe_set_data64(sqe, 0);
+    }
+    queue_clear(c);
+    free(c->peer);
+    free(c);
+    wk->nconns--;
+    worker_conn_closed(wk);
+}
+
+/* Marks c closing and cancels its requests; uconn_advance frees it once the last
+ * one has completed. */
+static void uconn_close(struct uconn *c)
+{
+    struct io_uring_sqe *sqe;
+
+    if (c->closing)
+        return;
+    c->closing = 1;
+    if (c->peer)
+        log_msg("close %s %s %s in=%llu out=%llu", c->l->svc->name,
+                listener_kind_name(c->l->kind), c->peer, (unsigned long long)c->in,
+                (unsigned long long)c->out);
+    c->l->stats.active--;
+    dlist_remove(&c->all);
+    dlist_remove(&c->linger);
+    dlist_remove(&c->starved);
+    c->is_starved = 0;
+    if (c->ops == 0)
+        return;
+    sqe = uring_get_sqe(ring_of(c->wk));
+    io_uring_prep_cancel_fd(sqe, c->fd, IORING_ASYNC_CANCEL_ALL);
+    io_uring_sqe_set_data64(sqe, 0);
+}
+
+static void uconn_advance(struct uconn *c);
+
+static long linger_expire(struct loop *loop, void *data)
+{
+    struct worker *wk = data;
+    int64_t now = now_ms();
+
+    (void)loop;
+    while (!dlist_empty(&wk->lingering)) {
+        struct uconn *c = container_of(wk->lingering.next, struct uconn, linger);
+
+        if (c->linger_deadline > now)
+            return (long)(c->linger_deadline - now);
+        uconn_close(c);
+        uconn_advance(c);
+    }
+    wk->linger_armed = 0;
+    return LOOP_TIMER_DONE;
+}
+
+static void linger_start(struct uconn *c)
+{
+    struct worker *wk = c->wk;
+
+    c->linger_deadline = now_ms() + LINGER_MS;
+    dlist_push_tail(&wk->lingering, &c->linger);
+    if (!wk->linger_armed) {
+        loop_timer_add(wk->loop, LINGER_MS, linger_expire, wk);
+        wk->linger_armed = 1;
+    }
+}
+
+static void uconn_shutdown(struct uconn *c)
+{
+    c->wr_shut = 1;
+    if (shutdown(c->fd, SHUT_WR) < 0) {
+        c->rd_eof = 1;      /* ENOTCONN: the peer reset first */
+        return;
+    }
+    if (!c->rd_eof)
+        linger_start(c);
+}
+
+static int uconn_wants_input(const struct uconn *c)
+{
+    if (c->rd_eof || c->is_starved)
+        return 0;
+    if (c->echo && c->stopping)
+        return 0;   /* only what was read is owed */
+    return !c->echo || c->wr_shut || c->nheld < MAX_HELD;
+}
+
+/* The next step, as conn_advance in conn.c. */
+static void uconn_step(struct uconn *c)
+{
+    if (!c->send_on && uconn_has_output(c) && !c->wr_shut)
+        submit_send(c);
+    /* A stopping echo connection says goodbye only once no more input can arrive. */
+    if (!uconn_has_output(c) && !c->wr_shut &&
+        (c->shut_after_send || c->rd_eof || (c->stopping && !(c->echo && c->recv_on))))
+        uconn_shutdown(c);
+    if (c->wr_shut && c->rd_eof) {
+        uconn_close(c);
+        return;
+    }
+    if (uconn_wants_input(c)) {
+        if (!c->recv_on)
+            submit_recv(c);
+    } else if (c->recv_on && !c->recv_cancelled && !c->rd_eof) {
+        cancel_request(c->wk, uring_ud(c, TAG_RECV));
+        c->recv_cancelled = 1;
+    }
+    if (c->echo && c->stopping && c->wr_shut && !c->hup_on)
+        submit_hup_wait(c);
+}
+
+/* Every completion ends here. Frees c once it is closing and nothing is in flight. */
+static void uconn_advance(struct uconn *c)
+{
+    if (!c->closing)
+        uconn_step(c);
+    if (c->closing && c->ops == 0)
+        uconn_free(c, 0);
+}
+
+static void on_recv(struct uconn *c, int res, unsigned flags)
+{
+    struct worker *wk = c->wk;
+
+    if (!(flags & IORING_CQE_F_MORE)) {
+        c->recv_on = 0;
+        c->ops--;
+    }
+    if (flags & IORING_CQE_F_BUFFER) {
+        unsigned bid = bufring_bid(flags);
+
+        wk->uring->stream.out++;
+        if (res > 0 && c->echo && !c->closing && !c->wr_shut)
+            queue_push(c, bid, (unsigned)res);
+        else
+            buffer_returned(wk, bid);   /* discarded, or nothing in it */
+    }
+    if (res > 0) {
+        c->in += (uint64_t)res;
+        c->l->stats.bytes_in += (uint64_t)res;
+    } else if (res == 0) {
+        c->rd_eof = 1;
+    } else if (res == -ENOBUFS) {
+        /* Every buffer is in use: wait for one (buffer_returned), not a failure. */
+        if (!c->is_starved && !c->closing) {
+            c->is_starved = 1;
+            dlist_push_tail(&wk->uring->starved, &c->starved);
+        }
+    } else if (res != -ECANCELED) {
+        uconn_close(c);     /* reset, or the like */
+    }
+    uconn_advance(c);
+}
+
+static void on_send(struct uconn *c, int res)
+{
+    size_t n;
+
+    c->send_on = 0;
+    c->ops--;
+    if (res < 0) {
+        if (res != -EAGAIN && res != -EINTR)
+            uconn_close(c);     /* EPIPE, ECONNRESET, or cancelled by close */
+        uconn_advance(c);
+        return;
+    }
+    n = (size_t)res;
+    c->out += n;
+    c->l->stats.bytes_out += n;
+    if (c->tx_len > 0) {
+        c->tx += n;
+        c->tx_len -= (uint32_t)n;
+    } else if (c->qhead != BUF_NONE) {
+        c->qoff += (uint16_t)n;
+        if (c->qoff >= c->wk->uring->len[c->qhead])
+            queue_pop(c);
+    }
+    uconn_advance(c);
+}
+
+static void on_hup(struct uconn *c, int res)
+{
+    c->hup_on = 0;
+    c->ops--;
+    if (res != -ECANCELED)
+        c->rd_eof = 1;      /* the peer closed, or the socket failed: either way, done */
+    uconn_advance(c);
+}
+
+static void uconn_open(struct worker *wk, struct listener *l, int fd)
+{
+    struct uconn *c = calloc(1, sizeof *c);
+    struct conn_plan plan = { 0 };
+
+    if (c == NULL) {
+        close(fd);
+        return;
+    }
+    c->wk = wk;
+    c->l = l;
+    c->fd = fd;
+    c->qhead = c->qtail = BUF_NONE;
+    dlist_init(&c->linger);
+    dlist_init(&c->starved);
+    dlist_push_tail(&wk->conns, &c->all);
+    wk->nconns++;
+    l->stats.accepted++;
+    l->stats.active++;
+    if (wk->cfg->verbose) {
+        struct sockaddr_storage peer;
+        socklen_t len = sizeof peer;
+        char text[ADDR_TEXT_MAX];
+
+        if (getpeername(fd, (struct sockaddr *)&peer, &len) < 0)
+            len = 0;
+        c->peer = xstrdup(len ? addr_format((struct sockaddr *)&peer, len, text, sizeof text)
+                              : "?");
+        log_msg("accept %s %s %s", l->svc->name, listener_kind_name(l->kind), c->peer);
+    }
+    l->svc->tcp_open(&plan, wk->cfg);
+    c->tx = plan.tx;
+    c->tx_len = (uint32_t)plan.tx_len;
+    c->echo = plan.echo;
+    c->shut_after_send = plan.close_after_send;
+    c->stopping = wk->stopping;
+    uconn_advance(c);
+}
+
+static void submit_accept(struct worker *wk, struct listener *l)
+{
+    struct io_uring_sqe *sqe = uring_get_sqe(ring_of(wk));
+
+    /* Blocking sockets: io_uring waits for them itself, and nothing else blocks. */
+    io_uring_prep_multishot_accept(sqe, l->w.fd, NULL, NULL, SOCK_CLOEXEC);
+    io_uring_sqe_set_data64(sqe, uring_ud(l, TAG_ACCEPT));
+    l->armed = 1;
+}
+
+static void on_accept(struct worker *wk, struct listener *l, int res, unsigned flags)
+{
+    if (!(flags & IORING_CQE_F_MORE))
+        l->armed = 0;
+    if (res >= 0) {
+        if (l->w.fd < 0 || wk->stopping)
+            close(res);
+        else
+            uconn_open(wk, l, res);
+    } else if (res != -ECANCELED && worker_accept_error(wk, l, -res) && l->armed) {
+        cancel_request(wk, uring_ud(l, TAG_ACCEPT));    /* paused: out of descriptors */
+    }
+    if (!l->armed && !l->paused && !wk->stopping && l->w.fd >= 0)
+        submit_accept(wk, l);
+}
+
+void uring_listener_start(struct worker *wk, struct listener *l)
+{
+    if (l->armed)
+        return;
+    if (l->kind == LISTEN_UDP)
+        udp_uring_start(wk, l);
+    else
+        submit_accept(wk, l);
+}
+
+/* The request holds the socket open: cancel it, and have the cancel done now, so
+ * that closing the descriptor closes the socket. */
+void uring_listener_stop(struct worker *wk, struct listener *l)
+{
+    if (!l->armed)
+        return;
+    cancel_request(wk, uring_ud(l, l->kind == LISTEN_UDP ? TAG_UDP_RECV : TAG_ACCEPT));
+    uring_submit(ring_of(wk));
+}
+
+static void on_completion(struct loop *loop, uint64_t ud, int32_t res, uint32_t flags,
+                          void *data)
+{
+    struct worker *wk = data;
+    void *obj = uring_ud_obj(ud);
+
+    (void)loop;
+    switch (uring_ud_tag(ud)) {
+    case TAG_ACCEPT: on_accept(wk, obj, res, flags); break;
+    case TAG_RECV: on_recv(obj, res, flags); break;
+    case TAG_SEND: on_send(obj, res); break;
+    case TAG_HUP: on_hup(obj, res); break;
+    case TAG_UDP_RECV: udp_uring_on_recv(wk, obj, res, flags); break;
+    case TAG_UDP_SEND: udp_uring_on_send(wk, obj, res); break;
+    default: break;
+    }
+}
+
+void uconn_stop_all(struct worker *wk)
+{
+    struct dlink *node = wk->conns.next;
+
+    while (node != &wk->conns) {
+        struct uconn *c = container_of(node, struct uconn, all);
+
+        node = node->next;      /* uconn_advance may close c */
+        c->stopping = 1;
+        uconn_advance(c);
+    }
+}
+
+/* The loop stops right after this (a deadline, or exit), and tearing down the ring
+ * ends every request: connections are freed at once. */
+void uconn_close_all(struct worker *wk)
+{
+    while (!dlist_empty(&wk->conns)) {
+        struct uconn *c = container_of(wk->conns.next, struct uconn, all);
+
+        uconn_close(c);
+        uconn_free(c, 1);
+    }
+}
+
+int uring_engine_init(struct worker *wk)
+{
+    struct uring_state *us = xcalloc(1, sizeof *us);
+
+    wk->uring = us;
+    us->ring = loop_ring(wk->loop);
+    dlist_init(&us->starved);
+    us->next = xcalloc(STREAM_BUFS, sizeof *us->next);
+    us->len = xcalloc(STREAM_BUFS, sizeof *us->len);
+    if (bufring_init(&us->stream, us->ring, STREAM_GROUP, STREAM_BUFS, STREAM_BUF_SIZE) < 0)
+        return -1;
+    if (udp_uring_init(wk) < 0)
+        return -1;
+    loop_on_completion(wk->loop, on_completion, wk);
+    return 0;
+}
+
+void uring_engine_destroy(struct worker *wk)
+{
+    struct uring_state *us = wk->uring;
+
+    if (us == NULL)
+        return;
+    udp_uring_destroy(wk);
+    bufring_destroy(&us->stream, us->ring);
+    free(us->next);
+    free(us->len);
+    free(us);
+    wk->uring = NULL;
+}

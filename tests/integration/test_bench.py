@@ -1,0 +1,431 @@
+"""kodama bench: the load generator, black box, against kodama serve, socat and small
+python servers that misbehave on purpose (a corrupted byte, a slow reply, a lost
+or duplicated datagram). Every run is short (-d 0.5 or so)."""
+import json
+import re
+import signal
+import socket
+import socketserver
+import subprocess
+import threading
+import time
+
+import pytest
+
+from kodama_helpers import (GREETING, KODAMA, assert_usage_error, free_port, require_tool,
+                            run_kodama, sanitizer_problems, scaled, wait_tcp_accepting)
+from test_docs import render_man_page
+
+JSON_KEYS = {"mode", "target", "conns", "size", "depth", "threads", "rate", "duration_s",
+             "msgs", "msgs_per_s", "bytes", "mib_per_s", "connections", "conns_per_s",
+             "errors", "corrupt", "lost", "resets", "timeouts", "latency_us"}
+LATENCY_KEYS = {"p50", "p90", "p99", "p999", "max", "mean"}
+ERROR_KINDS = ("corrupt", "lost", "resets", "timeouts")
+
+
+def bench(args, timeout=10.0):
+    return run_kodama(["bench", *args], timeout=timeout)
+
+
+def bench_json(args, rc=0, timeout=10.0):
+    r = bench(["--json", *args], timeout=timeout)
+    assert r.rc == rc, r
+    out = r.stdout.decode()
+    assert out.count("\n") == 1 and out.endswith("\n"), r
+    j = json.loads(out)
+    assert JSON_KEYS <= set(j), sorted(JSON_KEYS - set(j))
+    assert set(j["latency_us"]) >= LATENCY_KEYS, j
+    assert j["errors"] == sum(j[k] for k in ERROR_KINDS), j
+    return j, r
+
+
+def assert_clean(j, r):
+    assert r.rc == 0, r
+    assert r.stderr == "", r     # no progress line when stderr is not a terminal
+    assert j["msgs"] > 0, j
+    assert j["errors"] == 0 and all(j[k] == 0 for k in ERROR_KINDS), j
+
+
+def assert_latency_ordered(j):
+    lat = j["latency_us"]
+    assert 0 < lat["p50"] <= lat["p90"] <= lat["p99"] <= lat["p999"] <= lat["max"], lat
+    assert 0 < lat["mean"] <= lat["max"], lat
+
+
+@pytest.fixture
+def echo(server):
+    return server(["echo@127.0.0.1:0"])
+
+
+# --------------------------------------------------------------------------- python servers
+
+class _Threading(socketserver.ThreadingMixIn):
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+class _TCP(_Threading, socketserver.TCPServer):
+    pass
+
+
+class _UDP(socketserver.UDPServer):
+    allow_reuse_address = True
+
+
+def serve_in_thread(srv):
+    t = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    t.start()
+    return srv
+
+
+@pytest.fixture
+def py_server():
+    """Factory: py_server(kind, handler) -> port of a server on 127.0.0.1 in a thread."""
+    servers = []
+
+    def start(kind, handler):
+        cls = _TCP if kind == "tcp" else _UDP
+        srv = serve_in_thread(cls(("127.0.0.1", 0), handler))
+        servers.append(srv)
+        return srv.server_address[1]
+
+    yield start
+    for srv in servers:
+        srv.shutdown()
+        srv.server_close()
+
+
+def corrupting_echo(flip_at):
+    """A tcp echo that flips one bit of byte flip_at of each connection's stream."""
+    class Handler(socketserver.BaseRequestHandler):
+        def handle(self):
+            off = 0
+            while True:
+                try:
+                    data = bytearray(self.request.recv(65536))
+                except OSError:
+                    return
+                if not data:
+                    return
+                if off <= flip_at < off + len(data):
+                    data[flip_at - off] ^= 0x20
+                off += len(data)
+                try:
+                    self.request.sendall(data)
+                except OSError:
+                    return
+    return Handler
+
+
+def slow_echo(delay):
+    """A tcp echo that answers each read delay seconds after it arrived."""
+    class Handler(socketserver.BaseRequestHandler):
+        def handle(self):
+            while True:
+                try:
+                    data = self.request.recv(65536)
+                except OSError:
+                    return
+                if not data:
+                    return
+                time.sleep(delay)
+                try:
+                    self.request.sendall(data)
+                except OSError:
+                    return
+    return Handler
+
+
+def faulty_udp_echo(duplicate, drop):
+    """A udp echo that sends datagram number `duplicate` twice and never answers `drop`."""
+    count = [0]
+
+    class Handler(socketserver.BaseRequestHandler):
+        def handle(self):
+            data, sock = self.request
+            count[0] += 1
+            if count[0] == drop:
+                return
+            sock.sendto(data, self.client_address)
+            if count[0] == duplicate:
+                sock.sendto(data, self.client_address)
+    return Handler
+
+
+# --------------------------------------------------------------------------- echo, udp, hello, unix
+
+@pytest.mark.parametrize("conns,size,depth,threads", [(1, 64, 1, 1), (8, 1000, 16, 2),
+                                                      (3, 100000, 2, 3)])
+def test_echo_tcp_json(echo, conns, size, depth, threads):
+    port = echo.port("echo")
+    j, r = bench_json(["-d", "0.5", "-c", conns, "-s", size, "-p", depth, "-t", threads,
+                       "127.0.0.1", port])
+    assert_clean(j, r)
+    assert (j["mode"], j["target"]) == ("echo", "127.0.0.1:%d" % port), j
+    assert (j["conns"], j["size"], j["depth"], j["threads"], j["rate"]) == (
+        conns, size, depth, threads, 0), j
+    assert j["bytes"] == j["msgs"] * size, j
+    assert j["connections"] == conns, j
+    assert 0.45 <= j["duration_s"] <= 0.6, j
+    assert j["msgs_per_s"] == pytest.approx(j["msgs"] / j["duration_s"], rel=0.01), j
+    assert j["mib_per_s"] == pytest.approx(j["bytes"] / 2**20 / j["duration_s"], rel=0.01, abs=0.01)
+    assert_latency_ordered(j)
+
+
+def test_warmup_is_not_counted(echo):
+    j, r = bench_json(["-d", "0.3", "--warmup", "0.3", "127.0.0.1", echo.port("echo")])
+    assert_clean(j, r)
+    assert 0.25 <= j["duration_s"] <= 0.4, j
+
+
+def test_udp(server):
+    srv = server(["echo@127.0.0.1:0/udp"])
+    j, r = bench_json(["-m", "udp", "-d", "0.5", "-c", 4, "-p", 8, "-s", 200,
+                       "127.0.0.1", srv.port("echo", "udp")])
+    assert_clean(j, r)
+    assert j["mode"] == "udp" and j["connections"] == 4, j
+    assert j["lost"] == 0 and j["bytes"] == j["msgs"] * 200, j
+    assert_latency_ordered(j)
+
+
+def test_udp_loss_and_duplicate_are_caught(py_server):
+    port = py_server("udp", faulty_udp_echo(duplicate=30, drop=60))
+    j, r = bench_json(["-m", "udp", "-d", "0.6", "-w", "0.2", "127.0.0.1", port], rc=1)
+    assert j["lost"] == 1, j
+    assert j["corrupt"] == 1, j
+    assert j["msgs"] > 60, j
+    assert "kodama: bench: 2 errors against 127.0.0.1:%d" % port in r.stderr, r
+
+
+def test_hello(server):
+    srv = server(["hello@127.0.0.1:0/tcp"])
+    j, r = bench_json(["-m", "hello", "-d", "0.5", "-c", 4, "127.0.0.1", srv.port("hello")])
+    assert_clean(j, r)
+    assert j["mode"] == "hello" and j["connections"] > 0, j
+    assert j["msgs"] <= j["connections"] + 4, j
+    assert j["bytes"] == j["msgs"] * len(GREETING), j
+    assert j["conns_per_s"] > 0, j
+    assert_latency_ordered(j)
+
+
+def test_hello_open_loop(server):
+    srv = server(["hello@127.0.0.1:0/tcp"])
+    j, r = bench_json(["-m", "hello", "-r", 400, "-d", "0.5", "-c", 4, "127.0.0.1",
+                       srv.port("hello")])
+    assert_clean(j, r)
+    assert 170 <= j["msgs"] <= 230, j
+
+
+def test_unix(server, sockdir):
+    path = sockdir + "/echo.sock"
+    server(["echo@unix:" + path])
+    j, r = bench_json(["-d", "0.5", "-c", 3, "-p", 4, "-U", path])
+    assert_clean(j, r)
+    assert j["target"] == "unix:" + path, j
+    assert j["bytes"] == j["msgs"] * 64, j
+
+
+def test_unix_hello(server, sockdir):
+    path = sockdir + "/hello.sock"
+    server(["hello@unix:" + path])
+    j, r = bench_json(["-m", "hello", "-d", "0.3", "-c", 2, "-U", path])
+    assert_clean(j, r)
+
+
+# --------------------------------------------------------------------------- other servers
+
+@pytest.fixture
+def socat_echo():
+    socat = require_tool("socat")
+    port = free_port()
+    p = subprocess.Popen([socat, "TCP4-LISTEN:%d,bind=127.0.0.1,reuseaddr,fork,backlog=4096" % port,
+                          "PIPE"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL)
+    try:
+        wait_tcp_accepting("127.0.0.1", port)
+        yield port
+    finally:
+        p.terminate()
+        try:
+            p.wait(5)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait(5)
+
+
+def test_socat_echo(socat_echo):
+    j, r = bench_json(["-d", "0.5", "-c", 2, "-p", 4, "-s", 300, "127.0.0.1", socat_echo])
+    assert_clean(j, r)
+    assert j["bytes"] == j["msgs"] * 300, j
+    assert j["connections"] == 2, j
+
+
+def test_corrupt_byte_is_caught(py_server):
+    # One bit of the 1000th message of every connection's stream.
+    port = py_server("tcp", corrupting_echo(flip_at=999 * 64 + 5))
+    j, r = bench_json(["-d", "1", "-p", 8, "127.0.0.1", port], rc=1)
+    assert j["msgs"] >= 999, j
+    assert j["corrupt"] >= 1 and j["errors"] >= 1, j
+    assert j["connections"] >= 2, j     # closed, then reopened
+    assert "kodama: bench: %d errors against 127.0.0.1:%d: corrupt %d" % (
+        j["errors"], port, j["corrupt"]) in r.stderr, r
+
+
+def test_slow_server_latency(py_server):
+    port = py_server("tcp", slow_echo(0.010))
+    j, r = bench_json(["-d", "0.5", "127.0.0.1", port])
+    assert_clean(j, r)
+    assert 10000 <= j["latency_us"]["p50"] < 100000, j
+    assert j["msgs"] <= 50, j
+
+
+# --------------------------------------------------------------------------- open loop
+
+def test_open_loop_rate(echo):
+    j, r = bench_json(["-r", 200, "-d", "1", "127.0.0.1", echo.port("echo")])
+    assert_clean(j, r)
+    assert j["rate"] == 200, j
+    assert 170 <= j["msgs"] <= 230, j
+
+
+def test_open_loop_counts_from_the_intended_time(py_server):
+    # The server answers at most ~100 msgs/s on one connection; 500/s are due. A
+    # closed loop would see 10 ms; late messages must count their wait in the queue.
+    port = py_server("tcp", slow_echo(0.010))
+    j, r = bench_json(["-c", 1, "-p", 1, "-r", 500, "-d", "0.5", "127.0.0.1", port])
+    assert_clean(j, r)
+    assert j["msgs"] < 100, j
+    assert j["latency_us"]["p50"] >= 50000, j
+    assert j["latency_us"]["max"] >= 150000, j
+
+
+# --------------------------------------------------------------------------- failures
+
+def test_refused():
+    port = free_port()
+    r = bench(["-d", "5", "127.0.0.1", port])
+    assert r.rc == 1, r
+    assert r.elapsed < 3, r
+    assert r.stdout == b"", r
+    assert r.stderr == "kodama: bench: cannot connect to 127.0.0.1:%d: Connection refused\n" % port
+
+
+def run_bench_proc(args):
+    return subprocess.Popen([KODAMA, "bench", *[str(a) for a in args]], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def finish(p, timeout):
+    try:
+        out, err = p.communicate(timeout=scaled(timeout))
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.communicate()
+        pytest.fail("kodama bench did not stop within %.1f s" % scaled(timeout))
+    err = err.decode("utf-8", "replace")
+    probs = sanitizer_problems(err, "kodama bench")
+    assert not probs, probs[0]
+    return p.returncode, out.decode(), err
+
+
+def test_server_killed_mid_run(echo):
+    port = echo.port("echo")
+    p = run_bench_proc(["-d", "10", "-c", 4, "-t", 2, "--json", "127.0.0.1", port])
+    time.sleep(scaled(0.5))
+    echo.send_signal(signal.SIGKILL)
+    t0 = time.monotonic()
+    rc, out, err = finish(p, 5)
+    assert time.monotonic() - t0 < scaled(3), err
+    assert rc == 1, (out, err)
+    j = json.loads(out)
+    assert j["msgs"] > 0 and j["resets"] >= 1, j
+    assert j["duration_s"] < 5, j
+    assert "kodama: bench: cannot reconnect to 127.0.0.1:%d: Connection refused" % port in err, err
+
+
+def test_sigint_prints_the_report_so_far(echo):
+    p = run_bench_proc(["-d", "10", "127.0.0.1", echo.port("echo")])
+    time.sleep(scaled(0.5))
+    p.send_signal(signal.SIGINT)
+    rc, out, err = finish(p, 3)
+    assert rc == 0, (out, err)
+    assert err == "", err
+    m = re.search(r"^msgs (\d+) ", out, re.M)
+    assert m and int(m.group(1)) > 0, out
+    d = float(re.search(r" duration ([\d.]+)", out).group(1))
+    assert 0.2 < d < 3, out
+
+
+# --------------------------------------------------------------------------- text report
+
+TEXT_LINES = [
+    r"target 127\.0\.0\.1:\d+ mode echo conns 2 size 32 depth 3 threads 1 duration 0\.\d\d rate 0",
+    r"msgs \d+ msgs/s \d+ MiB/s \d+\.\d\d bytes \d+",
+    r"connections 2 conns/s \d+\.\d",
+    r"errors 0 corrupt 0 lost 0 resets 0 timeouts 0",
+    r"latency_us p50 [\d.]+ p90 [\d.]+ p99 [\d.]+ p99\.9 [\d.]+ max [\d.]+ mean [\d.]+",
+]
+
+
+def test_text_report(echo):
+    r = bench(["-d", "0.3", "-c", 2, "-s", 32, "-p", 3, "127.0.0.1", echo.port("echo")])
+    assert r.rc == 0 and r.stderr == "", r
+    lines = r.stdout.decode().splitlines()
+    assert len(lines) == len(TEXT_LINES), r
+    for line, pat in zip(lines, TEXT_LINES):
+        assert re.fullmatch(pat, line), (line, pat)
+    msgs = int(lines[1].split()[1])
+    assert int(lines[1].split()[7]) == msgs * 32
+
+
+# --------------------------------------------------------------------------- usage
+
+@pytest.mark.parametrize("args,first", [
+    (["-m", "tcp", "h", "1"], "kodama: unknown mode 'tcp' (echo, udp or hello)"),
+    (["-c", "0", "h", "1"], "kodama: invalid -c '0': less than 1"),
+    (["-s", "0", "h", "1"], "kodama: invalid -s '0': less than 1"),
+    (["-s", "1048577", "h", "1"], "kodama: invalid -s '1048577': more than 1048576"),
+    (["-m", "udp", "-s", "65508", "h", "1"],
+     "kodama: invalid -s '65508': more than a udp datagram holds (65507)"),
+    (["-m", "udp", "-s", "8", "h", "1"],
+     "kodama: invalid -s '8': udp needs at least 16 (sequence number and check)"),
+    (["-p", "x", "h", "1"], "kodama: invalid -p 'x': not a number"),
+    (["-d", "0", "h", "1"], "kodama: invalid -d '0': must be more than 0"),
+    (["--warmup", "-1", "h", "1"], "kodama: invalid --warmup '-1': not a number of seconds"),
+    (["-t", "3", "-c", "2", "h", "1"], "kodama: cannot use more threads (-t 3) than connections (-c 2)"),
+    (["-m", "hello", "-s", "10", "h", "1"], "kodama: -s and -p do not apply to -m hello"),
+    (["-U", "/tmp/x", "-m", "udp"], "kodama: cannot use -U with -m udp (unix sockets are stream only)"),
+    ([], "kodama: missing HOST"),
+    (["127.0.0.1"], "kodama: missing PORT"),
+    (["127.0.0.1", "0"], "kodama: invalid port '0'"),
+    (["127.0.0.1", "7", "extra"], "kodama: unexpected argument 'extra'"),
+    (["-U", "/tmp/x", "extra"], "kodama: unexpected argument 'extra'"),
+    (["--bogus", "h", "1"], "kodama: unknown option '--bogus'"),
+    (["-c"], "kodama: option '-c' needs an argument"),
+])
+def test_usage_errors(args, first):
+    assert_usage_error(bench(args, timeout=5), first, "bench")
+
+
+HELP_OPTIONS = ["-m", "-c", "-s", "-p", "-d", "-t", "-r", "--warmup", "-w", "-4", "-6", "-U",
+                "-q", "--quiet", "--json", "-h", "--help"]
+
+
+def test_help_lists_every_option():
+    r = run_kodama(["bench", "--help"])
+    assert r.rc == 0 and r.stderr == "", r
+    out = r.stdout.decode()
+    assert out.startswith("Usage: kodama bench "), out
+    for opt in HELP_OPTIONS:
+        assert re.search(r"^\s+(-\w, )?%s\b" % re.escape(opt), out, re.M), opt
+    assert run_kodama(["help", "bench"]).stdout == r.stdout
+    assert "bench" in run_kodama(["--help"]).stdout.decode()
+
+
+def test_man_page_documents_every_bench_option():
+    page = render_man_page().stdout.replace("\u2010", "-").replace("\u2212", "-")
+    assert re.search(r"^\s+kodama bench", page, re.M), "no bench in the SYNOPSIS"
+    for opt in HELP_OPTIONS:
+        assert re.search(r"(?<![-\w])%s(?![-\w])" % re.escape(opt), page), opt
+    for key in ("latency_us", "msgs_per_s", "conns_per_s", "p999", "timeouts"):
+        assert key in page, key
