@@ -495,9 +495,10 @@ run_client() {
     rec "${fields[@]}"
 }
 
-# strace_pass CASE SERVER: counts the server's syscalls over a short echoload run.
+# strace_pass CASE SERVER: counts the server's syscalls over a short run of
+# one client (echoload for 1 s; with --quick kodama bench for 0.3 s if built).
 strace_pass() {
-    local cse=$1 server=$2 sout=$TMP/strace.out out=$TMP/strace.client spid pids=() p i rc=0 line total uring
+    local cse=$1 server=$2 sout=$TMP/strace.out out=$TMP/strace.client spid pids=() p i rc=0 line total uring secs
     for p in $(python3 bench/proctree.py pids "$SRV_PID"); do pids+=(-p "$p"); done
     strace -c -f -qq -o "$sout" "${pids[@]}" 2>"$TMP/strace.err" &
     spid=$!
@@ -507,14 +508,23 @@ strace_pass() {
         sleep 0.05
     done
     sleep 0.1
-    timeout $((STRACE_DUR + 20)) "$ECHOLOAD" "${EL_ARGS[@]}" -d "$STRACE_DUR" -w 0 "$SRV_HOST" "$SRV_PORT" >"$out" 2>/dev/null || rc=$?
+    if [ "$QUICK" = 1 ] && [ "$HAS_BENCH" = 1 ]; then
+        secs=0.3
+        timeout 30 "$KODAMA" bench "${KB_ARGS[@]}" -d "$secs" --json -q "$SRV_HOST" "$SRV_PORT" >"$out" 2>/dev/null || rc=$?
+        line=$(python3 -c 'import json, sys
+j = json.load(open(sys.argv[1]))
+print("client=kodama-bench msgs_per_s=%s conns_per_s=%s" % (j["msgs_per_s"], j["conns_per_s"]))' "$out" 2>/dev/null || true)
+    else
+        secs=$STRACE_DUR
+        timeout $((STRACE_DUR + 20)) "$ECHOLOAD" "${EL_ARGS[@]}" -d "$secs" -w 0 "$SRV_HOST" "$SRV_PORT" >"$out" 2>/dev/null || rc=$?
+        line="client=echoload $(tail -n1 "$out")"
+    fi
     kill -INT "$spid" 2>/dev/null || true
     wait "$spid" || true
     forget HELPERS "$spid"
-    line=$(tail -n1 "$out")
     total=$(awk '$NF == "total" { print $4 }' "$sout" 2>/dev/null)
     uring=$(awk '$NF == "io_uring_enter" { print $4 }' "$sout" 2>/dev/null)
-    rec kind=strace "case=$cse" "server=$server" "rc=$rc" "secs=$STRACE_DUR" "calls=${total:-}" \
+    rec kind=strace "case=$cse" "server=$server" "rc=$rc" "secs=$secs" "calls=${total:-}" \
         "uring_enter=${uring:-0}" "top=$(sort -k4 -n -r "$sout" 2>/dev/null | awk '$NF != "total" && $4 ~ /^[0-9]+$/ { printf "%s:%s ", $NF, $4 }' | head -c 200)" \
         "${line// /$'\t'}"
 }
@@ -601,7 +611,11 @@ for cse in tcp64 tcp16k udp64 hello idle; do
         if [ "$cse" = idle ]; then
             idle_pass "$server" "$role"
         else
-            run_client "$cse" "$server" "$role" echoload
+            # --quick with kodama bench built: echoload (1 s at least) only
+            # against kodama, as the cross-check.
+            if [ "$QUICK" = 0 ] || [ "$HAS_BENCH" = 0 ] || [ "$role" = kodama ]; then
+                run_client "$cse" "$server" "$role" echoload
+            fi
             [ "$HAS_BENCH" = 1 ] && run_client "$cse" "$server" "$role" kodama-bench
             if [ "$HAS_STRACE" = 1 ] && { [ "$QUICK" = 0 ] || [ "$role" = kodama ]; }; then
                 strace_pass "$cse" "$server"

@@ -263,8 +263,8 @@ def main(argv):
             if ks:
                 verdict(f"{cse}: {what} ({CLIENT_NAMES[client]})", not bad,
                         "; ".join(bad) if bad else f"{len(ks)} kodama run(s) clean")
-        ur = [r for r in cruns if r.role == "kodama" and "uring" in r.server and r.client == "echoload"]
-        for r in ur:
+        ur = {r.server: r for r in cruns if r.role == "kodama" and "uring" in r.server}
+        for r in ur.values():
             verdict(f"{cse}: < 1 io_uring_enter per {unit} ({r.server})", r.uring is not None and r.uring < 1,
                     f"{fmt(r.uring)} io_uring_enter per {unit}, {fmt(r.sys)} syscalls per {unit}")
 
