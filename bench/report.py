@@ -17,6 +17,21 @@ CASES = {
     "udp64": "UDP echo, 64 B datagrams, 8 sockets, depth 16",
     "hello": "hello: connections per second, 50 concurrent",
 }
+# Why peers break, shown when they do.
+KNOWN = [
+    ("socat", "socat: forks a child per connection (`fork`) and echoes through a pipe (`PIPE`); the ≈44 ms per "
+     "16 KiB message is the Nagle / delayed-ACK pattern of a server without TCP_NODELAY. Over UDP, "
+     "`UDP4-LISTEN,fork` hands each new peer to a child of its own; the losses and wrong replies come with "
+     "that (likely cause, not traced)."),
+    ("xinetd", "xinetd: listens with a backlog of 64 (`ss -ltn`) and forks a child per echo connection, so "
+     "opening 10,000 takes longer than the idle case allows; its built-in UDP echo loses most datagrams "
+     "from 8 concurrent senders (cause not traced); the 16 KiB stall as for socat."),
+    ("openbsd-inetd", "openbsd-inetd: forks a child per echo connection; the 16 KiB stall as for socat."),
+    ("ncat", "ncat: `-k -e /bin/cat` forks and execs cat per connection and listens with a backlog of 10 "
+     "(`ss -ltn`): the 100-connection burst overflows it (TcpExtListenOverflows) and some runs get a reset; "
+     "the idle case cannot open 10,000 in time; in UDP mode it loses datagrams; the 16 KiB stall as for socat."),
+]
+
 CLIENT_NAMES = {"echoload": "echoload", "kodama-bench": "kodama bench"}
 
 
@@ -91,19 +106,26 @@ class Run:
         if self.rate is None:
             err = rec.get("stderr", "").strip() or f"exit status {rc}"
             self.failure = err[:80]
+        elif self.rate == 0:
+            self.p50 = self.p99 = self.mib = None
+            if not self.errors:
+                self.failure = "no replies"
         elif rc != 0 and not self.errors:
             self.failure = f"exit status {rc}: " + rec.get("stderr", "").strip()[:60]
         # Server CPU over the sampled window, per message.
         win_msgs = (self.rate or 0) * (num(rec.get("win_s")) or 0)
         self.proc_us = None
-        if win_msgs > 0:
+        if win_msgs > 0 and int(rec["win_srv_ns"]) >= 0:
+            # (negative when children left the tree unreaped: no figure)
             self.proc_us = int(rec["win_srv_ns"]) / 1e3 / win_msgs
             if self.client != "echoload":
                 self.srv_us = (int(rec["win_busy"]) - int(rec["win_cli"])) / HZ * 1e6 / win_msgs
         # Syscalls per message, from the strace pass against this server.
         self.sys = self.uring = None
         st = strace.get((self.case, self.server))
-        if st:
+        # Syscalls per message depend on the client's batching: only on the
+        # row of the client that ran under strace.
+        if st and st.get("client", "echoload") == self.client:
             srate = num(st.get("conns_per_s" if self.case == "hello" else "msgs_per_s"))
             calls = num(st.get("calls"))
             if srate and calls is not None:
@@ -151,6 +173,8 @@ def main(argv):
     cmds = [r for r in recs if r.get("kind") == "cmd"]
     bg = {r["case"]: r.get("busy_pct", "?") for r in recs if r.get("kind") == "bg"}
     clients = [c for c in CLIENT_NAMES if any(r.client == c for r in runs)]
+    st = next(iter(strace.values()), {})
+    strace_run = f"{st.get('secs', '?')} s {CLIENT_NAMES.get(st.get('client'), st.get('client', '?'))}"
     quick = meta.get("quick") == "1"
 
     o = []
@@ -162,8 +186,8 @@ def main(argv):
     o.append(f"- Machine: {meta.get('cpu', '?')}, {meta.get('ncpu', '?')} CPUs, {meta.get('mem', '?')}, "
              f"{meta.get('kernel', '?')}, Debian {meta.get('debian', '?')}. Client and server share the CPUs.")
     o.append(f"- Runs: echoload {meta.get('dur')} s after {meta.get('warm')} s warm-up; kodama bench "
-             f"{meta.get('kb_dur')} s after {meta.get('kb_warm')} s; syscalls from a separate "
-             f"{meta.get('strace_dur')} s echoload run under `strace -c -f`; {meta.get('idle_n')} idle connections; "
+             f"{meta.get('kb_dur')} s after {meta.get('kb_warm')} s; syscalls from a separate {strace_run} run "
+             f"under `strace -c -f`; {meta.get('idle_n')} idle connections; "
              f"open files limit {meta.get('nofile')}; whole run {meta.get('elapsed_s', '?')} s.")
     notes = []
     if meta.get("has_bench") != "1":
@@ -263,7 +287,7 @@ def main(argv):
             if ks:
                 verdict(f"{cse}: {what} ({CLIENT_NAMES[client]})", not bad,
                         "; ".join(bad) if bad else f"{len(ks)} kodama run(s) clean")
-        ur = {r.server: r for r in cruns if r.role == "kodama" and "uring" in r.server}
+        ur = {r.server: r for r in cruns if r.role == "kodama" and "uring" in r.server and r.uring is not None}
         for r in ur.values():
             verdict(f"{cse}: < 1 io_uring_enter per {unit} ({r.server})", r.uring is not None and r.uring < 1,
                     f"{fmt(r.uring)} io_uring_enter per {unit}, {fmt(r.sys)} syscalls per {unit}")
@@ -349,6 +373,16 @@ def main(argv):
                          f"still answers: {r.get('alive')}")
     o.extend(broke or ["- none in this run"])
     o.append("")
+    known = [text for name, text in KNOWN if any(b.startswith(f"- {name} (") for b in broke)]
+    if known:
+        o.append("Known causes (from the peers' configuration and source, not measured here):")
+        o.append("")
+        o.extend(f"- {t}" for t in known)
+        o.append("")
+    if any(r.server == "openbsd-inetd" and r.case == "udp64" for r in runs):
+        o.append("openbsd-inetd's UDP echo is measured over [::1]: it drops every datagram from 127.0.0.0/8 "
+                 "(its anti-loop check), so it cannot answer 127.0.0.1 at all.")
+        o.append("")
 
     o.append("## Commands")
     o.append("")
