@@ -369,13 +369,14 @@ def main(argv):
             broke.append(f"- {r['server']} (idle): {r.get('failed')} of {r.get('n')} connections failed to open "
                          f"or were not served {r.get('stderr', '').strip()}".rstrip())
         if r.get("left") != "0" or r.get("alive") != "yes":
-            broke.append(f"- {r['server']} (close): {r.get('left')} sockets left after {r.get('release_ms')} ms, "
+            broke.append(f"- {r['server']} (close): {r.get('left')} socket(s) left after {r.get('release_ms')} ms, "
                          f"still answers: {r.get('alive')}")
     o.extend(broke or ["- none in this run"])
     o.append("")
     known = [text for name, text in KNOWN if any(b.startswith(f"- {name} (") for b in broke)]
     if known:
-        o.append("Known causes (from the peers' configuration and source, not measured here):")
+        o.append("Why (seen with `ss -ltn`, the process counts and nstat while building this harness; "
+                 "what says 'not traced' is a likely cause, not a verified one):")
         o.append("")
         o.extend(f"- {t}" for t in known)
         o.append("")
