@@ -476,6 +476,9 @@ run_client() {
     s1=$(python3 bench/proctree.py cpu "$SRV_PID" "$cpid")
     sleep_until "$(awk -v a="$t0" -v w="$warm" -v d="$dur" 'BEGIN { printf "%.6f", a + w + d - (d > 0.6 ? 0.15 : 0.05) }')"
     s2=$(python3 bench/proctree.py cpu "$SRV_PID" "$cpid")
+    # A window that ends after the client does measures nothing.
+    local win_ok=1
+    kill -0 "$cpid" 2>/dev/null || win_ok=0
     rc=0
     wait "$cpid" || rc=$?
     forget HELPERS "$cpid"
@@ -484,7 +487,7 @@ run_client() {
         "win_busy=$(( $(kv busy "$s2") - $(kv busy "$s1") ))"
         "win_srv_ns=$(( $(kv srv_ns "$s2") - $(kv srv_ns "$s1") ))"
         "win_cli=$(( $(kv cli "$s2") - $(kv cli "$s1") ))"
-        "procs=$(kv procs "$s2")")
+        "procs=$(kv procs "$s2")" "win_ok=$win_ok")
     if [ "$client" = echoload ]; then
         line=$(tail -n1 "$out")
         [ -n "$line" ] && fields+=("${line// /$'\t'}")

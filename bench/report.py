@@ -115,6 +115,8 @@ class Run:
         # Server CPU over the sampled window, per message.
         win_msgs = (self.rate or 0) * (num(rec.get("win_s")) or 0)
         self.proc_us = None
+        if rec.get("win_ok", "1") != "1":
+            win_msgs = 0  # the client was gone before the window closed
         if win_msgs > 0 and int(rec["win_srv_ns"]) >= 0:
             # (negative when children left the tree unreaped: no figure)
             self.proc_us = int(rec["win_srv_ns"]) / 1e3 / win_msgs
