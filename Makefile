@@ -16,7 +16,7 @@ MAIN_OBJ = $(BUILD)/main.o
 UNIT_SRC = $(wildcard tests/unit/test_*.c)
 UNIT_BIN = $(UNIT_SRC:tests/unit/%.c=$(BUILD)/%)
 
-.PHONY: all run test deps unit integration asan asan-test clang-check clean
+.PHONY: all run test deps unit integration asan asan-test clang-check bench-quick clean
 all: kodama
 
 kodama $(BUILD)/kodama: $(MAIN_OBJ) $(LIB_OBJ)
@@ -63,11 +63,18 @@ asan-test: asan
 	    ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
 	    KODAMA_IO=$$io KODAMA_BIN=$(CURDIR)/build/asan/kodama $(PYTHON) -m pytest -q -rs tests/integration; done
 
+# The comparison harness on tiny runs: checks that it runs and writes a
+# well-formed report, not the numbers (bench/compare.sh without --quick does).
+bench-quick: kodama
+	bench/compare.sh --quick -o $(BUILD)/bench/RESULTS-quick.md
+	$(PYTHON) bench/check_table.py $(BUILD)/bench/RESULTS-quick.md
+
 test: deps
 	@$(MAKE) --no-print-directory kodama clang-check
 	@$(MAKE) --no-print-directory unit
 	@$(MAKE) --no-print-directory integration
 	@$(MAKE) --no-print-directory asan-test
+	@$(MAKE) --no-print-directory bench-quick
 
 clean:
 	rm -rf build kodama

@@ -1,0 +1,635 @@
+#!/usr/bin/env bash
+# compare.sh — measure kodama side by side with the servers a user would pick
+# instead, on this machine, with the same clients for everyone, and write the
+# tables to bench/RESULTS.md. See bench/README.md for what each column means.
+#
+#   bench/compare.sh [--quick] [-o FILE]
+#
+# --quick: tiny runs, kodama + the bench/peers floors + socat only, written to
+# build/bench/RESULTS-quick.md unless -o says otherwise; checks the harness,
+# not the numbers (make bench-quick).
+set -euo pipefail
+
+usage() {
+    echo "usage: bench/compare.sh [--quick] [-o FILE]" >&2
+    exit 2
+}
+
+QUICK=0
+OUT=
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --quick) QUICK=1 ;;
+        -o) [ $# -ge 2 ] || usage; OUT=$2; shift ;;
+        -h|--help) usage ;;
+        *) usage ;;
+    esac
+    shift
+done
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+SECONDS=0
+
+# Orphans of a forking server (its children, when it is stopped first) would
+# otherwise go to PID 1, which in some containers never reaps them: run this
+# script as a child subreaper (the attribute survives execve) so bash reaps them.
+if [ -z "${KODAMA_COMPARE_REAPER:-}" ]; then
+    export KODAMA_COMPARE_REAPER=1
+    args=("$@")
+    [ "$QUICK" = 1 ] && args+=(--quick)
+    [ -n "$OUT" ] && args+=(-o "$OUT")
+    exec python3 -c 'import ctypes, os, sys
+ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+os.execv("/bin/bash", ["bash"] + sys.argv[1:])' "${BASH_SOURCE[0]}" "${args[@]}"
+fi
+
+B=build/bench
+if [ -z "$OUT" ]; then
+    if [ "$QUICK" = 1 ]; then OUT=$B/RESULTS-quick.md; else OUT=bench/RESULTS.md; fi
+fi
+NCPU=$(nproc)
+if [ "$QUICK" = 1 ]; then
+    DUR=1 WARM=0            # echoload takes whole seconds
+    KB_DUR=0.3 KB_WARM=0.1  # kodama bench
+    IDLE_N=200 IDLE_SECS=5
+    BG_SECS=0.2
+else
+    DUR=2 WARM=1
+    KB_DUR=2 KB_WARM=1
+    IDLE_N=10000 IDLE_SECS=30
+    BG_SECS=1
+fi
+STRACE_DUR=1
+
+log() { printf 'compare: [%3ss] %s\n' "$SECONDS" "$*" >&2; }
+
+# --- teardown ---------------------------------------------------------------
+
+TMP=$(mktemp -d /tmp/kodama-compare.XXXXXX)
+SERVERS=()   # pids (= session ids) of servers still running
+HELPERS=()   # pids of clients and tracers still running
+POLICY_RC=   # a policy-rc.d this script put in place, to remove
+
+# Stops the server whose session id is $1: SIGTERM to its process group, then
+# SIGKILL to whatever is left of its session.
+stop_tree() {
+    local sid=$1 i pids
+    kill -TERM -- "-$sid" 2>/dev/null || true
+    for i in $(seq 40); do
+        pids=$(python3 bench/proctree.py pids "$sid")
+        [ -z "$pids" ] && break
+        if [ "$i" -ge 20 ]; then
+            kill -KILL -- "-$sid" 2>/dev/null || true
+            # shellcheck disable=SC2086
+            kill -KILL $pids 2>/dev/null || true
+        fi
+        sleep 0.05
+    done
+    wait "$sid" 2>/dev/null || true
+}
+
+cleanup() {
+    local p
+    trap - EXIT INT TERM
+    for p in "${HELPERS[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
+    for p in "${SERVERS[@]}"; do stop_tree "$p"; done
+    [ -n "$POLICY_RC" ] && rm -f "$POLICY_RC"
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'log interrupted; exit 130' INT TERM
+
+forget() { # removes pid $2 from the array named $1
+    local -n arr=$1
+    local kept=() p
+    for p in "${arr[@]}"; do [ "$p" = "$2" ] || kept+=("$p"); done
+    arr=("${kept[@]}")
+}
+
+# --- packages and builds ----------------------------------------------------
+
+missing_pkgs() {
+    local p s
+    for p in "$@"; do
+        s=$(dpkg-query -W -f='${db:Status-Abbrev}' "$p" 2>/dev/null || true)
+        case "$s" in ii*|it*|iW*) ;; *) printf '%s ' "$p" ;; esac
+    done
+}
+
+apt_install() {
+    local missing
+    missing=$(missing_pkgs "$@")
+    [ -z "$missing" ] && return 0
+    log "installing $missing"
+    # Keep the packages' own services (nginx, xinetd) from starting on install.
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        POLICY_RC=/usr/sbin/policy-rc.d
+        printf '#!/bin/sh\nexit 101\n' >"$POLICY_RC"
+        chmod +x "$POLICY_RC"
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get -o DPkg::Lock::Timeout=300 update -qq
+    # shellcheck disable=SC2086
+    apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends $missing >/dev/null
+    if [ -n "$POLICY_RC" ]; then rm -f "$POLICY_RC"; POLICY_RC=; fi
+}
+
+if [ "$QUICK" = 1 ]; then
+    apt_install socat strace
+else
+    apt_install socat strace xinetd ncat nginx libnginx-mod-stream
+fi
+
+mkdir -p "$B" "$(dirname "$OUT")"
+CFLAGS_B=(-std=c17 -O2 -Wall -Wextra -Werror)
+build() { # build OUT SRC [flags]: compiles when the source is newer
+    local out=$1 src=$2
+    shift 2
+    if [ ! -x "$out" ] || [ "$src" -nt "$out" ] || [ bench/peers/peer.h -nt "$out" ]; then
+        cc "$@" -o "$out" "$src"
+    fi
+}
+build "$B/echoload" ../shared/tools/echoload.c -O2 -pthread
+build "$B/holdconns" bench/holdconns.c "${CFLAGS_B[@]}"
+for f in fork_echo udp_echo fork_hello; do build "$B/$f" "bench/peers/$f.c" "${CFLAGS_B[@]}"; done
+make --no-print-directory -s kodama >&2
+KODAMA=$ROOT/kodama
+ECHOLOAD=$ROOT/$B/echoload
+INETD=
+if [ "$QUICK" = 0 ]; then
+    INETD=$ROOT/$B/openbsd-inetd/usr/sbin/inetd
+    if [ ! -x "$INETD" ]; then
+        mkdir -p "$B/debs"
+        (cd "$B/debs" && apt-get download -qq openbsd-inetd 2>/dev/null)
+        debs=("$B"/debs/openbsd-inetd_*.deb)
+        dpkg-deb -x "${debs[-1]}" "$B/openbsd-inetd"
+    fi
+fi
+
+# 10,000 connections: the client and the servers need the descriptors.
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+NOFILE=$(ulimit -n)
+
+SERVE_HELP=$("$KODAMA" serve --help 2>&1 || true)
+HAS_IO=0 HAS_THREADS=0 HAS_BENCH=0
+grep -q -- '--io' <<<"$SERVE_HELP" && HAS_IO=1
+grep -q -- '--threads' <<<"$SERVE_HELP" && HAS_THREADS=1
+"$KODAMA" bench --help >/dev/null 2>&1 && HAS_BENCH=1
+HAS_STRACE=0
+command -v strace >/dev/null && HAS_STRACE=1
+
+# kodama variants: "label|serve options".
+KVARIANTS=()
+if [ "$QUICK" = 1 ]; then
+    KVARIANTS=("kodama|")
+else
+    ios=(default)
+    [ "$HAS_IO" = 1 ] && ios=(epoll uring)
+    threads=(default)
+    [ "$HAS_THREADS" = 1 ] && threads=(1 "$NCPU")
+    for io in "${ios[@]}"; do
+        for t in "${threads[@]}"; do
+            label="kodama" opts=""
+            if [ "$io" != default ] || [ "$t" != default ]; then
+                label+=" ("
+                [ "$io" != default ] && { label+="$io"; opts+=" --io $io"; }
+                if [ "$t" != default ]; then
+                    [ "$io" != default ] && label+=", "
+                    label+="$t thread"; [ "$t" != 1 ] && label+="s"
+                    opts+=" --threads $t"
+                fi
+                label+=")"
+            fi
+            KVARIANTS+=("$label|$opts")
+        done
+    done
+fi
+
+# --- results file -----------------------------------------------------------
+
+RES=$TMP/results.tsv
+: >"$RES"
+rec() { # rec key=value...: one tab-separated record
+    local IFS=$'\t'
+    printf '%s\n' "$*" >>"$RES"
+}
+
+rec kind=meta "date=$(date -u '+%Y-%m-%d %H:%M:%S UTC')" "kernel=$(uname -sr)" \
+    "cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1)" "ncpu=$NCPU" \
+    "mem=$(awk '/MemTotal/{printf "%.1f GiB", $2/1048576}' /proc/meminfo)" \
+    "debian=$(cat /etc/debian_version 2>/dev/null || echo unknown)" \
+    "kodama=$(git describe --always --dirty 2>/dev/null || echo unknown)" \
+    "quick=$QUICK" "dur=$DUR" "warm=$WARM" "kb_dur=$KB_DUR" "kb_warm=$KB_WARM" \
+    "idle_n=$IDLE_N" "idle_secs=$IDLE_SECS" "has_io=$HAS_IO" "has_threads=$HAS_THREADS" "has_bench=$HAS_BENCH" \
+    "has_strace=$HAS_STRACE" "nofile=$NOFILE" "strace_dur=$STRACE_DUR" \
+    "command=bench/compare.sh$([ "$QUICK" = 1 ] && echo ' --quick')"
+
+# --- starting servers -------------------------------------------------------
+
+NEXT_PORT=$((20000 + RANDOM % 8000))
+free_port() { # sets port: one below the ephemeral range, free for tcp and udp
+    while :; do
+        port=$NEXT_PORT
+        NEXT_PORT=$((NEXT_PORT + 1))
+        [ "$NEXT_PORT" -ge 32000 ] && NEXT_PORT=20000
+        [ -z "$(ss -Htuan "( sport = :$port )" 2>/dev/null)" ] && return
+    done
+}
+
+# launch LOG CMD...: starts CMD as its own session; SRV_PID is its pid.
+launch() {
+    local logf=$1
+    shift
+    setsid "$@" >"$logf" 2>&1 </dev/null &
+    SRV_PID=$!
+    disown "$SRV_PID" # bash still reaps it, without a "Killed" line
+    SERVERS+=("$SRV_PID")
+}
+
+wait_port() { # wait_port tcp|udp HOST PORT: until something listens there
+    local i flag=-Hltn
+    [ "$1" = udp ] && flag=-Hlun
+    for i in $(seq 100); do
+        kill -0 "$SRV_PID" 2>/dev/null || return 1
+        [ -n "$(ss "$flag" "( sport = :$3 )")" ] && return 0
+        sleep 0.05
+    done
+    return 1
+}
+
+# check SERVICE PROTO: does the server at SRV_HOST SRV_PORT answer correctly?
+check_server() {
+    local got want=kodama-compare-check
+    case "$1/$2" in
+        echo/tcp) got=$("$KODAMA" send -w 3 "$SRV_HOST" "$SRV_PORT" "$want" 2>&1) ;;
+        echo/udp) got=$("$KODAMA" send -u -w 3 "$SRV_HOST" "$SRV_PORT" "$want" 2>&1) ;;
+        hello/tcp)
+            # shellcheck disable=SC2016
+            got=$(timeout 3 bash -c 'exec 3<>"/dev/tcp/$1/$2" && cat <&3' _ "$SRV_HOST" "$SRV_PORT" 2>&1 | head -c 200)
+            if [ -n "$got" ]; then return 0; fi
+            SRV_ERR="no greeting"
+            return 1 ;;
+    esac
+    [ "$got" = "$want" ] && return 0
+    SRV_ERR="wrong echo: ${got//$'\n'/ }"
+    return 1
+}
+
+NSRV=0
+# start_server NAME SERVICE PROTO: starts server NAME (a kodama variant label
+# or a peer name) for SERVICE (echo|hello) over PROTO (tcp|udp) on loopback.
+# Sets SRV_PID, SRV_HOST, SRV_PORT, SRV_CMD; on failure SRV_ERR and status 1.
+start_server() {
+    local name=$1 svc=$2 proto=$3 d port opts line
+    NSRV=$((NSRV + 1))
+    d=$TMP/srv.$NSRV
+    mkdir -p "$d"
+    : >"$d/log"
+    SRV_HOST=127.0.0.1 SRV_ERR='' SRV_PID='' SRV_PORT=''
+    case "$name" in
+    kodama*)
+        opts=
+        for line in "${KVARIANTS[@]}"; do [ "${line%%|*}" = "$name" ] && opts=${line#*|}; done
+        # shellcheck disable=SC2086
+        launch "$d/log" "$KODAMA" serve $opts "$svc@127.0.0.1:0/$proto"
+        SRV_CMD="kodama serve$opts $svc@127.0.0.1:0/$proto"
+        for _ in $(seq 100); do
+            grep -q '^kodama: ready' "$d/log" && break
+            kill -0 "$SRV_PID" 2>/dev/null || break
+            sleep 0.05
+        done
+        SRV_PORT=$(sed -n "s/^kodama: listening $svc $proto 127\.0\.0\.1:\([0-9]*\)$/\1/p" "$d/log" | head -n1)
+        if [ -z "$SRV_PORT" ]; then
+            SRV_ERR="did not start: $(tr '\n' ' ' <"$d/log" | cut -c1-200)"
+            return 1
+        fi
+        ;;
+    fork_echo*|udp_echo*|fork_hello*)
+        local prog=${name%% *}
+        launch "$d/log" "$ROOT/$B/$prog" 127.0.0.1 0
+        SRV_CMD="build/bench/$prog 127.0.0.1 0"
+        for _ in $(seq 100); do
+            grep -q '^listening' "$d/log" && break
+            kill -0 "$SRV_PID" 2>/dev/null || break
+            sleep 0.05
+        done
+        SRV_PORT=$(sed -n 's/^listening .*:\([0-9]*\)$/\1/p' "$d/log")
+        if [ -z "$SRV_PORT" ]; then
+            SRV_ERR="did not start: $(tr '\n' ' ' <"$d/log" | cut -c1-200)"
+            return 1
+        fi
+        ;;
+    socat)
+        free_port
+        case "$svc/$proto" in
+            echo/tcp) launch "$d/log" socat "TCP4-LISTEN:$port,bind=127.0.0.1,reuseaddr,fork,backlog=4096" PIPE ;;
+            echo/udp) launch "$d/log" socat "UDP4-LISTEN:$port,bind=127.0.0.1,reuseaddr,fork" PIPE ;;
+            hello/tcp)
+                printf 'Hello from server!\n' >"$d/greeting"
+                launch "$d/log" socat -U "TCP4-LISTEN:$port,bind=127.0.0.1,reuseaddr,fork,backlog=4096" "OPEN:$d/greeting" ;;
+        esac
+        SRV_CMD=$(ps -o args= -p "$SRV_PID" | sed "s|$TMP/[^/]*/|\$TMP/|g")
+        SRV_PORT=$port
+        ;;
+    xinetd)
+        free_port
+        local sname=$svc stype=stream wait=no
+        [ "$svc" = hello ] && sname=daytime
+        [ "$proto" = udp ] && { stype=dgram; wait=yes; }
+        cat >"$d/xinetd.conf" <<EOF
+defaults
+{
+	instances	= UNLIMITED
+	per_source	= UNLIMITED
+	cps		= 1000000 1
+	log_type	= FILE $d/xinetd.log
+	log_on_success	=
+	log_on_failure	=
+}
+service $sname
+{
+	type		= INTERNAL UNLISTED
+	id		= $sname-$stype
+	socket_type	= $stype
+	protocol	= $proto
+	port		= $port
+	bind		= 127.0.0.1
+	wait		= $wait
+	user		= root
+}
+EOF
+        launch "$d/log" xinetd -dontfork -stayalive -f "$d/xinetd.conf"
+        SRV_CMD="xinetd -dontfork -stayalive -f xinetd.conf  # built-in $sname $stype, instances/per_source UNLIMITED, cps 1000000 1"
+        SRV_PORT=$port
+        ;;
+    openbsd-inetd)
+        # Built-in services are found by their /etc/services name, so the
+        # port comes from /etc/services: give inetd its own copy in a private
+        # mount namespace, mapping echo/daytime to a free port.
+        free_port
+        local sname=$svc stype=stream wait=nowait.1000000000 p=tcp host=127.0.0.1
+        [ "$svc" = hello ] && sname=daytime
+        if [ "$proto" = udp ]; then
+            # inetd drops datagrams from 127.0.0.0/8 (its anti-loop check), so UDP goes over ::1.
+            stype=dgram wait=wait p=udp6 host=::1 SRV_HOST=::1
+        fi
+        printf '%s %s/tcp\n%s %s/udp\n' "$sname" "$port" "$sname" "$port" >"$d/services"
+        printf '%s:%s %s %s %s root internal\n' "$([ "$host" = ::1 ] && echo '[::1]' || echo "$host")" \
+            "$sname" "$stype" "$p" "$wait" >"$d/inetd.conf"
+        if unshare -m true 2>/dev/null; then
+            # shellcheck disable=SC2016
+            launch "$d/log" unshare -m sh -c 'mount --bind "$1" /etc/services && exec "$2" -i -q 4096 -R 1000000000 "$3"' \
+                sh "$d/services" "$INETD" "$d/inetd.conf"
+        else
+            SRV_ERR="needs unshare -m to give inetd a port of its own"
+            return 1
+        fi
+        SRV_CMD="inetd -i -q 4096 -R 1000000000 inetd.conf  # $(cat "$d/inetd.conf"), /etc/services bind-mounted: $sname $port"
+        SRV_PORT=$port
+        ;;
+    ncat)
+        free_port
+        case "$svc/$proto" in
+            echo/tcp) launch "$d/log" ncat -l -k -m 100000 127.0.0.1 "$port" -e /bin/cat ;;
+            echo/udp) launch "$d/log" ncat -u -l -k 127.0.0.1 "$port" -e /bin/cat ;;
+            hello/tcp) launch "$d/log" ncat -l -k -m 100000 127.0.0.1 "$port" -e "/bin/echo Hello from server!" ;;
+        esac
+        SRV_CMD=$(ps -o args= -p "$SRV_PID")
+        SRV_PORT=$port
+        ;;
+    nginx)
+        free_port
+        cat >"$d/nginx.conf" <<EOF
+load_module /usr/lib/nginx/modules/ngx_stream_module.so;
+daemon off;
+worker_processes auto;
+pid $d/nginx.pid;
+error_log $d/error.log;
+events { worker_connections $((NOFILE / 2)); }
+stream {
+	server {
+		listen 127.0.0.1:$port backlog=4096;
+		return "Hello from server!\n";
+	}
+}
+EOF
+        launch "$d/log" nginx -p "$d" -e "$d/error.log" -c "$d/nginx.conf"
+        SRV_CMD="nginx -c nginx.conf  # stream { server { listen 127.0.0.1:PORT backlog=4096; return \"Hello from server!\\n\"; } }, worker_processes auto"
+        SRV_PORT=$port
+        ;;
+    *) SRV_ERR="unknown server $name"; return 1 ;;
+    esac
+    if ! wait_port "$proto" "$SRV_HOST" "$SRV_PORT"; then
+        SRV_ERR="did not listen on $SRV_HOST:$SRV_PORT: $(cat "$d"/*.log "$d/log" 2>/dev/null | tr '\n' ' ' | cut -c1-200)"
+        return 1
+    fi
+    sleep 0.1 # let multi-process servers start their workers
+    check_server "$svc" "$proto" || return 1
+    return 0
+}
+
+stop_server() {
+    [ -n "$SRV_PID" ] || return 0
+    stop_tree "$SRV_PID"
+    forget SERVERS "$SRV_PID"
+    SRV_PID=
+}
+
+# --- measuring ----------------------------------------------------------------
+
+sleep_until() { # sleep_until EPOCH_SECONDS
+    sleep "$(awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN { d = a - b; if (d < 0) d = 0; printf "%.3f", d }')"
+}
+
+kv() { # kv KEY LINE: the value of KEY=... in a key=value line
+    sed -n "s/.*\(^\|[[:space:]]\)$1=\([^[:space:]]*\).*/\2/p" <<<"$2" | head -n1
+}
+
+# Client arguments per case: echoload's and kodama bench's.
+case_args() { # case_args CASE -> EL_ARGS, KB_ARGS, CASE_SVC, CASE_PROTO
+    case "$1" in
+        tcp64)  EL_ARGS=(-m tcp -c 100 -s 64 -p 16 -t 1);   KB_ARGS=(-m echo -c 100 -s 64 -p 16 -t 1);   CASE_SVC=echo CASE_PROTO=tcp ;;
+        tcp16k) EL_ARGS=(-m tcp -c 10 -s 16384 -p 1 -t 1);  KB_ARGS=(-m echo -c 10 -s 16384 -p 1 -t 1); CASE_SVC=echo CASE_PROTO=tcp ;;
+        udp64)  EL_ARGS=(-m udp -c 8 -s 64 -p 16 -t 1);     KB_ARGS=(-m udp -c 8 -s 64 -p 16 -t 1);      CASE_SVC=echo CASE_PROTO=udp ;;
+        hello)  EL_ARGS=(-m hello -c 50 -t 1);              KB_ARGS=(-m hello -c 50 -t 1);               CASE_SVC=hello CASE_PROTO=tcp ;;
+        idle)   EL_ARGS=(); KB_ARGS=(); CASE_SVC=echo CASE_PROTO=tcp ;;
+    esac
+}
+
+# run_client CASE SERVER ROLE CLIENT: one measured run; appends a record.
+run_client() {
+    local cse=$1 server=$2 role=$3 client=$4 out err cpid rc t0 warm dur s1 s2 line
+    out=$TMP/client.out err=$TMP/client.err
+    t0=$EPOCHREALTIME
+    if [ "$client" = echoload ]; then
+        warm=$WARM dur=$DUR
+        timeout $((DUR + WARM + 20)) "$ECHOLOAD" "${EL_ARGS[@]}" -d "$DUR" -w "$WARM" "$SRV_HOST" "$SRV_PORT" >"$out" 2>"$err" &
+    else
+        warm=$KB_WARM dur=$KB_DUR
+        timeout 60 "$KODAMA" bench "${KB_ARGS[@]}" -d "$KB_DUR" --warmup "$KB_WARM" --json -q "$SRV_HOST" "$SRV_PORT" >"$out" 2>"$err" &
+    fi
+    cpid=$!
+    HELPERS+=("$cpid")
+    # The server's CPU in the measured part of the run, sampled from outside.
+    sleep_until "$(awk -v a="$t0" -v w="$warm" -v d="$dur" 'BEGIN { printf "%.6f", a + w + (d > 0.6 ? 0.15 : 0.05) }')"
+    s1=$(python3 bench/proctree.py cpu "$SRV_PID" "$cpid")
+    sleep_until "$(awk -v a="$t0" -v w="$warm" -v d="$dur" 'BEGIN { printf "%.6f", a + w + d - (d > 0.6 ? 0.15 : 0.05) }')"
+    s2=$(python3 bench/proctree.py cpu "$SRV_PID" "$cpid")
+    # A window that ends after the client does measures nothing.
+    local win_ok=1
+    kill -0 "$cpid" 2>/dev/null || win_ok=0
+    rc=0
+    wait "$cpid" || rc=$?
+    forget HELPERS "$cpid"
+    local fields=(kind=run "case=$cse" "server=$server" "role=$role" "client=$client" "rc=$rc"
+        "win_s=$(awk -v a="$(kv t "$s1")" -v b="$(kv t "$s2")" 'BEGIN { printf "%.4f", b - a }')"
+        "win_busy=$(( $(kv busy "$s2") - $(kv busy "$s1") ))"
+        "win_srv_ns=$(( $(kv srv_ns "$s2") - $(kv srv_ns "$s1") ))"
+        "win_cli=$(( $(kv cli "$s2") - $(kv cli "$s1") ))"
+        "procs=$(kv procs "$s2")" "win_ok=$win_ok")
+    if [ "$client" = echoload ]; then
+        line=$(tail -n1 "$out")
+        [ -n "$line" ] && fields+=("${line// /$'\t'}")
+    else
+        fields+=("json=$(tr -d '\n\t' <"$out")")
+    fi
+    fields+=("stderr=$(tr '\n\t' '  ' <"$err" | cut -c1-300)")
+    rec "${fields[@]}"
+}
+
+# strace_pass CASE SERVER: counts the server's syscalls over a short run of
+# one client (echoload for 1 s; with --quick kodama bench for 0.3 s if built).
+strace_pass() {
+    local cse=$1 server=$2 sout=$TMP/strace.out out=$TMP/strace.client spid pids=() p i rc=0 line total uring secs
+    for p in $(python3 bench/proctree.py pids "$SRV_PID"); do pids+=(-p "$p"); done
+    strace -c -f -qq -o "$sout" "${pids[@]}" 2>"$TMP/strace.err" &
+    spid=$!
+    HELPERS+=("$spid")
+    for i in $(seq 60); do
+        [ "$(awk '/^TracerPid:/{print $2}' "/proc/$SRV_PID/status" 2>/dev/null)" != 0 ] && break
+        sleep 0.05
+    done
+    sleep 0.1
+    if [ "$QUICK" = 1 ] && [ "$HAS_BENCH" = 1 ]; then
+        secs=0.3
+        timeout 30 "$KODAMA" bench "${KB_ARGS[@]}" -d "$secs" --json -q "$SRV_HOST" "$SRV_PORT" >"$out" 2>/dev/null || rc=$?
+        line=$(python3 -c 'import json, sys
+j = json.load(open(sys.argv[1]))
+print("client=kodama-bench msgs_per_s=%s conns_per_s=%s" % (j["msgs_per_s"], j["conns_per_s"]))' "$out" 2>/dev/null || true)
+    else
+        secs=$STRACE_DUR
+        timeout $((STRACE_DUR + 20)) "$ECHOLOAD" "${EL_ARGS[@]}" -d "$secs" -w 0 "$SRV_HOST" "$SRV_PORT" >"$out" 2>/dev/null || rc=$?
+        line="client=echoload $(tail -n1 "$out")"
+    fi
+    kill -INT "$spid" 2>/dev/null || true
+    wait "$spid" || true
+    forget HELPERS "$spid"
+    total=$(awk '$NF == "total" { print $4 }' "$sout" 2>/dev/null)
+    uring=$(awk '$NF == "io_uring_enter" { print $4 }' "$sout" 2>/dev/null)
+    rec kind=strace "case=$cse" "server=$server" "rc=$rc" "secs=$secs" "calls=${total:-}" \
+        "uring_enter=${uring:-0}" "top=$(sort -k4 -n -r "$sout" 2>/dev/null | awk '$NF != "total" && $4 ~ /^[0-9]+$/ { printf "%s:%s ", $NF, $4 }' | head -c 200)" \
+        "${line// /$'\t'}"
+}
+
+# idle_pass SERVER ROLE: IDLE_N idle connections, then all closed at once.
+idle_pass() {
+    local server=$1 role=$2 hout=$TMP/hold.out hpid m0 m1 m2 i t0 t1 open left alive=no procs
+    m0=$(python3 bench/proctree.py mem "$SRV_PID")
+    "$ROOT/$B/holdconns" -n "$IDLE_N" -b 100 -w 5 -t "$IDLE_SECS" "$SRV_HOST" "$SRV_PORT" >"$hout" 2>"$TMP/hold.err" &
+    hpid=$!
+    HELPERS+=("$hpid")
+    for i in $(seq $(((IDLE_SECS + 15) * 20))); do
+        grep -q '^opened=' "$hout" && break
+        kill -0 "$hpid" 2>/dev/null || break
+        sleep 0.05
+    done
+    open=$(grep '^opened=' "$hout" || true)
+    sleep 0.5
+    m1=$(python3 bench/proctree.py mem "$SRV_PID")
+    # Close them all at once; time until the server has closed its side of
+    # every one (nothing left established, in close-wait or last-ack).
+    t0=$EPOCHREALTIME
+    kill -USR1 "$hpid" 2>/dev/null || true
+    wait "$hpid" || true
+    forget HELPERS "$hpid"
+    left=-1
+    for i in $(seq 400); do
+        left=$(ss -Htn state established state close-wait state last-ack "( sport = :$SRV_PORT )" | wc -l)
+        procs=$(kv procs "$(python3 bench/proctree.py mem "$SRV_PID")")
+        [ "$left" = 0 ] && [ "$procs" -le "$(kv procs "$m0")" ] && break
+        sleep 0.05
+    done
+    t1=$EPOCHREALTIME
+    sleep 0.2
+    m2=$(python3 bench/proctree.py mem "$SRV_PID")
+    check_server echo tcp && alive=yes
+    rec kind=idle "server=$server" "role=$role" "n=$IDLE_N" "$(tr ' ' '\t' <<<"${open:-opened=0 failed=$IDLE_N open_ms=0}")" \
+        "$(grep '^closed=' "$hout" | tr ' ' '\t' || echo closed=0)" \
+        "rss0_kb=$(kv rss_kb "$m0")" "rss1_kb=$(kv rss_kb "$m1")" "rss2_kb=$(kv rss_kb "$m2")" \
+        "pss0_kb=$(kv pss_kb "$m0")" "pss1_kb=$(kv pss_kb "$m1")" "pss2_kb=$(kv pss_kb "$m2")" \
+        "procs0=$(kv procs "$m0")" "procs1=$(kv procs "$m1")" "procs2=$(kv procs "$m2")" \
+        "left=$left" "release_ms=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.0f", (b - a) * 1000 }')" \
+        "alive=$alive" "stderr=$(tr '\n\t' '  ' <"$TMP/hold.err" | cut -c1-200)"
+}
+
+# --- the run ------------------------------------------------------------------
+
+kodama_names() { local v; for v in "${KVARIANTS[@]}"; do printf '%s\n' "${v%%|*}"; done; }
+
+servers_for() { # servers_for CASE: "name|role" lines
+    kodama_names | sed 's/$/|kodama/'
+    case "$1" in
+        tcp64|tcp16k|idle)
+            echo "fork_echo (floor)|peer"; echo "socat|peer"
+            [ "$QUICK" = 0 ] && printf '%s|peer\n' xinetd openbsd-inetd ncat ;;
+        udp64)
+            echo "udp_echo (floor)|peer"; echo "socat|peer"
+            [ "$QUICK" = 0 ] && printf '%s|peer\n' xinetd openbsd-inetd ncat ;;
+        hello)
+            echo "fork_hello (floor)|peer"; echo "socat|peer"
+            [ "$QUICK" = 0 ] && printf '%s|peer\n' xinetd openbsd-inetd nginx ncat ;;
+    esac
+    return 0
+}
+
+busy_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat; }
+
+HZ=$(getconf CLK_TCK)
+for cse in tcp64 tcp16k udp64 hello idle; do
+    case_args "$cse"
+    # Whatever else keeps this machine busy skews echoload's server µs/msg.
+    b0=$(busy_ticks)
+    sleep "$BG_SECS"
+    rec kind=bg "case=$cse" "busy_pct=$(awk -v d="$(($(busy_ticks) - b0))" -v hz="$HZ" -v n="$NCPU" -v s="$BG_SECS" 'BEGIN { printf "%.0f", d * 100 / (hz * n * s) }')"
+    while IFS='|' read -r server role; do
+        log "$cse: $server"
+        if ! start_server "$server" "$CASE_SVC" "$CASE_PROTO"; then
+            log "$cse: $server: $SRV_ERR"
+            rec kind=start "case=$cse" "server=$server" "role=$role" "error=$SRV_ERR"
+            stop_server
+            continue
+        fi
+        rec kind=cmd "case=$cse" "server=$server" "cmd=$SRV_CMD"
+        if [ "$cse" = idle ]; then
+            idle_pass "$server" "$role"
+        else
+            # --quick with kodama bench built: echoload (1 s at least) only
+            # against kodama, as the cross-check.
+            if [ "$QUICK" = 0 ] || [ "$HAS_BENCH" = 0 ] || [ "$role" = kodama ]; then
+                run_client "$cse" "$server" "$role" echoload
+            fi
+            [ "$HAS_BENCH" = 1 ] && run_client "$cse" "$server" "$role" kodama-bench
+            if [ "$HAS_STRACE" = 1 ] && { [ "$QUICK" = 0 ] || [ "$role" = kodama ]; }; then
+                strace_pass "$cse" "$server"
+            fi
+        fi
+        stop_server
+    done < <(servers_for "$cse")
+done
+rec kind=meta "elapsed_s=$SECONDS"
+
+cp "$RES" "$B/results$([ "$QUICK" = 1 ] && echo -quick).tsv" # the raw records, for a second look
+python3 bench/report.py "$RES" >"$OUT.tmp"
+mv "$OUT.tmp" "$OUT"
+log "wrote $OUT in ${SECONDS}s"

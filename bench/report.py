@@ -1,0 +1,424 @@
+#!/usr/bin/env python3
+"""report.py RESULTS.tsv: the Markdown report of one bench/compare.sh run.
+
+Reads the records compare.sh wrote (one a line, tab-separated key=value) and
+prints the tables, the ratios to the best peer, a verdict per target and the
+list of peers that broke.  The best peer is the best non-kodama server in that
+case, measured by the same client, among the runs without errors or losses.
+"""
+import json
+import os
+import sys
+
+HZ = os.sysconf("SC_CLK_TCK")
+CASES = {
+    "tcp64": "TCP echo, 64 B messages, 100 connections, depth 16",
+    "tcp16k": "TCP echo, 16 KiB messages, 10 connections, depth 1",
+    "udp64": "UDP echo, 64 B datagrams, 8 sockets, depth 16",
+    "hello": "hello: connections per second, 50 concurrent",
+}
+# Why peers break, shown when they do.
+KNOWN = [
+    ("socat", "socat: forks a child per connection (`fork`) and echoes through a pipe (`PIPE`); the ≈44 ms per "
+     "16 KiB message is the Nagle / delayed-ACK pattern of a server without TCP_NODELAY. Over UDP, "
+     "`UDP4-LISTEN,fork` hands each new peer to a child of its own; the losses and wrong replies come with "
+     "that (likely cause, not traced)."),
+    ("xinetd", "xinetd: listens with a backlog of 64 (`ss -ltn`) and forks a child per echo connection, so "
+     "opening 10,000 takes longer than the idle case allows; its built-in UDP echo loses most datagrams "
+     "from 8 concurrent senders (cause not traced); the 16 KiB stall as for socat."),
+    ("openbsd-inetd", "openbsd-inetd: forks a child per echo connection; the 16 KiB stall as for socat."),
+    ("ncat", "ncat: `-k -e /bin/cat` forks and execs cat per connection and listens with a backlog of 10 "
+     "(`ss -ltn`): the 100-connection burst overflows it (TcpExtListenOverflows) and some runs get a reset; "
+     "the idle case cannot open 10,000 in time; in UDP mode it loses datagrams; the 16 KiB stall as for socat."),
+]
+
+CLIENT_NAMES = {"echoload": "echoload", "kodama-bench": "kodama bench"}
+
+
+def load(path):
+    recs = []
+    with open(path) as f:
+        for line in f:
+            rec = {}
+            for field in line.rstrip("\n").split("\t"):
+                if "=" in field:
+                    k, v = field.split("=", 1)
+                    rec[k] = v
+            if rec:
+                recs.append(rec)
+    return recs
+
+
+def num(v):
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return None
+
+
+def fmt(v, digits=None):
+    """A number for a table cell: n/a when missing, fewer digits when large."""
+    if v is None:
+        return "n/a"
+    if digits is None:
+        a = abs(v)
+        digits = 0 if a >= 1000 else 1 if a >= 100 else 2 if a >= 1 else 3
+    return f"{v:.{digits}f}"
+
+
+def ratio(v, best):
+    if v is None or best is None or best == 0:
+        return "n/a"
+    return f"{v / best:.2f}×"
+
+
+class Run:
+    """One measured client run against one server, with its derived figures."""
+
+    def __init__(self, rec, strace):
+        self.case = rec["case"]
+        self.server = rec["server"]
+        self.role = rec["role"]
+        self.client = rec["client"]
+        self.failure = None
+        rc = int(rec.get("rc", "1"))
+        self.errors = self.lost = None
+        self.rate = self.mib = self.p50 = self.p99 = self.srv_us = None
+        if self.client == "echoload":
+            self.rate = num(rec.get("conns_per_s" if self.case == "hello" else "msgs_per_s"))
+            self.mib = num(rec.get("mib_per_s"))
+            self.p50, self.p99 = num(rec.get("p50_us")), num(rec.get("p99_us"))
+            self.srv_us = num(rec.get("server_us_per_msg"))
+            self.errors = num(rec.get("errors"))
+            self.lost = num(rec.get("lost", "0"))
+        else:
+            try:
+                j = json.loads(rec.get("json", ""))
+            except ValueError:
+                j = None
+            if isinstance(j, dict):
+                self.rate = num(j.get("conns_per_s" if self.case == "hello" else "msgs_per_s"))
+                self.mib = num(j.get("mib_per_s"))
+                lat = j.get("latency_us") or {}
+                self.p50, self.p99 = num(lat.get("p50")), num(lat.get("p99"))
+                self.errors = sum(num(j.get(k)) or 0 for k in ("errors", "resets", "timeouts", "corrupt"))
+                self.lost = num(j.get("lost")) or 0
+        if self.rate is None:
+            err = rec.get("stderr", "").strip() or f"exit status {rc}"
+            self.failure = err[:80]
+        elif self.rate == 0:
+            self.p50 = self.p99 = self.mib = None
+            if not self.errors:
+                self.failure = "no replies"
+        elif rc != 0 and not self.errors:
+            self.failure = f"exit status {rc}: " + rec.get("stderr", "").strip()[:60]
+        # Server CPU over the sampled window, per message.
+        win_msgs = (self.rate or 0) * (num(rec.get("win_s")) or 0)
+        self.proc_us = None
+        if rec.get("win_ok", "1") != "1":
+            win_msgs = 0  # the client was gone before the window closed
+        if win_msgs > 0 and int(rec["win_srv_ns"]) >= 0:
+            # (negative when children left the tree unreaped: no figure)
+            self.proc_us = int(rec["win_srv_ns"]) / 1e3 / win_msgs
+            if self.client != "echoload":
+                self.srv_us = (int(rec["win_busy"]) - int(rec["win_cli"])) / HZ * 1e6 / win_msgs
+        # Syscalls per message, from the strace pass against this server.
+        self.sys = self.uring = None
+        st = strace.get((self.case, self.server))
+        # Syscalls per message depend on the client's batching: only on the
+        # row of the client that ran under strace.
+        if st and st.get("client", "echoload") == self.client:
+            srate = num(st.get("conns_per_s" if self.case == "hello" else "msgs_per_s"))
+            calls = num(st.get("calls"))
+            if srate and calls is not None:
+                msgs = srate * float(st.get("secs", "1"))
+                self.sys = calls / msgs
+                self.uring = (num(st.get("uring_enter")) or 0) / msgs
+
+    @property
+    def clean(self):
+        return self.failure is None and not self.errors and not self.lost
+
+    def errcell(self):
+        if self.failure:
+            return "FAILED: " + self.failure.replace("|", "/")
+        e = "n/a" if self.errors is None else f"{self.errors:.0f}"
+        lo = "n/a" if self.lost is None else f"{self.lost:.0f}"
+        return f"{e}/{lo}"
+
+
+def best(runs, attr, low):
+    vals = [(getattr(r, attr), r) for r in runs if r.role == "peer" and r.clean and getattr(r, attr) is not None]
+    if not vals:
+        return None, None
+    v, r = (min if low else max)(vals, key=lambda x: x[0])
+    return v, r
+
+
+def table(header, rows):
+    out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    for row in rows:
+        out.append("| " + " | ".join(row) + " |")
+    return out
+
+
+def main(argv):
+    recs = load(argv[1])
+    meta = {}
+    for r in recs:
+        if r.get("kind") == "meta":
+            meta.update(r)
+    strace = {(r["case"], r["server"]): r for r in recs if r.get("kind") == "strace"}
+    runs = [Run(r, strace) for r in recs if r.get("kind") == "run"]
+    starts = [r for r in recs if r.get("kind") == "start"]
+    idles = [r for r in recs if r.get("kind") == "idle"]
+    cmds = [r for r in recs if r.get("kind") == "cmd"]
+    bg = {r["case"]: r.get("busy_pct", "?") for r in recs if r.get("kind") == "bg"}
+    clients = [c for c in CLIENT_NAMES if any(r.client == c for r in runs)]
+    st = next(iter(strace.values()), {})
+    strace_run = f"{st.get('secs', '?')} s {CLIENT_NAMES.get(st.get('client'), st.get('client', '?'))}"
+    quick = meta.get("quick") == "1"
+
+    o = []
+    o.append("# kodama compared with the servers a user would pick instead" + (" (quick run)" if quick else ""))
+    o.append("")
+    o.append(f"Generated by `{meta.get('command', 'bench/compare.sh')}` on {meta.get('date', '?')}; "
+             f"kodama {meta.get('kodama', '?')}. See bench/README.md for how each figure is measured.")
+    o.append("")
+    o.append(f"- Machine: {meta.get('cpu', '?')}, {meta.get('ncpu', '?')} CPUs, {meta.get('mem', '?')}, "
+             f"{meta.get('kernel', '?')}, Debian {meta.get('debian', '?')}. Client and server share the CPUs.")
+    o.append(f"- Runs: echoload {meta.get('dur')} s after {meta.get('warm')} s warm-up; kodama bench "
+             f"{meta.get('kb_dur')} s after {meta.get('kb_warm')} s; syscalls from a separate {strace_run} run "
+             f"under `strace -c -f`; {meta.get('idle_n')} idle connections; "
+             f"open files limit {meta.get('nofile')}; whole run {meta.get('elapsed_s', '?')} s.")
+    notes = []
+    if meta.get("has_bench") != "1":
+        notes.append("`kodama bench` is not in this build: only echoload rows.")
+    if meta.get("has_io") != "1" or meta.get("has_threads") != "1":
+        notes.append("`kodama serve --io`/`--threads` are not in this build: kodama runs once, with its defaults "
+                     "(epoll, 1 thread); the io_uring and all-CPU rows are missing.")
+    if meta.get("has_strace") != "1":
+        notes.append("strace is missing: syscalls/msg are n/a.")
+    if quick:
+        notes.append("Quick run: tiny durations, fewer servers; it checks the harness, not the numbers.")
+    for n in notes:
+        o.append(f"- Note: {n}")
+    o.append("")
+
+    verdicts = []
+
+    def verdict(target, ok, detail):
+        verdicts.append(f"- {'met' if ok else 'MISSED'}: {target} — {detail}")
+
+    def kodama_runs(cse, client):
+        return [r for r in runs if r.case == cse and r.client == client and r.role == "kodama"]
+
+    def compare(cse, client, attr, low, factor, target, unit):
+        """A verdict: the best kodama variant's attr against factor × the best peer's."""
+        peer_v, peer_r = best([r for r in runs if r.case == cse and r.client == client], attr, low)
+        ks = [r for r in kodama_runs(cse, client) if getattr(r, attr) is not None and r.failure is None]
+        cname = CLIENT_NAMES[client]
+        if peer_v is None or not ks:
+            verdict(f"{target} ({cname})", False, "no figure to compare" +
+                    ("" if ks else " (no kodama run)") + ("" if peer_v is not None else " (no clean peer run)"))
+            return
+        k = (min if low else max)(ks, key=lambda r: getattr(r, attr))
+        kv = getattr(k, attr)
+        ok = kv <= factor * peer_v if low else kv >= factor * peer_v
+        others = "; ".join(f"{r.server} {fmt(getattr(r, attr))}" for r in ks if r is not k)
+        verdict(f"{target} ({cname})", ok,
+                f"{k.server} {fmt(kv)} {unit} vs best peer {peer_r.server} {fmt(peer_v)} {unit} "
+                f"({ratio(kv, peer_v)}; target {'≤' if low else '≥'} {factor:g}×)" + (f"; others: {others}" if others else ""))
+
+    for cse, title in CASES.items():
+        cruns = [r for r in runs if r.case == cse]
+        cstarts = [s for s in starts if s["case"] == cse]
+        if not cruns and not cstarts:
+            continue
+        unit = "conn" if cse == "hello" else "msg"
+        ratecol = "conns/s" if cse == "hello" else "msgs/s"
+        big = cse == "tcp16k"
+        header = ["server", "client", ratecol] + (["MiB/s"] if big else []) + [
+            "p50 µs", "p99 µs", f"server µs/{unit}", f"proc µs/{unit}", f"syscalls/{unit}"]
+        if any(r.server.startswith("kodama") and "uring" in r.server for r in cruns):
+            header.append(f"io_uring_enter/{unit}")
+        header += ["errors/lost", ("MiB/s" if big else ratecol) + " ÷ best", "p99 ÷ best", f"µs/{unit} ÷ best",
+                   f"syscalls/{unit} ÷ best"]
+        rows = []
+        for client in clients:
+            crs = [r for r in cruns if r.client == client]
+            brate, _ = best(crs, "mib" if big else "rate", False)
+            bp99, _ = best(crs, "p99", True)
+            bus, _ = best(crs, "srv_us", True)
+            bsys, _ = best(crs, "sys", True)
+            for r in crs:
+                row = [r.server, CLIENT_NAMES[client], fmt(r.rate, 0)] + ([fmt(r.mib, 1)] if big else []) + [
+                    fmt(r.p50, 0), fmt(r.p99, 0), fmt(r.srv_us), fmt(r.proc_us), fmt(r.sys)]
+                if "io_uring_enter/" + unit in header:
+                    row.append(fmt(r.uring) if "uring" in r.server else "n/a")
+                row += [r.errcell(), ratio(r.mib if big else r.rate, brate), ratio(r.p99, bp99),
+                        ratio(r.srv_us, bus), ratio(r.sys, bsys)]
+                rows.append(row)
+        for s in cstarts:
+            rows.append([s["server"], "n/a", "n/a"] + (["n/a"] if big else []) +
+                        ["n/a"] * (len(header) - (4 if big else 3) - 5) +
+                        ["FAILED to start: " + s["error"].replace("|", "/")[:80], "n/a", "n/a", "n/a", "n/a"])
+        o.append(f"## {title}")
+        o.append("")
+        o.append(f"Machine busy before this case, with nothing of ours running: {bg.get(cse, '?')} % of the CPUs.")
+        o.append("")
+        o.extend(table(header, rows))
+        o.append("")
+
+        for client in clients:
+            if cse in ("tcp64", "udp64"):
+                compare(cse, client, "srv_us", True, 0.6, f"{cse}: server µs/msg ≤ 0.6× best peer", "µs")
+                compare(cse, client, "rate", False, 1.0, f"{cse}: msgs/s ≥ best peer", "msgs/s")
+                compare(cse, client, "p99", True, 1.0, f"{cse}: p99 ≤ best peer", "µs")
+            elif cse == "tcp16k":
+                compare(cse, client, "mib", False, 1.0, "tcp16k: MiB/s ≥ best peer", "MiB/s")
+            elif cse == "hello":
+                compare(cse, client, "rate", False, 1.2, "hello: connections/s ≥ 1.2× best peer", "conns/s")
+                compare(cse, client, "srv_us", True, 0.6, "hello: server µs/connection ≤ 0.6× best peer", "µs")
+            ks = kodama_runs(cse, client)
+            bad = [f"{r.server}: {r.errcell()}" for r in ks if not r.clean]
+            what = {"tcp64": "100-connection burst, no resets or errors",
+                    "tcp16k": "16 KiB messages, no errors",
+                    "udp64": "8 concurrent UDP senders, 0 lost",
+                    "hello": "50 concurrent connects, no errors"}[cse]
+            if ks:
+                verdict(f"{cse}: {what} ({CLIENT_NAMES[client]})", not bad,
+                        "; ".join(bad) if bad else f"{len(ks)} kodama run(s) clean")
+        ur = {r.server: r for r in cruns if r.role == "kodama" and "uring" in r.server and r.uring is not None}
+        for r in ur.values():
+            verdict(f"{cse}: < 1 io_uring_enter per {unit} ({r.server})", r.uring is not None and r.uring < 1,
+                    f"{fmt(r.uring)} io_uring_enter per {unit}, {fmt(r.sys)} syscalls per {unit}")
+
+    if idles:
+        n = idles[0].get("n", "?")
+        o.append(f"## {n} idle connections: server memory per connection")
+        o.append("")
+        o.append(f"Machine busy before this case, with nothing of ours running: {bg.get('idle', '?')} % of the CPUs.")
+        o.append("")
+        per = []
+        for r in idles:
+            opened = num(r.get("opened")) or 0
+            d_rss = (int(r["rss1_kb"]) - int(r["rss0_kb"])) * 1024 / opened if opened else None
+            d_pss = (int(r["pss1_kb"]) - int(r["pss0_kb"])) * 1024 / opened if opened else None
+            per.append((r, opened, d_rss, d_pss))
+        peers = [x for x in per if x[0]["role"] == "peer" and x[2] is not None and x[0].get("failed") == "0"]
+        b_rss = min((x[2] for x in peers), default=None)
+        rows = []
+        for r, opened, d_rss, d_pss in per:
+            rows.append([r["server"], fmt(opened, 0), r.get("failed", "n/a"),
+                         fmt((num(r.get("open_ms")) or 0) / 1000, 2), r["rss0_kb"], r["rss1_kb"],
+                         fmt(d_rss, 0), fmt(d_pss, 0), r["procs1"], ratio(d_rss, b_rss)])
+        o.extend(table(["server", "conns held", "failed", "open s", "RSS before KiB", "RSS after KiB",
+                        "RSS Δ B/conn", "PSS Δ B/conn", "procs", "RSS Δ ÷ best"], rows))
+        o.append("")
+        o.append("RSS and PSS are summed over the server's processes; for a forking server the RSS sum counts "
+                 "shared library pages once per child, PSS shares them out. Kernel socket memory is in neither.")
+        o.append("")
+        o.append(f"## Then all {n} connections closed at once")
+        o.append("")
+        rows = []
+        for r, opened, _, _ in per:
+            rows.append([r["server"], r.get("closed", "0"), r.get("close_ms", "n/a"), r.get("release_ms", "n/a"),
+                         r.get("left", "n/a"), r.get("procs2", "n/a"), r.get("rss2_kb", "n/a"), r.get("alive", "no")])
+        o.extend(table(["server", "closed", "client close() ms", "server released ms", "sockets left",
+                        "procs after", "RSS after KiB", "still answers"], rows))
+        o.append("")
+        o.append("`server released ms`: from the client's first close() until the server holds no socket of "
+                 "them (established, close-wait or last-ack) and has no more processes than before.")
+        o.append("")
+        for r, opened, d_rss, _ in per:
+            if r["role"] != "kodama":
+                continue
+            verdict(f"idle: ≤ 256 B of user-space memory per idle connection ({r['server']})",
+                    d_rss is not None and d_rss <= 256 and r.get("failed") == "0",
+                    f"RSS Δ {fmt(d_rss, 0)} B/conn over {fmt(opened, 0)} connections, {r.get('failed')} failed")
+            verdict(f"close: {n} simultaneous closes handled ({r['server']})",
+                    r.get("left") == "0" and r.get("alive") == "yes",
+                    f"released in {r.get('release_ms')} ms, {r.get('left')} sockets left, still answers: {r.get('alive')}")
+    for s in starts:
+        if s["case"] == "idle":
+            o.append(f"- {s['server']} did not start for the idle case: {s['error']}")
+
+    o.append("## Targets")
+    o.append("")
+    o.append("kodama's best variant for each figure against the best peer, per client.")
+    o.append("")
+    o.extend(verdicts or ["- no verdicts: no kodama runs"])
+    o.append("")
+
+    o.append("## Peers that broke")
+    o.append("")
+    broke = []
+    for s in starts:
+        broke.append(f"- {s['server']} ({s['case']}): did not start: {s['error']}")
+    for r in runs:
+        if r.role != "peer":
+            continue
+        if not r.clean:
+            broke.append(f"- {r.server} ({r.case}, {CLIENT_NAMES[r.client]}): errors/lost {r.errcell()}")
+        if r.case == "tcp16k" and r.p50 is not None and r.p50 >= 30000:
+            broke.append(f"- {r.server} (tcp16k, {CLIENT_NAMES[r.client]}): p50 {fmt(r.p50, 0)} µs — "
+                         "the Nagle / delayed-ACK stall (≈40–44 ms per message)")
+    for r in idles:
+        if r["role"] != "peer":
+            continue
+        if r.get("failed") != "0":
+            broke.append(f"- {r['server']} (idle): {r.get('failed')} of {r.get('n')} connections failed to open "
+                         f"or were not served {r.get('stderr', '').strip()}".rstrip())
+        if r.get("left") != "0" or r.get("alive") != "yes":
+            broke.append(f"- {r['server']} (close): {r.get('left')} socket(s) left after {r.get('release_ms')} ms, "
+                         f"still answers: {r.get('alive')}")
+    o.extend(broke or ["- none in this run"])
+    o.append("")
+    known = [text for name, text in KNOWN if any(b.startswith(f"- {name} (") for b in broke)]
+    if known:
+        o.append("Why (seen with `ss -ltn`, the process counts and nstat while building this harness; "
+                 "what says 'not traced' is a likely cause, not a verified one):")
+        o.append("")
+        o.extend(f"- {t}" for t in known)
+        o.append("")
+    if any(r.server == "openbsd-inetd" and r.case == "udp64" for r in runs):
+        o.append("openbsd-inetd's UDP echo is measured over [::1]: it drops every datagram from 127.0.0.0/8 "
+                 "(its anti-loop check), so it cannot answer 127.0.0.1 at all.")
+        o.append("")
+
+    o.append("## Commands")
+    o.append("")
+    o.append("Clients (HOST PORT of the server under test; `-d`/`-w` as above):")
+    o.append("")
+    o.append("```")
+    el = {"tcp64": "-m tcp -c 100 -s 64 -p 16 -t 1", "tcp16k": "-m tcp -c 10 -s 16384 -p 1 -t 1",
+          "udp64": "-m udp -c 8 -s 64 -p 16 -t 1", "hello": "-m hello -c 50 -t 1"}
+    kb = {"tcp64": "-m echo -c 100 -s 64 -p 16 -t 1", "tcp16k": "-m echo -c 10 -s 16384 -p 1 -t 1",
+          "udp64": "-m udp -c 8 -s 64 -p 16 -t 1", "hello": "-m hello -c 50 -t 1"}
+    for cse in CASES:
+        o.append(f"build/bench/echoload {el[cse]} -d {meta.get('dur')} -w {meta.get('warm')} HOST PORT   # {cse}")
+        if meta.get("has_bench") == "1":
+            o.append(f"kodama bench {kb[cse]} -d {meta.get('kb_dur')} --warmup {meta.get('kb_warm')} --json -q HOST PORT   # {cse}")
+    o.append(f"strace -c -f -qq -p PID...   # every process of the server, during: echoload ... -d {meta.get('strace_dur')} -w 0")
+    o.append(f"build/bench/holdconns -n {meta.get('idle_n')} -b 100 -w 5 -t {meta.get('idle_secs')} HOST PORT   # idle, then SIGUSR1: close all")
+    o.append("```")
+    o.append("")
+    o.append("Servers (each started with setsid on 127.0.0.1, port 0 or a free port, stopped after its case):")
+    o.append("")
+    o.append("```")
+    seen = set()
+    for c in cmds:
+        line = f"{c['cmd']}"
+        key = (c["server"], line)
+        if key in seen:
+            continue
+        seen.add(key)
+        o.append(f"{c['server']}: {line}")
+    o.append("```")
+    print("\n".join(o))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
