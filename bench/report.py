@@ -387,6 +387,12 @@ def main(argv):
                  "(its anti-loop check), so it cannot answer 127.0.0.1 at all.")
         o.append("")
 
+    analysis = os.path.join(os.path.dirname(os.path.abspath(__file__)), "analysis.md")
+    if os.path.exists(analysis):
+        with open(analysis) as f:
+            o.append(f.read().rstrip("\n"))
+        o.append("")
+
     o.append("## Commands")
     o.append("")
     o.append("Clients (HOST PORT of the server under test; `-d`/`-w` as above):")
