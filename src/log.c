@@ -2,6 +2,7 @@
 #include "log.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -56,4 +57,36 @@ void log_plain(const char *fmt, ...)
     va_start(ap, fmt);
     write_line("", fmt, ap);
     va_end(ap);
+}
+
+int log_limit_claim(struct log_limit *ll, unsigned long *skipped)
+{
+    int64_t now = now_ms(), last = atomic_load_explicit(&ll->last_ms, memory_order_relaxed);
+
+    /* Of the threads that find the interval over, only the one that moves the
+     * timestamp writes the line. */
+    if ((last != 0 && now - last < LOG_LIMIT_MS) ||
+        !atomic_compare_exchange_strong(&ll->last_ms, &last, now)) {
+        atomic_fetch_add_explicit(&ll->skipped, 1, memory_order_relaxed);
+        return 0;
+    }
+    *skipped = atomic_exchange(&ll->skipped, 0);
+    return 1;
+}
+
+void log_limited(struct log_limit *ll, const char *fmt, ...)
+{
+    unsigned long skipped;
+    char text[768];
+    va_list ap;
+
+    if (!log_limit_claim(ll, &skipped))
+        return;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    if (skipped)
+        log_msg("%s (%lu more since the last report)", text, skipped);
+    else
+        log_msg("%s", text);
 }

@@ -1,0 +1,256 @@
+/* test_guard.c — unit tests for the connection limits and the UDP guard (guard.c):
+ * how addresses are grouped (IPv4, IPv4-mapped, IPv6 /64, loopback), exact counts
+ * given back at close, and the token bucket's burst. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <string.h>
+#include <sys/un.h>
+
+#include "guard.h"
+
+static socklen_t make_addr(const char *text, unsigned port, struct sockaddr_storage *ss)
+{
+    memset(ss, 0, sizeof *ss);
+    if (strchr(text, ':')) {
+        struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
+
+        s6->sin6_family = AF_INET6;
+        s6->sin6_port = htons((uint16_t)port);
+        assert_int_equal(inet_pton(AF_INET6, text, &s6->sin6_addr), 1);
+        return sizeof *s6;
+    }
+    struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
+
+    s4->sin_family = AF_INET;
+    s4->sin_port = htons((uint16_t)port);
+    assert_int_equal(inet_pton(AF_INET, text, &s4->sin_addr), 1);
+    return sizeof *s4;
+}
+
+static int admit(struct guard *g, const char *text, struct ip_count **slot,
+                 enum drop_reason *why)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = make_addr(text, 40000, &ss);
+
+    return guard_conn_admit(g, (struct sockaddr *)&ss, len, slot, why);
+}
+
+static struct guard *per_ip_guard(unsigned max_per_ip, int limit_loopback)
+{
+    struct guard_config cfg = { .max_conns = 1000, .max_per_ip = max_per_ip,
+                                .limit_loopback = limit_loopback };
+
+    return guard_new(&cfg, NULL, 0);
+}
+
+static void test_per_ip_counts_and_releases(void **state)
+{
+    struct guard *g = per_ip_guard(2, 0);
+    struct ip_count *a, *b, *c;
+    enum drop_reason why = DROP_REASONS;
+
+    (void)state;
+    assert_int_equal(admit(g, "192.0.2.1", &a, &why), 0);
+    assert_non_null(a);
+    assert_int_equal(admit(g, "192.0.2.1", &b, &why), 0);
+    assert_int_equal(admit(g, "192.0.2.1", &c, &why), -1);
+    assert_int_equal(why, DROP_PER_IP);
+    assert_int_equal(admit(g, "192.0.2.2", &c, &why), 0);     /* another address */
+    guard_conn_release(g, c);
+    guard_conn_release(g, a);
+    assert_int_equal(admit(g, "192.0.2.1", &a, &why), 0);     /* a place is free again */
+    guard_conn_release(g, a);
+    guard_conn_release(g, b);
+    guard_free(g);
+}
+
+/* An IPv6 host has a /64 to itself: its addresses count together. A dual-stack
+ * socket's IPv4 client is the same client as over plain IPv4. */
+static void test_ipv6_by_64_and_mapped_v4(void **state)
+{
+    struct guard *g = per_ip_guard(1, 0);
+    struct ip_count *a, *b, *c, *d;
+    enum drop_reason why;
+
+    (void)state;
+    assert_int_equal(admit(g, "2001:db8:1:2::1", &a, &why), 0);
+    assert_int_equal(admit(g, "2001:db8:1:2:ffff::9", &b, &why), -1);
+    assert_int_equal(why, DROP_PER_IP);
+    assert_int_equal(admit(g, "2001:db8:1:3::1", &b, &why), 0);   /* next /64 */
+    assert_int_equal(admit(g, "198.51.100.7", &c, &why), 0);
+    assert_int_equal(admit(g, "::ffff:198.51.100.7", &d, &why), -1);
+    assert_int_equal(admit(g, "::ffff:198.51.100.8", &d, &why), 0);
+    guard_conn_release(g, a);
+    guard_conn_release(g, b);
+    guard_conn_release(g, c);
+    guard_conn_release(g, d);
+    guard_free(g);
+}
+
+static void test_loopback_exempt_unless_asked(void **state)
+{
+    const char *loopbacks[] = { "127.0.0.1", "127.9.9.9", "::1", "::ffff:127.0.0.1" };
+
+    (void)state;
+    for (size_t i = 0; i < sizeof loopbacks / sizeof *loopbacks; i++) {
+        struct guard *g = per_ip_guard(1, 0);
+        struct ip_count *a, *b;
+        enum drop_reason why;
+
+        assert_int_equal(admit(g, loopbacks[i], &a, &why), 0);
+        assert_int_equal(admit(g, loopbacks[i], &b, &why), 0);
+        assert_null(a);
+        guard_conn_release(g, a);
+        guard_conn_release(g, b);
+        guard_free(g);
+        g = per_ip_guard(1, 1);
+        assert_int_equal(admit(g, loopbacks[i], &a, &why), 0);
+        assert_int_equal(admit(g, loopbacks[i], &b, &why), -1);
+        guard_conn_release(g, a);
+        guard_free(g);
+    }
+}
+
+static void test_max_conns_counts_every_kind(void **state)
+{
+    struct guard_config cfg = { .max_conns = 2 };
+    struct guard *g = guard_new(&cfg, NULL, 0);
+    struct sockaddr_un un = { .sun_family = AF_UNIX };
+    struct ip_count *a, *b, *c;
+    enum drop_reason why;
+
+    (void)state;
+    assert_int_equal(guard_conn_admit(g, (struct sockaddr *)&un, 0, &a, &why), 0);
+    assert_int_equal(admit(g, "::1", &b, &why), 0);
+    assert_int_equal(admit(g, "192.0.2.1", &c, &why), -1);
+    assert_int_equal(why, DROP_MAX_CONNS);
+    guard_conn_release(g, a);
+    assert_int_equal(admit(g, "192.0.2.1", &c, &why), 0);
+    guard_conn_release(g, b);
+    guard_conn_release(g, c);
+    guard_free(g);
+}
+
+/* A refusal by address must not keep a place in the total. */
+static void test_per_ip_refusal_gives_back_total(void **state)
+{
+    struct guard_config cfg = { .max_conns = 2, .max_per_ip = 1 };
+    struct guard *g = guard_new(&cfg, NULL, 0);
+    struct ip_count *a, *b;
+    enum drop_reason why;
+
+    (void)state;
+    assert_int_equal(admit(g, "192.0.2.1", &a, &why), 0);
+    for (int i = 0; i < 10; i++)
+        assert_int_equal(admit(g, "192.0.2.1", &b, &why), -1);
+    assert_int_equal(admit(g, "192.0.2.2", &b, &why), 0);
+    guard_conn_release(g, a);
+    guard_conn_release(g, b);
+    guard_free(g);
+}
+
+static int udp_check(struct guard *g, const char *text, unsigned port, enum drop_reason *why)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = make_addr(text, port, &ss);
+
+    return guard_udp_check(g, (struct sockaddr *)&ss, len, why);
+}
+
+static void test_udp_ports(void **state)
+{
+    const uint16_t ours[] = { 7007, 8080 };
+    struct guard_config cfg = { .udp_guard = 1 };
+    struct guard *g = guard_new(&cfg, ours, 2);
+    enum drop_reason why;
+
+    (void)state;
+    for (unsigned p = 0; p < 1024; p++) {
+        why = DROP_REASONS;
+        assert_int_equal(udp_check(g, "192.0.2.1", p, &why), -1);
+        assert_int_equal(why, DROP_UDP_PORT);
+    }
+    assert_int_equal(udp_check(g, "192.0.2.1", 1024, &why), 0);
+    assert_int_equal(udp_check(g, "192.0.2.1", 7007, &why), -1);
+    assert_int_equal(why, DROP_UDP_OWN_PORT);
+    assert_int_equal(udp_check(g, "2001:db8::1", 8080, &why), -1);
+    assert_int_equal(udp_check(g, "2001:db8::1", 65535, &why), 0);
+    guard_free(g);
+    cfg.udp_guard = 0;
+    g = guard_new(&cfg, ours, 2);
+    assert_int_equal(udp_check(g, "192.0.2.1", 53, &why), 0);
+    assert_int_equal(udp_check(g, "192.0.2.1", 7007, &why), 0);
+    guard_free(g);
+}
+
+static void test_udp_rate_burst_per_source(void **state)
+{
+    struct guard_config cfg = { .udp_guard = 1, .udp_rate = 5 };
+    struct guard *g = guard_new(&cfg, NULL, 0);
+    enum drop_reason why;
+    int answered = 0;
+
+    (void)state;
+    /* Well within a millisecond or two: the burst, and hardly any refill. */
+    for (int i = 0; i < 50; i++)
+        answered += udp_check(g, "192.0.2.1", 5000 + (unsigned)i, &why) == 0;
+    assert_in_range(answered, 5, 6);
+    assert_int_equal(why, DROP_UDP_RATE);
+    assert_int_equal(udp_check(g, "192.0.2.2", 5000, &why), 0);       /* its own bucket */
+    assert_int_equal(udp_check(g, "2001:db8:0:1::5", 5000, &why), 0);
+    for (int i = 0; i < 50; i++)
+        answered += udp_check(g, "127.0.0.1", 5000, &why) == 0;       /* exempt */
+    assert_true(answered >= 55);
+    guard_free(g);
+}
+
+static void test_udp_reply_never_longer(void **state)
+{
+    struct guard_config on = { .udp_guard = 1 }, off = { 0 };
+    struct guard *g = guard_new(&on, NULL, 0), *h = guard_new(&off, NULL, 0);
+
+    (void)state;
+    assert_int_equal(guard_udp_reply_max(g, 3, 19), 3);
+    assert_int_equal(guard_udp_reply_max(g, 0, 19), 0);
+    assert_int_equal(guard_udp_reply_max(g, 100, 19), 19);
+    assert_int_equal(guard_udp_reply_max(h, 3, 19), 19);
+    guard_free(g);
+    guard_free(h);
+}
+
+static void test_reason_names(void **state)
+{
+    (void)state;
+    for (int r = 0; r < DROP_REASONS; r++) {
+        const char *name = drop_reason_name((enum drop_reason)r);
+
+        assert_non_null(name);
+        assert_true(strlen(name) > 0);
+        assert_null(strchr(name, ' '));
+    }
+    assert_string_equal(drop_reason_name(DROP_REASONS), "?");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_per_ip_counts_and_releases),
+        cmocka_unit_test(test_ipv6_by_64_and_mapped_v4),
+        cmocka_unit_test(test_loopback_exempt_unless_asked),
+        cmocka_unit_test(test_max_conns_counts_every_kind),
+        cmocka_unit_test(test_per_ip_refusal_gives_back_total),
+        cmocka_unit_test(test_udp_ports),
+        cmocka_unit_test(test_udp_rate_burst_per_source),
+        cmocka_unit_test(test_udp_reply_never_longer),
+        cmocka_unit_test(test_reason_names),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
