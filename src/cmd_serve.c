@@ -8,8 +8,10 @@
 #include "addr.h"
 #include "cli.h"
 #include "listen.h"
+#include "conn.h"
 #include "loop_uring.h"
 #include "log.h"
+#include "privdrop.h"
 #include "server.h"
 #include "service.h"
 #include "util.h"
@@ -19,7 +21,7 @@ static const char *const default_specs[] = { "hello@8080", "echo@7007" };
 void help_serve(FILE *out)
 {
     fprintf(out,
-        "Usage: kodama serve [-4|-6] [-v] [--message TEXT] [SPEC...]\n\n"
+        "Usage: kodama serve [-4|-6] [-v] [OPTION...] [SPEC...]\n\n"
         "Serve each SPEC until SIGINT or SIGTERM. SPEC is SERVICE@ADDRESS[/tcp|/udp]:\n"
         "  ADDRESS  PORT (all addresses: one dual-stack [::] socket), HOST:PORT,\n"
         "           [IPV6]:PORT, unix:PATH or unix:@NAME (abstract); port 0 = any free\n"
@@ -36,8 +38,29 @@ void help_serve(FILE *out)
         "      --io MODE      epoll, uring (io_uring) or auto (default: $KODAMA_IO,\n"
         "                     else auto: uring where the kernel allows it, else epoll)\n"
         "  -t, --threads N    event loops, one per thread (default: online CPUs)\n"
-        "  -v, --verbose      log each connection and datagram\n"
+        "  -v, --verbose      log each connection and datagram, and counters at exit\n"
         "  -h, --help         show this help\n\n"
+        "Limits (each refusal or drop is counted, and logged at most once a second):\n"
+        "      --max-conns N       connections open at once (default: what the\n"
+        "                          descriptor limit allows)\n"
+        "      --max-per-ip N      connections from one address, IPv6: one /64\n"
+        "                          (default 64; 0: no limit)\n"
+        "      --idle-timeout SECS close connections silent this long (default 300)\n"
+        "      --send-timeout SECS reset a peer that reads nothing this long while\n"
+        "                          output waits for it (default 30)\n"
+        "      --max-buffer BYTES  echoed bytes held per connection; K, M suffixes\n"
+        "                          (default 64K)\n"
+        "      --udp-guard on|off  drop datagrams from ports below 1024 or from our\n"
+        "                          own ports, limit each source's rate, never answer\n"
+        "                          more bytes than came in (default on)\n"
+        "      --udp-rate PPS      datagrams answered per second per source address\n"
+        "                          (default 100; 0: no limit)\n"
+        "      --limit-loopback    apply --max-per-ip and --udp-rate to loopback\n"
+        "                          sources too (they are exempt by default)\n"
+        "      --drain-timeout SECS after SIGTERM, serve open connections up to this\n"
+        "                          long before closing them (default 5)\n"
+        "      --user NAME         bind, then run as this user\n"
+        "A timeout of 0 means none.\n\n"
         "stderr gets 'kodama: listening SERVICE PROTO ADDR' per listener, then\n"
         "'kodama: ready'. Exit status: 0 stopped by a signal, 1 failure, 2 usage error.\n");
 }
@@ -70,18 +93,118 @@ struct serve_opts {
     const char *io;
     struct serve_config cfg;
     char *message;
+    struct run_as user;
+    int have_user;
 };
+
+enum {
+    OPT_IO = 256, OPT_MAX_CONNS, OPT_MAX_PER_IP, OPT_IDLE_TIMEOUT, OPT_SEND_TIMEOUT,
+    OPT_MAX_BUFFER, OPT_UDP_GUARD, OPT_UDP_RATE, OPT_LIMIT_LOOPBACK, OPT_DRAIN_TIMEOUT, OPT_USER,
+};
+
+static const struct option serve_longopts[] = {
+    { "message", required_argument, NULL, 'm' },
+    { "threads", required_argument, NULL, 't' },
+    { "io", required_argument, NULL, OPT_IO },
+    { "verbose", no_argument, NULL, 'v' },
+    { "help", no_argument, NULL, 'h' },
+    { "max-conns", required_argument, NULL, OPT_MAX_CONNS },
+    { "max-per-ip", required_argument, NULL, OPT_MAX_PER_IP },
+    { "idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT },
+    { "send-timeout", required_argument, NULL, OPT_SEND_TIMEOUT },
+    { "max-buffer", required_argument, NULL, OPT_MAX_BUFFER },
+    { "udp-guard", required_argument, NULL, OPT_UDP_GUARD },
+    { "udp-rate", required_argument, NULL, OPT_UDP_RATE },
+    { "limit-loopback", no_argument, NULL, OPT_LIMIT_LOOPBACK },
+    { "drain-timeout", required_argument, NULL, OPT_DRAIN_TIMEOUT },
+    { "user", required_argument, NULL, OPT_USER },
+    { NULL, 0, NULL, 0 },
+};
+
+#define MAX_CONNS_LIMIT 10000000UL
+#define MAX_BUFFER_MIN 1024UL
+#define MAX_BUFFER_MAX (64UL * 1024 * 1024)
+
+static void serve_defaults(struct serve_opts *o)
+{
+    o->cfg.threads = default_threads();
+    o->cfg.share_listeners = share_listeners_wanted();
+    o->cfg.limits.max_per_ip = 64;
+    o->cfg.limits.udp_guard = 1;
+    o->cfg.limits.udp_rate = 100;
+    o->cfg.idle_timeout_ms = 300 * 1000;
+    o->cfg.send_timeout_ms = 30 * 1000;
+    o->cfg.drain_timeout_ms = 5 * 1000;
+    o->cfg.max_buffer = ECHO_BUF_SIZE;
+}
+
+static int opt_count(const char *name, const char *arg, unsigned long min, unsigned long max,
+                     unsigned long *out)
+{
+    char err[KODAMA_ERR_LEN];
+
+    if (parse_uint(arg, min, max, out, err, sizeof err) < 0)
+        return usage_error("serve", "%s '%s': %s (%lu to %lu)", name, arg, err, min, max);
+    return EXIT_OK;
+}
+
+static int opt_timeout(const char *name, const char *arg, long *ms)
+{
+    char err[KODAMA_ERR_LEN];
+
+    *ms = parse_timeout(arg, err, sizeof err);
+    if (*ms < 0)
+        return usage_error("serve", "%s '%s': %s", name, arg, err);
+    return EXIT_OK;
+}
+
+/* The limits of issue "safe on an open network"; returns EXIT_OK or EXIT_USAGE. */
+static int limit_option(int c, const char *arg, struct serve_opts *o)
+{
+    struct serve_config *cfg = &o->cfg;
+    char err[KODAMA_ERR_LEN];
+    unsigned long n = 0;
+    int rc = EXIT_OK;
+
+    switch (c) {
+    case OPT_MAX_CONNS:
+        rc = opt_count("--max-conns", arg, 1, MAX_CONNS_LIMIT, &n);
+        cfg->limits.max_conns = n;
+        break;
+    case OPT_MAX_PER_IP:
+        rc = opt_count("--max-per-ip", arg, 0, MAX_CONNS_LIMIT, &n);
+        cfg->limits.max_per_ip = (unsigned)n;
+        break;
+    case OPT_UDP_RATE:
+        rc = opt_count("--udp-rate", arg, 0, 10000000, &n);
+        cfg->limits.udp_rate = (unsigned)n;
+        break;
+    case OPT_IDLE_TIMEOUT: return opt_timeout("--idle-timeout", arg, &cfg->idle_timeout_ms);
+    case OPT_SEND_TIMEOUT: return opt_timeout("--send-timeout", arg, &cfg->send_timeout_ms);
+    case OPT_DRAIN_TIMEOUT: return opt_timeout("--drain-timeout", arg, &cfg->drain_timeout_ms);
+    case OPT_MAX_BUFFER:
+        if (parse_bytes(arg, MAX_BUFFER_MIN, MAX_BUFFER_MAX, &n, err, sizeof err) < 0)
+            return usage_error("serve", "--max-buffer '%s': %s (1K to 64M)", arg, err);
+        cfg->max_buffer = n;
+        break;
+    case OPT_UDP_GUARD:
+        if (strcmp(arg, "on") != 0 && strcmp(arg, "off") != 0)
+            return usage_error("serve", "--udp-guard '%s': not on or off", arg);
+        cfg->limits.udp_guard = strcmp(arg, "on") == 0;
+        break;
+    case OPT_LIMIT_LOOPBACK: cfg->limits.limit_loopback = 1; break;
+    case OPT_USER:
+        if (run_as_lookup(arg, &o->user, err, sizeof err) < 0)
+            return usage_error("serve", "--user '%s': %s", arg, err);
+        o->have_user = 1;
+        break;
+    }
+    return rc;
+}
 
 static int parse_serve_args(int argc, char **argv, struct serve_opts *o)
 {
-    static const struct option longopts[] = {
-        { "message", required_argument, NULL, 'm' },
-        { "threads", required_argument, NULL, 't' },
-        { "io", required_argument, NULL, 'I' },
-        { "verbose", no_argument, NULL, 'v' },
-        { "help", no_argument, NULL, 'h' },
-        { NULL, 0, NULL, 0 },
-    };
+    const struct option *longopts = serve_longopts;
     char err[KODAMA_ERR_LEN];
     const char *text = "Hello from server!\\n";
     unsigned long n;
@@ -89,11 +212,10 @@ static int parse_serve_args(int argc, char **argv, struct serve_opts *o)
     long len;
 
     opterr = 0;
-    o->cfg.threads = default_threads();
+    serve_defaults(o);
     o->io = getenv("KODAMA_IO") ? getenv("KODAMA_IO") : "auto";
     if (!io_mode_valid(o->io))
         return usage_error("serve", "KODAMA_IO='%s': not epoll, uring or auto", o->io);
-    o->cfg.share_listeners = share_listeners_wanted();
     while ((c = getopt_long(argc, argv, ":46hm:t:v", longopts, NULL)) != -1) {
         switch (c) {
         case '4': o->family = AF_INET; break;
@@ -105,14 +227,18 @@ static int parse_serve_args(int argc, char **argv, struct serve_opts *o)
                                    MAX_THREADS);
             o->cfg.threads = n;
             break;
-        case 'I':
+        case OPT_IO:
             if (!io_mode_valid(optarg))
                 return usage_error("serve", "--io '%s': not epoll, uring or auto", optarg);
             o->io = optarg;
             break;
         case 'v': o->cfg.verbose = 1; break;
         case 'h': help_serve(stdout); exit(EXIT_OK);
-        default: return option_error("serve", c, argv, longopts);
+        case '?': case ':': return option_error("serve", c, argv, longopts);
+        default:
+            if (limit_option(c, optarg, o) != EXIT_OK)
+                return EXIT_USAGE;
+            break;
         }
     }
     o->message = xmalloc(strlen(text) + 1);
@@ -186,6 +312,8 @@ int cmd_serve(int argc, char **argv)
         rc = EXIT_FAIL;
     }
     free(specs);
+    if (o.have_user)
+        o.cfg.user = &o.user;
     if (rc == EXIT_OK && choose_io(o.io, &o.cfg) < 0) {
         listeners_close(ls, nls);
         rc = EXIT_FAIL;

@@ -26,9 +26,9 @@ struct conn {
     const char *tx;             /* static output not sent yet */
     size_t tx_len;
     uint64_t in, out;
-    int64_t linger_deadline;
+    struct deadline timer;      /* on wk->idle, wk->stalled or wk->lingering */
     struct dlink all;           /* wk->conns */
-    struct dlink linger;        /* wk->lingering */
+    struct ip_count *ipc;       /* its address's count (guard.h), if counted */
     char *peer;                 /* peer address text, kept only with -v */
     unsigned echo : 1;          /* input goes to the ring and back out */
     unsigned shut_after_send : 1;
@@ -37,7 +37,7 @@ struct conn {
     unsigned stopping : 1;      /* the server is stopping */
 };
 
-static void conn_advance(struct conn *c);
+static void conn_advance(struct conn *c, int progressed);
 static void conn_close(struct conn *c);
 
 static int conn_has_output(const struct conn *c)
@@ -65,7 +65,7 @@ static int conn_read(struct conn *c)
             char *buf = pool_get(&c->wk->pool);
             if (buf == NULL)
                 return -1;
-            ring_attach(&c->ring, buf, ECHO_BUF_SIZE);
+            ring_attach(&c->ring, buf, c->wk->cfg->max_buffer);
         }
         cnt = ring_space_iov(&c->ring, iov);
         if (cnt == 0)
@@ -123,35 +123,54 @@ static int conn_write(struct conn *c)
     return 0;
 }
 
-static long linger_expire(struct loop *loop, void *data)
+static void linger_expired(struct deadline_list *dl, struct deadline *d)
 {
-    struct worker *wk = data;
-    int64_t now = now_ms();
-
-    (void)loop;
-    while (!dlist_empty(&wk->lingering)) {
-        struct conn *c = container_of(wk->lingering.next, struct conn, linger);
-
-        if (c->linger_deadline > now)
-            return (long)(c->linger_deadline - now);
-        conn_close(c);
-    }
-    wk->linger_armed = 0;
-    return LOOP_TIMER_DONE;
+    (void)dl;
+    conn_close(container_of(d, struct conn, timer));
 }
 
-/* Every lingering connection waits the same LINGER_MS, so appending keeps the list
- * sorted by deadline and one timer at its head serves them all. */
-static void linger_start(struct conn *c)
+/* Silent too long: say goodbye as after any exchange. */
+static void idle_expired(struct deadline_list *dl, struct deadline *d)
 {
-    struct worker *wk = c->wk;
+    struct conn *c = container_of(d, struct conn, timer);
 
-    c->linger_deadline = now_ms() + LINGER_MS;
-    dlist_push_tail(&wk->lingering, &c->linger);
-    if (!wk->linger_armed) {
-        loop_timer_add(wk->loop, LINGER_MS, linger_expire, wk);
-        wk->linger_armed = 1;
-    }
+    (void)dl;
+    worker_drop(c->wk, c->l, DROP_IDLE, c->w.fd, NULL, 0);
+    c->shut_after_send = 1;
+    conn_advance(c, 0);
+}
+
+/* The peer reads nothing: nothing more can be said to it. */
+static void stall_expired(struct deadline_list *dl, struct deadline *d)
+{
+    struct conn *c = container_of(d, struct conn, timer);
+
+    (void)dl;
+    worker_drop(c->wk, c->l, DROP_SEND_TIMEOUT, c->w.fd, NULL, 0);
+    reset_on_close(c->w.fd);
+    conn_close(c);
+}
+
+void conn_engine_init(struct worker *wk)
+{
+    deadline_list_init(&wk->lingering, wk->loop, LINGER_MS, linger_expired, wk);
+    deadline_list_init(&wk->idle, wk->loop, wk->cfg->idle_timeout_ms, idle_expired, wk);
+    deadline_list_init(&wk->stalled, wk->loop, wk->cfg->send_timeout_ms, stall_expired, wk);
+}
+
+/* Which clock the connection runs on now: waiting for the peer to read what we
+ * hold, or for anything at all to happen. Progress restarts it. Once our side is
+ * shut, the linger deadline (conn_shutdown) is the only one. */
+static void conn_schedule(struct conn *c, int progressed)
+{
+    struct deadline_list *dl = conn_has_output(c) ? &c->wk->stalled : &c->wk->idle;
+
+    if (c->wr_shut)
+        return;
+    if (progressed)
+        deadline_start(dl, &c->timer);
+    else
+        deadline_start_once(dl, &c->timer);
 }
 
 static void conn_shutdown(struct conn *c)
@@ -163,7 +182,9 @@ static void conn_shutdown(struct conn *c)
         return;
     }
     if (!c->rd_eof)
-        linger_start(c);
+        deadline_start(&c->wk->lingering, &c->timer);
+    else
+        deadline_stop(&c->timer);
 }
 
 static unsigned conn_wanted(const struct conn *c)
@@ -185,7 +206,7 @@ static unsigned conn_wanted(const struct conn *c)
     return mask;
 }
 
-static void conn_advance(struct conn *c)
+static void conn_advance(struct conn *c, int progressed)
 {
     if (!conn_has_output(c) && !c->wr_shut &&
         (c->shut_after_send || c->rd_eof || c->stopping))
@@ -194,13 +215,17 @@ static void conn_advance(struct conn *c)
         conn_close(c);
         return;
     }
-    if (loop_watch(c->wk->loop, &c->w, conn_wanted(c)) < 0)
+    if (loop_watch(c->wk->loop, &c->w, conn_wanted(c)) < 0) {
         conn_close(c);
+        return;
+    }
+    conn_schedule(c, progressed);
 }
 
 static void conn_event(struct loop *loop, struct watch *w, unsigned events)
 {
     struct conn *c = container_of(w, struct conn, w);
+    uint64_t before = c->in + c->out;
 
     (void)loop;
     if ((events & LOOP_HUP) && c->stopping && c->echo && c->wr_shut) {
@@ -215,7 +240,7 @@ static void conn_event(struct loop *loop, struct watch *w, unsigned events)
         conn_close(c);
         return;
     }
-    conn_advance(c);
+    conn_advance(c, c->in + c->out != before);
 }
 
 static void conn_apply_plan(struct conn *c, const struct service *svc,
@@ -231,18 +256,20 @@ static void conn_apply_plan(struct conn *c, const struct service *svc,
 }
 
 int conn_open(struct worker *wk, struct listener *l, int fd, const struct sockaddr *peer,
-              socklen_t peerlen)
+              socklen_t peerlen, struct ip_count *slot)
 {
     struct conn *c = calloc(1, sizeof *c);
     char text[ADDR_TEXT_MAX];
 
     if (c == NULL) {
+        worker_conn_release(wk, slot);
         close(fd);
         return -1;
     }
     watch_init(&c->w, fd, conn_event);
     c->wk = wk;
     c->l = l;
+    c->ipc = slot;
     dlist_push_tail(&wk->conns, &c->all);
     wk->nconns++;
     l->stats.accepted++;
@@ -256,7 +283,7 @@ int conn_open(struct worker *wk, struct listener *l, int fd, const struct sockad
         conn_close(c);
         return 0;
     }
-    conn_advance(c);
+    conn_advance(c, 1);
     return 0;
 }
 
@@ -274,7 +301,8 @@ static void conn_close(struct conn *c)
     }
     c->l->stats.active--;
     dlist_remove(&c->all);
-    dlist_remove(&c->linger);
+    deadline_stop(&c->timer);
+    worker_conn_release(wk, c->ipc);
     if (c->ring.data) {
         c->ring.len = 0;
         pool_put(&wk->pool, ring_detach(&c->ring));
@@ -293,7 +321,7 @@ void conn_stop_all(struct worker *wk)
 
         node = node->next;      /* conn_advance may free c */
         c->stopping = 1;
-        conn_advance(c);
+        conn_advance(c, 0);
     }
 }
 

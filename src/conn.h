@@ -6,23 +6,31 @@
  * - input is echoed only while the ring has room, otherwise not read at all, which is
  *   the backpressure that bounds memory; other services read and discard it;
  * - after our shutdown(SHUT_WR) a connection lingers, discarding input, until the
- *   peer closes (at most LINGER_MS): closing with unread input would send a reset. */
+ *   peer closes (at most LINGER_MS): closing with unread input would send a reset;
+ * - a connection that neither sends nor receives for --idle-timeout is told goodbye;
+ *   one whose output has not moved for --send-timeout is reset. */
 #ifndef KODAMA_CONN_H
 #define KODAMA_CONN_H
 
 #include <stddef.h>
 #include <sys/socket.h>
 
-#define ECHO_BUF_SIZE (64 * 1024)
+#define ECHO_BUF_SIZE (64 * 1024)       /* --max-buffer's default */
 #define LINGER_MS 5000
 
 struct conn;
 struct worker;
 struct listener;
 
-/* Serve a freshly accepted descriptor. Closes fd and returns -1 if out of memory. */
+struct ip_count;
+
+/* Set up the worker's deadlines for this engine. */
+void conn_engine_init(struct worker *wk);
+
+/* Serve a freshly accepted descriptor, admitted with slot (worker_admit). Closes fd
+ * and returns -1 if out of memory. */
 int conn_open(struct worker *wk, struct listener *l, int fd, const struct sockaddr *peer,
-              socklen_t peerlen);
+              socklen_t peerlen, struct ip_count *slot);
 /* The server is stopping: read no more to echo, send what is held, say goodbye. */
 void conn_stop_all(struct worker *wk);
 /* Close every connection at once (the stop deadline, or exit). */

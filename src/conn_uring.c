@@ -20,7 +20,6 @@
 
 #define STREAM_BUFS 256             /* per worker; a power of two */
 #define STREAM_BUF_SIZE 16384
-#define MAX_HELD 4                  /* buffers a connection may hold: 64 KiB, as conn.c */
 #define SEND_IOV_MAX 8
 #define SEND_CTX_KEEP 256           /* free send contexts kept per worker */
 
@@ -37,10 +36,10 @@ struct uconn {
     uint32_t tx_len;
     int fd;
     uint64_t in, out;
-    int64_t linger_deadline;
+    struct deadline timer;          /* on wk->idle, wk->stalled or wk->lingering */
     struct dlink all;               /* wk->conns */
-    struct dlink linger;            /* wk->lingering */
     struct dlink starved;           /* uring_state.starved */
+    struct ip_count *ipc;           /* its address's count (guard.h), if counted */
     char *peer;                     /* peer address text, kept only with -v */
     struct send_ctx *sx;            /* while a sendmsg of several buffers is in flight */
     uint16_t qhead, qtail;          /* echoed bytes: a queue of stream buffers */
@@ -58,6 +57,7 @@ struct uconn {
     unsigned send_on : 1;
     unsigned hup_on : 1;
     unsigned is_starved : 1;
+    unsigned progressed : 1;        /* bytes moved since the last step */
 };
 
 static struct io_uring *ring_of(struct worker *wk)
@@ -262,6 +262,7 @@ static void uconn_free(struct uconn *c, int close_now)
     queue_clear(c);
     if (c->sx)
         send_ctx_put(wk->uring, c->sx);
+    worker_conn_release(wk, c->ipc);
     free(c->peer);
     free(c);
     wk->nconns--;
@@ -283,7 +284,7 @@ static void uconn_close(struct uconn *c)
                 (unsigned long long)c->out);
     c->l->stats.active--;
     dlist_remove(&c->all);
-    dlist_remove(&c->linger);
+    deadline_stop(&c->timer);
     dlist_remove(&c->starved);
     c->is_starved = 0;
     if (c->ops == 0)
@@ -295,34 +296,50 @@ static void uconn_close(struct uconn *c)
 
 static void uconn_advance(struct uconn *c);
 
-static long linger_expire(struct loop *loop, void *data)
+static void linger_expired(struct deadline_list *dl, struct deadline *d)
 {
-    struct worker *wk = data;
-    int64_t now = now_ms();
+    struct uconn *c = container_of(d, struct uconn, timer);
 
-    (void)loop;
-    while (!dlist_empty(&wk->lingering)) {
-        struct uconn *c = container_of(wk->lingering.next, struct uconn, linger);
-
-        if (c->linger_deadline > now)
-            return (long)(c->linger_deadline - now);
-        uconn_close(c);
-        uconn_advance(c);
-    }
-    wk->linger_armed = 0;
-    return LOOP_TIMER_DONE;
+    (void)dl;
+    uconn_close(c);
+    uconn_advance(c);
 }
 
-static void linger_start(struct uconn *c)
+/* Silent too long: say goodbye as after any exchange. */
+static void idle_expired(struct deadline_list *dl, struct deadline *d)
 {
-    struct worker *wk = c->wk;
+    struct uconn *c = container_of(d, struct uconn, timer);
 
-    c->linger_deadline = now_ms() + LINGER_MS;
-    dlist_push_tail(&wk->lingering, &c->linger);
-    if (!wk->linger_armed) {
-        loop_timer_add(wk->loop, LINGER_MS, linger_expire, wk);
-        wk->linger_armed = 1;
-    }
+    (void)dl;
+    worker_drop(c->wk, c->l, DROP_IDLE, c->fd, NULL, 0);
+    c->shut_after_send = 1;
+    uconn_advance(c);
+}
+
+/* The peer reads nothing: nothing more can be said to it. */
+static void stall_expired(struct deadline_list *dl, struct deadline *d)
+{
+    struct uconn *c = container_of(d, struct uconn, timer);
+
+    (void)dl;
+    worker_drop(c->wk, c->l, DROP_SEND_TIMEOUT, c->fd, NULL, 0);
+    reset_on_close(c->fd);
+    uconn_close(c);
+    uconn_advance(c);
+}
+
+/* As conn_schedule in conn.c: the clock the connection runs on now. */
+static void uconn_schedule(struct uconn *c)
+{
+    struct deadline_list *dl = uconn_has_output(c) ? &c->wk->stalled : &c->wk->idle;
+
+    if (c->wr_shut)
+        return;
+    if (c->progressed)
+        deadline_start(dl, &c->timer);
+    else
+        deadline_start_once(dl, &c->timer);
+    c->progressed = 0;
 }
 
 static void uconn_shutdown(struct uconn *c)
@@ -333,7 +350,9 @@ static void uconn_shutdown(struct uconn *c)
         return;
     }
     if (!c->rd_eof)
-        linger_start(c);
+        deadline_start(&c->wk->lingering, &c->timer);
+    else
+        deadline_stop(&c->timer);
 }
 
 static int uconn_wants_input(const struct uconn *c)
@@ -342,7 +361,7 @@ static int uconn_wants_input(const struct uconn *c)
         return 0;
     if (c->echo && c->stopping)
         return 0;   /* only what was read is owed */
-    return !c->echo || c->wr_shut || c->nheld < MAX_HELD;
+    return !c->echo || c->wr_shut || c->nheld < c->wk->uring->max_held;
 }
 
 /* The next step, as conn_advance in conn.c. */
@@ -367,6 +386,7 @@ static void uconn_step(struct uconn *c)
     }
     if (c->echo && c->stopping && c->wr_shut && !c->hup_on)
         submit_hup_wait(c);
+    uconn_schedule(c);
 }
 
 /* Every completion ends here. Frees c once it is closing and nothing is in flight. */
@@ -396,6 +416,7 @@ static void on_recv(struct uconn *c, int res, unsigned flags)
             buffer_returned(wk, bid);   /* discarded, or nothing in it */
     }
     if (res > 0) {
+        c->progressed = 1;
         c->in += (uint64_t)res;
         c->l->stats.bytes_in += (uint64_t)res;
     } else if (res == 0) {
@@ -429,6 +450,7 @@ static void on_send(struct uconn *c, int res)
         return;
     }
     n = (size_t)res;
+    c->progressed = n > 0;
     c->out += n;
     c->l->stats.bytes_out += n;
     consume_output(c, n);
@@ -444,34 +466,32 @@ static void on_hup(struct uconn *c, int res)
     uconn_advance(c);
 }
 
-static void uconn_open(struct worker *wk, struct listener *l, int fd)
+static void uconn_open(struct worker *wk, struct listener *l, int fd,
+                       const struct sockaddr *peer, socklen_t len, struct ip_count *slot)
 {
     struct uconn *c = calloc(1, sizeof *c);
     struct conn_plan plan = { 0 };
 
     if (c == NULL) {
+        worker_conn_release(wk, slot);
         close(fd);
         return;
     }
     c->wk = wk;
     c->l = l;
     c->fd = fd;
+    c->ipc = slot;
     c->qhead = c->qtail = BUF_NONE;
-    dlist_init(&c->linger);
     dlist_init(&c->starved);
     dlist_push_tail(&wk->conns, &c->all);
     wk->nconns++;
     l->stats.accepted++;
     l->stats.active++;
+    c->progressed = 1;
     if (wk->cfg->verbose) {
-        struct sockaddr_storage peer;
-        socklen_t len = sizeof peer;
         char text[ADDR_TEXT_MAX];
 
-        if (getpeername(fd, (struct sockaddr *)&peer, &len) < 0)
-            len = 0;
-        c->peer = xstrdup(len ? addr_format((struct sockaddr *)&peer, len, text, sizeof text)
-                              : "?");
+        c->peer = xstrdup(len ? addr_format(peer, len, text, sizeof text) : "?");
         log_msg("accept %s %s %s", l->svc->name, listener_kind_name(l->kind), c->peer);
     }
     l->svc->tcp_open(&plan, wk->cfg);
@@ -479,8 +499,25 @@ static void uconn_open(struct worker *wk, struct listener *l, int fd)
     c->tx_len = (uint32_t)plan.tx_len;
     c->echo = plan.echo;
     c->shut_after_send = plan.close_after_send;
-    c->stopping = wk->stopping;
+    c->stopping = wk->finishing;
     uconn_advance(c);
+}
+
+/* Multishot accept gives no peer address: ask for it only where it is needed, for
+ * the per-address limit or the -v log. */
+static void uconn_accept(struct worker *wk, struct listener *l, int fd)
+{
+    struct sockaddr_storage peer;
+    socklen_t len = 0;
+    struct ip_count *slot;
+
+    if (wk->cfg->verbose || (wk->cfg->limits.max_per_ip && l->kind != LISTEN_UNIX)) {
+        len = sizeof peer;
+        if (getpeername(fd, (struct sockaddr *)&peer, &len) < 0)
+            len = 0;    /* already reset: it will fail on its own */
+    }
+    if (worker_admit(wk, l, fd, (struct sockaddr *)&peer, len, &slot) == 0)
+        uconn_open(wk, l, fd, (struct sockaddr *)&peer, len, slot);
 }
 
 static void submit_accept(struct worker *wk, struct listener *l)
@@ -501,7 +538,7 @@ static void on_accept(struct worker *wk, struct listener *l, int res, unsigned f
         if (l->w.fd < 0 || wk->stopping)
             close(res);
         else
-            uconn_open(wk, l, res);
+            uconn_accept(wk, l, res);
     } else if (res != -ECANCELED && worker_accept_error(wk, l, -res) && l->armed) {
         cancel_request(wk, uring_ud(l, TAG_ACCEPT));    /* paused: out of descriptors */
     }
@@ -580,7 +617,11 @@ int uring_engine_init(struct worker *wk)
 
     wk->uring = us;
     us->ring = loop_ring(wk->loop);
+    us->max_held = (wk->cfg->max_buffer + STREAM_BUF_SIZE - 1) / STREAM_BUF_SIZE;
     dlist_init(&us->starved);
+    deadline_list_init(&wk->lingering, wk->loop, LINGER_MS, linger_expired, wk);
+    deadline_list_init(&wk->idle, wk->loop, wk->cfg->idle_timeout_ms, idle_expired, wk);
+    deadline_list_init(&wk->stalled, wk->loop, wk->cfg->send_timeout_ms, stall_expired, wk);
     us->next = xcalloc(STREAM_BUFS, sizeof *us->next);
     us->len = xcalloc(STREAM_BUFS, sizeof *us->len);
     if (bufring_init(&us->stream, us->ring, STREAM_GROUP, STREAM_BUFS, STREAM_BUF_SIZE) < 0)

@@ -9,9 +9,12 @@
  * once. */
 #include "server.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -23,6 +26,7 @@
 #include "listen.h"
 #include "log.h"
 #include "net.h"
+#include "privdrop.h"
 #include "udp.h"
 #include "uring_engine.h"
 #include "util.h"
@@ -30,13 +34,17 @@
 #define ACCEPTS_PER_EVENT 64
 #define ACCEPT_RETRY_MS 100
 #define ACCEPT_LOG_MS 1000
-#define STOP_FLUSH_MS 2000
+#define STOP_FLUSH_MS 1000
 #define POOL_KEEP 64
+#define FD_MARGIN 16                /* descriptors kept free beyond --max-conns */
 
 struct server {
     struct worker *workers;
     size_t nworkers;
     struct watch signals;           /* a signalfd, in worker 0's loop */
+    struct watch worker_done;       /* an eventfd, in worker 0's loop: another has ended */
+    atomic_size_t running;          /* workers whose loop has not ended */
+    struct guard *guard;
 };
 
 const char *listener_kind_name(enum listener_kind kind)
@@ -47,6 +55,100 @@ const char *listener_kind_name(enum listener_kind kind)
     case LISTEN_UNIX: return "unix";
     }
     return "?";
+}
+
+void reset_on_close(int fd)
+{
+    struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+
+    /* Should this fail, the peer gets a FIN instead: no harm done. */
+    (void)setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+}
+
+/* The log line's verb and reason for a drop. */
+static const char *drop_verb(enum drop_reason why)
+{
+    switch (why) {
+    case DROP_MAX_CONNS: case DROP_PER_IP: return "refused";
+    case DROP_IDLE: return "closed";
+    default: return "dropped";
+    }
+}
+
+static void drop_detail(const struct serve_config *cfg, enum drop_reason why, char *buf,
+                        size_t len)
+{
+    switch (why) {
+    case DROP_MAX_CONNS:
+        snprintf(buf, len, "%zu connections open (--max-conns)", cfg->limits.max_conns);
+        break;
+    case DROP_PER_IP:
+        snprintf(buf, len, "%u connections from that address (--max-per-ip)",
+                 cfg->limits.max_per_ip);
+        break;
+    case DROP_IDLE:
+        snprintf(buf, len, "idle for %g s (--idle-timeout)", cfg->idle_timeout_ms / 1000.0);
+        break;
+    case DROP_SEND_TIMEOUT:
+        snprintf(buf, len, "read nothing for %g s while output waited (--send-timeout)",
+                 cfg->send_timeout_ms / 1000.0);
+        break;
+    case DROP_UDP_PORT:
+        snprintf(buf, len, "source port below 1024 (--udp-guard)");
+        break;
+    case DROP_UDP_OWN_PORT:
+        snprintf(buf, len, "source port is one kodama serves on (--udp-guard)");
+        break;
+    case DROP_UDP_RATE:
+        snprintf(buf, len, "over %u datagrams/s from that address (--udp-rate)",
+                 cfg->limits.udp_rate);
+        break;
+    default:
+        snprintf(buf, len, "%s", drop_reason_name(why));
+        break;
+    }
+}
+
+void worker_drop(struct worker *wk, struct listener *l, enum drop_reason why, int fd,
+                 const struct sockaddr *peer, socklen_t len)
+{
+    struct sockaddr_storage ss;
+    char text[ADDR_TEXT_MAX], detail[128], more[64] = "";
+    unsigned long skipped;
+
+    l->stats.drops[why]++;
+    if (!log_limit_claim(guard_log_limit(wk->guard, why), &skipped))
+        return;
+    if (len == 0 && fd >= 0) {
+        len = sizeof ss;
+        if (getpeername(fd, (struct sockaddr *)&ss, &len) < 0)
+            len = 0;
+        peer = (const struct sockaddr *)&ss;
+    }
+    drop_detail(wk->cfg, why, detail, sizeof detail);
+    if (skipped)
+        snprintf(more, sizeof more, " (%lu more since the last report)", skipped);
+    log_msg("%s %s %s %s from %s: %s%s", drop_verb(why), l->svc->name,
+            listener_kind_name(l->kind), l->addr,
+            len > 0 ? addr_format(peer, len, text, sizeof text) : "?", detail, more);
+}
+
+int worker_admit(struct worker *wk, struct listener *l, int fd, const struct sockaddr *peer,
+                 socklen_t len, struct ip_count **slot)
+{
+    enum drop_reason why;
+
+    if (guard_conn_admit(wk->guard, peer, l->kind == LISTEN_UNIX ? 0 : len, slot, &why) == 0)
+        return 0;
+    worker_drop(wk, l, why, fd, peer, len);
+    reset_on_close(fd);
+    close(fd);
+    return -1;
+}
+
+void worker_conn_release(struct worker *wk, struct ip_count *slot)
+{
+    guard_conn_release(wk->guard, slot);
 }
 
 /* Many clients need many descriptors: take all the hard limit allows. */
@@ -135,6 +237,10 @@ int worker_check_done(struct worker *wk)
 {
     if (!wk->stopping || wk->nconns > 0)
         return 0;
+    /* Worker 0 reads the signals: it waits for the others, so that a second
+     * signal still stops them at once. */
+    if (wk->id == 0 && atomic_load(&wk->srv->running) > 1)
+        return 0;
     for (size_t i = 0; i < wk->nlisteners; i++)
         if (wk->listeners[i].armed)
             return 0;
@@ -174,9 +280,11 @@ static void accept_ready(struct loop *loop, struct watch *w, unsigned events)
         struct sockaddr_storage peer;
         socklen_t len;
         int fd = net_accept(l->w.fd, &peer, &len), err = errno;
+        struct ip_count *slot;
 
         if (fd >= 0) {
-            conn_open(l->wk, l, fd, (struct sockaddr *)&peer, len);
+            if (worker_admit(l->wk, l, fd, (struct sockaddr *)&peer, len, &slot) == 0)
+                conn_open(l->wk, l, fd, (struct sockaddr *)&peer, len, slot);
             continue;
         }
         if (err == EAGAIN || worker_accept_error(l->wk, l, err))
@@ -232,6 +340,28 @@ static void close_listeners(struct worker *wk)
     }
 }
 
+/* The drain is over: every connection gets what it is owed and a goodbye, and
+ * whatever is left after STOP_FLUSH_MS is closed. */
+static void finish_connections(struct worker *wk)
+{
+    wk->finishing = 1;
+    engine_stop_all(wk);
+    if (!worker_check_done(wk))
+        loop_timer_add(wk->loop, STOP_FLUSH_MS, stop_deadline, wk);
+}
+
+static long drain_over(struct loop *loop, void *data)
+{
+    struct worker *wk = data;
+
+    (void)loop;
+    if (!wk->finishing)
+        finish_connections(wk);
+    return LOOP_TIMER_DONE;
+}
+
+/* Stop accepting at once; connections are served as usual for the drain time, so
+ * that clients in the middle of an exchange lose nothing. */
 static void begin_stop(struct worker *wk)
 {
     if (wk->stopping) {
@@ -243,9 +373,12 @@ static void begin_stop(struct worker *wk)
         log_msg("stopping");
     wk->stopping = 1;
     close_listeners(wk);
-    engine_stop_all(wk);
-    if (!worker_check_done(wk))
-        loop_timer_add(wk->loop, STOP_FLUSH_MS, stop_deadline, wk);
+    if (worker_check_done(wk))
+        return;
+    if (wk->cfg->drain_timeout_ms > 0)
+        loop_timer_add(wk->loop, wk->cfg->drain_timeout_ms, drain_over, wk);
+    else
+        finish_connections(wk);
 }
 
 static long stop_now(struct loop *loop, void *data)
@@ -300,6 +433,17 @@ static int block_signals(sigset_t *set)
     return pthread_sigmask(SIG_BLOCK, set, NULL) == 0 ? 0 : -1;
 }
 
+static void worker_done_ready(struct loop *loop, struct watch *w, unsigned events)
+{
+    struct server *srv = container_of(w, struct server, worker_done);
+    uint64_t count;
+
+    (void)loop;
+    (void)events;
+    if (read(w->fd, &count, sizeof count) == (ssize_t)sizeof count)
+        worker_check_done(&srv->workers[0]);
+}
+
 static int watch_signals(struct server *srv, const sigset_t *set)
 {
     int fd = signalfd(-1, set, SFD_NONBLOCK | SFD_CLOEXEC);
@@ -307,7 +451,13 @@ static int watch_signals(struct server *srv, const sigset_t *set)
     if (fd < 0)
         return -1;
     watch_init(&srv->signals, fd, signal_ready);
-    return loop_watch(srv->workers[0].loop, &srv->signals, LOOP_READ);
+    if (loop_watch(srv->workers[0].loop, &srv->signals, LOOP_READ) < 0)
+        return -1;
+    fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    watch_init(&srv->worker_done, fd, worker_done_ready);
+    return loop_watch(srv->workers[0].loop, &srv->worker_done, LOOP_READ);
 }
 
 static int worker_init(struct worker *wk, size_t id, struct listener *ls, size_t n,
@@ -321,8 +471,7 @@ static int worker_init(struct worker *wk, size_t id, struct listener *ls, size_t
     wk->listeners = ls;
     wk->nlisteners = n;
     dlist_init(&wk->conns);
-    dlist_init(&wk->lingering);
-    pool_init(&wk->pool, ECHO_BUF_SIZE, POOL_KEEP);
+    pool_init(&wk->pool, cfg->max_buffer, POOL_KEEP);
     watch_init(&wk->wake, -1, wake_ready);
     for (size_t i = 0; i < n; i++) {
         ls[i].wk = wk;
@@ -332,8 +481,12 @@ static int worker_init(struct worker *wk, size_t id, struct listener *ls, size_t
     wk->loop = loop_new(cfg->io);
     if (wk->loop == NULL)
         return -1;
-    if (cfg->io == LOOP_IO_URING && uring_engine_init(wk) < 0)
-        return -1;
+    if (cfg->io == LOOP_IO_URING) {
+        if (uring_engine_init(wk) < 0)
+            return -1;
+    } else {
+        conn_engine_init(wk);
+    }
     fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (fd < 0)
         return -1;
@@ -366,12 +519,16 @@ static void worker_destroy(struct worker *wk)
 static void *worker_main(void *arg)
 {
     struct worker *wk = arg;
+    uint64_t one = 1;
 
     if (loop_run(wk->loop) < 0) {
         log_msg("event loop failed: %s", strerror(errno));
         wk->failed = 1;
         server_stop_all(wk->srv);
     }
+    atomic_fetch_sub(&wk->srv->running, 1);
+    if (wk->id > 0 && write(wk->srv->worker_done.fd, &one, sizeof one) < 0)
+        log_msg("cannot tell worker 0 that worker %zu ended: %s", wk->id, strerror(errno));
     return NULL;
 }
 
@@ -410,6 +567,8 @@ static void server_destroy(struct server *srv, size_t n)
     }
     if (srv->signals.fd >= 0)
         close(srv->signals.fd);
+    if (srv->worker_done.fd >= 0)
+        close(srv->worker_done.fd);
     free(srv->workers);
 }
 
@@ -427,12 +586,14 @@ static int server_serve(struct server *srv, const struct listener *ls, size_t n)
     size_t started = 1;
     int rc = 0;
 
+    atomic_store(&srv->running, srv->nworkers);
     for (; started < srv->nworkers; started++) {
         struct worker *wk = &srv->workers[started];
         int err = pthread_create(&wk->thread, NULL, worker_main, wk);
 
         if (err != 0) {
             log_msg("cannot start a thread: %s", strerror(err));
+            atomic_fetch_sub(&srv->running, srv->nworkers - started);
             server_stop_all(srv);
             rc = 1;
             break;
@@ -451,24 +612,150 @@ static int server_serve(struct server *srv, const struct listener *ls, size_t n)
     return rc;
 }
 
+/* Once every socket is made (SO_REUSEPORT siblings must share their owner's uid),
+ * before anything is served. */
+static int become_user(const struct run_as *user, int verbose)
+{
+    char err[KODAMA_ERR_LEN];
+
+    if (user == NULL)
+        return 0;
+    if (run_as_become(user, err, sizeof err) < 0) {
+        log_msg("cannot run as user %s: %s", user->name, err);
+        return -1;
+    }
+    if (verbose)
+        log_msg("running as user %s (uid %lu, gid %lu)", user->name, (unsigned long)user->uid,
+                (unsigned long)user->gid);
+    return 0;
+}
+
+static size_t count_open_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    struct dirent *e;
+    size_t n = 0;
+
+    if (d == NULL)
+        return 64;      /* no /proc: a generous guess */
+    while ((e = readdir(d)) != NULL)
+        if (e->d_name[0] != '.')
+            n++;
+    closedir(d);
+    return n;
+}
+
+/* --max-conns by default: every descriptor the limit leaves, minus those in use and
+ * a margin, so that a connection beyond the limit can still be accepted (and
+ * refused at once) instead of waiting in the backlog. */
+static size_t default_max_conns(size_t nworkers)
+{
+    struct rlimit rl;
+    size_t used = count_open_fds() + FD_MARGIN + nworkers;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY)
+        return 1 << 20;
+    return rl.rlim_cur > used ? (size_t)rl.rlim_cur - used : 1;
+}
+
+/* The ports we answer datagrams on, for the UDP guard. */
+static size_t udp_ports(const struct listener *ls, size_t n, uint16_t *ports)
+{
+    size_t np = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        struct sockaddr_storage ss;
+        socklen_t len = sizeof ss;
+
+        if (ls[i].kind == LISTEN_UDP && getsockname(ls[i].w.fd, (struct sockaddr *)&ss, &len) == 0)
+            ports[np++] = (uint16_t)addr_port((struct sockaddr *)&ss);
+    }
+    return np;
+}
+
+static int server_guard(struct server *srv, const struct listener *ls, size_t n,
+                        struct serve_config *cfg)
+{
+    uint16_t *ports = xcalloc(n ? n : 1, sizeof *ports);
+    size_t np = udp_ports(ls, n, ports);
+
+    if (cfg->limits.max_conns == 0) {
+        cfg->limits.max_conns = default_max_conns(srv->nworkers);
+        if (cfg->verbose)
+            log_msg("max-conns %zu (from the descriptor limit)", cfg->limits.max_conns);
+    }
+    srv->guard = guard_new(&cfg->limits, ports, np);
+    free(ports);
+    for (size_t i = 0; i < srv->nworkers; i++)
+        srv->workers[i].guard = srv->guard;
+    return 0;
+}
+
+/* -v: what each listener did, summed over the workers, when the server stops. */
+static void log_counters(const struct server *srv, const struct listener *ls, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        struct listener_stats t = { 0 };
+        char drops[512] = "";
+        size_t off = 0;
+
+        for (size_t w = 0; w < srv->nworkers; w++) {
+            const struct listener_stats *st = &srv->workers[w].listeners[i].stats;
+
+            t.accepted += st->accepted;
+            t.bytes_in += st->bytes_in;
+            t.bytes_out += st->bytes_out;
+            t.dgrams_in += st->dgrams_in;
+            t.dgrams_out += st->dgrams_out;
+            t.dgrams_dropped += st->dgrams_dropped;
+            for (int r = 0; r < DROP_REASONS; r++)
+                t.drops[r] += st->drops[r];
+        }
+        for (int r = 0; r < DROP_REASONS && off < sizeof drops; r++)
+            if ((r >= DROP_UDP_PORT) == (ls[i].kind == LISTEN_UDP))
+                off += (size_t)snprintf(drops + off, sizeof drops - off, " %s=%llu",
+                                        drop_reason_name((enum drop_reason)r),
+                                        (unsigned long long)t.drops[r]);
+        if (ls[i].kind == LISTEN_UDP)
+            log_msg("counters %s udp %s datagrams_in=%llu datagrams_out=%llu send_failed=%llu "
+                    "bytes_in=%llu bytes_out=%llu%s", ls[i].svc->name, ls[i].addr,
+                    (unsigned long long)t.dgrams_in, (unsigned long long)t.dgrams_out,
+                    (unsigned long long)t.dgrams_dropped, (unsigned long long)t.bytes_in,
+                    (unsigned long long)t.bytes_out, drops);
+        else
+            log_msg("counters %s %s %s accepted=%llu bytes_in=%llu bytes_out=%llu%s",
+                    ls[i].svc->name, listener_kind_name(ls[i].kind), ls[i].addr,
+                    (unsigned long long)t.accepted, (unsigned long long)t.bytes_in,
+                    (unsigned long long)t.bytes_out, drops);
+    }
+}
+
 int server_run(struct listener *ls, size_t n, const struct serve_config *cfg)
 {
     struct server srv = { .nworkers = cfg->threads > 0 ? cfg->threads : 1 };
+    struct serve_config run = *cfg;     /* with the limits made concrete */
     sigset_t set;
     int rc = 1;
 
     raise_fd_limit();
     srv.workers = xcalloc(srv.nworkers, sizeof *srv.workers);
     watch_init(&srv.signals, -1, signal_ready);
-    if (block_signals(&set) < 0 || server_init(&srv, ls, n, cfg) < 0)
+    watch_init(&srv.worker_done, -1, worker_done_ready);
+    if (block_signals(&set) < 0 || server_init(&srv, ls, n, &run) < 0 ||
+        server_guard(&srv, ls, n, &run) < 0)
         goto end;
     if (watch_signals(&srv, &set) < 0) {
         log_msg("cannot watch signals: %s", strerror(errno));
         goto end;
     }
+    if (become_user(run.user, run.verbose) < 0)
+        goto end;
     rc = server_serve(&srv, ls, n);
+    if (run.verbose)
+        log_counters(&srv, ls, n);
 end:
     server_destroy(&srv, n);
     listeners_close(ls, n);
+    guard_free(srv.guard);
     return rc;
 }

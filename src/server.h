@@ -12,6 +12,8 @@
 #include <stdint.h>
 
 #include "addr.h"
+#include "deadline.h"
+#include "guard.h"
 #include "list.h"
 #include "loop.h"
 #include "pool.h"
@@ -23,6 +25,7 @@ struct listener_stats {
     uint64_t accepted, active, bytes_in, bytes_out;
     uint64_t dgrams_in, dgrams_out, dgrams_dropped;
     uint64_t accept_errors;
+    uint64_t drops[DROP_REASONS];   /* connections and datagrams turned away, by reason */
 };
 
 struct listener {
@@ -51,14 +54,17 @@ struct worker {
     const struct serve_config *cfg;
     struct listener *listeners;
     size_t nlisteners;
+    struct guard *guard;            /* the server's, shared */
     struct dlink conns;             /* every open connection */
-    struct dlink lingering;         /* after our shutdown(SHUT_WR), oldest first */
     size_t nconns;
-    int linger_armed;
+    /* A connection waits on one of these at a time: for the peer's goodbye after
+     * ours, for input while it has nothing to send, or for the peer to read. */
+    struct deadline_list lingering, idle, stalled;
     struct pool pool;               /* echo buffers */
     struct udp_batch *udp;          /* epoll: datagrams in and out, if any udp listener */
     struct uring_state *uring;      /* the io_uring engine, if that is the loop's */
-    int stopping;
+    int stopping;                   /* the listeners are closed */
+    int finishing;                  /* the connections have been told to finish */
     int paused_listeners;
     int accept_retry_armed;
     int64_t accept_log_ms;          /* last accept error logged */
@@ -78,6 +84,23 @@ void worker_conn_closed(struct worker *wk);
 /* Stop the loop if the worker is stopping and nothing is left to wait for; returns
  * 1 if so. The engines call it when a listener's request has ended. */
 int worker_check_done(struct worker *wk);
+
+/* Called by the engines for every accepted descriptor: 0 to serve it (*slot to
+ * give back with worker_conn_release), or -1 if a limit refused it (fd is closed,
+ * with a reset, and the refusal counted and logged). */
+int worker_admit(struct worker *wk, struct listener *l, int fd, const struct sockaddr *peer,
+                 socklen_t len, struct ip_count **slot);
+void worker_conn_release(struct worker *wk, struct ip_count *slot);
+
+/* Count a connection or datagram turned away and log it (at most once a second per
+ * reason). fd, if >= 0, is the connection's, for its peer's address; peer (len > 0)
+ * names a datagram's source. */
+void worker_drop(struct worker *wk, struct listener *l, enum drop_reason why, int fd,
+                 const struct sockaddr *peer, socklen_t len);
+
+/* Make closing fd send a reset: for peers we give up on, whose unsent data should
+ * not hold kernel memory. */
+void reset_on_close(int fd);
 
 /* Called by the engines when accepting failed with err. Returns 1 if the listener is
  * paused now (out of descriptors or memory: it resumes by itself), 0 otherwise. */

@@ -9,6 +9,8 @@
 
 #include <stddef.h>
 
+#include "guard.h"
+
 /* What a service wants from a new stream connection; filled by the calls below and
  * carried out by whichever engine serves it (conn.c on epoll, conn_uring.c). */
 struct conn_plan {
@@ -32,6 +34,12 @@ struct serve_config {
     size_t threads;             /* event loops, one per thread */
     int io;                     /* enum loop_io: LOOP_IO_EPOLL or LOOP_IO_URING */
     int share_listeners;        /* one socket for all loops, not SO_REUSEPORT siblings */
+    struct guard_config limits; /* max_conns 0: from RLIMIT_NOFILE (server_run) */
+    long idle_timeout_ms;       /* 0: none */
+    long send_timeout_ms;       /* 0: none */
+    long drain_timeout_ms;      /* after SIGTERM, connections go on this long */
+    size_t max_buffer;          /* echoed bytes a connection may hold */
+    const struct run_as *user;  /* run as this user once every socket is made */
 };
 
 struct service {

@@ -54,6 +54,30 @@ void udp_log_datagram(const struct listener *l, const void *peer, socklen_t len,
             out < 0 ? 0 : out);
 }
 
+int udp_admit(struct listener *l, const void *peer, socklen_t len)
+{
+    enum drop_reason why;
+
+    if (guard_udp_check(l->wk->guard, peer, len, &why) == 0)
+        return 1;
+    worker_drop(l->wk, l, why, -1, peer, len);
+    return 0;
+}
+
+long udp_service_reply(struct listener *l, const char *in, size_t len, const char **reply)
+{
+    long rlen = l->svc->udp_reply(l->wk->cfg, in, len, reply);
+
+    if (rlen > 0) {
+        size_t max = guard_udp_reply_max(l->wk->guard, len, (size_t)rlen);
+
+        if (max == 0)
+            return -1;  /* cut to nothing: no answer at all */
+        rlen = (long)max;
+    }
+    return rlen;
+}
+
 /* One recvmmsg's worth of datagrams, and the replies built in place of them. */
 struct udp_batch {
     struct mmsghdr in[UDP_BATCH];
@@ -108,10 +132,13 @@ static int batch_answer(struct udp_batch *b, struct listener *l, int n)
     for (int i = 0; i < n; i++) {
         struct msghdr *in = &b->in[i].msg_hdr, *out = &b->out[nout].msg_hdr;
         const char *reply;
-        long rlen = l->svc->udp_reply(cfg, in->msg_iov->iov_base, b->in[i].msg_len, &reply);
+        long rlen;
 
         l->stats.dgrams_in++;
         l->stats.bytes_in += b->in[i].msg_len;
+        if (!udp_admit(l, in->msg_name, in->msg_namelen))
+            continue;
+        rlen = udp_service_reply(l, in->msg_iov->iov_base, b->in[i].msg_len, &reply);
         b->reply_len[nout] = rlen;
         if (cfg->verbose)
             udp_log_datagram(l, &b->peer[i], in->msg_namelen, b->in[i].msg_len, rlen);

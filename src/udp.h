@@ -22,6 +22,13 @@ union pktinfo_cmsg {
  * buffer); returns the control length to send, 0 if there is none. */
 size_t udp_reply_pktinfo(struct msghdr *msg, void *out);
 
+/* The UDP guard's verdict on a datagram from peer: 1 to answer it; 0 if it was
+ * dropped (counted and logged). */
+int udp_admit(struct listener *l, const void *peer, socklen_t len);
+
+/* The service's reply to a datagram, cut to what the guard allows; -1: none. */
+long udp_service_reply(struct listener *l, const char *in, size_t len, const char **reply);
+
 /* The -v line for one datagram. */
 void udp_log_datagram(const struct listener *l, const void *peer, socklen_t len, size_t in,
                       long out);

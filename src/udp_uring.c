@@ -101,7 +101,9 @@ static int build_reply(struct worker *wk, struct listener *l, struct udp_slot *s
     l->stats.dgrams_in++;
     l->stats.bytes_in += len;
     memcpy(&slot->peer, io_uring_recvmsg_name(o), namelen);
-    rlen = l->svc->udp_reply(wk->cfg, payload, len, &reply);
+    if (!udp_admit(l, &slot->peer, namelen))
+        return -1;
+    rlen = udp_service_reply(l, payload, len, &reply);
     if (wk->cfg->verbose)
         udp_log_datagram(l, &slot->peer, namelen, len, rlen);
     if (rlen < 0)

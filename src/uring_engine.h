@@ -44,6 +44,7 @@ struct uring_state {
     uint16_t *next;                 /* per stream buffer: the next in its queue */
     uint16_t *len;                  /* per stream buffer: bytes in it */
     struct dlink starved;           /* connections waiting for a free buffer */
+    size_t max_held;                /* buffers a connection may hold: --max-buffer */
     struct send_ctx *free_sends;    /* headers for sends of several buffers */
     size_t nfree_sends;
     struct bufring dgram;           /* buffers for datagrams, if any udp listener */

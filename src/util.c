@@ -92,6 +92,52 @@ long parse_seconds(const char *s, char *err, size_t errlen)
     return ms;
 }
 
+/* "0", "0.0", "00": a zero written as a number of seconds. */
+static int is_zero(const char *s)
+{
+    int digits = 0, dots = 0;
+
+    for (; *s; s++) {
+        if (*s == '0')
+            digits++;
+        else if (*s != '.' || dots++ > 0)
+            return 0;
+    }
+    return digits > 0;
+}
+
+long parse_timeout(const char *s, char *err, size_t errlen)
+{
+    return is_zero(s) ? 0 : parse_seconds(s, err, errlen);
+}
+
+int parse_bytes(const char *s, unsigned long min, unsigned long max, unsigned long *out,
+                char *err, size_t errlen)
+{
+    char digits[32];
+    size_t n = strlen(s);
+    unsigned long unit = 1, v;
+
+    if (n > 0 && strchr("kKmM", s[n - 1])) {
+        unit = s[n - 1] == 'k' || s[n - 1] == 'K' ? 1024 : 1024 * 1024;
+        n--;
+    }
+    if (n >= sizeof digits) {
+        set_err(err, errlen, "too large");
+        return -1;
+    }
+    memcpy(digits, s, n);
+    digits[n] = '\0';
+    if (parse_uint(digits, 0, max / unit, &v, err, errlen) < 0)
+        return -1;
+    if (v * unit < min) {
+        set_err(err, errlen, "too small");
+        return -1;
+    }
+    *out = v * unit;
+    return 0;
+}
+
 long unescape(const char *src, char *dst, char *err, size_t errlen)
 {
     char *out = dst;

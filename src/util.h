@@ -17,6 +17,14 @@ int parse_uint(const char *s, unsigned long min, unsigned long max, unsigned lon
  * in (0, 86400]. Returns milliseconds, or -1 with a reason in err. */
 long parse_seconds(const char *s, char *err, size_t errlen);
 
+/* A timeout: as parse_seconds, or "0" (also "0.0") for none, which returns 0. */
+long parse_timeout(const char *s, char *err, size_t errlen);
+
+/* A byte count: digits with an optional K or M suffix (KiB, MiB), in [min, max].
+ * Returns 0, or -1 with a reason in err. */
+int parse_bytes(const char *s, unsigned long min, unsigned long max, unsigned long *out,
+                char *err, size_t errlen);
+
 /* Decode the escapes \n \r \t \\ in src into dst (at least strlen(src) + 1 bytes).
  * Returns the decoded length (dst is also NUL-terminated), or -1 with a reason
  * naming the bad escape in err. */

@@ -48,7 +48,11 @@ GREETING = b"Hello from server!\n"
 SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "runtime error:", "LeakSanitizer")
 READY_LINE = "kodama: ready"
 # serve -v says so when --io auto falls back to epoll.
-IO_NOTE_RE = re.compile(r"^kodama: io_uring unavailable \(.*\); using epoll$")
+# -v notes that may come before the listening lines: the engine fallback, the
+# limit derived from the descriptor limit, the user the server runs as.
+IO_NOTE_RE = re.compile(r"^kodama: (io_uring unavailable \(.*\); using epoll"
+                        r"|max-conns \d+ \(from the descriptor limit\)"
+                        r"|running as user \S+ \(uid \d+, gid \d+\))$")
 LISTEN_RE = re.compile(r"^kodama: listening (\S+) (tcp|udp|unix) (\S+)$")
 
 

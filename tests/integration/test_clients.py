@@ -308,7 +308,7 @@ def test_connect_udp_lines(echo):
 
 def test_connect_udp_hello(echo):
     r = run_kodama(["connect", "-u", "-w", "2", "127.0.0.1", v4(echo, "hello", "udp")],
-                   input=b"anyone?\n")
+                   input=b"is anyone out there?\n")
     assert r.rc == 0, r
     assert r.stdout == GREETING
 

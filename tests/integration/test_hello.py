@@ -46,13 +46,26 @@ def test_hello_stream_transports(server, sockdir):
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "::1"])
 def test_hello_udp(server, host):
+    """With the UDP guard on (the default), no reply is longer than its datagram."""
     s = server.start(["hello@%s:0/udp" % (host if host != "::1" else "[::1]")])
     dest = s.addr("hello", "udp")
     assert dest[0] == host
-    for payload in (b"x", b"", b"anything at all\n" * 10):
+    for payload in (b"anything at all\n" * 10, b"x" * len(GREETING)):
         reply, src = udp_exchange(dest, payload)
         assert reply == GREETING
         assert src[:2] == dest
+    reply, _ = udp_exchange(dest, b"hey")
+    assert reply == GREETING[:3]
+    with pytest.raises(socket.timeout):
+        udp_exchange(dest, b"", timeout=0.5)
+    s.stop()
+
+
+def test_hello_udp_guard_off_answers_any_datagram(server):
+    s = server.start(["--udp-guard", "off", "hello@127.0.0.1:0/udp"])
+    for payload in (b"x", b"", b"anything at all\n" * 10):
+        reply, _ = udp_exchange(s.addr("hello", "udp"), payload)
+        assert reply == GREETING
     s.stop()
 
 
@@ -63,7 +76,7 @@ def test_hello_message_escapes(server, sockdir):
         assert recv_until_eof(c) == b"hi\tthere\n"
     with connect(s.addr("hello", "unix")) as c:
         assert recv_until_eof(c) == b"hi\tthere\n"
-    reply, _ = udp_exchange(s.addr("hello", "udp"), b"?")
+    reply, _ = udp_exchange(s.addr("hello", "udp"), b"?" * 10)
     assert reply == b"hi\tthere\n"
     s.stop()
 
@@ -137,11 +150,12 @@ def test_hello_verbose_logs(server):
     u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     u.bind(("127.0.0.1", 0))
     uport = u.getsockname()[1]
-    reply, _ = udp_exchange(s.addr("hello", "udp"), b"hey", sock=u)
+    probe = b"hey" * 10
+    reply, _ = udp_exchange(s.addr("hello", "udp"), probe, sock=u)
     u.close()
     assert reply == GREETING
-    s.wait_log(lambda t: "kodama: datagram hello udp 127.0.0.1:%d in=3 out=%d"
-               % (uport, len(GREETING)) in t.splitlines())
+    s.wait_log(lambda t: "kodama: datagram hello udp 127.0.0.1:%d in=%d out=%d"
+               % (uport, len(probe), len(GREETING)) in t.splitlines())
     s.stop()
 
 

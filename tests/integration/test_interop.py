@@ -78,7 +78,7 @@ def test_nc_udp(srv):
                  input=b"udp via nc\n")
     assert p.stdout == b"udp via nc\n", p
     p = run_tool([nc, "-u", "-w", "1", "127.0.0.1", str(srv.port("hello", "udp"))],
-                 input=b"hi\n")
+                 input=b"hello, who is there?\n")
     assert p.stdout == GREETING, p
 
 
@@ -107,7 +107,7 @@ def test_socat_udp(srv):
                  input=b"udp socat")
     assert p.stdout == b"udp socat", p
     p = run_tool([socat, "-t", "1", "-", "UDP:127.0.0.1:%d" % srv.port("hello", "udp")],
-                 input=b"x")
+                 input=b"x" * len(GREETING))
     assert p.stdout == GREETING, p
 
 

@@ -313,12 +313,62 @@ static void test_now_ms_monotonic(void **state)
 
 /* ------------------------------------------------------------------------- */
 
+/* ------------------------------------------------------------------------- */
+/* parse_bytes, parse_timeout                                                */
+
+static void test_parse_bytes(void **state)
+{
+    char err[64];
+    unsigned long v = 0;
+
+    (void)state;
+    assert_int_equal(parse_bytes("1024", 1024, 1 << 26, &v, err, sizeof err), 0);
+    assert_int_equal(v, 1024);
+    assert_int_equal(parse_bytes("64K", 1024, 1 << 26, &v, err, sizeof err), 0);
+    assert_int_equal(v, 65536);
+    assert_int_equal(parse_bytes("2m", 1024, 1 << 26, &v, err, sizeof err), 0);
+    assert_int_equal(v, 2 << 20);
+    assert_int_equal(parse_bytes("64M", 1024, 1 << 26, &v, err, sizeof err), 0);
+    assert_int_equal(parse_bytes("65M", 1024, 1 << 26, &v, err, sizeof err), -1);
+    assert_string_equal(err, "too large");
+    assert_int_equal(parse_bytes("1023", 1024, 1 << 26, &v, err, sizeof err), -1);
+    assert_string_equal(err, "too small");
+    assert_int_equal(parse_bytes("0K", 1024, 1 << 26, &v, err, sizeof err), -1);
+    assert_int_equal(parse_bytes("K", 1024, 1 << 26, &v, err, sizeof err), -1);
+    assert_string_equal(err, "empty");
+    assert_int_equal(parse_bytes("", 1024, 1 << 26, &v, err, sizeof err), -1);
+    assert_int_equal(parse_bytes("1KK", 1024, 1 << 26, &v, err, sizeof err), -1);
+    assert_int_equal(parse_bytes("1.5M", 1024, 1 << 26, &v, err, sizeof err), -1);
+    assert_int_equal(parse_bytes("18446744073709551615K", 1, 1UL << 40, &v, err, sizeof err), -1);
+    assert_int_equal(parse_bytes("99999999999999999999999999999999999", 1, 10, &v, err,
+                                 sizeof err), -1);
+}
+
+static void test_parse_timeout(void **state)
+{
+    char err[64];
+
+    (void)state;
+    assert_int_equal(parse_timeout("0", err, sizeof err), 0);
+    assert_int_equal(parse_timeout("00", err, sizeof err), 0);
+    assert_int_equal(parse_timeout("0.0", err, sizeof err), 0);
+    assert_int_equal(parse_timeout("0.5", err, sizeof err), 500);
+    assert_int_equal(parse_timeout("300", err, sizeof err), 300000);
+    assert_int_equal(parse_timeout("0.0.0", err, sizeof err), -1);
+    assert_int_equal(parse_timeout(".", err, sizeof err), -1);
+    assert_int_equal(parse_timeout("", err, sizeof err), -1);
+    assert_int_equal(parse_timeout("-1", err, sizeof err), -1);
+    assert_int_equal(parse_timeout("0.0001", err, sizeof err), -1);
+}
+
 static const struct CMUnitTest fixed_tests[] = {
     cmocka_unit_test(test_unescape_long),
     cmocka_unit_test(test_unescape_reason_one_line),
     cmocka_unit_test(test_unescape_err_truncated),
     cmocka_unit_test(test_xalloc),
     cmocka_unit_test(test_now_ms_monotonic),
+    cmocka_unit_test(test_parse_bytes),
+    cmocka_unit_test(test_parse_timeout),
 };
 
 #define N_FIXED (sizeof(fixed_tests) / sizeof(fixed_tests[0]))
