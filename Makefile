@@ -16,7 +16,8 @@ MAIN_OBJ = $(BUILD)/main.o
 UNIT_SRC = $(wildcard tests/unit/test_*.c)
 UNIT_BIN = $(UNIT_SRC:tests/unit/%.c=$(BUILD)/%)
 
-.PHONY: all run test deps unit integration asan asan-test clang-check bench-quick clean
+.PHONY: all run test deps unit integration asan asan-test clang-check bench-quick clean \
+        fuzz fuzz-build fuzz-bins fuzz-corpus
 all: kodama
 
 kodama $(BUILD)/kodama: $(MAIN_OBJ) $(LIB_OBJ)
@@ -63,6 +64,40 @@ asan-test: asan
 	    ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
 	    KODAMA_IO=$$io KODAMA_BIN=$(CURDIR)/build/asan/kodama $(PYTHON) -m pytest -q -rs tests/integration; done
 
+# libFuzzer harnesses, one per parser: tests/fuzz/fuzz_NAME.c with its seeds in
+# tests/fuzz/corpus/NAME/ (tests/fuzz/README.md). They link against the library
+# built by clang with coverage and sanitizers in build/fuzz, apart from the normal
+# build. `make fuzz` mutates for FUZZ_SECONDS each (new inputs go to a scratch
+# corpus under build/fuzz); `make fuzz-corpus` runs the committed seeds once.
+FUZZ_BUILD   = build/fuzz
+FUZZ_SRC     = $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_NAMES   = $(FUZZ_SRC:tests/fuzz/fuzz_%.c=%)
+FUZZ_BIN     = $(FUZZ_NAMES:%=$(FUZZ_BUILD)/fuzz_%)
+FUZZ_SECONDS ?= 60
+FUZZ_CFLAGS  = -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined \
+               -fno-sanitize-recover=all
+
+# Only the objects a harness calls into get linked.
+$(BUILD)/libkodama.a: $(LIB_OBJ)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+$(BUILD)/fuzz_%: tests/fuzz/fuzz_%.c $(BUILD)/libkodama.a
+	$(CC) $(ALL_CFLAGS) -fsanitize=fuzzer -Isrc -Itests/fuzz $(LDFLAGS) -o $@ \
+	    $< $(BUILD)/libkodama.a $(LDLIBS)
+
+fuzz-build:
+	@$(MAKE) --no-print-directory BUILD=$(FUZZ_BUILD) CC=clang CFLAGS="$(FUZZ_CFLAGS)" fuzz-bins
+
+fuzz-bins: $(FUZZ_BIN)
+	@:
+
+fuzz: fuzz-build
+	@tests/fuzz/run.sh fuzz $(FUZZ_SECONDS) $(FUZZ_BUILD) $(FUZZ_NAMES)
+
+fuzz-corpus: fuzz-build
+	@tests/fuzz/run.sh corpus 0 $(FUZZ_BUILD) $(FUZZ_NAMES)
+
 # The comparison harness on tiny runs: checks that it runs and writes a
 # well-formed report, not the numbers (bench/compare.sh without --quick does).
 bench-quick: kodama
@@ -72,6 +107,7 @@ bench-quick: kodama
 test: deps
 	@$(MAKE) --no-print-directory kodama clang-check
 	@$(MAKE) --no-print-directory unit
+	@$(MAKE) --no-print-directory fuzz-corpus
 	@$(MAKE) --no-print-directory integration
 	@$(MAKE) --no-print-directory asan-test
 	@$(MAKE) --no-print-directory bench-quick
@@ -79,4 +115,4 @@ test: deps
 clean:
 	rm -rf build kodama
 
--include $(LIB_OBJ:.o=.d) $(MAIN_OBJ:.o=.d)
+-include $(LIB_OBJ:.o=.d) $(MAIN_OBJ:.o=.d) $(wildcard $(BUILD)/fuzz_*.d)

@@ -30,11 +30,12 @@ int parse_uint(const char *s, unsigned long min, unsigned long max, unsigned lon
         set_err(err, errlen, "empty");
         return -1;
     }
+    /* All of it first: "99999999999999999999x" is not a number, not too large. */
+    if (s[strspn(s, "0123456789")] != '\0') {
+        set_err(err, errlen, "not a number");
+        return -1;
+    }
     for (const char *p = s; *p; p++) {
-        if (*p < '0' || *p > '9') {
-            set_err(err, errlen, "not a number");
-            return -1;
-        }
         if (v > (ULONG_MAX - (unsigned long)(*p - '0')) / 10) {
             set_err(err, errlen, "too large");
             return -1;

@@ -75,6 +75,8 @@ static const struct uint_case uint_cases[] = {
     U_BAD("0x50", 0, 65535, NAN_),
     U_BAD("1.5", 0, 65535, NAN_),
     U_BAD("1e3", 0, 65535, NAN_),
+    U_BAD("99999999999999999999x", 0, 65535, NAN_),
+    U_BAD("18446744073709551616 ", 0, ULONG_MAX, NAN_),
 };
 
 #define N_UINT (sizeof(uint_cases) / sizeof(uint_cases[0]))

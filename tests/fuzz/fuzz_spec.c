@@ -1,0 +1,148 @@
+/* fuzz_spec.c — spec_parse (SERVICE@ADDRESS[/tcp|/udp], addr.c).
+ *
+ * Input: one SPEC as bytes (no NUL, as on a command line). Properties:
+ *   - the result and the struct are the same with a full error buffer, a tiny
+ *     one and none (err may be NULL): the message never steers the parse;
+ *   - failure: the reason is non-empty, printable, and ends by quoting the SPEC
+ *     ("... in 'SPEC'" or "... in 'SPEC...'");
+ *   - success: the service is the text before the first '@', lower-case letters,
+ *     digits and '-'; kind, protos, port, host and path are consistent (unix is
+ *     stream only, a port-only SPEC has no host, an abstract name is not
+ *     "@"-prefixed again, a path never empties); and the struct written back as
+ *     canonical text ("[host]" when it has ':', starts with '[' or is "unix";
+ *     "/tcp" always after unix paths) parses again to the same struct. */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "addr.h"
+#include "fuzz.h"
+
+#define ERRLEN 256  /* KODAMA_ERR_LEN, as the callers pass */
+
+static void check_same(const struct spec *a, const struct spec *b, const char *what,
+                       const char *text)
+{
+    FUZZ_CHECK(strcmp(a->service, b->service) == 0, "%s: service differs for '%s'", what, text);
+    FUZZ_CHECK(a->kind == b->kind, "%s: kind %d vs %d for '%s'", what, a->kind, b->kind, text);
+    FUZZ_CHECK(a->protos == b->protos, "%s: protos %u vs %u for '%s'", what, a->protos,
+               b->protos, text);
+    FUZZ_CHECK(a->port == b->port, "%s: port %u vs %u for '%s'", what, a->port, b->port, text);
+    FUZZ_CHECK(strcmp(a->host, b->host) == 0, "%s: host '%s' vs '%s' for '%s'", what, a->host,
+               b->host, text);
+    FUZZ_CHECK(strcmp(a->path, b->path) == 0, "%s: path '%s' vs '%s' for '%s'", what, a->path,
+               b->path, text);
+    FUZZ_CHECK(a->abstract == b->abstract, "%s: abstract differs for '%s'", what, text);
+}
+
+static void check_error(const char *err, const char *text)
+{
+    size_t n = strlen(err);
+
+    FUZZ_CHECK_ERR(err, ERRLEN, text);
+    FUZZ_CHECK(n >= 5 && err[n - 1] == '\'' && strstr(err, " in '") != NULL,
+               "error '%s' does not end by quoting the SPEC", err);
+}
+
+/* The struct as the simplest text that means it. */
+static void canonical(const struct spec *sp, char *out, size_t outlen)
+{
+    const char *proto = sp->protos == PROTO_TCP ? "/tcp" : sp->protos == PROTO_UDP ? "/udp" : "";
+    int n;
+
+    switch (sp->kind) {
+    case ADDR_ANY:
+        n = snprintf(out, outlen, "%s@%u%s", sp->service, sp->port, proto);
+        break;
+    case ADDR_HOST:
+        /* Brackets where the bare host would read otherwise: a ':' in it, a
+         * leading '[', or "unix" (unix:PORT would be a path). */
+        if (strchr(sp->host, ':') || sp->host[0] == '[' || strcmp(sp->host, "unix") == 0)
+            n = snprintf(out, outlen, "%s@[%s]:%u%s", sp->service, sp->host, sp->port, proto);
+        else
+            n = snprintf(out, outlen, "%s@%s:%u%s", sp->service, sp->host, sp->port, proto);
+        break;
+    default:
+        /* "/tcp" always: a path may itself end in "/tcp" or "/udp". */
+        n = snprintf(out, outlen, "%s@unix:%s%s/tcp", sp->service, sp->abstract ? "@" : "",
+                     sp->path);
+        break;
+    }
+    FUZZ_CHECK(n > 0 && (size_t)n < outlen, "canonical text truncated");
+}
+
+static void check_ok(const struct spec *sp, const char *text)
+{
+    const char *at = strchr(text, '@');
+    size_t slen = strlen(sp->service);
+    char again[SPEC_SERVICE_MAX + SPEC_HOST_MAX + SPEC_PATH_MAX + 32];
+    char err[ERRLEN];
+    struct spec sp2;
+
+    FUZZ_CHECK(at != NULL && (size_t)(at - text) == slen && memcmp(text, sp->service, slen) == 0,
+               "service '%s' is not the text before '@' in '%s'", sp->service, text);
+    FUZZ_CHECK(slen > 0 && slen <= SPEC_SERVICE_MAX &&
+                   strspn(sp->service, "abcdefghijklmnopqrstuvwxyz0123456789-") == slen,
+               "bad service '%s' accepted", sp->service);
+    FUZZ_CHECK(sp->protos == PROTO_TCP || sp->protos == PROTO_UDP ||
+                   sp->protos == (PROTO_TCP | PROTO_UDP),
+               "protos %u for '%s'", sp->protos, text);
+    switch (sp->kind) {
+    case ADDR_ANY:
+        FUZZ_CHECK(sp->host[0] == '\0' && sp->path[0] == '\0' && !sp->abstract,
+                   "port-only SPEC '%s' has a host or path", text);
+        break;
+    case ADDR_HOST:
+        FUZZ_CHECK(sp->host[0] != '\0' && strlen(sp->host) <= SPEC_HOST_MAX,
+                   "host '%s' from '%s'", sp->host, text);
+        FUZZ_CHECK(sp->path[0] == '\0' && !sp->abstract, "host SPEC '%s' has a path", text);
+        /* Without /tcp or /udp the last '/' would have been read as one. */
+        FUZZ_CHECK(sp->protos != (PROTO_TCP | PROTO_UDP) || strchr(sp->host, '/') == NULL,
+                   "host '%s' has a '/' but no protocol was given in '%s'", sp->host, text);
+        break;
+    case ADDR_UNIX:
+        FUZZ_CHECK(sp->protos == PROTO_TCP, "unix SPEC '%s' is not stream only", text);
+        FUZZ_CHECK(sp->port == 0 && sp->host[0] == '\0', "unix SPEC '%s' has a host", text);
+        FUZZ_CHECK(sp->path[0] != '\0' && strlen(sp->path) <= SPEC_PATH_MAX,
+                   "path '%s' from '%s'", sp->path, text);
+        FUZZ_CHECK(sp->abstract || sp->path[0] != '@', "path '%s' should be abstract", sp->path);
+        break;
+    default:
+        FUZZ_CHECK(0, "kind %d from '%s'", sp->kind, text);
+    }
+
+    canonical(sp, again, sizeof again);
+    FUZZ_CHECK(spec_parse(again, &sp2, err, sizeof err) == 0,
+               "canonical '%s' of '%s' does not parse: %s", again, text, err);
+    check_same(sp, &sp2, "canonical", again);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    char *text = fuzz_cstr(data, size);
+    char err[ERRLEN], small[8];
+    struct spec sp, sp_small, sp_none;
+    int rc;
+
+    if (text == NULL)
+        return 0;
+    memset(err, 0x5a, sizeof err);
+    rc = spec_parse(text, &sp, err, sizeof err);
+    FUZZ_CHECK(rc == 0 || rc == -1, "spec_parse returned %d", rc);
+    FUZZ_CHECK(spec_parse(text, &sp_small, small, sizeof small) == rc,
+               "result changes with an 8-byte error buffer for '%s'", text);
+    FUZZ_CHECK(memchr(small, '\0', sizeof small) != NULL || rc == 0,
+               "8-byte error buffer not terminated for '%s'", text);
+    FUZZ_CHECK(spec_parse(text, &sp_none, NULL, 0) == rc,
+               "result changes without an error buffer for '%s'", text);
+    if (rc == 0) {
+        check_same(&sp, &sp_small, "small err", text);
+        check_same(&sp, &sp_none, "no err", text);
+        check_ok(&sp, text);
+    } else {
+        check_error(err, text);
+    }
+    free(text);
+    return 0;
+}
