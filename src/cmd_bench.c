@@ -80,11 +80,9 @@ static int opt_uint(char opt, const char *s, unsigned long min, unsigned long ma
 static int opt_seconds(const char *name, const char *s, int zero_ok, int64_t *ns)
 {
     char err[64];
-    long ms = parse_seconds(s, err, sizeof err);
+    /* --warmup 0 means none; the others must be more than 0. */
+    long ms = zero_ok ? parse_timeout(s, err, sizeof err) : parse_seconds(s, err, sizeof err);
 
-    /* --warmup 0 means none; parse_seconds wants more than 0. */
-    if (ms < 0 && zero_ok && strspn(s, "0.") == strlen(s) && strchr(s, '0'))
-        ms = 0;
     if (ms < 0)
         return usage_error("bench", "invalid %s '%s': %s", name, s, err);
     *ns = (int64_t)ms * 1000000;
