@@ -1,16 +1,24 @@
 """Echo through a hostile path: a fault-injecting proxy (writes split down to one byte,
-delays, one-second stalls).
+delays, one-second stalls) and, where the kernel has it, tc netem between two network
+namespaces (loss and delay).
 
 A run's faults come from a seed that every failure message shows; set
 KODAMA_HOSTILE_SEED=N to replay it.
 """
+import ctypes
 import hashlib
+import json
 import os
 import random
 import re
+import shutil
 import socket
+import subprocess
+import sys
 import threading
 import time
+
+import pytest
 
 from faulty_proxy import DIRECTIONS, FaultyProxy
 from kodama_helpers import scaled
@@ -262,3 +270,148 @@ def test_echo_50mib_through_faulty_proxy(server):
     check_log_clean(text, info)
     print("hostile path: %s" % info)
 
+
+# --------------------------------------------------------------------------- tc netem
+
+NETEM = ["netem", "loss", "5%", "delay", "20ms"]
+NETEM_BYTES = 2 << 20
+NETEM_CONNS = 2
+CLONE_NEWNET = 0x40000000
+
+NETNS_CLIENT = r"""
+import hashlib, json, random, socket, sys, threading
+seed, per, host, port, conns, timeout = (int(sys.argv[1]), int(sys.argv[2]), sys.argv[3],
+                                         int(sys.argv[4]), int(sys.argv[5]), float(sys.argv[6]))
+data = random.Random(seed).randbytes(per * conns)
+results = [None] * conns
+
+def one(i):
+    mine = data[i * per:(i + 1) * per]
+    try:
+        s = socket.create_connection((host, port), timeout=timeout)
+        def write():
+            s.sendall(mine)
+            s.shutdown(socket.SHUT_WR)
+        w = threading.Thread(target=write, daemon=True)
+        w.start()
+        got = bytearray()
+        while True:
+            b = s.recv(65536)
+            if not b:
+                break
+            got += b
+        w.join(timeout)
+        s.close()
+        got = bytes(got)
+        diff = None
+        if got != mine:
+            diff = next((k for k in range(min(len(got), per)) if got[k] != mine[k]),
+                        min(len(got), per))
+        results[i] = {"n": len(got), "sha": hashlib.sha256(got).hexdigest(),
+                      "want": hashlib.sha256(mine).hexdigest(), "first_diff": diff}
+    except Exception as e:
+        results[i] = {"error": repr(e)}
+
+ts = [threading.Thread(target=one, args=(i,)) for i in range(conns)]
+for t in ts:
+    t.start()
+for t in ts:
+    t.join()
+print(json.dumps(results))
+"""
+
+
+def _ip(*args, check=True):
+    r = subprocess.run(["ip", *args], capture_output=True, text=True, timeout=30)
+    if check and r.returncode != 0:
+        raise RuntimeError("ip %s: %s" % (" ".join(args), (r.stderr or r.stdout).strip()))
+    return r
+
+
+def _netns_entry(name):
+    """A preexec_fn that moves the child into network namespace NAME."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    path = "/run/netns/" + name
+
+    def enter():
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            if libc.setns(fd, CLONE_NEWNET) != 0:
+                raise OSError(ctypes.get_errno(), "setns " + path)
+        finally:
+            os.close(fd)
+    return enter
+
+
+def test_echo_through_netem_between_namespaces(server):
+    """Two namespaces made here, joined by a veth pair whose both ends drop 5% and delay
+    20 ms (tc netem): 2 MiB echoed over two connections comes back intact."""
+    if os.geteuid() != 0:
+        pytest.skip("netem part needs root (to make network namespaces); running as uid %d"
+                    % os.geteuid())
+    for tool in ("ip", "tc"):
+        if not shutil.which(tool):
+            pytest.skip("netem part needs `%s` (iproute2), which is not installed" % tool)
+    tag = "%d-%04x" % (os.getpid(), random.SystemRandom().randrange(1 << 16))
+    ns_srv, ns_cli = "kdh-srv-" + tag, "kdh-cli-" + tag
+    srv_ip, cli_ip = "10.213.7.1", "10.213.7.2"
+    made = []
+    try:
+        for ns in (ns_srv, ns_cli):
+            r = _ip("netns", "add", ns, check=False)
+            if r.returncode != 0:
+                pytest.skip("netem part: `ip netns add` failed: %s" % r.stderr.strip())
+            made.append(ns)
+        r = _ip("-n", ns_srv, "link", "add", "kd0", "type", "veth", "peer", "name", "kd1",
+                "netns", ns_cli, check=False)
+        if r.returncode != 0:
+            pytest.skip("netem part: cannot make a veth pair between namespaces: %s"
+                        % r.stderr.strip())
+        for ns, dev, ip in ((ns_srv, "kd0", srv_ip), (ns_cli, "kd1", cli_ip)):
+            _ip("-n", ns, "addr", "add", ip + "/30", "dev", dev)
+            _ip("-n", ns, "link", "set", "lo", "up")
+            _ip("-n", ns, "link", "set", dev, "up")
+        for ns, dev in ((ns_srv, "kd0"), (ns_cli, "kd1")):
+            cmd = ["tc", "qdisc", "add", "dev", dev, "root", *NETEM]
+            r = _ip("netns", "exec", ns, *cmd, check=False)
+            if r.returncode != 0:
+                pytest.skip("tc netem is not available on this kernel (sch_netem, "
+                            "CONFIG_NET_SCH_NETEM): `%s` said: %s; the netem part of the "
+                            "hostile-path test did not run"
+                            % (" ".join(cmd), (r.stderr or r.stdout).strip()))
+
+        s = server.start(["-v", "echo@%s:0/tcp" % srv_ip], preexec_fn=_netns_entry(ns_srv))
+        port = s.port("echo", "tcp")
+        seed = run_seed()
+        per = NETEM_BYTES // NETEM_CONNS
+        t0 = time.monotonic()
+        try:
+            r = subprocess.run(["ip", "netns", "exec", ns_cli, sys.executable, "-c", NETNS_CLIENT,
+                                str(seed), str(per), srv_ip, str(port), str(NETEM_CONNS),
+                                str(scaled(60))],
+                               capture_output=True, text=True, timeout=scaled(80))
+        except subprocess.TimeoutExpired:
+            pytest.fail("netns client still running after %.0f s (seed %d)" % (scaled(80), seed))
+        elapsed = time.monotonic() - t0
+        info = "seed %d (KODAMA_HOSTILE_SEED), %.1f s, qdisc %s on both ends" % (
+            seed, elapsed, " ".join(NETEM))
+        assert r.returncode == 0, "netns client failed (%s): %s %s" % (info, r.stdout, r.stderr)
+        results = json.loads(r.stdout)
+        for i, res in enumerate(results):
+            assert "error" not in res, "connection %d: %s (%s)" % (i, res["error"], info)
+            assert res["n"] == per and res["sha"] == res["want"], (
+                "connection %d: got %d of %d bytes, first difference at %s (%s)"
+                % (i, res["n"], per, res["first_diff"], info))
+        log = s.wait_log(lambda t: sum(1 for line in t.splitlines()
+                                       if CLOSE_RE.match(line)) >= NETEM_CONNS)
+        for line in log.splitlines():
+            m = CLOSE_RE.match(line)
+            if m:
+                assert m.group(1).startswith(cli_ip + ":"), line
+                assert int(m.group(2)) == int(m.group(3)) == per, "%s (%s)" % (line, info)
+        text = s.stop()
+        check_log_clean(text, info)
+        print("netem path: %s" % info)
+    finally:
+        for ns in made:
+            _ip("netns", "del", ns, check=False)
