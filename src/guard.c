@@ -134,7 +134,8 @@ struct guard *guard_new(const struct guard_config *cfg, const uint16_t *ports, s
     g->ip_table = xcalloc(n, sizeof *g->ip_table);
     g->ip_mask = n - 1;
     g->ports = xcalloc(nports ? nports : 1, sizeof *g->ports);
-    memcpy(g->ports, ports, nports * sizeof *ports);
+    if (nports)
+        memcpy(g->ports, ports, nports * sizeof *ports);
     g->nports = nports;
     return g;
 }
