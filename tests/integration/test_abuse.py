@@ -1,5 +1,5 @@
-"""Abusive clients (issue 5, proof 1): slowloris and never-reading clients beside
-normal ones.
+"""Abusive clients (issue 5, proofs 1 and 2): slowloris and never-reading clients
+beside normal ones, and a storm of reset connections.
 
 Each test prints one 'abuse:' line with its figures (run pytest with -s to see them);
 docs/RELIABILITY.md quotes them. KODAMA_ABUSE_SEED changes the seed of the random
@@ -10,7 +10,11 @@ import os
 import random
 import selectors
 import socket
+import struct
 import time
+from types import SimpleNamespace
+
+import pytest
 
 from kodama_helpers import GREETING, TIME_SCALE, connect, recv_until_eof, scaled
 
@@ -71,6 +75,11 @@ def percentile(samples, q):
     if not s:
         return float("nan")
     return 1000 * s[max(0, -(-len(s) * q // 100) - 1)]
+
+
+def rst_close(sock):
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    sock.close()
 
 
 def echo_check(s, payload=b"still echoing"):
@@ -506,3 +515,103 @@ def test_slowloris_and_never_readers_do_not_hurt_normal_clients(server):
         fds_before, fds_after)
     echo_check(s)
     s.stop()
+
+
+# --------------------------------------------------------------------------- proof 2
+
+STORM = 20000
+STORM_BATCH = 250
+
+
+def rst_storm(sockaddr, total, batch, rng):
+    """total connections, batch at a time, every one closed with a reset, from 19
+    source addresses. Of every four: one resets as soon as it is connected (maybe
+    before the server accepted it); one sends a few bytes, and one 32 KiB, and resets
+    one batch later (the server waits for more, or is sending the echo back); one
+    sends 128 KiB of a larger message and resets at once, while the server is
+    reading it or sending it back."""
+    big = os.urandom(128 * KIB)
+    stats = SimpleNamespace(connected=0, not_connected=0, bytes_sent=0, send_errors=0)
+    held = []
+    sel = selectors.DefaultSelector()
+    for start in range(0, total, batch):
+        conns = []
+        for i in range(start, min(total, start + batch)):
+            c = nonblocking_connect(sockaddr, SOURCES[i % len(SOURCES)])
+            conns.append((i, c))
+            sel.register(c, selectors.EVENT_WRITE, i)
+        pending = len(conns)
+        deadline = time.monotonic() + scaled(3)
+        while pending and time.monotonic() < deadline:
+            for key, _ in sel.select(timeout=0.2):
+                sel.unregister(key.fileobj)
+                pending -= 1
+        for i, c in conns:
+            try:
+                sel.unregister(c)       # still connecting at the deadline
+                stats.not_connected += 1
+                rst_close(c)
+                continue
+            except KeyError:
+                pass
+            if c.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR):
+                stats.not_connected += 1
+                rst_close(c)
+                continue
+            stats.connected += 1
+            kind = i % 4
+            if kind == 0:
+                rst_close(c)
+                continue
+            n = {1: rng.randrange(1, 200), 2: 32 * KIB, 3: len(big)}[kind]
+            try:
+                stats.bytes_sent += c.send(big[:n])
+            except BlockingIOError:
+                pass
+            except OSError:
+                stats.send_errors += 1
+            if kind == 3:
+                rst_close(c)
+            else:
+                held.append(c)
+        if len(held) > batch:
+            for c in held[:-batch // 2]:
+                rst_close(c)
+            del held[:-batch // 2]
+    for c in held:
+        rst_close(c)
+    sel.close()
+    return stats
+
+
+@pytest.mark.parametrize("service", ["echo", "hello"])
+def test_rst_storm_leaks_no_descriptor(server, service):
+    s = server.start(["-t", str(WORKERS), "echo@127.0.0.1:0/tcp", "hello@127.0.0.1:0/tcp"])
+    pid = s.proc.pid
+    echo_check(s, b"warm-up")
+    with connect(s.addr("hello", "tcp")) as c:
+        assert recv_until_eof(c) == GREETING
+    fds_before = settled_fds(pid)
+    rss_before = s.rss_kib()
+    t0 = time.monotonic()
+    st = rst_storm(s.addr(service, "tcp"), STORM, STORM_BATCH, random.Random(SEED))
+    storm_time = time.monotonic() - t0
+    assert s.proc.poll() is None, "the server died in the storm; log:\n" + s.log()[-3000:]
+    fds_after = wait_fds(pid, fds_before, timeout=10)
+    settle_time = time.monotonic() - t0 - storm_time
+    rss_after = s.rss_kib()
+    print("\nabuse: RST storm on %s: %d connections (%d connected, %d not), %d bytes sent "
+          "(%d send errors) in %.1f s; fds before %d, after %d (settled in %.1f s); "
+          "RSS KiB before %d, after %d"
+          % (service, STORM, st.connected, st.not_connected, st.bytes_sent, st.send_errors,
+             storm_time, fds_before, fds_after, settle_time, rss_before, rss_after))
+    assert st.connected >= STORM * 0.99, "only %d of %d connected" % (st.connected, STORM)
+    assert fds_after == fds_before, (
+        "the server had %d descriptors before the storm and %d %.0f s after it"
+        % (fds_before, fds_after, scaled(10)))
+    echo_check(s)
+    with connect(s.addr("hello", "tcp")) as c:
+        assert recv_until_eof(c) == GREETING
+    log = s.stop()
+    lines = [l for l in log.splitlines() if not l.startswith("kodama: listening ")]
+    assert lines == ["kodama: ready", "kodama: stopping"], lines[:20]
