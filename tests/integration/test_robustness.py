@@ -1,8 +1,7 @@
-"""Shutdown under load, fd exhaustion, unix socket files, abusive clients."""
+"""Shutdown under load, unix socket files, abusive clients (and test_abuse.py)."""
 import errno
 import os
 import re
-import resource
 import selectors
 import signal
 import socket
@@ -138,33 +137,6 @@ def test_sigterm_with_100_clients_mid_transfer(server):
         if st.end == "eof" and key in closes:
             assert closes[key] == st.recvd, "client %s got %d bytes, server says out=%d" % (
                 key, st.recvd, closes[key])
-
-
-# --------------------------------------------------------------------------- fd exhaustion
-
-def _limit_nofile_64():
-    resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
-
-
-def test_emfile_200_clients_with_64_fds(server):
-    s = server.start(["echo@127.0.0.1:0/tcp"], preexec_fn=_limit_nofile_64)
-    t0 = time.monotonic()
-    ok, failures = run_echo_clients(s.addr("echo", "tcp"), 200, 1, timeout=30,
-                                    msg_fmt=b"fd-%d-%d\n")
-    assert not failures, "%d failures, first: %r" % (len(failures), failures[:5])
-    assert ok == 200
-    # afterwards a new client is served promptly
-    with connect(s.addr("echo", "tcp"), timeout=10) as c:
-        c.sendall(b"after the storm")
-        c.shutdown(socket.SHUT_WR)
-        assert recv_until_eof(c) == b"after the storm"
-    elapsed = time.monotonic() - t0
-    log = s.log()
-    emfile = [l for l in log.splitlines() if "Too many open files" in l]
-    assert all(l.startswith("kodama: ") for l in emfile), emfile
-    assert len(emfile) <= elapsed + 2, "%d EMFILE lines in %.1f s (rate-limit to ~1/s)" % (
-        len(emfile), elapsed)
-    s.stop()
 
 
 # --------------------------------------------------------------------------- unix socket files
