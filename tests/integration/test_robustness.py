@@ -1,8 +1,7 @@
-"""Shutdown under load, fd exhaustion, unix socket files, abusive clients."""
+"""Shutdown under load, unix socket files, abusive clients (and test_abuse.py)."""
 import errno
 import os
 import re
-import resource
 import selectors
 import signal
 import socket
