@@ -2,6 +2,7 @@
 import errno
 import os
 import re
+import resource
 import selectors
 import signal
 import socket
