@@ -2,7 +2,14 @@
  *
  * A connection counts its requests in flight (ops). It is freed only when it is
  * closing and the last of them has completed: a completion always finds its owner
- * alive, whatever else the same batch did. Closing cancels what is in flight. */
+ * alive, whatever else the same batch did. Closing cancels what is in flight.
+ *
+ * The receive buffers are shared by every connection of the worker, so none may
+ * keep one while its peer is not reading: echoes go out from the ring buffers with
+ * MSG_DONTWAIT, and when the socket is full (EAGAIN or a partial send) what is
+ * left moves to the connection's own "spill" buffer (from the worker's pool) and
+ * the ring buffers go back at once. Slow readers then cost their own memory, as on
+ * epoll, never the other connections' input. */
 #include "uring_engine.h"
 
 #include <errno.h>
@@ -14,6 +21,7 @@
 
 #include "conn.h"
 #include "log.h"
+#include "ring.h"
 #include "loop_uring.h"
 #include "server.h"
 #include "util.h"
@@ -29,9 +37,14 @@ struct send_ctx {
     struct send_ctx *next;
 };
 
+/* Where the send in flight takes its bytes from. */
+enum { SRC_TX, SRC_SPILL, SRC_QUEUE };
+
 struct uconn {
     struct worker *wk;
     struct listener *l;
+    struct ring spill;              /* echoed bytes the peer was slow to take (older
+                                     * than any still in the queue) */
     const char *tx;                 /* static output not sent yet */
     uint32_t tx_len;
     int fd;
@@ -58,6 +71,8 @@ struct uconn {
     unsigned hup_on : 1;
     unsigned is_starved : 1;
     unsigned progressed : 1;        /* bytes moved since the last step */
+    unsigned send_src : 2;          /* SRC_*, while send_on */
+    unsigned no_spill : 1;          /* no memory for a spill buffer: sends may wait */
 };
 
 static struct io_uring *ring_of(struct worker *wk)
@@ -70,7 +85,12 @@ static int uconn_wants_input(const struct uconn *c);
 
 static int uconn_has_output(const struct uconn *c)
 {
-    return c->tx_len > 0 || c->qhead != BUF_NONE;
+    return c->tx_len > 0 || c->qhead != BUF_NONE || !ring_empty(&c->spill);
+}
+
+static int spilling(const struct uconn *c)
+{
+    return c->spill.data != NULL;
 }
 
 static void queue_push(struct uconn *c, unsigned bid, unsigned len)
@@ -87,20 +107,26 @@ static void queue_push(struct uconn *c, unsigned bid, unsigned len)
     c->nheld++;
 }
 
+/* Let the longest-starved connection receive again, if a buffer is free. */
+static void wake_starved(struct worker *wk)
+{
+    struct uring_state *us = wk->uring;
+    struct uconn *c;
+
+    if (dlist_empty(&us->starved) || us->stream.out >= us->stream.count)
+        return;
+    c = container_of(us->starved.next, struct uconn, starved);
+    dlist_remove(&c->starved);
+    c->is_starved = 0;
+    if (!c->recv_on && uconn_wants_input(c))
+        submit_recv(c);
+}
+
 /* A buffer is back in the ring: a connection that ran short may receive again. */
 static void buffer_returned(struct worker *wk, unsigned bid)
 {
-    struct uring_state *us = wk->uring;
-
-    bufring_put(&us->stream, bid);
-    if (!dlist_empty(&us->starved)) {
-        struct uconn *c = container_of(us->starved.next, struct uconn, starved);
-
-        dlist_remove(&c->starved);
-        c->is_starved = 0;
-        if (!c->recv_on && uconn_wants_input(c))
-            submit_recv(c);
-    }
+    bufring_put(&wk->uring->stream, bid);
+    wake_starved(wk);
 }
 
 static void queue_pop(struct uconn *c)
@@ -117,6 +143,39 @@ static void queue_clear(struct uconn *c)
 {
     while (c->qhead != BUF_NONE)
         queue_pop(c);
+}
+
+/* Move queued ring buffers, oldest first, into the spill buffer while they fit
+ * whole, giving each back to the ring. Returns 0, or -1 if no spill buffer could
+ * be had (out of memory: the ring buffers stay where they are). */
+static int spill_queue(struct uconn *c)
+{
+    struct uring_state *us = c->wk->uring;
+
+    if (!spilling(c)) {
+        char *buf = pool_get(&c->wk->pool);
+
+        c->no_spill = buf == NULL;
+        if (buf == NULL)
+            return -1;
+        ring_attach(&c->spill, buf, c->wk->pool.size);
+    }
+    while (c->qhead != BUF_NONE) {
+        size_t len = us->len[c->qhead] - c->qoff;
+
+        if (ring_space(&c->spill) < len)
+            break;
+        ring_put(&c->spill, bufring_addr(&us->stream, c->qhead) + c->qoff, len);
+        queue_pop(c);
+    }
+    return 0;
+}
+
+/* The spill buffer goes back to the pool once empty: an idle connection holds none. */
+static void spill_release(struct uconn *c)
+{
+    if (spilling(c) && ring_empty(&c->spill) && c->qhead == BUF_NONE)
+        pool_put(&c->wk->pool, ring_detach(&c->spill));
 }
 
 /* Several queued buffers go out in one sendmsg: one segment instead of several,
@@ -161,48 +220,69 @@ static void submit_sendmsg(struct uconn *c, struct send_ctx *sx)
     sx->msg.msg_iovlen = n;
     c->sx = sx;
     sqe = uring_get_sqe(us->ring);
-    io_uring_prep_sendmsg(sqe, c->fd, &sx->msg, MSG_NOSIGNAL);
+    io_uring_prep_sendmsg(sqe, c->fd, &sx->msg, MSG_NOSIGNAL | (c->no_spill ? 0 : MSG_DONTWAIT));
     io_uring_sqe_set_data64(sqe, uring_ud(c, TAG_SEND));
 }
 
+/* Output goes in order: the greeting, then spilled bytes, then the queue. Only a
+ * send from ring buffers must not wait for room (MSG_DONTWAIT); the others send
+ * memory of the connection's own and may wait as long as the peer takes. */
 static void submit_send(struct uconn *c)
 {
     struct uring_state *us = c->wk->uring;
     struct io_uring_sqe *sqe;
+    struct iovec iov[2];
+    int flags = MSG_NOSIGNAL;
     const char *data;
     size_t len;
 
     c->send_on = 1;
     c->ops++;
-    if (c->tx_len == 0 && us->next[c->qhead] != BUF_NONE) {
-        struct send_ctx *sx = send_ctx_get(us);
-
-        if (sx) {
-            submit_sendmsg(c, sx);
-            return;
-        }
-    }
     if (c->tx_len > 0) {
+        c->send_src = SRC_TX;
         data = c->tx;
         len = c->tx_len;
+    } else if (!ring_empty(&c->spill)) {
+        c->send_src = SRC_SPILL;
+        ring_data_iov(&c->spill, iov);
+        data = iov[0].iov_base;
+        len = iov[0].iov_len;
     } else {
+        c->send_src = SRC_QUEUE;
+        if (us->next[c->qhead] != BUF_NONE) {
+            struct send_ctx *sx = send_ctx_get(us);
+
+            if (sx) {
+                submit_sendmsg(c, sx);
+                return;
+            }
+        }
         data = bufring_addr(&us->stream, c->qhead) + c->qoff;
         len = us->len[c->qhead] - c->qoff;
+        if (!c->no_spill)
+            flags |= MSG_DONTWAIT;
     }
     sqe = uring_get_sqe(us->ring);
-    io_uring_prep_send(sqe, c->fd, data, len, MSG_NOSIGNAL);
+    io_uring_prep_send(sqe, c->fd, data, len, flags);
     io_uring_sqe_set_data64(sqe, uring_ud(c, TAG_SEND));
 }
 
-/* n bytes went out: the greeting first, then buffers from the head of the queue. */
+/* n bytes went out from the source of the send. */
 static void consume_output(struct uconn *c, size_t n)
 {
     struct uring_state *us = c->wk->uring;
-    size_t from_tx = n < c->tx_len ? n : c->tx_len;
 
-    c->tx += from_tx;
-    c->tx_len -= (uint32_t)from_tx;
-    n -= from_tx;
+    if (c->send_src == SRC_TX) {
+        c->tx += n;
+        c->tx_len -= (uint32_t)n;
+        return;
+    }
+    if (c->send_src == SRC_SPILL) {
+        ring_consume(&c->spill, n);
+        spill_queue(c);         /* room again: take in what was queued meanwhile */
+        spill_release(c);
+        return;
+    }
     while (n > 0 && c->qhead != BUF_NONE) {
         size_t left = us->len[c->qhead] - c->qoff;
 
@@ -260,6 +340,10 @@ static void uconn_free(struct uconn *c, int close_now)
         io_uring_sqe_set_data64(sqe, 0);
     }
     queue_clear(c);
+    if (spilling(c)) {
+        c->spill.len = 0;
+        pool_put(&wk->pool, ring_detach(&c->spill));
+    }
     if (c->sx)
         send_ctx_put(wk->uring, c->sx);
     worker_conn_release(wk, c->ipc);
@@ -361,7 +445,11 @@ static int uconn_wants_input(const struct uconn *c)
         return 0;
     if (c->echo && c->stopping)
         return 0;   /* only what was read is owed */
-    return !c->echo || c->wr_shut || c->nheld < c->wk->uring->max_held;
+    if (!c->echo || c->wr_shut)
+        return 1;
+    if (spilling(c))
+        return c->qhead == BUF_NONE && ring_space(&c->spill) >= STREAM_BUF_SIZE;
+    return c->nheld < c->wk->uring->max_held;
 }
 
 /* The next step, as conn_advance in conn.c. */
@@ -410,10 +498,15 @@ static void on_recv(struct uconn *c, int res, unsigned flags)
         unsigned bid = bufring_bid(flags);
 
         wk->uring->stream.out++;
-        if (res > 0 && c->echo && !c->closing && !c->wr_shut)
+        if (res > 0 && c->echo && !c->closing && !c->wr_shut) {
             queue_push(c, bid, (unsigned)res);
-        else
+            if (spilling(c))
+                spill_queue(c);     /* the peer is slow: keep no ring buffer */
+        } else {
             buffer_returned(wk, bid);   /* discarded, or nothing in it */
+        }
+    } else if (res != -ENOBUFS) {
+        wake_starved(wk);   /* this one took no buffer: the next may have it */
     }
     if (res > 0) {
         c->progressed = 1;
@@ -446,6 +539,8 @@ static void on_send(struct uconn *c, int res)
     if (res < 0) {
         if (res != -EAGAIN && res != -EINTR)
             uconn_close(c);     /* EPIPE, ECONNRESET, or cancelled by close */
+        else if (c->send_src == SRC_QUEUE)
+            spill_queue(c);     /* no room: free the ring buffers, wait with our own */
         uconn_advance(c);
         return;
     }
@@ -454,6 +549,8 @@ static void on_send(struct uconn *c, int res)
     c->out += n;
     c->l->stats.bytes_out += n;
     consume_output(c, n);
+    if (c->send_src == SRC_QUEUE && c->qhead != BUF_NONE)
+        spill_queue(c);         /* a partial send: the socket is full */
     uconn_advance(c);
 }
 
@@ -618,6 +715,9 @@ int uring_engine_init(struct worker *wk)
     wk->uring = us;
     us->ring = loop_ring(wk->loop);
     us->max_held = (wk->cfg->max_buffer + STREAM_BUF_SIZE - 1) / STREAM_BUF_SIZE;
+    /* Spill buffers hold what the ring buffers of a connection may: whole ones. */
+    pool_destroy(&wk->pool);
+    pool_init(&wk->pool, us->max_held * STREAM_BUF_SIZE, wk->pool.keep);
     dlist_init(&us->starved);
     deadline_list_init(&wk->lingering, wk->loop, LINGER_MS, linger_expired, wk);
     deadline_list_init(&wk->idle, wk->loop, wk->cfg->idle_timeout_ms, idle_expired, wk);

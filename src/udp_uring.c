@@ -152,6 +152,21 @@ static void answer(struct worker *wk, struct listener *l, unsigned bid, int res)
     io_uring_sqe_set_data64(sqe, uring_ud(slot, TAG_UDP_SEND));
 }
 
+/* A receive that ran out of buffers (ENOBUFS) has ended; it can start again once
+ * one is back, whether a reply's send returned it or a dropped datagram did. The
+ * buffers are shared by every udp listener of the worker: any of them may wait. */
+static void rearm_waiting(struct worker *wk)
+{
+    struct uring_state *us = wk->uring;
+
+    for (size_t i = 0; i < wk->nlisteners && us->dgram.out < us->dgram.count; i++) {
+        struct listener *l = &wk->listeners[i];
+
+        if (l->kind == LISTEN_UDP && !l->armed && l->w.fd >= 0 && !wk->stopping)
+            udp_uring_start(wk, l);
+    }
+}
+
 void udp_uring_on_recv(struct worker *wk, struct listener *l, int res, unsigned flags)
 {
     if (!(flags & IORING_CQE_F_MORE))
@@ -165,8 +180,9 @@ void udp_uring_on_recv(struct worker *wk, struct listener *l, int res, unsigned 
         else
             bufring_put(&wk->uring->dgram, bid);
     }
-    /* ENOBUFS: every buffer holds a reply in flight; a send completing re-arms. */
-    if (!l->armed && res != -ENOBUFS && res != -ECANCELED && l->w.fd >= 0 && !wk->stopping)
+    if (res == -ENOBUFS)
+        rearm_waiting(wk);      /* if the buffers are all back already */
+    else if (!l->armed && res != -ECANCELED && l->w.fd >= 0 && !wk->stopping)
         udp_uring_start(wk, l);
     if (!l->armed)
         worker_check_done(wk);
@@ -185,6 +201,5 @@ void udp_uring_on_send(struct worker *wk, struct udp_slot *slot, int res)
     }
     bufring_put(&us->dgram, slot->bid);
     slot_put(us, slot);
-    if (!l->armed && l->w.fd >= 0 && !wk->stopping)
-        udp_uring_start(wk, l);
+    rearm_waiting(wk);
 }

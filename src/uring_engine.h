@@ -5,7 +5,9 @@
  * - Receiving: one multishot receive per connection (per udp listener: recvmsg),
  *   with buffers the kernel picks from a provided-buffer ring, so an idle connection
  *   holds no buffer at all. Echoed bytes are sent from the very buffer they arrived
- *   in, which goes back to the ring once sent.
+ *   in (MSG_DONTWAIT), which goes back to the ring once sent; when the peer is slow
+ *   to take them they move to a buffer of the connection's own (conn_uring.c), so
+ *   that slow readers never hold the ring's buffers the others receive into.
  * - Everything a batch of completions queues goes to the kernel with the one
  *   io_uring_enter that waits for the next batch.
  * The behaviour (greeting, echo, backpressure, linger, stopping) is conn.c's. */

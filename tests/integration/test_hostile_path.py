@@ -36,7 +36,11 @@ FAULTS = dict(split_prob=0.5, one_byte_prob=0.35, max_pieces=12, delay_prob=0.03
 
 CLOSE_RE = re.compile(r"^kodama: close echo tcp (\S+) in=(\d+) out=(\d+)$")
 ALLOWED_LOG_RE = re.compile(r"^kodama: (listening echo tcp \S+|ready|accept echo tcp \S+"
-                            r"|close echo tcp \S+ in=\d+ out=\d+|stopping)$")
+                            r"|close echo tcp \S+ in=\d+ out=\d+|stopping"
+                            r"|max-conns \d+ \(from the descriptor limit\)"
+                            # nothing refused, nothing timed out
+                            r"|counters echo tcp \S+ accepted=\d+ bytes_in=\d+ bytes_out=\d+"
+                            r" max_conns=0 per_ip=0 idle_timeout=0 send_timeout=0)$")
 
 
 def run_seed():
