@@ -37,7 +37,11 @@ struct conn {
     unsigned stopping : 1;      /* the server is stopping */
 };
 
-static void conn_advance(struct conn *c, int progressed);
+/* What moved in the event just handled: the idle clock restarts on any byte, the
+ * send clock only on bytes the peer took. */
+enum { MOVED_IN = 1, MOVED_OUT = 2 };
+
+static void conn_advance(struct conn *c, int moved);
 static void conn_close(struct conn *c);
 
 static int conn_has_output(const struct conn *c)
@@ -161,13 +165,14 @@ void conn_engine_init(struct worker *wk)
 /* Which clock the connection runs on now: waiting for the peer to read what we
  * hold, or for anything at all to happen. Progress restarts it. Once our side is
  * shut, the linger deadline (conn_shutdown) is the only one. */
-static void conn_schedule(struct conn *c, int progressed)
+static void conn_schedule(struct conn *c, int moved)
 {
-    struct deadline_list *dl = conn_has_output(c) ? &c->wk->stalled : &c->wk->idle;
+    int stalled = conn_has_output(c);
+    struct deadline_list *dl = stalled ? &c->wk->stalled : &c->wk->idle;
 
     if (c->wr_shut)
         return;
-    if (progressed)
+    if (stalled ? moved & MOVED_OUT : moved)
         deadline_start(dl, &c->timer);
     else
         deadline_start_once(dl, &c->timer);
@@ -206,7 +211,7 @@ static unsigned conn_wanted(const struct conn *c)
     return mask;
 }
 
-static void conn_advance(struct conn *c, int progressed)
+static void conn_advance(struct conn *c, int moved)
 {
     if (!conn_has_output(c) && !c->wr_shut &&
         (c->shut_after_send || c->rd_eof || c->stopping))
@@ -219,13 +224,13 @@ static void conn_advance(struct conn *c, int progressed)
         conn_close(c);
         return;
     }
-    conn_schedule(c, progressed);
+    conn_schedule(c, moved);
 }
 
 static void conn_event(struct loop *loop, struct watch *w, unsigned events)
 {
     struct conn *c = container_of(w, struct conn, w);
-    uint64_t before = c->in + c->out;
+    uint64_t in = c->in, out = c->out;
 
     (void)loop;
     if ((events & LOOP_HUP) && c->stopping && c->echo && c->wr_shut) {
@@ -240,7 +245,7 @@ static void conn_event(struct loop *loop, struct watch *w, unsigned events)
         conn_close(c);
         return;
     }
-    conn_advance(c, c->in + c->out != before);
+    conn_advance(c, (c->in != in ? MOVED_IN : 0) | (c->out != out ? MOVED_OUT : 0));
 }
 
 static void conn_apply_plan(struct conn *c, const struct service *svc,
@@ -283,7 +288,7 @@ int conn_open(struct worker *wk, struct listener *l, int fd, const struct sockad
         conn_close(c);
         return 0;
     }
-    conn_advance(c, 1);
+    conn_advance(c, MOVED_IN | MOVED_OUT);
     return 0;
 }
 

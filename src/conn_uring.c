@@ -71,6 +71,7 @@ struct uconn {
     unsigned hup_on : 1;
     unsigned is_starved : 1;
     unsigned progressed : 1;        /* bytes moved since the last step */
+    unsigned sent : 1;              /* bytes the peer took since the last step */
     unsigned send_src : 2;          /* SRC_*, while send_on */
     unsigned no_spill : 1;          /* no memory for a spill buffer: sends may wait */
 };
@@ -419,11 +420,12 @@ static void uconn_schedule(struct uconn *c)
 
     if (c->wr_shut)
         return;
-    if (c->progressed)
+    /* The send clock restarts only on bytes the peer took; the idle one on any. */
+    if (dl == &c->wk->stalled ? c->sent : c->progressed)
         deadline_start(dl, &c->timer);
     else
         deadline_start_once(dl, &c->timer);
-    c->progressed = 0;
+    c->progressed = c->sent = 0;
 }
 
 static void uconn_shutdown(struct uconn *c)
@@ -545,7 +547,7 @@ static void on_send(struct uconn *c, int res)
         return;
     }
     n = (size_t)res;
-    c->progressed = n > 0;
+    c->progressed = c->sent = n > 0;
     c->out += n;
     c->l->stats.bytes_out += n;
     consume_output(c, n);
@@ -584,7 +586,7 @@ static void uconn_open(struct worker *wk, struct listener *l, int fd,
     wk->nconns++;
     l->stats.accepted++;
     l->stats.active++;
-    c->progressed = 1;
+    c->progressed = c->sent = 1;
     if (wk->cfg->verbose) {
         char text[ADDR_TEXT_MAX];
 
