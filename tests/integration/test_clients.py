@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from kodama_helpers import (require_localhost_name, GREETING, KODAMA, free_port, received_lines, run_kodama, sanitizer_problems,
-                            scaled)
+from kodama_helpers import (require_localhost_name, GREETING, free_port, kodama_cmd, received_lines, run_kodama,
+                            sanitizer_problems, scaled)
 
 
 @pytest.fixture
@@ -237,7 +237,7 @@ def test_connect_hello_stdin_eof(echo):
 
 def test_connect_hello_peer_closes_first(echo):
     """stdin stays open: the greeting and the server's EOF end the relay, exit 0."""
-    p = subprocess.Popen([KODAMA, "connect", "127.0.0.1", str(v4(echo, "hello", "tcp"))],
+    p = subprocess.Popen(kodama_cmd("connect", "127.0.0.1", v4(echo, "hello", "tcp")),
                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         rc = p.wait(scaled(4))
