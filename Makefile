@@ -16,7 +16,7 @@ MAIN_OBJ = $(BUILD)/main.o
 UNIT_SRC = $(wildcard tests/unit/test_*.c)
 UNIT_BIN = $(UNIT_SRC:tests/unit/%.c=$(BUILD)/%)
 
-.PHONY: all run test deps unit integration asan asan-test clang-check bench-quick clean
+.PHONY: all run test deps unit integration asan asan-test valgrind clang-check bench-quick clean
 all: kodama
 
 kodama $(BUILD)/kodama: $(MAIN_OBJ) $(LIB_OBJ)
@@ -63,6 +63,23 @@ asan-test: asan
 	    ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
 	    KODAMA_IO=$$io KODAMA_BIN=$(CURDIR)/build/asan/kodama $(PYTHON) -m pytest -q -rs tests/integration; done
 
+# valgrind memcheck over the integration tests marked `valgrind` (a short subset, ~40 s):
+# no error and no definite, indirect or possible leak in serve or the clients.
+# epoll only (KODAMA_IO=epoll): memcheck does not model io_uring. What the kernel writes
+# into our malloc'd buffers through the shared rings stays "undefined" to it (false
+# "uninitialised" reports wherever kodama looks at received data), what we hand the
+# kernel goes unchecked, and valgrind 3.19 runs io_uring_enter holding its
+# one-thread-at-a-time lock, so serve with more than one loop (the default) hangs.
+VALGRIND = valgrind --tool=memcheck --error-exitcode=99 --leak-check=full \
+    --errors-for-leak-kinds=definite,indirect,possible \
+    --show-leak-kinds=definite,indirect,possible --track-fds=no -q
+VALGRIND_TIME_SCALE = 10
+
+valgrind: kodama
+	@echo "== integration subset under valgrind memcheck, serve --io epoll"
+	@KODAMA_IO=epoll KODAMA_BIN=$(CURDIR)/kodama KODAMA_WRAPPER="$(VALGRIND)" \
+	    KODAMA_TIME_SCALE=$(VALGRIND_TIME_SCALE) $(PYTHON) -m pytest -q -rs -m valgrind tests/integration
+
 # The comparison harness on tiny runs: checks that it runs and writes a
 # well-formed report, not the numbers (bench/compare.sh without --quick does).
 bench-quick: kodama
@@ -74,6 +91,7 @@ test: deps
 	@$(MAKE) --no-print-directory unit
 	@$(MAKE) --no-print-directory integration
 	@$(MAKE) --no-print-directory asan-test
+	@$(MAKE) --no-print-directory valgrind
 	@$(MAKE) --no-print-directory bench-quick
 
 clean:
