@@ -16,7 +16,7 @@ MAIN_OBJ = $(BUILD)/main.o
 UNIT_SRC = $(wildcard tests/unit/test_*.c)
 UNIT_BIN = $(UNIT_SRC:tests/unit/%.c=$(BUILD)/%)
 
-.PHONY: all run test deps unit integration asan asan-test valgrind clang-check bench-quick clean
+.PHONY: all run test deps unit integration asan asan-test valgrind soak clang-check bench-quick clean
 all: kodama
 
 kodama $(BUILD)/kodama: $(MAIN_OBJ) $(LIB_OBJ)
@@ -79,6 +79,14 @@ valgrind: kodama
 	@echo "== integration subset under valgrind memcheck, serve --io epoll"
 	@KODAMA_IO=epoll KODAMA_BIN=$(CURDIR)/kodama KODAMA_WRAPPER="$(VALGRIND)" \
 	    KODAMA_TIME_SCALE=$(VALGRIND_TIME_SCALE) $(PYTHON) -m pytest -q -rs -m valgrind tests/integration
+
+# Ten minutes of mixed and abusive load against one server, sampling its RSS and
+# descriptors each second (tests/soak/soak.py); not part of `make test`.
+SOAK_SECONDS ?= 600
+
+soak: kodama
+	$(PYTHON) tests/soak/soak.py --seconds $(SOAK_SECONDS) --kodama $(CURDIR)/kodama \
+	    --out $(BUILD)/soak
 
 # The comparison harness on tiny runs: checks that it runs and writes a
 # well-formed report, not the numbers (bench/compare.sh without --quick does).
