@@ -40,7 +40,7 @@ KODAMA = _find_binary()
 # run_kodama, through kodama_cmd), e.g. "valgrind --tool=memcheck --error-exitcode=99 -q"
 # (make valgrind).  Its reports on stderr are caught by sanitizer_problems.
 WRAPPER = shlex.split(os.environ.get("KODAMA_WRAPPER", ""))
-UNDER_VALGRIND = any(os.path.basename(w).startswith("valgrind") for w in WRAPPER[:1])
+UNDER_VALGRIND = bool(WRAPPER) and os.path.basename(WRAPPER[0]).startswith("valgrind")
 
 
 def _wrapper_error_exitcode():
@@ -320,7 +320,8 @@ class Server:
         return text
 
     def cleanup(self):
-        """Kill if still running; return a list of problems (sanitizer reports, crashes)."""
+        """Kill if still running (under a wrapper: SIGTERM first); return a list of
+        problems (sanitizer or valgrind reports, the wrapper's error status, crashes)."""
         problems = []
         if self.proc.poll() is None and WRAPPER:
             # Under valgrind a server the test left running gets its exit check too:
