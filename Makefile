@@ -16,8 +16,8 @@ MAIN_OBJ = $(BUILD)/main.o
 UNIT_SRC = $(wildcard tests/unit/test_*.c)
 UNIT_BIN = $(UNIT_SRC:tests/unit/%.c=$(BUILD)/%)
 
-.PHONY: all run test deps unit integration asan asan-test clang-check bench-quick clean \
-        fuzz fuzz-build fuzz-bins fuzz-corpus
+.PHONY: all run test deps unit integration asan asan-test valgrind soak clang-check bench-quick \
+        clean fuzz fuzz-build fuzz-bins fuzz-corpus
 all: kodama
 
 kodama $(BUILD)/kodama: $(MAIN_OBJ) $(LIB_OBJ)
@@ -97,6 +97,30 @@ fuzz: fuzz-build
 
 fuzz-corpus: fuzz-build
 	@tests/fuzz/run.sh corpus 0 $(FUZZ_BUILD) $(FUZZ_NAMES)
+# valgrind memcheck over the integration tests marked `valgrind` (a short subset, ~40 s):
+# no error and no definite, indirect or possible leak in serve or the clients.
+# epoll only (KODAMA_IO=epoll): memcheck does not model io_uring. What the kernel writes
+# into our malloc'd buffers through the shared rings stays "undefined" to it (false
+# "uninitialised" reports wherever kodama looks at received data), what we hand the
+# kernel goes unchecked, and valgrind 3.19 runs io_uring_enter holding its
+# one-thread-at-a-time lock, so serve with more than one loop (the default) hangs.
+VALGRIND = valgrind --tool=memcheck --error-exitcode=99 --leak-check=full \
+    --errors-for-leak-kinds=definite,indirect,possible \
+    --show-leak-kinds=definite,indirect,possible --track-fds=no -q
+VALGRIND_TIME_SCALE = 10
+
+valgrind: kodama
+	@echo "== integration subset under valgrind memcheck, serve --io epoll"
+	@KODAMA_IO=epoll KODAMA_BIN=$(CURDIR)/kodama KODAMA_WRAPPER="$(VALGRIND)" \
+	    KODAMA_TIME_SCALE=$(VALGRIND_TIME_SCALE) $(PYTHON) -m pytest -q -rs -m valgrind tests/integration
+
+# Ten minutes of mixed and abusive load against one server, sampling its RSS and
+# descriptors each second (tests/soak/soak.py); not part of `make test`.
+SOAK_SECONDS ?= 600
+
+soak: kodama
+	$(PYTHON) tests/soak/soak.py --seconds $(SOAK_SECONDS) --kodama $(CURDIR)/kodama \
+	    --out $(BUILD)/soak
 
 # The comparison harness on tiny runs: checks that it runs and writes a
 # well-formed report, not the numbers (bench/compare.sh without --quick does).
@@ -110,6 +134,7 @@ test: deps
 	@$(MAKE) --no-print-directory fuzz-corpus
 	@$(MAKE) --no-print-directory integration
 	@$(MAKE) --no-print-directory asan-test
+	@$(MAKE) --no-print-directory valgrind
 	@$(MAKE) --no-print-directory bench-quick
 
 clean:

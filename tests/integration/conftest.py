@@ -20,8 +20,17 @@ kh.raise_nofile_limit()
 TEST_WATCHDOG = 90.0
 
 
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "valgrind: in the short subset `make valgrind` runs under valgrind memcheck "
+        "(with KODAMA_IO=epoll; nothing with tight timing or heavy load)")
+
+
 def pytest_report_header(config):
-    return "kodama binary: %s (time scale %.1f)" % (kh.KODAMA, kh.TIME_SCALE)
+    header = "kodama binary: %s (time scale %.1f)" % (kh.KODAMA, kh.TIME_SCALE)
+    if kh.WRAPPER:
+        header += "\nkodama wrapper: %s" % " ".join(kh.WRAPPER)
+    return header
 
 
 @pytest.fixture(autouse=True)

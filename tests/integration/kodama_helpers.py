@@ -8,6 +8,7 @@ import os
 import re
 import shutil
 import resource
+import shlex
 import signal
 import socket
 import subprocess
@@ -35,10 +36,35 @@ def _find_binary():
 
 KODAMA = _find_binary()
 
-# Deadlines (not correctness bounds) are stretched for sanitizer builds.
+# $KODAMA_WRAPPER: a command that runs every kodama the helpers start (Server and
+# run_kodama, through kodama_cmd), e.g. "valgrind --tool=memcheck --error-exitcode=99 -q"
+# (make valgrind).  Its reports on stderr are caught by sanitizer_problems.
+WRAPPER = shlex.split(os.environ.get("KODAMA_WRAPPER", ""))
+UNDER_VALGRIND = bool(WRAPPER) and os.path.basename(WRAPPER[0]).startswith("valgrind")
+
+
+def _wrapper_error_exitcode():
+    """valgrind's --error-exitcode=N, if the wrapper sets one: kodama never exits N itself."""
+    for w in WRAPPER:
+        if w.startswith("--error-exitcode="):
+            return int(w.split("=", 1)[1])
+    return None
+
+
+WRAPPER_ERROR_RC = _wrapper_error_exitcode()
+
+
+def kodama_cmd(*args):
+    """argv for running kodama ARGS, under $KODAMA_WRAPPER if set."""
+    return [*WRAPPER, KODAMA, *[str(a) for a in args]]
+
+
+# Deadlines (not correctness bounds) are stretched for sanitizer builds and valgrind.
 _scale_env = os.environ.get("KODAMA_TIME_SCALE")
 if _scale_env:
     TIME_SCALE = float(_scale_env)
+elif UNDER_VALGRIND:
+    TIME_SCALE = 10.0
 elif "asan" in KODAMA.lower() or "san" in Path(KODAMA).parent.name.lower():
     TIME_SCALE = 2.5
 else:
@@ -46,6 +72,27 @@ else:
 
 GREETING = b"Hello from server!\n"
 SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "runtime error:", "LeakSanitizer")
+# valgrind -q prints only findings: memcheck's reports start "==PID== " ("==PID== Invalid
+# read of size 4", "==PID== 16 bytes in 1 blocks are definitely lost ..."), valgrind's own
+# warnings "--PID-- ".  Every "==PID==" line counts, except these notes about the run.
+VALGRIND_BENIGN = ("Warning: set address range perms", "Warning: client switching stacks",
+                   "further instances of this message will not be shown")
+# Named in the failure message when present.
+VALGRIND_MARKERS = ("Invalid read", "Invalid write", "Invalid free", "Mismatched free",
+                    "uninitialised", "unaddressable", "Syscall param",
+                    "Source and destination overlap", "fishy value", "Jump to the invalid address",
+                    "definitely lost", "indirectly lost", "possibly lost", "invalid file descriptor",
+                    "Process terminating with default action")
+VALGRIND_LINE_RE = re.compile(r"^==\d+== (.*)$", re.M)
+VALGRIND_NOTE_RE = re.compile(r"^--\d+-- (.*)$", re.M)
+# Syscalls valgrind 3.19 (Debian 12) does not know, which kodama does without: the
+# call fails with ENOSYS and kodama falls back.  Any other unhandled syscall is a finding
+# (memcheck could not see what it did to memory).
+VALGRIND_UNHANDLED_OK = {
+    441: "epoll_pwait2: bench falls back to epoll_wait",
+}
+VALGRIND_UNHANDLED_RE = re.compile(r"^--\d+-- WARNING: unhandled \S+ syscall: (\d+)$", re.M)
+VALGRIND_SUMMARY_RE = re.compile(r"^==\d+== ERROR SUMMARY: ([1-9]\d*) errors?", re.M)
 READY_LINE = "kodama: ready"
 # serve -v says so when --io auto falls back to epoll.
 # -v notes that may come before the listening lines: the engine fallback, the
@@ -77,11 +124,43 @@ def raise_nofile_limit():
             continue
 
 
+def valgrind_report(text):
+    """What valgrind found, per a process's stderr (empty: nothing)."""
+    lines = [l for l in VALGRIND_LINE_RE.findall(text)
+             if l.strip() and not any(b in l for b in VALGRIND_BENIGN)]
+    found = []
+    if lines:
+        found = [m for m in VALGRIND_MARKERS if any(m in l for l in lines)] or ["valgrind output"]
+    m = VALGRIND_SUMMARY_RE.search(text)
+    if m:
+        found.append("ERROR SUMMARY: %s errors" % m.group(1))
+    found += ["unhandled syscall %s" % n for n in VALGRIND_UNHANDLED_RE.findall(text)
+              if int(n) not in VALGRIND_UNHANDLED_OK]
+    return found
+
+
+def strip_valgrind_notes(text):
+    """stderr without valgrind's own "--PID--" lines (checked by valgrind_report first),
+    so that tests can compare kodama's stderr exactly."""
+    if not WRAPPER:
+        return text
+    return "".join(l for l in text.splitlines(True) if not VALGRIND_NOTE_RE.match(l))
+
+
 def sanitizer_problems(text, what):
+    """Reports of a memory checker in a kodama's stderr: ASan/UBSan/LSan, or valgrind
+    when it runs under $KODAMA_WRAPPER.  Returns a list of problems (empty: none)."""
     found = [m for m in SANITIZER_MARKERS if m in text]
+    if WRAPPER:
+        found += valgrind_report(text)
     if not found:
         return []
-    return ["%s: sanitizer report (%s):\n%s" % (what, ", ".join(found), text[-6000:])]
+    return ["%s: memory checker report (%s):\n%s" % (what, ", ".join(found), text[-6000:])]
+
+
+def wrapper_failed(rc):
+    """True if rc is the wrapper's (valgrind's --error-exitcode) error status."""
+    return WRAPPER_ERROR_RC is not None and rc == WRAPPER_ERROR_RC
 
 
 # --------------------------------------------------------------------------- addresses
@@ -130,7 +209,7 @@ class Server:
         self.listeners = []
         self.start_time = time.monotonic()
         try:
-            self.proc = subprocess.Popen([KODAMA, "serve", *self.args], stdin=subprocess.DEVNULL,
+            self.proc = subprocess.Popen(kodama_cmd("serve", *self.args), stdin=subprocess.DEVNULL,
                                          stdout=outf, stderr=errf, preexec_fn=preexec_fn,
                                          env=env, close_fds=True)
         finally:
@@ -182,6 +261,8 @@ class Server:
                 break
             if IO_NOTE_RE.match(line):
                 continue
+            if WRAPPER and (VALGRIND_LINE_RE.match(line) or VALGRIND_NOTE_RE.match(line)):
+                continue  # a finding: stop() and cleanup() report it
             m = LISTEN_RE.match(line)
             assert m, "unexpected line before ready: %r\nfull stderr:\n%s" % (line, text)
             service, proto, addr_text = m.groups()
@@ -236,13 +317,25 @@ class Server:
         text = self.log()
         probs = sanitizer_problems(text, "kodama serve")
         assert not probs, probs[0]
+        assert not wrapper_failed(rc), "kodama serve: %s exit code %s (it found errors); log:\n%s" % (
+            WRAPPER[0], rc, text[-6000:])
         assert rc == 0, "server exit code %s after %s; log:\n%s" % (rc, sig.name, text[-4000:])
         assert "kodama: stopping" in text.splitlines(), "no 'kodama: stopping' line:\n" + text[-4000:]
         return text
 
     def cleanup(self):
-        """Kill if still running; return a list of problems (sanitizer reports, crashes)."""
+        """Kill if still running (under a wrapper: SIGTERM first); return a list of
+        problems (sanitizer or valgrind reports, the wrapper's error status, crashes)."""
         problems = []
+        if self.proc.poll() is None and WRAPPER:
+            # Under valgrind a server the test left running gets its exit check too:
+            # SIGTERM (kodama exits 0 and valgrind checks for leaks), not SIGKILL.
+            self._signalled = True
+            self.proc.terminate()
+            try:
+                self.proc.wait(scaled(5))
+            except subprocess.TimeoutExpired:
+                pass
         if self.proc.poll() is None:
             self._signalled = True
             self.proc.kill()
@@ -252,7 +345,11 @@ class Server:
                 problems.append("server pid %d did not die" % self.proc.pid)
         rc = self.proc.returncode
         text = self.log()
-        problems += sanitizer_problems(text, "kodama serve " + " ".join(self.args))
+        found = sanitizer_problems(text, "kodama serve " + " ".join(self.args))
+        problems += found
+        if wrapper_failed(rc) and not found:
+            problems.append("kodama serve %s: %s exit code %s (it found errors); log:\n%s"
+                            % (" ".join(self.args), WRAPPER[0], rc, text[-6000:]))
         if rc is not None and rc < 0 and not self._signalled:
             problems.append("kodama serve %s died of signal %d; log:\n%s"
                             % (" ".join(self.args), -rc, text[-4000:]))
@@ -303,7 +400,7 @@ def run_kodama(args, input=None, timeout=10.0, env=None, allow_sanitizer=False):
     args = [str(a) for a in args]
     t0 = time.monotonic()
     try:
-        p = subprocess.run([KODAMA, *args], input=input if input is not None else b"",
+        p = subprocess.run(kodama_cmd(*args), input=input if input is not None else b"",
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                            timeout=scaled(timeout), env=env)
     except subprocess.TimeoutExpired as e:
@@ -315,6 +412,9 @@ def run_kodama(args, input=None, timeout=10.0, env=None, allow_sanitizer=False):
     if not allow_sanitizer:
         probs = sanitizer_problems(r.stderr, "kodama " + " ".join(args))
         assert not probs, probs[0]
+        assert not wrapper_failed(r.rc), "kodama %s: %s exit code %s (it found errors): %r" % (
+            " ".join(args), WRAPPER[0], r.rc, r)
+    r.stderr = strip_valgrind_notes(r.stderr)
     assert r.rc >= 0, "kodama %s died of signal %d: %r" % (" ".join(args), -r.rc, r)
     return r
 

@@ -178,6 +178,7 @@ def test_warmup_is_not_counted(echo):
     assert 0.25 <= j["duration_s"] <= 0.4, j
 
 
+@pytest.mark.valgrind
 def test_udp(server):
     srv = server(["echo@127.0.0.1:0/udp"])
     j, r = bench_json(["-m", "udp", "-d", "0.5", "-c", 4, "-p", 8, "-s", 200,
@@ -197,6 +198,7 @@ def test_udp_loss_and_duplicate_are_caught(py_server):
     assert "kodama: bench: 2 errors against 127.0.0.1:%d" % port in r.stderr, r
 
 
+@pytest.mark.valgrind
 def test_hello(server):
     srv = server(["hello@127.0.0.1:0/tcp"])
     j, r = bench_json(["-m", "hello", "-d", "0.5", "-c", 4, "127.0.0.1", srv.port("hello")])
@@ -216,6 +218,7 @@ def test_hello_open_loop(server):
     assert 170 <= j["msgs"] <= 230, j
 
 
+@pytest.mark.valgrind
 def test_unix(server, sockdir):
     path = sockdir + "/echo.sock"
     server(["echo@unix:" + path])

@@ -70,6 +70,7 @@ def test_serve_bad_spec(spec, msg):
     assert_usage_error(run_kodama(["serve", spec], timeout=5), msg, "serve")
 
 
+@pytest.mark.valgrind
 def test_serve_bad_spec_among_good_ones():
     # parsing happens before anything listens: nothing starts, exit 2
     r = run_kodama(["serve", "echo@127.0.0.1:0", "nope@1"], timeout=5)
@@ -174,6 +175,7 @@ def test_connect_invalid_port():
 
 # --------------------------------------------------------------------------- listen failures
 
+@pytest.mark.valgrind
 def test_port_in_use(server):
     s = server.start(["echo@127.0.0.1:0/tcp"])
     port = s.port("echo", "tcp")

@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from kodama_helpers import (require_localhost_name, GREETING, KODAMA, free_port, received_lines, run_kodama, sanitizer_problems,
-                            scaled)
+from kodama_helpers import (require_localhost_name, GREETING, free_port, kodama_cmd, received_lines, run_kodama,
+                            sanitizer_problems, scaled)
 
 
 @pytest.fixture
@@ -75,6 +75,7 @@ def test_send_tcp(echo):
     assert r.stdout == b"hello\nworld\ntwo words\n\n"
 
 
+@pytest.mark.valgrind
 def test_send_tcp_verbose(echo):
     port = v4(echo, "echo", "tcp")
     r = run_kodama(["send", "-v", "127.0.0.1", port, "hello", "hi"])
@@ -84,6 +85,7 @@ def test_send_tcp_verbose(echo):
                            "Received 2 bytes from 127.0.0.1:%d" % port], r
 
 
+@pytest.mark.valgrind
 def test_send_tcp_ipv6(echo):
     port = v6(echo, "echo", "tcp")
     r = run_kodama(["send", "-v", "-6", "::1", port, "six"])
@@ -92,6 +94,7 @@ def test_send_tcp_ipv6(echo):
     assert received_lines(r) == ["Received 3 bytes from [::1]:%d" % port], r
 
 
+@pytest.mark.valgrind
 def test_send_udp(echo):
     port = v4(echo, "echo", "udp")
     r = run_kodama(["send", "-u", "-v", "127.0.0.1", port, "one", "two!", "three"])
@@ -109,6 +112,7 @@ def test_send_udp_ipv6(echo):
     assert r.stdout == b"udp6\n"
 
 
+@pytest.mark.valgrind
 def test_send_unix(echo):
     r = run_kodama(["send", "-U", echo.unix_path, "over unix", "again"])
     assert r.rc == 0, r
@@ -122,6 +126,7 @@ def test_send_messages_may_start_with_dash(echo):
     assert r.stdout == b"-n\n--bogus\n-\n"
 
 
+@pytest.mark.valgrind
 def test_send_large_message(echo):
     port = v4(echo, "echo", "tcp")
     msg = "x" * 100000
@@ -130,6 +135,7 @@ def test_send_large_message(echo):
     assert r.stdout == msg.encode() + b"\n"
 
 
+@pytest.mark.valgrind
 def test_send_to_hello_differs(echo):
     port = v4(echo, "hello", "tcp")
     r = run_kodama(["send", "127.0.0.1", port, "hi"])
@@ -138,6 +144,7 @@ def test_send_to_hello_differs(echo):
             in r.err_lines), r
 
 
+@pytest.mark.valgrind
 def test_send_peer_closes_early():
     def three_of_five(c):
         got = b""
@@ -190,6 +197,7 @@ def test_send_udp_no_reply_timeout():
     assert 0.4 < r.elapsed < scaled(4)
 
 
+@pytest.mark.valgrind
 def test_send_udp_refused_icmp():
     port = free_port(kind=socket.SOCK_DGRAM)
     r = run_kodama(["send", "-u", "-w", "3", "127.0.0.1", port, "hi"])
@@ -197,6 +205,7 @@ def test_send_udp_refused_icmp():
     assert r.stderr == "kodama: no reply from 127.0.0.1 port %d (udp): Connection refused\n" % port, r
 
 
+@pytest.mark.valgrind
 def test_send_refused():
     port = free_port()
     r = run_kodama(["send", "127.0.0.1", port, "hi"])
@@ -228,6 +237,7 @@ def test_send_unix_missing(sockdir):
 
 # =========================================================================== connect
 
+@pytest.mark.valgrind
 def test_connect_hello_stdin_eof(echo):
     r = run_kodama(["connect", "127.0.0.1", v4(echo, "hello", "tcp")])
     assert r.rc == 0, r
@@ -235,9 +245,10 @@ def test_connect_hello_stdin_eof(echo):
     assert r.stderr == ""
 
 
+@pytest.mark.valgrind
 def test_connect_hello_peer_closes_first(echo):
     """stdin stays open: the greeting and the server's EOF end the relay, exit 0."""
-    p = subprocess.Popen([KODAMA, "connect", "127.0.0.1", str(v4(echo, "hello", "tcp"))],
+    p = subprocess.Popen(kodama_cmd("connect", "127.0.0.1", v4(echo, "hello", "tcp")),
                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         rc = p.wait(scaled(4))
@@ -276,6 +287,7 @@ def test_connect_10mib_binary(echo):
     assert r.stdout == data
 
 
+@pytest.mark.valgrind
 def test_connect_ipv6(echo):
     data = os.urandom(100000)
     r = run_kodama(["connect", "-6", "::1", v6(echo, "echo", "tcp")], input=data)
@@ -291,6 +303,7 @@ def test_connect_verbose(echo):
     assert "kodama: connected to 127.0.0.1 port %d (tcp)" % port in r.err_lines, r
 
 
+@pytest.mark.valgrind
 def test_connect_unix(echo):
     data = os.urandom(1 << 20)
     r = run_kodama(["connect", "-U", echo.unix_path], input=data, timeout=20)
@@ -298,6 +311,7 @@ def test_connect_unix(echo):
     assert r.stdout == data
 
 
+@pytest.mark.valgrind
 def test_connect_udp_lines(echo):
     data = b"first line\nsecond line\n"
     r = run_kodama(["connect", "-u", "127.0.0.1", v4(echo, "echo", "udp")], input=data)
@@ -325,6 +339,7 @@ def test_connect_udp_no_reply_waits_w():
     assert 0.4 < r.elapsed < scaled(4), r.elapsed
 
 
+@pytest.mark.valgrind
 def test_connect_refused():
     port = free_port()
     r = run_kodama(["connect", "127.0.0.1", port], input=b"x")
@@ -351,6 +366,7 @@ def test_connect_localhost_name(echo):
     assert r.stdout == b"named"
 
 
+@pytest.mark.valgrind
 def test_connect_peer_closes_while_stdin_has_more(echo):
     """hello closes first; the rest of a large stdin is not sent; exit 0."""
     data = os.urandom(10 << 20)

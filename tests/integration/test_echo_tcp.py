@@ -48,6 +48,7 @@ def test_echo_100mib(server, big_data, big_hash, kind):
     s.stop()
 
 
+@pytest.mark.valgrind
 def test_v4mapped_accept_log(server):
     s = server.start(["-v", "echo@0/tcp"])
     with connect(("127.0.0.1", s.port("echo", "tcp"))) as c:
@@ -68,6 +69,7 @@ def test_v4mapped_accept_log(server):
     s.stop()
 
 
+@pytest.mark.valgrind
 @pytest.mark.parametrize("kind", ["ipv4", "ipv6", "unix"])
 def test_echo_half_close(server, sockdir, kind):
     spec = {"ipv4": "echo@127.0.0.1:0/tcp", "ipv6": "echo@[::1]:0/tcp",
@@ -82,6 +84,7 @@ def test_echo_half_close(server, sockdir, kind):
     s.stop()
 
 
+@pytest.mark.valgrind
 def test_echo_interactive_small_messages(server):
     s = server.start(["echo@127.0.0.1:0/tcp"])
     with connect(s.addr("echo", "tcp")) as c:
@@ -94,6 +97,7 @@ def test_echo_interactive_small_messages(server):
     s.stop()
 
 
+@pytest.mark.valgrind
 def test_echo_abstract_unix(server):
     name = "kodama-echo-%d-%d" % (os.getpid(), int(time.monotonic() * 1000))
     s = server.start(["echo@unix:@" + name])

@@ -9,6 +9,7 @@ from kodama_helpers import recv_until_eof, scaled, udp_exchange
 SIZES = [0, 1, 1472, 65507]
 
 
+@pytest.mark.valgrind
 @pytest.mark.parametrize("host", ["127.0.0.1", "::1"])
 def test_udp_echo_sizes(server, host):
     spec_host = "[::1]" if host == "::1" else host
@@ -77,6 +78,7 @@ def test_udp_echo_many_datagrams_one_socket(server):
     s.stop()
 
 
+@pytest.mark.valgrind
 def test_udp_echo_verbose_log(server):
     s = server.start(["-v", "echo@127.0.0.1:0/udp"])
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:

@@ -33,6 +33,7 @@ def stream_targets(s, path, name):
             ("abstract", "\0" + name)]
 
 
+@pytest.mark.valgrind
 def test_hello_stream_transports(server, sockdir):
     s, path, name = start_hello(server, sockdir)
     assert os.path.exists(path)
@@ -44,6 +45,7 @@ def test_hello_stream_transports(server, sockdir):
     assert not os.path.exists(path), "unix socket file left after SIGTERM"
 
 
+@pytest.mark.valgrind
 @pytest.mark.parametrize("host", ["127.0.0.1", "::1"])
 def test_hello_udp(server, host):
     """With the UDP guard on (the default), no reply is longer than its datagram."""
@@ -115,6 +117,7 @@ def _hello_with_upload(sa, size=1 << 20):
     c.close()
 
 
+@pytest.mark.valgrind
 def test_hello_client_sends_first_then_reads(server, sockdir):
     path = os.path.join(sockdir, "up.sock")
     s = server.start(["hello@127.0.0.1:0/tcp", "hello@[::1]:0/tcp", "hello@unix:" + path])
@@ -191,6 +194,7 @@ def test_hello_500_concurrent_clients(server):
     s.stop()
 
 
+@pytest.mark.valgrind
 def test_hello_idle_client_closed_within_5s(server):
     """A client that never half-closes: the server stops waiting after <= 5 s."""
     s = server.start(["-v", "hello@127.0.0.1:0/tcp"])

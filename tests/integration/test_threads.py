@@ -40,6 +40,7 @@ def echo_many(dest, family, clients=200):
     return failures
 
 
+@pytest.mark.valgrind
 @pytest.mark.parametrize("listen_mode", ["reuseport", "shared"])
 def test_threads_serve_tcp_udp_unix(server, tmp_path, listen_mode):
     env = dict(os.environ)
