@@ -58,7 +58,7 @@ void deadline_start(struct deadline_list *dl, struct deadline *d)
         deadline_stop(d);
         return;
     }
-    now = now_ms();
+    now = loop_now(dl->loop);
     if (d->on == dl && now + dl->timeout_ms - d->at < dl->slack_ms)
         return;
     deadline_append(dl, d, now);
@@ -69,7 +69,7 @@ void deadline_start_once(struct deadline_list *dl, struct deadline *d)
     if (dl->timeout_ms <= 0)
         deadline_stop(d);
     else if (d->on != dl)
-        deadline_append(dl, d, now_ms());
+        deadline_append(dl, d, loop_now(dl->loop));
 }
 
 void deadline_stop(struct deadline *d)

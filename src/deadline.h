@@ -45,8 +45,9 @@ static inline void deadline_init(struct deadline *d)
 }
 
 /* (Re)start d's timeout from now. A restart that would move the deadline by less
- * than the slack is skipped: busy connections cost a clock read, not list work,
- * and a timeout may fire up to slack_ms early. */
+ * than the slack is skipped: busy connections cost a compare, not list work (the
+ * time is the loop's, read once per batch), and a timeout may fire up to slack_ms
+ * early. */
 void deadline_start(struct deadline_list *dl, struct deadline *d);
 /* Start d on dl unless it is running there already (a stall that goes on). */
 void deadline_start_once(struct deadline_list *dl, struct deadline *d);

@@ -31,6 +31,7 @@ struct loop {
     uint64_t next_timer_id;
     uint64_t timer_pass;
     int stop;
+    int64_t now;                    /* when the current batch of events arrived */
     struct fired fired[FIRED_MAX];
 };
 
@@ -40,6 +41,7 @@ struct loop *loop_new(enum loop_io io)
 
     if (loop == NULL)
         return NULL;
+    loop->now = now_ms();
     loop->ops = io == LOOP_IO_URING ? &backend_uring : &backend_epoll;
     loop->backend = loop->ops->create();
     if (loop->backend == NULL) {
@@ -187,6 +189,7 @@ int loop_run(struct loop *loop)
 
         if (n < 0)
             return -1;
+        loop->now = now_ms();
         for (int i = 0; i < n; i++) {
             struct fired *f = &loop->fired[i];
             struct watch *w = f->ptr;
@@ -206,6 +209,11 @@ int loop_run(struct loop *loop)
         run_timers(loop);
     }
     return 0;
+}
+
+int64_t loop_now(const struct loop *loop)
+{
+    return loop->now;
 }
 
 void loop_stop(struct loop *loop)

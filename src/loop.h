@@ -56,6 +56,9 @@ void loop_timer_del(struct loop *loop, uint64_t id);
 /* Run until loop_stop; returns 0, or -1 with errno if polling failed. */
 int loop_run(struct loop *loop);
 void loop_stop(struct loop *loop);
+/* The monotonic time in ms when the batch being handled arrived: one clock read
+ * per batch for the handlers that only need it roughly (deadlines). */
+int64_t loop_now(const struct loop *loop);
 const char *loop_io_name(const struct loop *loop);
 void loop_on_completion(struct loop *loop, completion_fn *fn, void *data);
 struct backend *loop_backend(struct loop *loop);
