@@ -158,7 +158,7 @@ static int opt_timeout(const char *name, const char *arg, long *ms)
     return EXIT_OK;
 }
 
-/* The limits of issue "safe on an open network"; returns EXIT_OK or EXIT_USAGE. */
+/* The options of LIMITS (kodama.1); returns EXIT_OK or EXIT_USAGE. */
 static int limit_option(int c, const char *arg, struct serve_opts *o)
 {
     struct serve_config *cfg = &o->cfg;
