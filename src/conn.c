@@ -84,7 +84,7 @@ static int conn_read(struct conn *c)
     }
     if (n > 0) {
         c->in += (uint64_t)n;
-        c->l->stats.bytes_in += (uint64_t)n;
+        counter_add(&c->l->stats.bytes_in, (uint64_t)n);
         return 0;
     }
     if (n == 0) {
@@ -122,7 +122,7 @@ static int conn_write(struct conn *c)
     if (n < 0)
         return errno == EAGAIN || errno == EINTR ? 0 : -1;
     c->out += (uint64_t)n;
-    c->l->stats.bytes_out += (uint64_t)n;
+    counter_add(&c->l->stats.bytes_out, (uint64_t)n);
     conn_consume(c, (size_t)n);
     return 0;
 }
@@ -248,42 +248,40 @@ static void conn_event(struct loop *loop, struct watch *w, unsigned events)
     conn_advance(c, (c->in != in ? MOVED_IN : 0) | (c->out != out ? MOVED_OUT : 0));
 }
 
-static void conn_apply_plan(struct conn *c, const struct service *svc,
-                            const struct serve_config *cfg)
+static void conn_apply_plan(struct conn *c, const struct accepted *a)
 {
     struct conn_plan plan = { 0 };
+    struct sockaddr_storage local;
+    struct svc_ctx ctx;
 
-    svc->tcp_open(&plan, cfg);
+    svc_ctx_for_conn(&ctx, c->wk, c->l, a, &local);
+    c->l->svc->tcp_open(&plan, &ctx);
     c->tx = plan.tx;
     c->tx_len = plan.tx_len;
     c->echo = plan.echo;
     c->shut_after_send = plan.close_after_send;
 }
 
-int conn_open(struct worker *wk, struct listener *l, int fd, const struct sockaddr *peer,
-              socklen_t peerlen, struct ip_count *slot)
+int conn_open(struct worker *wk, struct listener *l, const struct accepted *a)
 {
     struct conn *c = calloc(1, sizeof *c);
-    char text[ADDR_TEXT_MAX];
 
     if (c == NULL) {
-        worker_conn_release(wk, slot);
-        close(fd);
+        worker_conn_release(wk, a->slot);
+        close(a->fd);
         return -1;
     }
-    watch_init(&c->w, fd, conn_event);
+    watch_init(&c->w, a->fd, conn_event);
     c->wk = wk;
     c->l = l;
-    c->ipc = slot;
+    c->ipc = a->slot;
     dlist_push_tail(&wk->conns, &c->all);
     wk->nconns++;
-    l->stats.accepted++;
-    l->stats.active++;
-    if (wk->cfg->verbose) {
-        c->peer = xstrdup(addr_format(peer, peerlen, text, sizeof text));
-        log_msg("accept %s %s %s", l->svc->name, listener_kind_name(l->kind), c->peer);
-    }
-    conn_apply_plan(c, l->svc, wk->cfg);
+    counter_add(&l->stats.accepted, 1);
+    counter_add(&l->stats.active, 1);
+    if (wk->cfg->verbose)
+        c->peer = conn_log_accept(l, a);
+    conn_apply_plan(c, a);
     if (conn_has_output(c) && conn_write(c) < 0) {
         conn_close(c);
         return 0;
@@ -304,7 +302,7 @@ static void conn_close(struct conn *c)
                 (unsigned long long)c->out);
         free(c->peer);
     }
-    c->l->stats.active--;
+    counter_sub(&c->l->stats.active, 1);
     dlist_remove(&c->all);
     deadline_stop(&c->timer);
     worker_conn_release(wk, c->ipc);

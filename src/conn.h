@@ -22,15 +22,14 @@ struct conn;
 struct worker;
 struct listener;
 
-struct ip_count;
+struct accepted;
 
 /* Set up the worker's deadlines for this engine. */
 void conn_engine_init(struct worker *wk);
 
-/* Serve a freshly accepted descriptor, admitted with slot (worker_admit). Closes fd
+/* Serve a freshly accepted and admitted connection. Closes it (releasing its slot)
  * and returns -1 if out of memory. */
-int conn_open(struct worker *wk, struct listener *l, int fd, const struct sockaddr *peer,
-              socklen_t peerlen, struct ip_count *slot);
+int conn_open(struct worker *wk, struct listener *l, const struct accepted *a);
 /* The server is stopping: read no more to echo, send what is held, say goodbye. */
 void conn_stop_all(struct worker *wk);
 /* Close every connection at once (the stop deadline, or exit). */

@@ -367,7 +367,7 @@ static void uconn_close(struct uconn *c)
         log_msg("close %s %s %s in=%llu out=%llu", c->l->svc->name,
                 listener_kind_name(c->l->kind), c->peer, (unsigned long long)c->in,
                 (unsigned long long)c->out);
-    c->l->stats.active--;
+    counter_sub(&c->l->stats.active, 1);
     dlist_remove(&c->all);
     deadline_stop(&c->timer);
     dlist_remove(&c->starved);
@@ -513,7 +513,7 @@ static void on_recv(struct uconn *c, int res, unsigned flags)
     if (res > 0) {
         c->progressed = 1;
         c->in += (uint64_t)res;
-        c->l->stats.bytes_in += (uint64_t)res;
+        counter_add(&c->l->stats.bytes_in, (uint64_t)res);
     } else if (res == 0) {
         c->rd_eof = 1;
     } else if (res == -ENOBUFS) {
@@ -549,7 +549,7 @@ static void on_send(struct uconn *c, int res)
     n = (size_t)res;
     c->progressed = c->sent = n > 0;
     c->out += n;
-    c->l->stats.bytes_out += n;
+    counter_add(&c->l->stats.bytes_out, n);
     consume_output(c, n);
     if (c->send_src == SRC_QUEUE && c->qhead != BUF_NONE)
         spill_queue(c);         /* a partial send: the socket is full */
@@ -565,35 +565,33 @@ static void on_hup(struct uconn *c, int res)
     uconn_advance(c);
 }
 
-static void uconn_open(struct worker *wk, struct listener *l, int fd,
-                       const struct sockaddr *peer, socklen_t len, struct ip_count *slot)
+void uconn_open(struct worker *wk, struct listener *l, const struct accepted *a)
 {
     struct uconn *c = calloc(1, sizeof *c);
     struct conn_plan plan = { 0 };
+    struct sockaddr_storage local;
+    struct svc_ctx ctx;
 
     if (c == NULL) {
-        worker_conn_release(wk, slot);
-        close(fd);
+        worker_conn_release(wk, a->slot);
+        close(a->fd);
         return;
     }
     c->wk = wk;
     c->l = l;
-    c->fd = fd;
-    c->ipc = slot;
+    c->fd = a->fd;
+    c->ipc = a->slot;
     c->qhead = c->qtail = BUF_NONE;
     dlist_init(&c->starved);
     dlist_push_tail(&wk->conns, &c->all);
     wk->nconns++;
-    l->stats.accepted++;
-    l->stats.active++;
+    counter_add(&l->stats.accepted, 1);
+    counter_add(&l->stats.active, 1);
     c->progressed = c->sent = 1;
-    if (wk->cfg->verbose) {
-        char text[ADDR_TEXT_MAX];
-
-        c->peer = xstrdup(len ? addr_format(peer, len, text, sizeof text) : "?");
-        log_msg("accept %s %s %s", l->svc->name, listener_kind_name(l->kind), c->peer);
-    }
-    l->svc->tcp_open(&plan, wk->cfg);
+    if (wk->cfg->verbose)
+        c->peer = conn_log_accept(l, a);
+    svc_ctx_for_conn(&ctx, wk, l, a, &local);
+    l->svc->tcp_open(&plan, &ctx);
     c->tx = plan.tx;
     c->tx_len = (uint32_t)plan.tx_len;
     c->echo = plan.echo;
@@ -606,17 +604,19 @@ static void uconn_open(struct worker *wk, struct listener *l, int fd,
  * the per-address limit or the -v log. */
 static void uconn_accept(struct worker *wk, struct listener *l, int fd)
 {
-    struct sockaddr_storage peer;
-    socklen_t len = 0;
-    struct ip_count *slot;
+    struct accepted a;
 
-    if (wk->cfg->verbose || (wk->cfg->limits.max_per_ip && l->kind != LISTEN_UNIX)) {
-        len = sizeof peer;
-        if (getpeername(fd, (struct sockaddr *)&peer, &len) < 0)
-            len = 0;    /* already reset: it will fail on its own */
+    a.fd = fd;
+    a.peer_len = 0;
+    a.client_len = 0;
+    if (wk->cfg->verbose || l->svc->wants_addresses ||
+        (wk->cfg->limits.max_per_ip && l->kind != LISTEN_UNIX)) {
+        a.peer_len = sizeof a.peer;
+        if (getpeername(fd, (struct sockaddr *)&a.peer, &a.peer_len) < 0)
+            a.peer_len = 0;    /* already reset: it will fail on its own */
     }
-    if (worker_admit(wk, l, fd, (struct sockaddr *)&peer, len, &slot) == 0)
-        uconn_open(wk, l, fd, (struct sockaddr *)&peer, len, slot);
+    if (worker_admit(wk, l, fd, (struct sockaddr *)&a.peer, a.peer_len, &a.slot) == 0)
+        uconn_open(wk, l, &a);
 }
 
 static void submit_accept(struct worker *wk, struct listener *l)

@@ -116,7 +116,7 @@ void worker_drop(struct worker *wk, struct listener *l, enum drop_reason why, in
     char text[ADDR_TEXT_MAX], detail[128], more[64] = "";
     unsigned long skipped;
 
-    l->stats.drops[why]++;
+    counter_add(&l->stats.drops[why], 1);
     if (!log_limit_claim(guard_log_limit(wk->guard, why), &skipped))
         return;
     if (len == 0 && fd >= 0) {
@@ -151,6 +151,50 @@ void worker_conn_release(struct worker *wk, struct ip_count *slot)
     guard_conn_release(wk->guard, slot);
 }
 
+void worker_serve(struct worker *wk, struct listener *l, const struct accepted *a)
+{
+    if (wk->uring)
+        uconn_open(wk, l, a);
+    else
+        conn_open(wk, l, a);
+}
+
+char *conn_log_accept(const struct listener *l, const struct accepted *a)
+{
+    char text[ADDR_TEXT_MAX];
+    const char *peer = "?";
+
+    if (a->client_len)
+        peer = addr_format((const struct sockaddr *)&a->client, a->client_len, text,
+                           sizeof text);
+    else if (a->peer_len)
+        peer = addr_format((const struct sockaddr *)&a->peer, a->peer_len, text,
+                           sizeof text);
+    log_msg("accept %s %s %s", l->svc->name, listener_kind_name(l->kind), peer);
+    return xstrdup(peer);
+}
+
+void svc_ctx_for_conn(struct svc_ctx *ctx, const struct worker *wk,
+                      const struct listener *l, const struct accepted *a,
+                      struct sockaddr_storage *local)
+{
+    socklen_t len = sizeof *local;
+
+    memset(ctx, 0, sizeof *ctx);
+    ctx->cfg = wk->cfg;
+    ctx->proto = listener_kind_name(l->kind);
+    if (!l->svc->wants_addresses)
+        return;
+    if (getsockname(a->fd, (struct sockaddr *)local, &len) == 0) {
+        ctx->local = (const struct sockaddr *)local;
+        ctx->local_len = len;
+    }
+    ctx->peer = (const struct sockaddr *)&a->peer;
+    ctx->peer_len = a->peer_len;
+    ctx->client = (const struct sockaddr *)&a->client;
+    ctx->client_len = a->client_len;
+}
+
 /* Many clients need many descriptors: take all the hard limit allows. */
 static void raise_fd_limit(void)
 {
@@ -168,7 +212,7 @@ static void log_accept_error(struct worker *wk, struct listener *l, int err)
 {
     int64_t now = now_ms();
 
-    l->stats.accept_errors++;
+    counter_add(&l->stats.accept_errors, 1);
     if (now - wk->accept_log_ms < ACCEPT_LOG_MS) {
         wk->accept_errors_unlogged++;
         return;
@@ -277,14 +321,16 @@ static void accept_ready(struct loop *loop, struct watch *w, unsigned events)
     (void)loop;
     (void)events;
     for (int i = 0; i < ACCEPTS_PER_EVENT && !l->paused; i++) {
-        struct sockaddr_storage peer;
-        socklen_t len;
-        int fd = net_accept(l->w.fd, &peer, &len), err = errno;
-        struct ip_count *slot;
+        struct accepted a;
+        int err;
 
-        if (fd >= 0) {
-            if (worker_admit(l->wk, l, fd, (struct sockaddr *)&peer, len, &slot) == 0)
-                conn_open(l->wk, l, fd, (struct sockaddr *)&peer, len, slot);
+        a.fd = net_accept(l->w.fd, &a.peer, &a.peer_len);
+        err = errno;
+        a.client_len = 0;
+        if (a.fd >= 0) {
+            if (worker_admit(l->wk, l, a.fd, (struct sockaddr *)&a.peer, a.peer_len,
+                             &a.slot) == 0)
+                conn_open(l->wk, l, &a);
             continue;
         }
         if (err == EAGAIN || worker_accept_error(l->wk, l, err))
@@ -691,26 +737,30 @@ static int server_guard(struct server *srv, const struct listener *ls, size_t n,
     return 0;
 }
 
+void listener_totals_add(struct listener_totals *t, const struct listener_stats *st)
+{
+    t->accepted += counter_get(&st->accepted);
+    t->active += counter_get(&st->active);
+    t->bytes_in += counter_get(&st->bytes_in);
+    t->bytes_out += counter_get(&st->bytes_out);
+    t->dgrams_in += counter_get(&st->dgrams_in);
+    t->dgrams_out += counter_get(&st->dgrams_out);
+    t->dgrams_dropped += counter_get(&st->dgrams_dropped);
+    t->accept_errors += counter_get(&st->accept_errors);
+    for (int r = 0; r < DROP_REASONS; r++)
+        t->drops[r] += counter_get(&st->drops[r]);
+}
+
 /* -v: what each listener did, summed over the workers, when the server stops. */
 static void log_counters(const struct server *srv, const struct listener *ls, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
-        struct listener_stats t = { 0 };
+        struct listener_totals t = { 0 };
         char drops[512] = "";
         size_t off = 0;
 
-        for (size_t w = 0; w < srv->nworkers; w++) {
-            const struct listener_stats *st = &srv->workers[w].listeners[i].stats;
-
-            t.accepted += st->accepted;
-            t.bytes_in += st->bytes_in;
-            t.bytes_out += st->bytes_out;
-            t.dgrams_in += st->dgrams_in;
-            t.dgrams_out += st->dgrams_out;
-            t.dgrams_dropped += st->dgrams_dropped;
-            for (int r = 0; r < DROP_REASONS; r++)
-                t.drops[r] += st->drops[r];
-        }
+        for (size_t w = 0; w < srv->nworkers; w++)
+            listener_totals_add(&t, &srv->workers[w].listeners[i].stats);
         for (int r = 0; r < DROP_REASONS && off < sizeof drops; r++)
             if ((r >= DROP_UDP_PORT) == (ls[i].kind == LISTEN_UDP))
                 off += (size_t)snprintf(drops + off, sizeof drops - off, " %s=%llu",

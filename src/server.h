@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "addr.h"
+#include "counter.h"
 #include "deadline.h"
 #include "guard.h"
 #include "list.h"
@@ -21,12 +22,24 @@
 
 enum listener_kind { LISTEN_TCP, LISTEN_UDP, LISTEN_UNIX };
 
+/* Written by the listener's worker only (counter.h); read by anyone. */
 struct listener_stats {
+    counter_t accepted, active, bytes_in, bytes_out;
+    counter_t dgrams_in, dgrams_out, dgrams_dropped;
+    counter_t accept_errors;
+    counter_t drops[DROP_REASONS];  /* connections and datagrams turned away, by reason */
+};
+
+/* A listener's counts summed over the workers that serve it. */
+struct listener_totals {
     uint64_t accepted, active, bytes_in, bytes_out;
     uint64_t dgrams_in, dgrams_out, dgrams_dropped;
     uint64_t accept_errors;
-    uint64_t drops[DROP_REASONS];   /* connections and datagrams turned away, by reason */
+    uint64_t drops[DROP_REASONS];
 };
+
+/* Add one worker's counts of a listener to t. */
+void listener_totals_add(struct listener_totals *t, const struct listener_stats *st);
 
 struct listener {
     struct watch w;                 /* w.fd is the listening descriptor */
@@ -84,6 +97,30 @@ void worker_conn_closed(struct worker *wk);
 /* Stop the loop if the worker is stopping and nothing is left to wait for; returns
  * 1 if so. The engines call it when a listener's request has ended. */
 int worker_check_done(struct worker *wk);
+
+/* A stream connection accepted and admitted, ready to be served. */
+struct accepted {
+    int fd;
+    struct ip_count *slot;              /* its count under the limits (worker_admit) */
+    struct sockaddr_storage peer;       /* as the socket sees it */
+    socklen_t peer_len;                 /* 0: unknown (not asked for) */
+    struct sockaddr_storage client;     /* the client a PROXY protocol header named */
+    socklen_t client_len;               /* 0: none */
+};
+
+/* Serve a on the worker's engine (conn_open or uconn_open); they close a->fd and
+ * release its slot if they cannot. */
+void worker_serve(struct worker *wk, struct listener *l, const struct accepted *a);
+
+/* What l's service may know of connection a (service.h); local is room for our own
+ * address, asked for only if the service wants addresses. */
+void svc_ctx_for_conn(struct svc_ctx *ctx, const struct worker *wk,
+                      const struct listener *l, const struct accepted *a,
+                      struct sockaddr_storage *local);
+
+/* -v: log the accept line of a; returns the peer's text for the close line (the
+ * client a PROXY header named, if any), to free. */
+char *conn_log_accept(const struct listener *l, const struct accepted *a);
 
 /* Called by the engines for every accepted descriptor: 0 to serve it (*slot to
  * give back with worker_conn_release), or -1 if a limit refused it (fd is closed,

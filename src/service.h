@@ -8,6 +8,7 @@
 #define KODAMA_SERVICE_H
 
 #include <stddef.h>
+#include <sys/socket.h>
 
 #include "guard.h"
 
@@ -42,14 +43,35 @@ struct serve_config {
     const struct run_as *user;  /* run as this user once every socket is made */
 };
 
+/* What a service may know of the connection it opens or the datagram it answers.
+ * An address of length 0 is unknown. */
+struct svc_ctx {
+    const struct serve_config *cfg;
+    const char *proto;                  /* "tcp", "udp" or "unix" */
+    /* Filled only for services with wants_addresses (they cost a system call or two
+     * per connection on some paths): */
+    const struct sockaddr *local;       /* ours, as the peer reached us */
+    socklen_t local_len;
+    const struct sockaddr *peer;        /* the peer as the socket sees it */
+    socklen_t peer_len;
+    const struct sockaddr *client;      /* the client a PROXY protocol header named */
+    socklen_t client_len;
+    /* udp only: the datagram, and room for a reply made up on the spot, which may be
+     * the datagram's own memory (read what you need of in before writing out). */
+    const char *in;
+    size_t in_len;
+    char *out;
+    size_t out_cap;
+};
+
 struct service {
     const char *name;
     const char *summary;        /* one line for --help */
-    void (*tcp_open)(struct conn_plan *p, const struct serve_config *cfg);
-    /* Point *reply at the answer to one datagram (it may be `in` itself); returns
-     * its length, or -1 to send nothing. */
-    long (*udp_reply)(const struct serve_config *cfg, const char *in, size_t len,
-                      const char **reply);
+    unsigned wants_addresses : 1;
+    void (*tcp_open)(struct conn_plan *p, const struct svc_ctx *ctx);
+    /* Point *reply at the answer to one datagram (ctx->in, ctx->out or static
+     * memory); returns its length, or -1 to send nothing. */
+    long (*udp_reply)(const struct svc_ctx *ctx, const char **reply);
 };
 
 extern const struct service service_hello;

@@ -5,18 +5,16 @@
  * datagram with itself. */
 #include "service.h"
 
-static void echo_open(struct conn_plan *p, const struct serve_config *cfg)
+static void echo_open(struct conn_plan *p, const struct svc_ctx *ctx)
 {
-    (void)cfg;
+    (void)ctx;
     plan_echo_input(p);
 }
 
-static long echo_udp(const struct serve_config *cfg, const char *in, size_t len,
-                     const char **reply)
+static long echo_udp(const struct svc_ctx *ctx, const char **reply)
 {
-    (void)cfg;
-    *reply = in;
-    return (long)len;
+    *reply = ctx->in;
+    return (long)ctx->in_len;
 }
 
 const struct service service_echo = {

@@ -6,19 +6,16 @@
  * would lose its greeting. Over udp every datagram gets the greeting. */
 #include "service.h"
 
-static void hello_open(struct conn_plan *p, const struct serve_config *cfg)
+static void hello_open(struct conn_plan *p, const struct svc_ctx *ctx)
 {
-    plan_send_static(p, cfg->message, cfg->message_len);
+    plan_send_static(p, ctx->cfg->message, ctx->cfg->message_len);
     plan_close_after_send(p);
 }
 
-static long hello_udp(const struct serve_config *cfg, const char *in, size_t len,
-                      const char **reply)
+static long hello_udp(const struct svc_ctx *ctx, const char **reply)
 {
-    (void)in;
-    (void)len;
-    *reply = cfg->message;
-    return (long)cfg->message_len;
+    *reply = ctx->cfg->message;
+    return (long)ctx->cfg->message_len;
 }
 
 const struct service service_hello = {

@@ -64,12 +64,15 @@ int udp_admit(struct listener *l, const void *peer, socklen_t len)
     return 0;
 }
 
-long udp_service_reply(struct listener *l, const char *in, size_t len, const char **reply)
+long udp_service_reply(struct listener *l, struct svc_ctx *ctx, const char **reply)
 {
-    long rlen = l->svc->udp_reply(l->wk->cfg, in, len, reply);
+    long rlen;
 
+    ctx->cfg = l->wk->cfg;
+    ctx->proto = "udp";
+    rlen = l->svc->udp_reply(ctx, reply);
     if (rlen > 0) {
-        size_t max = guard_udp_reply_max(l->wk->guard, len, (size_t)rlen);
+        size_t max = guard_udp_reply_max(l->wk->guard, ctx->in_len, (size_t)rlen);
 
         if (max == 0)
             return -1;  /* cut to nothing: no answer at all */
@@ -134,11 +137,17 @@ static int batch_answer(struct udp_batch *b, struct listener *l, int n)
         const char *reply;
         long rlen;
 
-        l->stats.dgrams_in++;
-        l->stats.bytes_in += b->in[i].msg_len;
+        counter_add(&l->stats.dgrams_in, 1);
+        counter_add(&l->stats.bytes_in, b->in[i].msg_len);
         if (!udp_admit(l, in->msg_name, in->msg_namelen))
             continue;
-        rlen = udp_service_reply(l, in->msg_iov->iov_base, b->in[i].msg_len, &reply);
+        struct svc_ctx ctx = {
+            .peer = in->msg_name, .peer_len = in->msg_namelen,
+            .in = in->msg_iov->iov_base, .in_len = b->in[i].msg_len,
+            .out = in->msg_iov->iov_base, .out_cap = DGRAM_MAX,
+        };
+
+        rlen = udp_service_reply(l, &ctx, &reply);
         b->reply_len[nout] = rlen;
         if (cfg->verbose)
             udp_log_datagram(l, &b->peer[i], in->msg_namelen, b->in[i].msg_len, rlen);
@@ -170,13 +179,13 @@ static void batch_send(struct udp_batch *b, struct listener *l, int nout)
         if (sent < 0) {
             if (errno == EINTR)
                 continue;
-            l->stats.dgrams_dropped++;
+            counter_add(&l->stats.dgrams_dropped, 1);
             done++;
             continue;
         }
         for (int i = done; i < done + sent; i++) {
-            l->stats.dgrams_out++;
-            l->stats.bytes_out += (uint64_t)b->reply_len[i];
+            counter_add(&l->stats.dgrams_out, 1);
+            counter_add(&l->stats.bytes_out, (uint64_t)b->reply_len[i]);
         }
         done += sent;
     }

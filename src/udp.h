@@ -26,8 +26,11 @@ size_t udp_reply_pktinfo(struct msghdr *msg, void *out);
  * dropped (counted and logged). */
 int udp_admit(struct listener *l, const void *peer, socklen_t len);
 
-/* The service's reply to a datagram, cut to what the guard allows; -1: none. */
-long udp_service_reply(struct listener *l, const char *in, size_t len, const char **reply);
+struct svc_ctx;
+
+/* The service's reply to the datagram ctx holds (in, out and peer filled by the
+ * engine), cut to what the guard allows; -1: none. */
+long udp_service_reply(struct listener *l, struct svc_ctx *ctx, const char **reply);
 
 /* The -v line for one datagram. */
 void udp_log_datagram(const struct listener *l, const void *peer, socklen_t len, size_t in,

@@ -95,15 +95,22 @@ static int build_reply(struct worker *wk, struct listener *l, struct udp_slot *s
     char *payload = io_uring_recvmsg_payload(o, tmpl);
     size_t len = io_uring_recvmsg_payload_length(o, res, tmpl);
     socklen_t namelen = o->namelen <= DGRAM_NAME_MAX ? o->namelen : DGRAM_NAME_MAX;
+    struct svc_ctx ctx = { 0 };
     const char *reply;
     long rlen;
 
-    l->stats.dgrams_in++;
-    l->stats.bytes_in += len;
+    counter_add(&l->stats.dgrams_in, 1);
+    counter_add(&l->stats.bytes_in, len);
     memcpy(&slot->peer, io_uring_recvmsg_name(o), namelen);
     if (!udp_admit(l, &slot->peer, namelen))
         return -1;
-    rlen = udp_service_reply(l, payload, len, &reply);
+    ctx.peer = (const struct sockaddr *)&slot->peer;
+    ctx.peer_len = namelen;
+    ctx.in = payload;
+    ctx.in_len = len;
+    ctx.out = payload;
+    ctx.out_cap = (size_t)((char *)o + DGRAM_BUF_SIZE - payload);
+    rlen = udp_service_reply(l, &ctx, &reply);
     if (wk->cfg->verbose)
         udp_log_datagram(l, &slot->peer, namelen, len, rlen);
     if (rlen < 0)
@@ -140,7 +147,7 @@ static void answer(struct worker *wk, struct listener *l, unsigned bid, int res)
     if (o == NULL || slot == NULL || (o->flags & MSG_TRUNC) || l->w.fd < 0 ||
         build_reply(wk, l, slot, o, res) < 0) {
         if (slot == NULL || (o && (o->flags & MSG_TRUNC)))
-            l->stats.dgrams_dropped++;
+            counter_add(&l->stats.dgrams_dropped, 1);
         bufring_put(&us->dgram, bid);
         return;
     }
@@ -194,10 +201,10 @@ void udp_uring_on_send(struct worker *wk, struct udp_slot *slot, int res)
     struct listener *l = slot->l;
 
     if (res >= 0) {
-        l->stats.dgrams_out++;
-        l->stats.bytes_out += slot->len;
+        counter_add(&l->stats.dgrams_out, 1);
+        counter_add(&l->stats.bytes_out, slot->len);
     } else {
-        l->stats.dgrams_dropped++;      /* udp may drop, and we do */
+        counter_add(&l->stats.dgrams_dropped, 1);      /* udp may drop, and we do */
     }
     bufring_put(&us->dgram, slot->bid);
     slot_put(us, slot);

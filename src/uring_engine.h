@@ -63,6 +63,10 @@ void uring_engine_destroy(struct worker *wk);
 void uring_listener_start(struct worker *wk, struct listener *l);
 void uring_listener_stop(struct worker *wk, struct listener *l);
 
+struct accepted;
+
+/* Serve an accepted and admitted connection (conn_open's twin). */
+void uconn_open(struct worker *wk, struct listener *l, const struct accepted *a);
 void uconn_stop_all(struct worker *wk);
 void uconn_close_all(struct worker *wk);
 
