@@ -643,7 +643,7 @@ static void server_status(const struct server *srv, char *buf, size_t len)
     for (size_t w = 0; w < srv->nworkers; w++)
         for (size_t i = 0; i < w0->nlisteners; i++)
             listener_totals_add(&t, &srv->workers[w].listeners[i].stats);
-    snprintf(buf, len, "STATUS=%llu connections open, %llu served, %llu datagrams answered",
+    snprintf(buf, len, "STATUS=connections: %llu open, %llu served; datagrams: %llu answered",
              (unsigned long long)t.active, (unsigned long long)t.accepted,
              (unsigned long long)t.dgrams_out);
 }
