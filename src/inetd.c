@@ -61,6 +61,15 @@ static int take_socket(char *err, size_t errlen)
     return fd;
 }
 
+/* SOCK_STREAM, SOCK_DGRAM, ... or -1. */
+static int stdin_type(void)
+{
+    int type;
+    socklen_t len = sizeof type;
+
+    return getsockopt(STDIN_FILENO, SOL_SOCKET, SO_TYPE, &type, &len) == 0 ? type : -1;
+}
+
 static int stdin_is_socket(void)
 {
     struct stat st;
@@ -98,17 +107,18 @@ int inetd_take_stdin(const struct service *svc, int udp, struct listener *l, int
                  "systemd-socket-activate --inetd)");
         return -1;
     }
+    if (stdin_type() != (udp ? SOCK_DGRAM : SOCK_STREAM)) {
+        snprintf(err, errlen, udp ? "--inetd %s/udp: stdin is a stream socket, not udp "
+                 "(inetd: dgram, wait)" : "--inetd %s: stdin is not a stream socket (for "
+                 "udp, --inetd %s/udp)", svc->name, svc->name);
+        return -1;
+    }
     fd = take_socket(err, errlen);
     if (fd < 0)
         return -1;
     if (udp ? listener_from_fd(fd, svc, l, err, errlen) < 0
             : listener_for_conn(fd, svc, l, err, errlen) < 0)
         goto fail;
-    if (udp && l->kind != LISTEN_UDP) {
-        snprintf(err, errlen, "--inetd %s/udp: stdin is a %s socket, not udp (wait = yes, "
-                 "dgram)", svc->name, listener_kind_name(l->kind));
-        goto fail;
-    }
     if (!udp) {
         if (prepare_conn(fd, l, err, errlen) < 0)
             goto fail;
