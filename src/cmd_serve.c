@@ -20,7 +20,8 @@
 
 static const char *const default_specs[] = { "hello@8080", "echo@7007" };
 
-#define INETD_UDP_IDLE_MS 30000     /* --inetd SERVICE/udp exits this long after the last datagram */
+/* --inetd SERVICE/udp exits this long after the last datagram (no --idle-timeout). */
+#define INETD_UDP_IDLE_MS 30000
 
 void help_serve(FILE *out)
 {

@@ -152,7 +152,8 @@ static int bind_inet(struct binder *b, const struct service *svc, int udp,
     l = binder_add(b);
     l->svc = svc;
     l->reuseport = b->reuseport;
-    if (socket_describe(fd, l, ss, why, sizeof why) < 0 || listener_prepare(l, why, sizeof why) < 0) {
+    if (socket_describe(fd, l, ss, why, sizeof why) < 0 ||
+        listener_prepare(l, why, sizeof why) < 0) {
         b->n--;
         close(fd);
         return cannot_listen(b, svc, kind, addr_format(sa, len, text, sizeof text), why);
