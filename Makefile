@@ -17,7 +17,7 @@ UNIT_SRC = $(wildcard tests/unit/test_*.c)
 UNIT_BIN = $(UNIT_SRC:tests/unit/%.c=$(BUILD)/%)
 
 .PHONY: all run test deps unit integration asan asan-test valgrind soak clang-check bench-quick \
-        clean fuzz fuzz-build fuzz-bins fuzz-corpus
+        clean fuzz fuzz-build fuzz-bins fuzz-corpus install uninstall
 all: kodama
 
 kodama $(BUILD)/kodama: $(MAIN_OBJ) $(LIB_OBJ)
@@ -136,6 +136,31 @@ test: deps
 	@$(MAKE) --no-print-directory asan-test
 	@$(MAKE) --no-print-directory valgrind
 	@$(MAKE) --no-print-directory bench-quick
+
+# Installed like any tool: `make install PREFIX=/usr DESTDIR=/tmp/pkg` for a package.
+# The units' ExecStart= names /usr/local/bin/kodama, rewritten here to BINDIR. With
+# PREFIX=/usr they land in /usr/lib/systemd/system (Debian's /lib/systemd/system on a
+# merged /usr); with /usr/local, in /usr/local/lib/systemd/system, which systemd
+# also reads. `systemctl daemon-reload` afterwards.
+PREFIX  ?= /usr/local
+BINDIR  ?= $(PREFIX)/bin
+MANDIR  ?= $(PREFIX)/share/man
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+UNITS    = kodama.socket kodama-hello.socket kodama.service kodama-inetd.socket \
+           kodama-inetd@.service
+
+install: kodama
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(UNITDIR)
+	install -m 755 kodama $(DESTDIR)$(BINDIR)/kodama
+	install -m 644 docs/kodama.1 $(DESTDIR)$(MANDIR)/man1/kodama.1
+	@set -e; for u in $(UNITS); do \
+	    sed 's|/usr/local/bin/kodama|$(BINDIR)/kodama|g' contrib/systemd/$$u >$(BUILD)/$$u; \
+	    echo "install -m 644 contrib/systemd/$$u $(DESTDIR)$(UNITDIR)/$$u"; \
+	    install -m 644 $(BUILD)/$$u $(DESTDIR)$(UNITDIR)/$$u; rm -f $(BUILD)/$$u; done
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/kodama $(DESTDIR)$(MANDIR)/man1/kodama.1
+	rm -f $(UNITS:%=$(DESTDIR)$(UNITDIR)/%)
 
 clean:
 	rm -rf build kodama

@@ -4,7 +4,8 @@
 set -eu
 
 PACKAGES="gcc make libc6-dev clang pkg-config libcmocka-dev liburing-dev python3 python3-pytest
-netcat-openbsd socat ruby man-db groff-base procps iproute2 strace libclang-rt-14-dev valgrind"
+netcat-openbsd socat ruby man-db groff-base procps iproute2 strace libclang-rt-14-dev valgrind
+systemd xinetd"
 
 missing=""
 for p in $PACKAGES; do
@@ -31,6 +32,18 @@ fi
 export DEBIAN_FRONTEND=noninteractive
 # Another apt run (unattended upgrades, a second shell) holds the lock for a while.
 LOCK_WAIT="-o DPkg::Lock::Timeout=300"
+# Packages with a daemon (xinetd) would start it on install where there is no systemd
+# init (invoke-rc.d runs its init script): the tests run their own, in the foreground.
+# A policy-rc.d that says "no" (101) for the time of the install prevents that; one
+# already there (bench/compare.sh puts the same in place) is left alone.
+POLICY_RC=/usr/sbin/policy-rc.d
+OWN_POLICY=
+if [ ! -e "$POLICY_RC" ]; then
+    printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$POLICY_RC" >/dev/null
+    $SUDO chmod 755 "$POLICY_RC"
+    OWN_POLICY=1
+fi
+trap '[ -z "$OWN_POLICY" ] || $SUDO rm -f "$POLICY_RC"' EXIT
 # shellcheck disable=SC2086
 $SUDO apt-get $LOCK_WAIT update -qq
 # shellcheck disable=SC2086

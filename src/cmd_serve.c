@@ -7,6 +7,7 @@
 
 #include "addr.h"
 #include "cli.h"
+#include "inetd.h"
 #include "listen.h"
 #include "conn.h"
 #include "loop_uring.h"
@@ -14,9 +15,13 @@
 #include "privdrop.h"
 #include "server.h"
 #include "service.h"
+#include "systemd.h"
 #include "util.h"
 
 static const char *const default_specs[] = { "hello@8080", "echo@7007" };
+
+/* --inetd SERVICE/udp exits this long after the last datagram (no --idle-timeout). */
+#define INETD_UDP_IDLE_MS 30000
 
 void help_serve(FILE *out)
 {
@@ -61,6 +66,12 @@ void help_serve(FILE *out)
         "                          long before closing them (default 5)\n"
         "      --user NAME         bind, then run as this user\n"
         "A timeout of 0 means none.\n\n"
+        "Started by an init system (no SPEC):\n"
+        "  socket activation   with LISTEN_PID/LISTEN_FDS from systemd, serve the passed\n"
+        "                      sockets; each one's name (LISTEN_FDNAMES) is its service\n"
+        "      --inetd SERVICE[/udp]  serve the connection on stdin (inetd nowait), or\n"
+        "                      with /udp the datagram socket on stdin (inetd wait; exit\n"
+        "                      after --idle-timeout without a datagram, default 30)\n\n"
         "stderr gets 'kodama: listening SERVICE PROTO ADDR' per listener, then\n"
         "'kodama: ready'. Exit status: 0 stopped by a signal, 1 failure, 2 usage error.\n");
 }
@@ -95,11 +106,14 @@ struct serve_opts {
     char *message;
     struct run_as user;
     int have_user;
+    const char *inetd;          /* --inetd SERVICE[/udp] */
+    int idle_given;             /* --idle-timeout was given */
 };
 
 enum {
     OPT_IO = 256, OPT_MAX_CONNS, OPT_MAX_PER_IP, OPT_IDLE_TIMEOUT, OPT_SEND_TIMEOUT,
     OPT_MAX_BUFFER, OPT_UDP_GUARD, OPT_UDP_RATE, OPT_LIMIT_LOOPBACK, OPT_DRAIN_TIMEOUT, OPT_USER,
+    OPT_INETD,
 };
 
 static const struct option serve_longopts[] = {
@@ -118,6 +132,7 @@ static const struct option serve_longopts[] = {
     { "limit-loopback", no_argument, NULL, OPT_LIMIT_LOOPBACK },
     { "drain-timeout", required_argument, NULL, OPT_DRAIN_TIMEOUT },
     { "user", required_argument, NULL, OPT_USER },
+    { "inetd", required_argument, NULL, OPT_INETD },
     { NULL, 0, NULL, 0 },
 };
 
@@ -136,6 +151,7 @@ static void serve_defaults(struct serve_opts *o)
     o->cfg.send_timeout_ms = 30 * 1000;
     o->cfg.drain_timeout_ms = 5 * 1000;
     o->cfg.max_buffer = ECHO_BUF_SIZE;
+    o->cfg.inetd_conn = -1;
 }
 
 static int opt_count(const char *name, const char *arg, unsigned long min, unsigned long max,
@@ -179,7 +195,9 @@ static int limit_option(int c, const char *arg, struct serve_opts *o)
         rc = opt_count("--udp-rate", arg, 0, 10000000, &n);
         cfg->limits.udp_rate = (unsigned)n;
         break;
-    case OPT_IDLE_TIMEOUT: return opt_timeout("--idle-timeout", arg, &cfg->idle_timeout_ms);
+    case OPT_IDLE_TIMEOUT:
+        o->idle_given = 1;
+        return opt_timeout("--idle-timeout", arg, &cfg->idle_timeout_ms);
     case OPT_SEND_TIMEOUT: return opt_timeout("--send-timeout", arg, &cfg->send_timeout_ms);
     case OPT_DRAIN_TIMEOUT: return opt_timeout("--drain-timeout", arg, &cfg->drain_timeout_ms);
     case OPT_MAX_BUFFER:
@@ -233,6 +251,7 @@ static int parse_serve_args(int argc, char **argv, struct serve_opts *o)
             o->io = optarg;
             break;
         case 'v': o->cfg.verbose = 1; break;
+        case OPT_INETD: o->inetd = optarg; break;
         case 'h': help_serve(stdout); exit(EXIT_OK);
         case '?': case ':': return option_error("serve", c, argv, longopts);
         default:
@@ -285,33 +304,129 @@ static int choose_io(const char *mode, struct serve_config *cfg)
     return 0;
 }
 
-int cmd_serve(int argc, char **argv)
+/* The SPECs (or the defaults) bound. */
+static int listen_on_specs(struct serve_opts *o, int nspecs, char **texts,
+                           struct listener **ls, size_t *nls)
 {
-    struct serve_opts o = { .family = AF_UNSPEC };
     char err[KODAMA_ERR_LEN + ADDR_TEXT_MAX];
-    struct listener *ls;
     struct spec *specs;
-    size_t nls;
-    int nspecs, rc;
-    char **texts;
+    int rc;
 
-    rc = parse_serve_args(argc, argv, &o);
-    nspecs = argc - optind;
-    texts = argv + optind;
     if (nspecs == 0) {
         nspecs = 2;
         texts = (char **)default_specs;
     }
     specs = xcalloc((size_t)nspecs, sizeof *specs);
-    if (rc == EXIT_OK)
-        rc = parse_specs(nspecs, texts, specs);
-    if (rc == EXIT_OK && listen_specs(specs, (size_t)nspecs, o.family,
-                                     o.cfg.threads > 1 && !o.cfg.share_listeners, &ls, &nls,
+    rc = parse_specs(nspecs, texts, specs);
+    if (rc == EXIT_OK && listen_specs(specs, (size_t)nspecs, o->family,
+                                     o->cfg.threads > 1 && !o->cfg.share_listeners, ls, nls,
                                      err, sizeof err) < 0) {
         log_msg("%s", err);
         rc = EXIT_FAIL;
     }
     free(specs);
+    return rc;
+}
+
+/* Socket activation: the sockets systemd passed, if any (*nls 0 if none). Their
+ * names say the services; SPECs beside them would be ambiguous. */
+static int listen_on_passed(int nspecs, struct listener **ls, size_t *nls)
+{
+    char err[KODAMA_ERR_LEN + ADDR_TEXT_MAX];
+    char **names;
+    int n = sd_take_listen_fds(&names, err, sizeof err), rc = EXIT_OK;
+
+    *nls = 0;
+    if (n < 0) {
+        log_msg("%s", err);
+        return EXIT_FAIL;
+    }
+    if (n > 0 && nspecs > 0)
+        rc = usage_error("serve", "SPECs given, but systemd passed %d socket%s (LISTEN_FDS): "
+                         "use one or the other", n, n == 1 ? "" : "s");
+    else if (n > 0 && listen_fds(SD_LISTEN_FDS_START, (size_t)n, names, ls, err,
+                                 sizeof err) < 0) {
+        log_msg("%s", err);
+        rc = EXIT_FAIL;
+    }
+    if (n > 0 && rc == EXIT_OK)
+        *nls = (size_t)n;
+    sd_names_free(names, n > 0 ? (size_t)n : 0);
+    return rc;
+}
+
+/* --inetd SERVICE[/udp]: the socket on stdin, one loop on epoll (a process per
+ * connection or per burst of datagrams: io_uring's rings would cost more to set up
+ * than they save). */
+static int listen_on_stdin(struct serve_opts *o, int nspecs, struct listener **ls,
+                           size_t *nls)
+{
+    char err[KODAMA_ERR_LEN + ADDR_TEXT_MAX], name[32];
+    const char *slash = strchr(o->inetd, '/');
+    size_t len = slash ? (size_t)(slash - o->inetd) : strlen(o->inetd);
+    const struct service *svc;
+    int udp = slash && strcmp(slash, "/udp") == 0;
+
+    if (nspecs > 0)
+        return usage_error("serve", "--inetd serves stdin: no SPEC");
+    if (len >= sizeof name || (slash && !udp && strcmp(slash, "/tcp") != 0))
+        return usage_error("serve", "--inetd '%s': not SERVICE, SERVICE/tcp or SERVICE/udp",
+                           o->inetd);
+    memcpy(name, o->inetd, len);
+    name[len] = '\0';
+    svc = service_find(name);
+    if (svc == NULL)
+        return usage_error("serve", "unknown service '%s' in --inetd '%s'", name, o->inetd);
+    *ls = xcalloc(1, sizeof **ls);
+    if (inetd_take_stdin(svc, udp, *ls, &o->cfg.inetd_conn, err, sizeof err) < 0) {
+        free(*ls);
+        log_msg("%s", err);
+        return EXIT_FAIL;
+    }
+    *nls = 1;
+    o->cfg.inetd = 1;
+    o->cfg.threads = 1;
+    o->io = "epoll";
+    if (udp && !o->idle_given)
+        o->cfg.idle_timeout_ms = INETD_UDP_IDLE_MS;
+    return EXIT_OK;
+}
+
+/* Listeners from stdin (--inetd), from systemd, or bound from the SPECs. */
+static int get_listeners(struct serve_opts *o, int nspecs, char **texts,
+                         struct listener **ls, size_t *nls)
+{
+    int rc;
+
+    if (o->inetd)
+        return listen_on_stdin(o, nspecs, ls, nls);
+    rc = listen_on_passed(nspecs, ls, nls);
+    if (rc != EXIT_OK || *nls > 0)
+        return rc;
+    return listen_on_specs(o, nspecs, texts, ls, nls);
+}
+
+/* Type=notify: a NOTIFY_SOCKET we cannot use only costs the notifications. */
+static void notify_open(void)
+{
+    char err[KODAMA_ERR_LEN];
+
+    if (sd_notify_open(err, sizeof err) < 0)
+        log_msg("%s; not notifying the service manager", err);
+}
+
+int cmd_serve(int argc, char **argv)
+{
+    struct serve_opts o = { .family = AF_UNSPEC };
+    struct listener *ls = NULL;
+    size_t nls = 0;
+    int rc;
+
+    rc = parse_serve_args(argc, argv, &o);
+    if (rc == EXIT_OK)
+        rc = get_listeners(&o, argc - optind, argv + optind, &ls, &nls);
+    if (rc == EXIT_OK)
+        notify_open();
     if (o.have_user)
         o.cfg.user = &o.user;
     if (rc == EXIT_OK && choose_io(o.io, &o.cfg) < 0) {

@@ -67,6 +67,65 @@ static void set_port(struct sockaddr *sa, uint16_t port)
         ((struct sockaddr_in6 *)sa)->sin6_port = htons(port);
 }
 
+/* What fd is: tcp, udp or unix (by its domain, type and protocol), its family and
+ * its address as text (*ss gets the address). Sets l->w.fd. Returns 0, or -1 with
+ * the reason in why. */
+static int socket_describe(int fd, struct listener *l, struct sockaddr_storage *ss,
+                           char *why, size_t whylen)
+{
+    int domain, type, proto;
+    socklen_t optlen = sizeof domain, len = sizeof *ss;
+
+    if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &optlen) < 0 ||
+        (optlen = sizeof type, getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &optlen)) < 0 ||
+        (optlen = sizeof proto, getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &proto, &optlen)) < 0) {
+        snprintf(why, whylen, errno == ENOTSOCK ? "not a socket" : "getsockopt: %s",
+                 strerror(errno));
+        return -1;
+    }
+    if (domain == AF_UNIX && type == SOCK_STREAM)
+        l->kind = LISTEN_UNIX;
+    else if ((domain == AF_INET || domain == AF_INET6) && type == SOCK_STREAM &&
+             proto == IPPROTO_TCP)
+        l->kind = LISTEN_TCP;
+    else if ((domain == AF_INET || domain == AF_INET6) && type == SOCK_DGRAM &&
+             proto == IPPROTO_UDP)
+        l->kind = LISTEN_UDP;
+    else {
+        snprintf(why, whylen, "a socket of family %d, type %d, protocol %d: not tcp, udp "
+                 "or a unix stream socket", domain, type, proto);
+        return -1;
+    }
+    if (getsockname(fd, (struct sockaddr *)ss, &len) < 0) {
+        snprintf(why, whylen, "getsockname: %s", strerror(errno));
+        return -1;
+    }
+    watch_init(&l->w, fd, NULL);
+    l->family = domain;
+    addr_format((struct sockaddr *)ss, len, l->addr, sizeof l->addr);
+    /* A wildcard udp socket answers from the address each datagram came to. */
+    l->pktinfo = l->kind == LISTEN_UDP && is_wildcard((struct sockaddr *)ss);
+    return 0;
+}
+
+/* Make a described socket behave as our own listeners do, whoever made it. */
+static int listener_prepare(struct listener *l, char *why, size_t whylen)
+{
+    int flags = fcntl(l->w.fd, F_GETFD);
+
+    if (flags < 0 || fcntl(l->w.fd, F_SETFD, flags | FD_CLOEXEC) < 0) {
+        snprintf(why, whylen, "fcntl FD_CLOEXEC: %s", strerror(errno));
+        return -1;
+    }
+    if (net_set_nonblock(l->w.fd, 1) < 0) {
+        snprintf(why, whylen, "fcntl O_NONBLOCK: %s", strerror(errno));
+        return -1;
+    }
+    if (l->pktinfo)
+        return net_udp_pktinfo(l->w.fd, l->family, why, whylen);
+    return 0;
+}
+
 /* Bind one tcp or udp socket and record it. *shared_port carries a SPEC's port 0
  * choice to its next sockets; if that port is taken there, a fresh one is fine. */
 static int bind_inet(struct binder *b, const struct service *svc, int udp,
@@ -90,26 +149,17 @@ static int bind_inet(struct binder *b, const struct service *svc, int udp,
     }
     if (fd < 0)
         return cannot_listen(b, svc, kind, addr_format(sa, len, text, sizeof text), why);
-    if (udp && is_wildcard(sa) && net_udp_pktinfo(fd, sa->sa_family, why, sizeof why) < 0) {
+    l = binder_add(b);
+    l->svc = svc;
+    l->reuseport = b->reuseport;
+    if (socket_describe(fd, l, ss, why, sizeof why) < 0 ||
+        listener_prepare(l, why, sizeof why) < 0) {
+        b->n--;
         close(fd);
         return cannot_listen(b, svc, kind, addr_format(sa, len, text, sizeof text), why);
     }
-    len = sizeof *ss;
-    if (getsockname(fd, sa, &len) < 0) {
-        snprintf(why, sizeof why, "getsockname: %s", strerror(errno));
-        close(fd);
-        return cannot_listen(b, svc, kind, "?", why);
-    }
     if (spec_port_zero && *shared_port == 0)
         *shared_port = (uint16_t)addr_port(sa);
-    l = binder_add(b);
-    watch_init(&l->w, fd, NULL);
-    l->svc = svc;
-    l->kind = udp ? LISTEN_UDP : LISTEN_TCP;
-    l->pktinfo = udp && is_wildcard(sa);
-    l->reuseport = b->reuseport;
-    l->family = sa->sa_family;
-    addr_format(sa, len, l->addr, sizeof l->addr);
     return 0;
 }
 
@@ -239,6 +289,88 @@ int listen_specs(const struct spec *specs, size_t nspecs, int family, int reusep
     }
     *out = b.ls;
     *n = b.n;
+    return 0;
+}
+
+static int is_accepting(int fd)
+{
+    int on = 0;
+    socklen_t len = sizeof on;
+
+    return getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &on, &len) == 0 && on;
+}
+
+int listener_from_fd(int fd, const struct service *svc, struct listener *l, char *err,
+                     size_t errlen)
+{
+    struct sockaddr_storage ss;
+    char why[NET_ERR_LEN];
+
+    memset(l, 0, sizeof *l);
+    l->svc = svc;
+    if (socket_describe(fd, l, &ss, why, sizeof why) < 0) {
+        snprintf(err, errlen, "descriptor %d: %s", fd, why);
+        return -1;
+    }
+    /* Accept=yes hands over one connection per process: that is --inetd's job. */
+    if (l->kind != LISTEN_UDP && !is_accepting(fd)) {
+        snprintf(err, errlen, "descriptor %d (%s %s %s): a stream socket that is not "
+                 "listening (for Accept=yes, use --inetd)", fd, svc->name,
+                 listener_kind_name(l->kind), l->addr);
+        return -1;
+    }
+    if (listener_prepare(l, why, sizeof why) < 0) {
+        snprintf(err, errlen, "cannot listen on %s %s %s: %s", svc->name,
+                 listener_kind_name(l->kind), l->addr, why);
+        return -1;
+    }
+    return 0;
+}
+
+int listener_for_conn(int fd, const struct service *svc, struct listener *l, char *err,
+                      size_t errlen)
+{
+    struct sockaddr_storage ss;
+    char why[NET_ERR_LEN];
+
+    memset(l, 0, sizeof *l);
+    l->svc = svc;
+    if (socket_describe(fd, l, &ss, why, sizeof why) < 0) {
+        snprintf(err, errlen, "descriptor %d: %s", fd, why);
+        return -1;
+    }
+    if (l->kind == LISTEN_UDP || is_accepting(fd)) {
+        snprintf(err, errlen, "descriptor %d (%s %s): not a connected stream socket", fd,
+                 listener_kind_name(l->kind), l->addr);
+        return -1;
+    }
+    watch_init(&l->w, -1, NULL);    /* nothing to accept on */
+    return 0;
+}
+
+int listen_fds(int first, size_t n, char *const *names, struct listener **out,
+               char *err, size_t errlen)
+{
+    struct listener *ls = xcalloc(n ? n : 1, sizeof *ls);
+
+    for (size_t i = 0; i < n; i++) {
+        int fd = first + (int)i;
+        const struct service *svc = names[i] ? service_find(names[i]) : NULL;
+
+        if (svc == NULL) {
+            snprintf(err, errlen, "descriptor %d %s%s%s: not a service name (set "
+                     "FileDescriptorName= or --fdname= to hello or echo)", fd,
+                     names[i] ? "is named '" : "has no name", names[i] ? names[i] : "",
+                     names[i] ? "'" : "");
+            listeners_close(ls, i);
+            return -1;
+        }
+        if (listener_from_fd(fd, svc, &ls[i], err, errlen) < 0) {
+            listeners_close(ls, i);
+            return -1;
+        }
+    }
+    *out = ls;
     return 0;
 }
 

@@ -17,6 +17,27 @@
 int listen_specs(const struct spec *specs, size_t nspecs, int family, int reuseport,
                  struct listener **out, size_t *n, char *err, size_t errlen);
 
+/* A listener of svc on a socket made elsewhere (passed by systemd or inetd): tcp,
+ * udp or unix as its domain, type and protocol say; a stream socket must be
+ * listening. It is made non-blocking and close-on-exec, and a wildcard udp socket
+ * asks for each datagram's address, as listen_specs' own. Not bound with
+ * SO_REUSEPORT, so the loops share it. Returns 0, or -1 with a line in err. */
+int listener_from_fd(int fd, const struct service *svc, struct listener *l, char *err,
+                     size_t errlen);
+
+/* Listeners from the n descriptors first, first + 1, ..., each serving the service
+ * its name says (names[i]; NULL or an unknown name is an error). On failure the
+ * descriptors taken so far are closed. Returns 0 with *out set, or -1 with a line in
+ * err. */
+int listen_fds(int first, size_t n, char *const *names, struct listener **out,
+               char *err, size_t errlen);
+
+/* inetd "nowait": a listener that describes the connected stream socket fd (its
+ * kind and our address) but accepts nothing (its w.fd is -1); fd stays the
+ * caller's. Returns 0, or -1 with a line in err. */
+int listener_for_conn(int fd, const struct service *svc, struct listener *l, char *err,
+                      size_t errlen);
+
 /* The same listeners for one more event loop: tcp and udp ones bound with
  * SO_REUSEPORT get a sibling socket of their own (the kernel spreads the load); the
  * others, or all with share, the same socket, which the loops then take turns to

@@ -5,9 +5,18 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <syslog.h>
 #include <unistd.h>
 
 #include "util.h"
+
+static int use_syslog;
+
+void log_to_syslog(void)
+{
+    openlog("kodama", LOG_PID, LOG_DAEMON);
+    use_syslog = 1;
+}
 
 static void write_line(const char *prefix, const char *fmt, va_list ap)
 {
@@ -24,6 +33,11 @@ static void write_line(const char *prefix, const char *fmt, va_list ap)
         n = (int)(sizeof line - plen - 2);
     line[plen + (size_t)n] = '\0';
     printable(line);
+    if (use_syslog) {
+        syslog(LOG_INFO, "%s", line + plen);
+        errno = saved;
+        return;
+    }
     line[plen + (size_t)n] = '\n';
     for (size_t off = 0, len = plen + (size_t)n + 1; off < len;) {
         ssize_t w = write(STDERR_FILENO, line + off, len - off);

@@ -11,6 +11,10 @@ void log_vmsg(const char *fmt, va_list ap);
 /* Print a message without the prefix (send -v's "Received ..." lines). */
 void log_plain(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* From now on, send the lines to syslog(3) (facility daemon) instead of stderr:
+ * for serve --inetd, when stderr is the client's socket. */
+void log_to_syslog(void);
+
 /* A condition that can repeat thousands of times a second (a flood, a limit being
  * hit) is logged at most once per LOG_LIMIT_MS; the lines skipped meanwhile are
  * counted and mentioned in the next one. Safe to share between threads. */

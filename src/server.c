@@ -27,6 +27,7 @@
 #include "log.h"
 #include "net.h"
 #include "privdrop.h"
+#include "systemd.h"
 #include "udp.h"
 #include "uring_engine.h"
 #include "util.h"
@@ -37,6 +38,7 @@
 #define STOP_FLUSH_MS 1000
 #define POOL_KEEP 64
 #define FD_MARGIN 16                /* descriptors kept free beyond --max-conns */
+#define TICK_MS 1000                /* sd_notify STATUS and the inetd udp idle check */
 
 struct server {
     struct worker *workers;
@@ -45,6 +47,9 @@ struct server {
     struct watch worker_done;       /* an eventfd, in worker 0's loop: another has ended */
     atomic_size_t running;          /* workers whose loop has not ended */
     struct guard *guard;
+    char status[128];               /* the last STATUS= sent to the service manager */
+    uint64_t dgrams_seen;           /* inetd udp: datagrams in at the last tick */
+    int64_t dgram_ms;               /* and when that count last moved */
 };
 
 const char *listener_kind_name(enum listener_kind kind)
@@ -415,8 +420,10 @@ static void begin_stop(struct worker *wk)
         loop_stop(wk->loop);
         return;
     }
-    if (wk->id == 0)
+    if (wk->id == 0 && !wk->cfg->inetd)
         log_msg("stopping");
+    if (wk->id == 0)
+        sd_notify_send("STOPPING=1");
     wk->stopping = 1;
     close_listeners(wk);
     if (worker_check_done(wk))
@@ -541,6 +548,8 @@ static int worker_init(struct worker *wk, size_t id, struct listener *ls, size_t
         return -1;
     for (size_t i = 0; i < n; i++) {
         ls[i].w.fn = ls[i].kind == LISTEN_UDP ? udp_readable : accept_ready;
+        if (ls[i].w.fd < 0)
+            continue;   /* --inetd tcp: the connection was accepted for us */
         if (wk->uring)
             uring_listener_start(wk, &ls[i]);
         else if (loop_watch(wk->loop, &ls[i].w, listener_mask(&ls[i])) < 0)
@@ -625,6 +634,100 @@ static void log_listening(const struct listener *ls, size_t n)
                 ls[i].addr);
 }
 
+/* Connections open and served, datagrams answered, over every worker. */
+static void server_status(const struct server *srv, char *buf, size_t len)
+{
+    struct listener_totals t = { 0 };
+    const struct worker *w0 = &srv->workers[0];
+
+    for (size_t w = 0; w < srv->nworkers; w++)
+        for (size_t i = 0; i < w0->nlisteners; i++)
+            listener_totals_add(&t, &srv->workers[w].listeners[i].stats);
+    snprintf(buf, len, "STATUS=connections: %llu open, %llu served; datagrams: %llu answered",
+             (unsigned long long)t.active, (unsigned long long)t.accepted,
+             (unsigned long long)t.dgrams_out);
+}
+
+static void notify_status(struct server *srv)
+{
+    char status[sizeof srv->status];
+
+    server_status(srv, status, sizeof status);
+    if (strcmp(status, srv->status) == 0)
+        return;     /* unchanged: nothing to tell */
+    snprintf(srv->status, sizeof srv->status, "%s", status);
+    sd_notify_send(status);
+}
+
+/* inetd "wait" udp: inetd listens again only once we have exited. Returns 1 if the
+ * socket has been idle long enough and the server is stopping. */
+static int inetd_udp_idle(struct server *srv, int64_t now)
+{
+    struct listener_totals t = { 0 };
+    struct worker *wk = &srv->workers[0];
+
+    listener_totals_add(&t, &wk->listeners[0].stats);
+    if (t.dgrams_in != srv->dgrams_seen || srv->dgram_ms == 0) {
+        srv->dgrams_seen = t.dgrams_in;
+        srv->dgram_ms = now;
+    }
+    if (wk->cfg->idle_timeout_ms <= 0 || now - srv->dgram_ms < wk->cfg->idle_timeout_ms)
+        return 0;
+    server_stop_all(srv);
+    return 1;
+}
+
+/* Worker 0's periodic work: cheap (a sum of counters), and only when asked for. */
+static long server_tick(struct loop *loop, void *data)
+{
+    struct server *srv = data;
+    struct worker *wk = &srv->workers[0];
+
+    if (wk->stopping)
+        return LOOP_TIMER_DONE;
+    notify_status(srv);
+    if (wk->cfg->inetd && wk->nlisteners == 1 && wk->listeners[0].kind == LISTEN_UDP &&
+        inetd_udp_idle(srv, loop_now(loop)))
+        return LOOP_TIMER_DONE;
+    return TICK_MS;
+}
+
+/* inetd "nowait": the connection inetd accepted, served as if worker 0 had accepted
+ * it. The worker counts as stopping (it accepts nothing), so it ends with the
+ * connection; a signal closes the connection at once. Run from the loop, where the
+ * engine is fully started. */
+static long inetd_conn_start(struct loop *loop, void *data)
+{
+    struct worker *wk = data;
+    struct listener *l = &wk->listeners[0];
+    struct accepted a = { .fd = wk->cfg->inetd_conn };
+
+    (void)loop;
+    wk->stopping = 1;
+    a.peer_len = sizeof a.peer;
+    if (getpeername(a.fd, (struct sockaddr *)&a.peer, &a.peer_len) < 0)
+        a.peer_len = 0;
+    if (worker_admit(wk, l, a.fd, (struct sockaddr *)&a.peer, a.peer_len, &a.slot) == 0)
+        worker_serve(wk, l, &a);
+    worker_check_done(wk);
+    return LOOP_TIMER_DONE;
+}
+
+/* Everything is running: tell the service manager, start the periodic work. */
+static void server_started(struct server *srv)
+{
+    struct worker *wk = &srv->workers[0];
+    char msg[sizeof srv->status + 16];
+
+    server_status(srv, srv->status, sizeof srv->status);
+    snprintf(msg, sizeof msg, "READY=1\n%s", srv->status);
+    sd_notify_send(msg);
+    if (wk->cfg->inetd && wk->cfg->inetd_conn >= 0)
+        loop_timer_add(wk->loop, 0, inetd_conn_start, wk);
+    if (sd_notify_enabled() || wk->cfg->inetd)
+        loop_timer_add(wk->loop, TICK_MS, server_tick, srv);
+}
+
 /* Starts workers 1..N-1 in threads and runs worker 0 here. "ready" comes once every
  * thread is running. */
 static int server_serve(struct server *srv, const struct listener *ls, size_t n)
@@ -645,10 +748,12 @@ static int server_serve(struct server *srv, const struct listener *ls, size_t n)
             break;
         }
     }
-    if (rc == 0) {
+    if (rc == 0 && !srv->workers[0].cfg->inetd) {
         log_listening(ls, n);
         log_msg("ready");
     }
+    if (rc == 0)
+        server_started(srv);
     worker_main(&srv->workers[0]);
     for (size_t i = 1; i < started; i++)
         pthread_join(srv->workers[i].thread, NULL);

@@ -41,6 +41,11 @@ struct serve_config {
     long drain_timeout_ms;      /* after SIGTERM, connections go on this long */
     size_t max_buffer;          /* echoed bytes a connection may hold */
     const struct run_as *user;  /* run as this user once every socket is made */
+    /* --inetd: serve the socket inetd passed on stdin, with no listening, ready or
+     * stopping lines. tcp: inetd_conn is the connection (the one listener only
+     * describes it); udp: exit after idle_timeout_ms without a datagram. */
+    int inetd;
+    int inetd_conn;             /* -1: none */
 };
 
 /* What a service may know of the connection it opens or the datagram it answers.

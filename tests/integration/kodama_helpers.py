@@ -199,8 +199,11 @@ class Server:
     """A running `kodama serve ...`.  stderr goes to a file that is polled."""
 
     def __init__(self, args, logdir, preexec_fn=None, env=None, ready_timeout=10.0,
-                 wait_ready=True):
+                 wait_ready=True, prefix=None, pass_fds=()):
+        # prefix: a launcher that execs kodama (systemd-socket-activate ...); its own
+        # lines on stderr, which do not start with "kodama: ", are skipped.
         self.args = [str(a) for a in args]
+        self.prefix = [str(a) for a in prefix or ()]
         fd, self.log_path = tempfile.mkstemp(prefix="serve-", suffix=".err", dir=logdir)
         ofd, self.out_path = tempfile.mkstemp(prefix="serve-", suffix=".out", dir=logdir)
         errf = os.fdopen(fd, "wb")
@@ -209,9 +212,10 @@ class Server:
         self.listeners = []
         self.start_time = time.monotonic()
         try:
-            self.proc = subprocess.Popen(kodama_cmd("serve", *self.args), stdin=subprocess.DEVNULL,
+            self.proc = subprocess.Popen([*self.prefix, *kodama_cmd("serve", *self.args)],
+                                         stdin=subprocess.DEVNULL,
                                          stdout=outf, stderr=errf, preexec_fn=preexec_fn,
-                                         env=env, close_fds=True)
+                                         env=env, close_fds=True, pass_fds=pass_fds)
         finally:
             errf.close()
             outf.close()
@@ -259,7 +263,7 @@ class Server:
         for line in lines:
             if line == READY_LINE:
                 break
-            if IO_NOTE_RE.match(line):
+            if IO_NOTE_RE.match(line) or (self.prefix and not line.startswith("kodama: ")):
                 continue
             if WRAPPER and (VALGRIND_LINE_RE.match(line) or VALGRIND_NOTE_RE.match(line)):
                 continue  # a finding: stop() and cleanup() report it
