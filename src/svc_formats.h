@@ -23,7 +23,7 @@ void chargen_line(unsigned long i, char out[CHARGEN_LINE_LEN]);
 void chargen_fill(char *buf, size_t len, unsigned long first);
 
 /* daytime (RFC 867): "Weekday, Month DD, YYYY HH:MM:SS-UTC" CR LF, in English, UTC,
- * e.g. "Tuesday, February 22, 1982 17:37:43-UTC\r\n". Returns the length, or -1 if
+ * e.g. "Monday, February 22, 1982 17:37:43-UTC\r\n". Returns the length, or -1 if
  * t has no such date or cap is too small (DAYTIME_MAX always suffices). */
 #define DAYTIME_MAX 64
 long daytime_format(time_t t, char *buf, size_t cap);
