@@ -16,6 +16,7 @@
 #include "server.h"
 #include "service.h"
 #include "systemd.h"
+#include "svc_formats.h"
 #include "util.h"
 
 static const char *const default_specs[] = { "hello@8080", "echo@7007" };
@@ -33,13 +34,16 @@ void help_serve(FILE *out)
         "  proto    /tcp or /udp; without it, both (unix sockets: stream only)\n"
         "Default: hello@8080 echo@7007\n\nServices:\n");
     for (size_t i = 0; services[i]; i++)
-        fprintf(out, "  %-6s %s\n", services[i]->name, services[i]->summary);
+        fprintf(out, "  %-8s %s\n", services[i]->name, services[i]->summary);
     fprintf(out,
         "\nOptions:\n"
         "  -4                 IPv4 only\n"
         "  -6                 IPv6 only\n"
         "  -m, --message TEXT hello's greeting (escapes \\n \\r \\t \\\\;\n"
         "                     default 'Hello from server!\\n')\n"
+        "      --name NAME    the instance name info reports (default: the host\n"
+        "                     name; at most 64 bytes)\n"
+        "      --info-format kv|json  info's line: key=value pairs (default) or JSON\n"
         "      --io MODE      epoll, uring (io_uring) or auto (default: $KODAMA_IO,\n"
         "                     else auto: uring where the kernel allows it, else epoll)\n"
         "  -t, --threads N    event loops, one per thread (default: online CPUs)\n"
@@ -108,12 +112,14 @@ struct serve_opts {
     int have_user;
     const char *inetd;          /* --inetd SERVICE[/udp] */
     int idle_given;             /* --idle-timeout was given */
+    char hostname[INFO_NAME_MAX + 1];
 };
 
 enum {
     OPT_IO = 256, OPT_MAX_CONNS, OPT_MAX_PER_IP, OPT_IDLE_TIMEOUT, OPT_SEND_TIMEOUT,
     OPT_MAX_BUFFER, OPT_UDP_GUARD, OPT_UDP_RATE, OPT_LIMIT_LOOPBACK, OPT_DRAIN_TIMEOUT, OPT_USER,
     OPT_INETD,
+    OPT_NAME, OPT_INFO_FORMAT,
 };
 
 static const struct option serve_longopts[] = {
@@ -133,6 +139,8 @@ static const struct option serve_longopts[] = {
     { "drain-timeout", required_argument, NULL, OPT_DRAIN_TIMEOUT },
     { "user", required_argument, NULL, OPT_USER },
     { "inetd", required_argument, NULL, OPT_INETD },
+    { "name", required_argument, NULL, OPT_NAME },
+    { "info-format", required_argument, NULL, OPT_INFO_FORMAT },
     { NULL, 0, NULL, 0 },
 };
 
@@ -220,6 +228,32 @@ static int limit_option(int c, const char *arg, struct serve_opts *o)
     return rc;
 }
 
+/* info's default name: the host's. */
+static void default_name(struct serve_opts *o)
+{
+    if (gethostname(o->hostname, sizeof o->hostname) < 0)
+        snprintf(o->hostname, sizeof o->hostname, "kodama");
+    o->hostname[sizeof o->hostname - 1] = '\0';   /* gethostname may not end it */
+    o->cfg.name = o->hostname;
+}
+
+/* --name and --info-format; returns EXIT_OK or EXIT_USAGE. */
+static int info_option(int c, const char *arg, struct serve_opts *o)
+{
+    if (c == OPT_NAME) {
+        size_t len = strlen(arg);
+
+        if (len == 0 || len > INFO_NAME_MAX)
+            return usage_error("serve", "--name '%s': not 1 to %d bytes", arg, INFO_NAME_MAX);
+        o->cfg.name = arg;
+        return EXIT_OK;
+    }
+    if (strcmp(arg, "kv") != 0 && strcmp(arg, "json") != 0)
+        return usage_error("serve", "--info-format '%s': not kv or json", arg);
+    o->cfg.info_json = strcmp(arg, "json") == 0;
+    return EXIT_OK;
+}
+
 static int parse_serve_args(int argc, char **argv, struct serve_opts *o)
 {
     const struct option *longopts = serve_longopts;
@@ -231,6 +265,7 @@ static int parse_serve_args(int argc, char **argv, struct serve_opts *o)
 
     opterr = 0;
     serve_defaults(o);
+    default_name(o);
     o->io = getenv("KODAMA_IO") ? getenv("KODAMA_IO") : "auto";
     if (!io_mode_valid(o->io))
         return usage_error("serve", "KODAMA_IO='%s': not epoll, uring or auto", o->io);
@@ -254,6 +289,10 @@ static int parse_serve_args(int argc, char **argv, struct serve_opts *o)
         case OPT_INETD: o->inetd = optarg; break;
         case 'h': help_serve(stdout); exit(EXIT_OK);
         case '?': case ':': return option_error("serve", c, argv, longopts);
+        case OPT_NAME: case OPT_INFO_FORMAT:
+            if (info_option(c, optarg, o) != EXIT_OK)
+                return EXIT_USAGE;
+            break;
         default:
             if (limit_option(c, optarg, o) != EXIT_OK)
                 return EXIT_USAGE;

@@ -23,8 +23,8 @@ struct conn {
     struct worker *wk;
     struct listener *l;
     struct ring ring;           /* echoed bytes; storage only while any are held */
-    const char *tx;             /* static output not sent yet */
-    size_t tx_len;
+    const char *tx;             /* static output: tx[tx_off .. tx_len) is not sent yet */
+    uint32_t tx_off, tx_len;
     uint64_t in, out;
     struct deadline timer;      /* on wk->idle, wk->stalled or wk->lingering */
     struct dlink all;           /* wk->conns */
@@ -35,6 +35,7 @@ struct conn {
     unsigned rd_eof : 1;        /* the peer has shut down its side */
     unsigned wr_shut : 1;       /* we have shut down ours */
     unsigned stopping : 1;      /* the server is stopping */
+    unsigned repeat : 1;        /* the static output starts again once sent */
 };
 
 /* What moved in the event just handled: the idle clock restarts on any byte, the
@@ -46,7 +47,7 @@ static void conn_close(struct conn *c);
 
 static int conn_has_output(const struct conn *c)
 {
-    return c->tx_len > 0 || !ring_empty(&c->ring);
+    return c->tx_off < c->tx_len || !ring_empty(&c->ring);
 }
 
 static void conn_release_buffer(struct conn *c)
@@ -96,10 +97,12 @@ static int conn_read(struct conn *c)
 
 static void conn_consume(struct conn *c, size_t n)
 {
-    size_t from_tx = n < c->tx_len ? n : c->tx_len;
+    size_t tx_left = c->tx_len - c->tx_off;
+    size_t from_tx = n < tx_left ? n : tx_left;
 
-    c->tx += from_tx;
-    c->tx_len -= from_tx;
+    c->tx_off += (uint32_t)from_tx;
+    if (c->repeat && c->tx_off == c->tx_len)
+        c->tx_off = 0;
     ring_consume(&c->ring, n - from_tx);
     conn_release_buffer(c);
 }
@@ -111,9 +114,9 @@ static int conn_write(struct conn *c)
     struct msghdr msg = { .msg_iov = iov };
     ssize_t n;
 
-    if (c->tx_len > 0) {
-        iov[0].iov_base = (void *)c->tx;
-        iov[0].iov_len = c->tx_len;
+    if (c->tx_off < c->tx_len) {
+        iov[0].iov_base = (void *)(c->tx + c->tx_off);
+        iov[0].iov_len = c->tx_len - c->tx_off;
         msg.msg_iovlen = 1;
     }
     msg.msg_iovlen += (size_t)ring_data_iov(&c->ring, iov + msg.msg_iovlen);
@@ -211,8 +214,17 @@ static unsigned conn_wanted(const struct conn *c)
     return mask;
 }
 
+/* Endless output ends when the server stops: what is left of it is not owed. */
+static void conn_stop_repeating(struct conn *c)
+{
+    c->repeat = 0;
+    c->tx_off = c->tx_len;
+}
+
 static void conn_advance(struct conn *c, int moved)
 {
+    if (c->stopping && c->repeat)
+        conn_stop_repeating(c);
     if (!conn_has_output(c) && !c->wr_shut &&
         (c->shut_after_send || c->rd_eof || c->stopping))
         conn_shutdown(c);
@@ -248,7 +260,24 @@ static void conn_event(struct loop *loop, struct watch *w, unsigned events)
     conn_advance(c, (c->in != in ? MOVED_IN : 0) | (c->out != out ? MOVED_OUT : 0));
 }
 
-static void conn_apply_plan(struct conn *c, const struct accepted *a)
+/* Bytes made up for this connection go into its ring, from the pool, which takes
+ * the buffer back once they are sent. Returns 0, or -1 if out of memory. */
+static int conn_queue_copy(struct conn *c, const struct conn_plan *plan)
+{
+    char *buf;
+
+    if (plan->copy_len == 0)
+        return 0;
+    buf = pool_get(&c->wk->pool);
+    if (buf == NULL)
+        return -1;
+    ring_attach(&c->ring, buf, c->wk->cfg->max_buffer);
+    ring_put(&c->ring, plan->copy, plan->copy_len);
+    return 0;
+}
+
+/* Returns 0, or -1 if the plan could not be carried out (out of memory). */
+static int conn_apply_plan(struct conn *c, const struct accepted *a)
 {
     struct conn_plan plan = { 0 };
     struct sockaddr_storage local;
@@ -257,9 +286,11 @@ static void conn_apply_plan(struct conn *c, const struct accepted *a)
     svc_ctx_for_conn(&ctx, c->wk, c->l, a, &local);
     c->l->svc->tcp_open(&plan, &ctx);
     c->tx = plan.tx;
-    c->tx_len = plan.tx_len;
+    c->tx_len = (uint32_t)plan.tx_len;
+    c->repeat = plan.repeat;
     c->echo = plan.echo;
     c->shut_after_send = plan.close_after_send;
+    return conn_queue_copy(c, &plan);
 }
 
 int conn_open(struct worker *wk, struct listener *l, const struct accepted *a)
@@ -281,8 +312,7 @@ int conn_open(struct worker *wk, struct listener *l, const struct accepted *a)
     counter_add(&l->stats.active, 1);
     if (wk->cfg->verbose)
         c->peer = conn_log_accept(l, a);
-    conn_apply_plan(c, a);
-    if (conn_has_output(c) && conn_write(c) < 0) {
+    if (conn_apply_plan(c, a) < 0 || (conn_has_output(c) && conn_write(c) < 0)) {
         conn_close(c);
         return 0;
     }

@@ -2,7 +2,8 @@
  *
  * A service's plan (service.h) shapes the connection; the server drives it with the
  * calls below. The rules every connection follows, on either engine:
- * - output is a static part (a greeting) then the ring (echoed bytes), in that order;
+ * - output is a static part (a greeting; chargen's repeats until the server stops)
+ *   then the ring (bytes copied for this connection, then echoed bytes), in order;
  * - input is echoed only while the ring has room, otherwise not read at all, which is
  *   the backpressure that bounds memory; other services read and discard it;
  * - after our shutdown(SHUT_WR) a connection lingers, discarding input, until the

@@ -45,7 +45,7 @@ struct uconn {
     struct listener *l;
     struct ring spill;              /* echoed bytes the peer was slow to take (older
                                      * than any still in the queue) */
-    const char *tx;                 /* static output not sent yet */
+    const char *tx;                 /* static output: tx[tx_off .. tx_len) is not sent yet */
     uint32_t tx_len;
     int fd;
     uint64_t in, out;
@@ -74,6 +74,8 @@ struct uconn {
     unsigned sent : 1;              /* bytes the peer took since the last step */
     unsigned send_src : 2;          /* SRC_*, while send_on */
     unsigned no_spill : 1;          /* no memory for a spill buffer: sends may wait */
+    unsigned repeat : 1;            /* the static output starts again once sent */
+    uint32_t tx_off;                /* here, it fills what was padding */
 };
 
 static struct io_uring *ring_of(struct worker *wk)
@@ -86,7 +88,7 @@ static int uconn_wants_input(const struct uconn *c);
 
 static int uconn_has_output(const struct uconn *c)
 {
-    return c->tx_len > 0 || c->qhead != BUF_NONE || !ring_empty(&c->spill);
+    return c->tx_off < c->tx_len || c->qhead != BUF_NONE || !ring_empty(&c->spill);
 }
 
 static int spilling(const struct uconn *c)
@@ -239,10 +241,10 @@ static void submit_send(struct uconn *c)
 
     c->send_on = 1;
     c->ops++;
-    if (c->tx_len > 0) {
+    if (c->tx_off < c->tx_len) {
         c->send_src = SRC_TX;
-        data = c->tx;
-        len = c->tx_len;
+        data = c->tx + c->tx_off;
+        len = c->tx_len - c->tx_off;
     } else if (!ring_empty(&c->spill)) {
         c->send_src = SRC_SPILL;
         ring_data_iov(&c->spill, iov);
@@ -274,8 +276,9 @@ static void consume_output(struct uconn *c, size_t n)
     struct uring_state *us = c->wk->uring;
 
     if (c->send_src == SRC_TX) {
-        c->tx += n;
-        c->tx_len -= (uint32_t)n;
+        c->tx_off += (uint32_t)n;
+        if (c->repeat && c->tx_off == c->tx_len)
+            c->tx_off = 0;
         return;
     }
     if (c->send_src == SRC_SPILL) {
@@ -457,6 +460,12 @@ static int uconn_wants_input(const struct uconn *c)
 /* The next step, as conn_advance in conn.c. */
 static void uconn_step(struct uconn *c)
 {
+    /* Endless output ends when the server stops (what is left is not owed), once
+     * the send in flight, which takes from it, has completed. */
+    if (c->stopping && c->repeat && !c->send_on) {
+        c->repeat = 0;
+        c->tx_off = c->tx_len;
+    }
     if (!c->send_on && uconn_has_output(c) && !c->wr_shut)
         submit_send(c);
     /* A stopping echo connection says goodbye only once no more input can arrive. */
@@ -565,6 +574,23 @@ static void on_hup(struct uconn *c, int res)
     uconn_advance(c);
 }
 
+/* Bytes made up for this connection go into its spill buffer, from the pool, which
+ * takes it back once they are sent (spill_release). Returns 0, or -1 if out of
+ * memory. */
+static int uconn_queue_copy(struct uconn *c, const struct conn_plan *plan)
+{
+    char *buf;
+
+    if (plan->copy_len == 0)
+        return 0;
+    buf = pool_get(&c->wk->pool);
+    if (buf == NULL)
+        return -1;
+    ring_attach(&c->spill, buf, c->wk->pool.size);
+    ring_put(&c->spill, plan->copy, plan->copy_len);
+    return 0;
+}
+
 void uconn_open(struct worker *wk, struct listener *l, const struct accepted *a)
 {
     struct uconn *c = calloc(1, sizeof *c);
@@ -594,9 +620,12 @@ void uconn_open(struct worker *wk, struct listener *l, const struct accepted *a)
     l->svc->tcp_open(&plan, &ctx);
     c->tx = plan.tx;
     c->tx_len = (uint32_t)plan.tx_len;
+    c->repeat = plan.repeat;
     c->echo = plan.echo;
     c->shut_after_send = plan.close_after_send;
     c->stopping = wk->finishing;
+    if (uconn_queue_copy(c, &plan) < 0)
+        uconn_close(c);
     uconn_advance(c);
 }
 

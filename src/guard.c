@@ -61,6 +61,7 @@ static const char *const reason_names[DROP_REASONS] = {
     [DROP_UDP_PORT] = "udp_source_port",
     [DROP_UDP_OWN_PORT] = "udp_own_port",
     [DROP_UDP_RATE] = "udp_rate",
+    [DROP_UDP_SHORT] = "udp_short_request",
 };
 
 const char *drop_reason_name(enum drop_reason r)

@@ -23,6 +23,8 @@ enum drop_reason {
     DROP_UDP_PORT,          /* source port 0 or below 1024; the udp reasons come last */
     DROP_UDP_OWN_PORT,      /* source port is one we serve on: a loop between servers */
     DROP_UDP_RATE,          /* over its source's --udp-rate */
+    DROP_UDP_SHORT,         /* a record reply (time, daytime, info) longer than the
+                             * request: the guard would cut it, so none is sent */
     DROP_REASONS
 };
 

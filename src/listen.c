@@ -358,10 +358,13 @@ int listen_fds(int first, size_t n, char *const *names, struct listener **out,
         const struct service *svc = names[i] ? service_find(names[i]) : NULL;
 
         if (svc == NULL) {
+            char known[128];
+
+            service_names(known, sizeof known);
             snprintf(err, errlen, "descriptor %d %s%s%s: not a service name (set "
-                     "FileDescriptorName= or --fdname= to hello or echo)", fd,
+                     "FileDescriptorName= or --fdname= to one of: %s)", fd,
                      names[i] ? "is named '" : "has no name", names[i] ? names[i] : "",
-                     names[i] ? "'" : "");
+                     names[i] ? "'" : "", known);
             listeners_close(ls, i);
             return -1;
         }

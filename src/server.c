@@ -108,6 +108,9 @@ static void drop_detail(const struct serve_config *cfg, enum drop_reason why, ch
         snprintf(buf, len, "over %u datagrams/s from that address (--udp-rate)",
                  cfg->limits.udp_rate);
         break;
+    case DROP_UDP_SHORT:
+        snprintf(buf, len, "request shorter than the whole reply (--udp-guard)");
+        break;
     default:
         snprintf(buf, len, "%s", drop_reason_name(why));
         break;
@@ -530,6 +533,8 @@ static int worker_init(struct worker *wk, size_t id, struct listener *ls, size_t
         ls[i].wk = wk;
         if (ls[i].kind == LISTEN_UDP && wk->udp == NULL && cfg->io == LOOP_IO_EPOLL)
             wk->udp = udp_batch_new();
+        if (ls[i].kind == LISTEN_UDP && ls[i].svc->wants_addresses)
+            udp_listener_local(&ls[i]);
     }
     wk->loop = loop_new(cfg->io);
     if (wk->loop == NULL)

@@ -54,6 +54,8 @@ struct listener {
     int shared;                     /* the same socket is served by other loops too */
     int paused;                     /* out of descriptors: not accepting for now */
     int armed;                      /* io_uring: its accept or recvmsg is in flight */
+    struct sockaddr_storage local;  /* udp, for services that want addresses: as bound */
+    socklen_t local_len;            /* 0: unknown */
     struct listener_stats stats;
 };
 

@@ -12,6 +12,10 @@
 
 #include "guard.h"
 
+/* The most bytes plan_send_copy takes: no more than the smallest buffer a connection
+ * may hold (--max-buffer's minimum), into which the engines copy them. */
+#define PLAN_COPY_MAX 1024
+
 /* What a service wants from a new stream connection; filled by the calls below and
  * carried out by whichever engine serves it (conn.c on epoll, conn_uring.c). */
 struct conn_plan {
@@ -19,10 +23,20 @@ struct conn_plan {
     size_t tx_len;
     unsigned echo : 1;
     unsigned close_after_send : 1;
+    unsigned repeat : 1;        /* tx again and again, until the peer or a stop ends it */
+    size_t copy_len;
+    char copy[PLAN_COPY_MAX];   /* bytes made up for this connection, sent after tx */
 };
 
-/* Queue static bytes (a greeting); they are sent first. */
+/* Queue static bytes (a greeting); they are sent first. At most 4 GiB. */
 void plan_send_static(struct conn_plan *p, const char *data, size_t len);
+/* Queue static bytes to be sent over and over (chargen) until the peer closes or the
+ * server stops; input is read and discarded meanwhile. */
+void plan_send_repeating(struct conn_plan *p, const char *data, size_t len);
+/* Queue bytes made up for this connection; they are copied, so data may be the
+ * caller's own. Returns 0, or -1 (nothing queued) if len > PLAN_COPY_MAX. The copy
+ * takes a buffer from the worker's pool only until it is sent. */
+int plan_send_copy(struct conn_plan *p, const void *data, size_t len);
 /* Send back every byte read, in order. */
 void plan_echo_input(struct conn_plan *p);
 /* Once everything queued is sent: shut down our side, linger, close. */
@@ -40,6 +54,8 @@ struct serve_config {
     long send_timeout_ms;       /* 0: none */
     long drain_timeout_ms;      /* after SIGTERM, connections go on this long */
     size_t max_buffer;          /* echoed bytes a connection may hold */
+    const char *name;           /* the info service's instance name */
+    int info_json;              /* info answers with JSON, not key=value */
     const struct run_as *user;  /* run as this user once every socket is made */
     /* --inetd: serve the socket inetd passed on stdin, with no listening, ready or
      * stopping lines. tcp: inetd_conn is the connection (the one listener only
@@ -73,6 +89,9 @@ struct service {
     const char *name;
     const char *summary;        /* one line for --help */
     unsigned wants_addresses : 1;
+    /* Its udp reply is a record (a date, a time, a report) that means nothing cut
+     * short: when the UDP guard would cut it, no reply is sent at all. */
+    unsigned udp_record : 1;
     void (*tcp_open)(struct conn_plan *p, const struct svc_ctx *ctx);
     /* Point *reply at the answer to one datagram (ctx->in, ctx->out or static
      * memory); returns its length, or -1 to send nothing. */
@@ -81,10 +100,17 @@ struct service {
 
 extern const struct service service_hello;
 extern const struct service service_echo;
+extern const struct service service_discard;
+extern const struct service service_chargen;
+extern const struct service service_daytime;
+extern const struct service service_time;
+extern const struct service service_info;
 
 /* NULL-terminated, in the order --help lists them. */
 extern const struct service *const services[];
 
 const struct service *service_find(const char *name);
+/* "hello, echo, ...": the table's names, for messages (cut to fit len). */
+void service_names(char *buf, size_t len);
 
 #endif

@@ -32,6 +32,17 @@ struct svc_ctx;
  * engine), cut to what the guard allows; -1: none. */
 long udp_service_reply(struct listener *l, struct svc_ctx *ctx, const char **reply);
 
+/* Ask once, at start-up, for the address a udp listener is bound to (l->local), for
+ * services that want addresses: asking per datagram would cost a system call each. */
+void udp_listener_local(struct listener *l);
+
+/* Fill ctx->local with our address as the datagram msg reached it: on a wildcard
+ * bind its destination (from msg's IP_PKTINFO / IPV6_PKTINFO control data) with the
+ * listener's port, else the listener's address. room holds what ctx->local points
+ * to. Call it before udp_reply_pktinfo, which rewrites the control data. */
+void udp_ctx_local(struct svc_ctx *ctx, const struct listener *l, struct msghdr *msg,
+                   struct sockaddr_storage *room);
+
 /* The -v line for one datagram. */
 void udp_log_datagram(const struct listener *l, const void *peer, socklen_t len, size_t in,
                       long out);

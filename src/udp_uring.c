@@ -96,6 +96,7 @@ static int build_reply(struct worker *wk, struct listener *l, struct udp_slot *s
     size_t len = io_uring_recvmsg_payload_length(o, res, tmpl);
     socklen_t namelen = o->namelen <= DGRAM_NAME_MAX ? o->namelen : DGRAM_NAME_MAX;
     struct svc_ctx ctx = { 0 };
+    struct sockaddr_storage local;
     const char *reply;
     long rlen;
 
@@ -110,6 +111,15 @@ static int build_reply(struct worker *wk, struct listener *l, struct udp_slot *s
     ctx.in_len = len;
     ctx.out = payload;
     ctx.out_cap = (size_t)((char *)o + DGRAM_BUF_SIZE - payload);
+    if (l->svc->wants_addresses) {
+        /* The control data follows the room the template gave the name. */
+        struct msghdr in = {
+            .msg_control = (char *)io_uring_recvmsg_name(o) + tmpl->msg_namelen,
+            .msg_controllen = o->controllen,
+        };
+
+        udp_ctx_local(&ctx, l, &in, &local);
+    }
     rlen = udp_service_reply(l, &ctx, &reply);
     if (wk->cfg->verbose)
         udp_log_datagram(l, &slot->peer, namelen, len, rlen);

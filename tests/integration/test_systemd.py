@@ -143,8 +143,8 @@ def test_passed_socket_needs_a_service_name(names, why):
         env = {"LISTEN_FDNAMES": names} if names else {}
         rc, err = run_with_passed([ls], [], env)
     assert rc == 1, err
-    assert err == ("kodama: %s (set FileDescriptorName= or --fdname= to hello or echo)\n"
-                   % why), err
+    assert err == ("kodama: %s (set FileDescriptorName= or --fdname= to one of: "
+                   "hello, echo, discard, chargen, daytime, time, info)\n" % why), err
 
 
 def test_passed_sockets_and_specs_is_a_usage_error():
