@@ -279,10 +279,11 @@ static int conn_queue_copy(struct conn *c, const struct conn_plan *plan)
 /* Returns 0, or -1 if the plan could not be carried out (out of memory). */
 static int conn_apply_plan(struct conn *c, const struct accepted *a)
 {
-    struct conn_plan plan = { 0 };
+    struct conn_plan plan;
     struct sockaddr_storage local;
     struct svc_ctx ctx;
 
+    plan_init(&plan);
     svc_ctx_for_conn(&ctx, c->wk, c->l, a, &local);
     c->l->svc->tcp_open(&plan, &ctx);
     c->tx = plan.tx;

@@ -594,7 +594,7 @@ static int uconn_queue_copy(struct uconn *c, const struct conn_plan *plan)
 void uconn_open(struct worker *wk, struct listener *l, const struct accepted *a)
 {
     struct uconn *c = calloc(1, sizeof *c);
-    struct conn_plan plan = { 0 };
+    struct conn_plan plan;
     struct sockaddr_storage local;
     struct svc_ctx ctx;
 
@@ -616,6 +616,7 @@ void uconn_open(struct worker *wk, struct listener *l, const struct accepted *a)
     c->progressed = c->sent = 1;
     if (wk->cfg->verbose)
         c->peer = conn_log_accept(l, a);
+    plan_init(&plan);
     svc_ctx_for_conn(&ctx, wk, l, a, &local);
     l->svc->tcp_open(&plan, &ctx);
     c->tx = plan.tx;

@@ -37,6 +37,16 @@ const struct service *service_find(const char *name)
     return NULL;
 }
 
+void plan_init(struct conn_plan *p)
+{
+    p->tx = NULL;
+    p->tx_len = 0;
+    p->echo = 0;
+    p->close_after_send = 0;
+    p->repeat = 0;
+    p->copy_len = 0;
+}
+
 void plan_send_static(struct conn_plan *p, const char *data, size_t len)
 {
     p->tx = data;

@@ -28,6 +28,9 @@ struct conn_plan {
     char copy[PLAN_COPY_MAX];   /* bytes made up for this connection, sent after tx */
 };
 
+/* An empty plan. Not a zeroing initializer: it would clear copy[] too, a kilobyte per
+ * connection that most services never touch. */
+void plan_init(struct conn_plan *p);
 /* Queue static bytes (a greeting); they are sent first. At most 4 GiB. */
 void plan_send_static(struct conn_plan *p, const char *data, size_t len);
 /* Queue static bytes to be sent over and over (chargen) until the peer closes or the
