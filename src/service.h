@@ -39,6 +39,7 @@ struct serve_config {
     long idle_timeout_ms;       /* 0: none */
     long send_timeout_ms;       /* 0: none */
     long drain_timeout_ms;      /* after SIGTERM, connections go on this long */
+    long proxy_timeout_ms;      /* "+proxy" listeners: wait this long for the header */
     size_t max_buffer;          /* echoed bytes a connection may hold */
     const struct run_as *user;  /* run as this user once every socket is made */
 };
