@@ -116,6 +116,11 @@ static int parse_bracketed(const char *text, const char *s, size_t len, struct s
     return parse_port(text, rest + 1, (size_t)(s + len - rest - 1), sp, err, errlen);
 }
 
+static int word_is(const char *s, size_t n, const char *word)
+{
+    return strlen(word) == n && memcmp(s, word, n) == 0;
+}
+
 /* Strips a trailing /tcp or /udp; anything else after the last '/' of a network
  * address is an unknown protocol (unix paths keep their slashes). */
 static int parse_proto(const char *text, const char *addr, size_t *len, struct spec *sp,
@@ -124,45 +129,57 @@ static int parse_proto(const char *text, const char *addr, size_t *len, struct s
     int is_unix = strncmp(addr, "unix:", 5) == 0;
     const char *slash = memrchr(addr, '/', *len);
     const char *proto;
+    size_t plen;
 
     sp->protos = PROTO_TCP | PROTO_UDP;
     if (slash == NULL)
         return 0;
     proto = slash + 1;
-    if (strcmp(proto, "tcp") == 0) {
+    plen = (size_t)(addr + *len - proto);
+    if (word_is(proto, plen, "tcp")) {
         sp->protos = PROTO_TCP;
-    } else if (strcmp(proto, "udp") == 0) {
+    } else if (word_is(proto, plen, "udp")) {
         if (is_unix)
             return spec_error(err, errlen, text, "unix sockets are stream only (no /udp)");
         sp->protos = PROTO_UDP;
     } else if (is_unix) {
         return 0;
-    } else if (*proto == '\0') {
+    } else if (plen == 0) {
         return spec_error(err, errlen, text, "missing protocol after '/'");
     } else {
-        return spec_error(err, errlen, text, "unknown protocol '%s' (tcp or udp)", proto);
+        return spec_error(err, errlen, text, "unknown protocol '%.*s' (tcp or udp)", (int)plen,
+                          proto);
     }
     *len = (size_t)(slash - addr);
     return 0;
 }
 
-int spec_parse(const char *text, struct spec *sp, char *err, size_t errlen)
+/* A trailing "+proxy": connections start with a PROXY protocol header. It comes
+ * last, after /tcp, and only stream listeners take it. */
+static int parse_proxy_suffix(const char *addr, size_t *len, struct spec *sp)
 {
-    const char *at = strchr(text, '@');
-    const char *addr, *colon;
-    size_t len;
+    if (*len < PROXY_SUFFIX_LEN || memcmp(addr + *len - PROXY_SUFFIX_LEN, PROXY_SUFFIX,
+                                          PROXY_SUFFIX_LEN) != 0)
+        return 0;
+    *len -= PROXY_SUFFIX_LEN;
+    sp->proxy = 1;
+    return 0;
+}
 
-    memset(sp, 0, sizeof *sp);
-    if (at == NULL)
-        return spec_error(err, errlen, text, "missing '@ADDRESS'");
-    if (parse_service(text, at, sp, err, errlen) < 0)
-        return -1;
-    addr = at + 1;
-    len = strlen(addr);
-    if (len == 0)
-        return spec_error(err, errlen, text, "missing address");
-    if (parse_proto(text, addr, &len, sp, err, errlen) < 0)
-        return -1;
+static int check_proxy(const char *text, const struct spec *sp, char *err, size_t errlen)
+{
+    if (sp->proxy && (sp->protos & PROTO_UDP))
+        return spec_error(err, errlen, text,
+                          "'+proxy' is for stream listeners: add /tcp before it");
+    return 0;
+}
+
+/* SERVICE@ADDRESS, the protocol and "+proxy" stripped from the end. */
+static int parse_address(const char *text, const char *addr, size_t len, struct spec *sp,
+                         char *err, size_t errlen)
+{
+    const char *colon;
+
     if (strncmp(addr, "unix:", 5) == 0) {
         sp->protos = PROTO_TCP;
         return parse_unix(text, addr + 5, len - 5, sp, err, errlen);
@@ -180,6 +197,28 @@ int spec_parse(const char *text, struct spec *sp, char *err, size_t errlen)
     if (set_host(text, addr, (size_t)(colon - addr), sp, err, errlen) < 0)
         return -1;
     return parse_port(text, colon + 1, (size_t)(addr + len - colon - 1), sp, err, errlen);
+}
+
+int spec_parse(const char *text, struct spec *sp, char *err, size_t errlen)
+{
+    const char *at = strchr(text, '@');
+    const char *addr;
+    size_t len;
+
+    memset(sp, 0, sizeof *sp);
+    if (at == NULL)
+        return spec_error(err, errlen, text, "missing '@ADDRESS'");
+    if (parse_service(text, at, sp, err, errlen) < 0)
+        return -1;
+    addr = at + 1;
+    len = strlen(addr);
+    parse_proxy_suffix(addr, &len, sp);
+    if (len == 0)
+        return spec_error(err, errlen, text, "missing address");
+    if (parse_proto(text, addr, &len, sp, err, errlen) < 0 ||
+        parse_address(text, addr, len, sp, err, errlen) < 0)
+        return -1;
+    return check_proxy(text, sp, err, errlen);
 }
 
 static const struct in_addr *mapped_v4(const struct sockaddr_in6 *sin6)

@@ -1,7 +1,9 @@
 /* addr.h — listener SPECs and socket addresses as text.
  *
- * A SPEC names a service and where it listens: SERVICE@ADDRESS[/tcp|/udp], with
- * ADDRESS one of PORT, HOST:PORT, [IPV6]:PORT, unix:PATH or unix:@NAME (abstract).
+ * A SPEC names a service and where it listens: SERVICE@ADDRESS[/tcp|/udp][+proxy],
+ * with ADDRESS one of PORT, HOST:PORT, [IPV6]:PORT, unix:PATH or unix:@NAME
+ * (abstract). "+proxy" (stream only: /tcp or unix) makes each connection start with
+ * a PROXY protocol header.
  * Parsing is pure (no name resolution, no sockets) so it can be tested on its own. */
 #ifndef KODAMA_ADDR_H
 #define KODAMA_ADDR_H
@@ -31,7 +33,11 @@ struct spec {
     char path[SPEC_PATH_MAX + 1];   /* ADDR_UNIX: the path, or the name after '@' */
     int abstract;                   /* ADDR_UNIX: unix:@NAME */
     unsigned protos;                /* PROTO_TCP | PROTO_UDP; unix is always stream */
+    int proxy;                      /* "+proxy": PROXY protocol header first */
 };
+
+#define PROXY_SUFFIX "+proxy"
+#define PROXY_SUFFIX_LEN 6
 
 /* Parse text into *sp. Checks the syntax only; whether the service exists is the
  * caller's business (the service table lives elsewhere). Returns 0, or -1 with a

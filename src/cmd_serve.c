@@ -28,10 +28,12 @@ void help_serve(FILE *out)
 {
     fprintf(out,
         "Usage: kodama serve [-4|-6] [-v] [OPTION...] [SPEC...]\n\n"
-        "Serve each SPEC until SIGINT or SIGTERM. SPEC is SERVICE@ADDRESS[/tcp|/udp]:\n"
+        "Serve each SPEC until SIGINT or SIGTERM. SPEC is SERVICE@ADDRESS[/tcp|/udp][+proxy]:\n"
         "  ADDRESS  PORT (all addresses: one dual-stack [::] socket), HOST:PORT,\n"
         "           [IPV6]:PORT, unix:PATH or unix:@NAME (abstract); port 0 = any free\n"
         "  proto    /tcp or /udp; without it, both (unix sockets: stream only)\n"
+        "  +proxy   (after /tcp, or a unix address) each connection starts with a PROXY\n"
+        "           protocol v1 or v2 header naming the client (behind a load balancer)\n"
         "Default: hello@8080 echo@7007\n\nServices:\n");
     for (size_t i = 0; services[i]; i++)
         fprintf(out, "  %-8s %s\n", services[i]->name, services[i]->summary);
@@ -68,6 +70,8 @@ void help_serve(FILE *out)
         "                          sources too (they are exempt by default)\n"
         "      --drain-timeout SECS after SIGTERM, serve open connections up to this\n"
         "                          long before closing them (default 5)\n"
+        "      --proxy-timeout SECS on +proxy listeners, drop a connection whose PROXY\n"
+        "                          header has not come within this time (default 5)\n"
         "      --user NAME         bind, then run as this user\n"
         "A timeout of 0 means none.\n\n"
         "Started by an init system (no SPEC):\n"
@@ -120,6 +124,7 @@ enum {
     OPT_MAX_BUFFER, OPT_UDP_GUARD, OPT_UDP_RATE, OPT_LIMIT_LOOPBACK, OPT_DRAIN_TIMEOUT, OPT_USER,
     OPT_INETD,
     OPT_NAME, OPT_INFO_FORMAT,
+    OPT_PROXY_TIMEOUT,
 };
 
 static const struct option serve_longopts[] = {
@@ -141,6 +146,7 @@ static const struct option serve_longopts[] = {
     { "inetd", required_argument, NULL, OPT_INETD },
     { "name", required_argument, NULL, OPT_NAME },
     { "info-format", required_argument, NULL, OPT_INFO_FORMAT },
+    { "proxy-timeout", required_argument, NULL, OPT_PROXY_TIMEOUT },
     { NULL, 0, NULL, 0 },
 };
 
@@ -158,6 +164,7 @@ static void serve_defaults(struct serve_opts *o)
     o->cfg.idle_timeout_ms = 300 * 1000;
     o->cfg.send_timeout_ms = 30 * 1000;
     o->cfg.drain_timeout_ms = 5 * 1000;
+    o->cfg.proxy_timeout_ms = 5 * 1000;
     o->cfg.max_buffer = ECHO_BUF_SIZE;
     o->cfg.inetd_conn = -1;
 }
@@ -208,6 +215,7 @@ static int limit_option(int c, const char *arg, struct serve_opts *o)
         return opt_timeout("--idle-timeout", arg, &cfg->idle_timeout_ms);
     case OPT_SEND_TIMEOUT: return opt_timeout("--send-timeout", arg, &cfg->send_timeout_ms);
     case OPT_DRAIN_TIMEOUT: return opt_timeout("--drain-timeout", arg, &cfg->drain_timeout_ms);
+    case OPT_PROXY_TIMEOUT: return opt_timeout("--proxy-timeout", arg, &cfg->proxy_timeout_ms);
     case OPT_MAX_BUFFER:
         if (parse_bytes(arg, MAX_BUFFER_MIN, MAX_BUFFER_MAX, &n, err, sizeof err) < 0)
             return usage_error("serve", "--max-buffer '%s': %s (1K to 64M)", arg, err);

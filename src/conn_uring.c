@@ -21,6 +21,7 @@
 
 #include "conn.h"
 #include "log.h"
+#include "proxy_wait.h"
 #include "ring.h"
 #include "loop_uring.h"
 #include "server.h"
@@ -646,7 +647,7 @@ static void uconn_accept(struct worker *wk, struct listener *l, int fd)
             a.peer_len = 0;    /* already reset: it will fail on its own */
     }
     if (worker_admit(wk, l, fd, (struct sockaddr *)&a.peer, a.peer_len, &a.slot) == 0)
-        uconn_open(wk, l, &a);
+        worker_accepted(wk, l, &a);
 }
 
 static void submit_accept(struct worker *wk, struct listener *l)
@@ -711,6 +712,7 @@ static void on_completion(struct loop *loop, uint64_t ud, int32_t res, uint32_t 
     case TAG_HUP: on_hup(obj, res); break;
     case TAG_UDP_RECV: udp_uring_on_recv(wk, obj, res, flags); break;
     case TAG_UDP_SEND: udp_uring_on_send(wk, obj, res); break;
+    case TAG_PROXY: proxy_wait_on_poll(wk, obj, res); break;
     default: break;
     }
 }

@@ -58,6 +58,7 @@ static const char *const reason_names[DROP_REASONS] = {
     [DROP_PER_IP] = "per_ip",
     [DROP_IDLE] = "idle_timeout",
     [DROP_SEND_TIMEOUT] = "send_timeout",
+    [DROP_BAD_PROXY] = "bad_proxy_header",
     [DROP_UDP_PORT] = "udp_source_port",
     [DROP_UDP_OWN_PORT] = "udp_own_port",
     [DROP_UDP_RATE] = "udp_rate",
@@ -205,26 +206,35 @@ static int ip_admit(struct guard *g, const struct addr_key *k, struct ip_count *
     return rc;
 }
 
-int guard_conn_admit(struct guard *g, const struct sockaddr *peer, socklen_t len,
-                     struct ip_count **slot, enum drop_reason *why)
+int guard_conn_admit_addr(struct guard *g, const struct sockaddr *addr, socklen_t len,
+                          struct ip_count **slot, enum drop_reason *why)
 {
     struct addr_key k;
     int loopback = 0;
 
+    *slot = NULL;
+    if (g->cfg.max_per_ip == 0 || len == 0 || addr_key(addr, len, &k, &loopback) < 0 ||
+        (loopback && !g->cfg.limit_loopback))
+        return 0;
+    if (ip_admit(g, &k, slot) == 0)
+        return 0;
+    *why = DROP_PER_IP;
+    return -1;
+}
+
+int guard_conn_admit(struct guard *g, const struct sockaddr *peer, socklen_t len,
+                     struct ip_count **slot, enum drop_reason *why)
+{
     *slot = NULL;
     if (g->cfg.max_conns && atomic_fetch_add(&g->conns, 1) >= g->cfg.max_conns) {
         atomic_fetch_sub(&g->conns, 1);
         *why = DROP_MAX_CONNS;
         return -1;
     }
-    if (g->cfg.max_per_ip == 0 || len == 0 || addr_key(peer, len, &k, &loopback) < 0 ||
-        (loopback && !g->cfg.limit_loopback))
-        return 0;
-    if (ip_admit(g, &k, slot) == 0)
+    if (guard_conn_admit_addr(g, peer, len, slot, why) == 0)
         return 0;
     if (g->cfg.max_conns)
         atomic_fetch_sub(&g->conns, 1);
-    *why = DROP_PER_IP;
     return -1;
 }
 

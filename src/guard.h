@@ -20,6 +20,7 @@ enum drop_reason {
     DROP_PER_IP,            /* --max-per-ip from this address (IPv6: its /64) */
     DROP_IDLE,              /* silent for --idle-timeout */
     DROP_SEND_TIMEOUT,      /* read nothing for --send-timeout while we had output */
+    DROP_BAD_PROXY,         /* "+proxy" listener: no valid PROXY protocol header */
     DROP_UDP_PORT,          /* source port 0 or below 1024; the udp reasons come last */
     DROP_UDP_OWN_PORT,      /* source port is one we serve on: a loop between servers */
     DROP_UDP_RATE,          /* over its source's --udp-rate */
@@ -50,6 +51,15 @@ void guard_free(struct guard *g);
 int guard_conn_admit(struct guard *g, const struct sockaddr *peer, socklen_t len,
                      struct ip_count **slot, enum drop_reason *why);
 void guard_conn_release(struct guard *g, struct ip_count *slot);
+
+/* The per-address half of guard_conn_admit, for a client known only later: on a
+ * PROXY protocol listener the peer is the load balancer, so the connection is
+ * admitted with len 0 when accepted (it counts under --max-conns while its header is
+ * awaited) and its client, once the header names one, here. Returns 0 with *slot
+ * (NULL if not counted), or -1 with *why; either way the first half's count stays
+ * until guard_conn_release. */
+int guard_conn_admit_addr(struct guard *g, const struct sockaddr *addr, socklen_t len,
+                          struct ip_count **slot, enum drop_reason *why);
 
 /* A datagram from src: 0 to answer it, -1 with *why to drop it. Does nothing with
  * the guard off. */

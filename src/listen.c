@@ -256,23 +256,29 @@ static int bind_spec(struct binder *b, const struct spec *sp)
 {
     const struct service *svc = service_find(sp->service);
     uint16_t shared_port = 0;
+    size_t first = b->n;
 
     if (svc == NULL) {
         snprintf(b->err, b->errlen, "unknown service '%s'", sp->service);
         return -1;
     }
-    if (sp->kind == ADDR_UNIX)
-        return bind_unix(b, svc, sp);
-    for (int udp = 0; udp <= 1; udp++) {
-        int rc;
-
-        if (!(sp->protos & (udp ? PROTO_UDP : PROTO_TCP)))
-            continue;
-        rc = sp->kind == ADDR_ANY ? bind_any(b, svc, udp, sp->port, &shared_port)
-                                  : bind_host(b, svc, udp, sp, &shared_port);
-        if (rc < 0)
+    if (sp->kind == ADDR_UNIX) {
+        if (bind_unix(b, svc, sp) < 0)
             return -1;
+    } else {
+        for (int udp = 0; udp <= 1; udp++) {
+            int rc;
+
+            if (!(sp->protos & (udp ? PROTO_UDP : PROTO_TCP)))
+                continue;
+            rc = sp->kind == ADDR_ANY ? bind_any(b, svc, udp, sp->port, &shared_port)
+                                      : bind_host(b, svc, udp, sp, &shared_port);
+            if (rc < 0)
+                return -1;
+        }
     }
+    for (size_t i = first; i < b->n; i++)
+        b->ls[i].proxy = sp->proxy;
     return 0;
 }
 

@@ -28,6 +28,7 @@
 #include "net.h"
 #include "privdrop.h"
 #include "systemd.h"
+#include "proxy_wait.h"
 #include "udp.h"
 #include "uring_engine.h"
 #include "util.h"
@@ -120,6 +121,12 @@ static void drop_detail(const struct serve_config *cfg, enum drop_reason why, ch
 void worker_drop(struct worker *wk, struct listener *l, enum drop_reason why, int fd,
                  const struct sockaddr *peer, socklen_t len)
 {
+    worker_drop_detail(wk, l, why, fd, peer, len, NULL);
+}
+
+void worker_drop_detail(struct worker *wk, struct listener *l, enum drop_reason why, int fd,
+                        const struct sockaddr *peer, socklen_t len, const char *what)
+{
     struct sockaddr_storage ss;
     char text[ADDR_TEXT_MAX], detail[128], more[64] = "";
     unsigned long skipped;
@@ -133,7 +140,10 @@ void worker_drop(struct worker *wk, struct listener *l, enum drop_reason why, in
             len = 0;
         peer = (const struct sockaddr *)&ss;
     }
-    drop_detail(wk->cfg, why, detail, sizeof detail);
+    if (what)
+        snprintf(detail, sizeof detail, "%s", what);
+    else
+        drop_detail(wk->cfg, why, detail, sizeof detail);
     if (skipped)
         snprintf(more, sizeof more, " (%lu more since the last report)", skipped);
     log_msg("%s %s %s %s from %s: %s%s", drop_verb(why), l->svc->name,
@@ -145,13 +155,38 @@ int worker_admit(struct worker *wk, struct listener *l, int fd, const struct soc
                  socklen_t len, struct ip_count **slot)
 {
     enum drop_reason why;
+    /* Behind a PROXY header the peer is the load balancer: the per-address limit
+     * waits for the client the header names (worker_admit_client). */
+    socklen_t counted = l->kind == LISTEN_UNIX || l->proxy ? 0 : len;
 
-    if (guard_conn_admit(wk->guard, peer, l->kind == LISTEN_UNIX ? 0 : len, slot, &why) == 0)
+    if (guard_conn_admit(wk->guard, peer, counted, slot, &why) == 0)
         return 0;
     worker_drop(wk, l, why, fd, peer, len);
     reset_on_close(fd);
     close(fd);
     return -1;
+}
+
+int worker_admit_client(struct worker *wk, struct listener *l, int fd,
+                        const struct sockaddr *addr, socklen_t len, struct ip_count **slot)
+{
+    enum drop_reason why;
+
+    if (guard_conn_admit_addr(wk->guard, addr, len, slot, &why) == 0)
+        return 0;
+    guard_conn_release(wk->guard, NULL);    /* its place under --max-conns */
+    worker_drop(wk, l, why, fd, addr, len);
+    reset_on_close(fd);
+    close(fd);
+    return -1;
+}
+
+void worker_accepted(struct worker *wk, struct listener *l, const struct accepted *a)
+{
+    if (l->proxy)
+        proxy_wait_start(wk, l, a);
+    else
+        worker_serve(wk, l, a);
 }
 
 void worker_conn_release(struct worker *wk, struct ip_count *slot)
@@ -338,7 +373,7 @@ static void accept_ready(struct loop *loop, struct watch *w, unsigned events)
         if (a.fd >= 0) {
             if (worker_admit(l->wk, l, a.fd, (struct sockaddr *)&a.peer, a.peer_len,
                              &a.slot) == 0)
-                conn_open(l->wk, l, &a);
+                worker_accepted(l->wk, l, &a);
             continue;
         }
         if (err == EAGAIN || worker_accept_error(l->wk, l, err))
@@ -356,8 +391,10 @@ static void engine_stop_all(struct worker *wk)
         conn_stop_all(wk);
 }
 
+/* The loop stops right after (a deadline, a second signal, or exit). */
 static void engine_close_all(struct worker *wk)
 {
+    proxy_wait_close_all(wk, 1);
     if (wk->uring)
         uconn_close_all(wk);
     else
@@ -429,6 +466,7 @@ static void begin_stop(struct worker *wk)
         sd_notify_send("STOPPING=1");
     wk->stopping = 1;
     close_listeners(wk);
+    proxy_wait_close_all(wk, 0);    /* no header yet: nothing was promised them */
     if (worker_check_done(wk))
         return;
     if (wk->cfg->drain_timeout_ms > 0)
@@ -527,6 +565,7 @@ static int worker_init(struct worker *wk, size_t id, struct listener *ls, size_t
     wk->listeners = ls;
     wk->nlisteners = n;
     dlist_init(&wk->conns);
+    dlist_init(&wk->proxy_waits);
     pool_init(&wk->pool, cfg->max_buffer, POOL_KEEP);
     watch_init(&wk->wake, -1, wake_ready);
     for (size_t i = 0; i < n; i++) {
@@ -545,6 +584,7 @@ static int worker_init(struct worker *wk, size_t id, struct listener *ls, size_t
     } else {
         conn_engine_init(wk);
     }
+    proxy_wait_init(wk);
     fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (fd < 0)
         return -1;

@@ -56,6 +56,7 @@ struct listener {
     int armed;                      /* io_uring: its accept or recvmsg is in flight */
     struct sockaddr_storage local;  /* udp, for services that want addresses: as bound */
     socklen_t local_len;            /* 0: unknown */
+    int proxy;                      /* "+proxy": a PROXY protocol header comes first */
     struct listener_stats stats;
 };
 
@@ -75,6 +76,8 @@ struct worker {
     /* A connection waits on one of these at a time: for the peer's goodbye after
      * ours, for input while it has nothing to send, or for the peer to read. */
     struct deadline_list lingering, idle, stalled;
+    struct dlink proxy_waits;       /* connections waiting for their PROXY header */
+    struct deadline_list proxy_header;  /* their --proxy-timeout */
     struct pool pool;               /* echo buffers */
     struct udp_batch *udp;          /* epoll: datagrams in and out, if any udp listener */
     struct uring_state *uring;      /* the io_uring engine, if that is the loop's */
@@ -131,11 +134,25 @@ int worker_admit(struct worker *wk, struct listener *l, int fd, const struct soc
                  socklen_t len, struct ip_count **slot);
 void worker_conn_release(struct worker *wk, struct ip_count *slot);
 
+/* The second half of admission on a "+proxy" listener (proxy_wait.c): the client a
+ * header named (or the peer, for LOCAL) under --max-per-ip. 0 to serve it with *slot,
+ * or -1 if refused (fd is closed with a reset, its place under --max-conns given
+ * back, the refusal counted and logged with addr). */
+int worker_admit_client(struct worker *wk, struct listener *l, int fd,
+                        const struct sockaddr *addr, socklen_t len, struct ip_count **slot);
+
+/* The engines' entry for an accepted, admitted connection: the header stage on a
+ * "+proxy" listener, else worker_serve. */
+void worker_accepted(struct worker *wk, struct listener *l, const struct accepted *a);
+
 /* Count a connection or datagram turned away and log it (at most once a second per
  * reason). fd, if >= 0, is the connection's, for its peer's address; peer (len > 0)
  * names a datagram's source. */
 void worker_drop(struct worker *wk, struct listener *l, enum drop_reason why, int fd,
                  const struct sockaddr *peer, socklen_t len);
+/* The same, saying what was wrong in detail's words instead of the reason's. */
+void worker_drop_detail(struct worker *wk, struct listener *l, enum drop_reason why, int fd,
+                        const struct sockaddr *peer, socklen_t len, const char *detail);
 
 /* Make closing fd send a reset: for peers we give up on, whose unsent data should
  * not hold kernel memory. */

@@ -56,6 +56,7 @@ struct serve_config {
     long idle_timeout_ms;       /* 0: none */
     long send_timeout_ms;       /* 0: none */
     long drain_timeout_ms;      /* after SIGTERM, connections go on this long */
+    long proxy_timeout_ms;      /* "+proxy" listeners: wait this long for the header */
     size_t max_buffer;          /* echoed bytes a connection may hold */
     const char *name;           /* the info service's instance name */
     int info_json;              /* info answers with JSON, not key=value */

@@ -23,8 +23,11 @@
 struct worker;
 struct listener;
 
-/* Request kinds, in the low bits of user_data (loop_uring.h). */
+/* Request kinds, in the low bits of user_data (loop_uring.h). Tag 0 is a kind too:
+ * its user_data is an object's address, never 0 (which means "no completion
+ * wanted"). */
 enum {
+    TAG_PROXY = 0,          /* connection waiting for its PROXY header (proxy_wait.c) */
     TAG_ACCEPT = 1,         /* listener */
     TAG_RECV = 2,           /* connection */
     TAG_SEND = 3,           /* connection */

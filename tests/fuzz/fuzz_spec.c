@@ -8,9 +8,10 @@
  *   - success: the service is the text before the first '@', lower-case letters,
  *     digits and '-'; kind, protos, port, host and path are consistent (unix is
  *     stream only, a port-only SPEC has no host, an abstract name is not
- *     "@"-prefixed again, a path never empties); and the struct written back as
- *     canonical text ("[host]" when it has ':', starts with '[' or is "unix";
- *     "/tcp" always after unix paths) parses again to the same struct. */
+ *     "@"-prefixed again, a path never empties, "+proxy" only on stream
+ *     listeners); and the struct written back as canonical text ("[host]" when
+ *     it has ':', starts with '[' or is "unix"; "/tcp" always after unix paths;
+ *     "+proxy" last) parses again to the same struct. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +35,7 @@ static void check_same(const struct spec *a, const struct spec *b, const char *w
     FUZZ_CHECK(strcmp(a->path, b->path) == 0, "%s: path '%s' vs '%s' for '%s'", what, a->path,
                b->path, text);
     FUZZ_CHECK(a->abstract == b->abstract, "%s: abstract differs for '%s'", what, text);
+    FUZZ_CHECK(a->proxy == b->proxy, "%s: proxy differs for '%s'", what, text);
 }
 
 static void check_error(const char *err, const char *text)
@@ -49,24 +51,27 @@ static void check_error(const char *err, const char *text)
 static void canonical(const struct spec *sp, char *out, size_t outlen)
 {
     const char *proto = sp->protos == PROTO_TCP ? "/tcp" : sp->protos == PROTO_UDP ? "/udp" : "";
+    const char *proxy = sp->proxy ? PROXY_SUFFIX : "";
     int n;
 
     switch (sp->kind) {
     case ADDR_ANY:
-        n = snprintf(out, outlen, "%s@%u%s", sp->service, sp->port, proto);
+        n = snprintf(out, outlen, "%s@%u%s%s", sp->service, sp->port, proto, proxy);
         break;
     case ADDR_HOST:
         /* Brackets where the bare host would read otherwise: a ':' in it, a
          * leading '[', or "unix" (unix:PORT would be a path). */
         if (strchr(sp->host, ':') || sp->host[0] == '[' || strcmp(sp->host, "unix") == 0)
-            n = snprintf(out, outlen, "%s@[%s]:%u%s", sp->service, sp->host, sp->port, proto);
+            n = snprintf(out, outlen, "%s@[%s]:%u%s%s", sp->service, sp->host, sp->port, proto,
+                         proxy);
         else
-            n = snprintf(out, outlen, "%s@%s:%u%s", sp->service, sp->host, sp->port, proto);
+            n = snprintf(out, outlen, "%s@%s:%u%s%s", sp->service, sp->host, sp->port, proto,
+                         proxy);
         break;
     default:
         /* "/tcp" always: a path may itself end in "/tcp" or "/udp". */
-        n = snprintf(out, outlen, "%s@unix:%s%s/tcp", sp->service, sp->abstract ? "@" : "",
-                     sp->path);
+        n = snprintf(out, outlen, "%s@unix:%s%s/tcp%s", sp->service, sp->abstract ? "@" : "",
+                     sp->path, proxy);
         break;
     }
     FUZZ_CHECK(n > 0 && (size_t)n < outlen, "canonical text truncated");
@@ -76,7 +81,7 @@ static void check_ok(const struct spec *sp, const char *text)
 {
     const char *at = strchr(text, '@');
     size_t slen = strlen(sp->service);
-    char again[SPEC_SERVICE_MAX + SPEC_HOST_MAX + SPEC_PATH_MAX + 32];
+    char again[SPEC_SERVICE_MAX + SPEC_HOST_MAX + SPEC_PATH_MAX + 40];
     char err[ERRLEN];
     struct spec sp2;
 
@@ -112,6 +117,7 @@ static void check_ok(const struct spec *sp, const char *text)
         FUZZ_CHECK(0, "kind %d from '%s'", sp->kind, text);
     }
 
+    FUZZ_CHECK(!sp->proxy || sp->protos == PROTO_TCP, "'+proxy' on a datagram SPEC '%s'", text);
     canonical(sp, again, sizeof again);
     FUZZ_CHECK(spec_parse(again, &sp2, err, sizeof err) == 0,
                "canonical '%s' of '%s' does not parse: %s", again, text, err);

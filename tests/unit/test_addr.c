@@ -149,6 +149,14 @@ static const struct bad_case bad_cases[] = {
     { "echo@80/sctp", "unknown protocol 'sctp' (tcp or udp) in 'echo@80/sctp'" },
     { "echo@80/", "missing protocol after '/' in 'echo@80/'" },
     { "echo@unix:/x/udp", "unix sockets are stream only (no /udp) in 'echo@unix:/x/udp'" },
+    /* +proxy: stream only, and last */
+    { "echo@7007+proxy", "'+proxy' is for stream listeners: add /tcp before it in 'echo@7007+proxy'" },
+    { "echo@7007/udp+proxy",
+      "'+proxy' is for stream listeners: add /tcp before it in 'echo@7007/udp+proxy'" },
+    { "echo@+proxy", "missing address in 'echo@+proxy'" },
+    { "echo@7007+prox", "invalid port '7007+prox' in 'echo@7007+prox'" },
+    { "echo@7007+proxy/tcp", "invalid port '7007+proxy' in 'echo@7007+proxy/tcp'" },
+    { "echo@7007/tcp+PROXY", "unknown protocol 'tcp+PROXY' (tcp or udp) in 'echo@7007/tcp+PROXY'" },
     /* unix */
     { "echo@unix:", "missing path in 'echo@unix:'" },
     { "echo@unix:@", "missing name in 'echo@unix:@'" },
@@ -184,6 +192,38 @@ static void test_spec_bad(void **state)
 
     expect_fail(c->text, err, sizeof(err));
     assert_string_equal(err, c->err);
+}
+
+/* "+proxy" sets the flag and nothing else; without it, never set. */
+static void test_spec_proxy_suffix(void **state)
+{
+    static const struct {
+        const char *text, *with;
+    } cases[] = {
+        { "echo@7007/tcp+proxy", "echo@7007/tcp" },
+        { "echo@127.0.0.1:0/tcp+proxy", "echo@127.0.0.1:0/tcp" },
+        { "echo@[::1]:7/tcp+proxy", "echo@[::1]:7/tcp" },
+        { "hello@unix:/tmp/s+proxy", "hello@unix:/tmp/s" },
+        { "hello@unix:/tmp/s/tcp+proxy", "hello@unix:/tmp/s" },
+        { "echo@unix:@name+proxy", "echo@unix:@name" },
+    };
+    struct spec a, b;
+    char err[ERRLEN];
+
+    (void)state;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        if (spec_parse(cases[i].text, &a, err, sizeof err) != 0)
+            fail_msg("spec_parse(\"%s\"): %s", cases[i].text, err);
+        assert_int_equal(spec_parse(cases[i].with, &b, err, sizeof err), 0);
+        assert_int_equal(a.proxy, 1);
+        assert_int_equal(b.proxy, 0);
+        b.proxy = 1;
+        assert_memory_equal(&a, &b, sizeof a);
+    }
+    /* A unix path may itself end in "+proxy": a /tcp after it says so. */
+    assert_int_equal(spec_parse("echo@unix:/tmp/a+proxy/tcp", &a, err, sizeof err), 0);
+    assert_int_equal(a.proxy, 0);
+    assert_string_equal(a.path, "/tmp/a+proxy");
 }
 
 /* The CLI relies on the bare-IPv6 reason pointing at the brackets. */
@@ -571,6 +611,7 @@ static void test_host_and_port(void **state)
 
 static const struct CMUnitTest fixed_tests[] = {
     cmocka_unit_test(test_spec_bare_ipv6_mentions_brackets),
+    cmocka_unit_test(test_spec_proxy_suffix),
     cmocka_unit_test(test_spec_reason_one_line_with_newline),
     cmocka_unit_test(test_spec_unix_path_max),
     cmocka_unit_test(test_spec_unix_path_too_long),

@@ -156,6 +156,75 @@ static void test_per_ip_refusal_gives_back_total(void **state)
     guard_free(g);
 }
 
+static int admit_client(struct guard *g, const char *text, struct ip_count **slot,
+                        enum drop_reason *why)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = make_addr(text, 40000, &ss);
+
+    return guard_conn_admit_addr(g, (struct sockaddr *)&ss, len, slot, why);
+}
+
+/* A PROXY listener: accepted with no address (the load balancer's is not counted
+ * per address), then admitted by the client its header names. */
+static void test_two_step_admission(void **state)
+{
+    struct guard_config cfg = { .max_conns = 3, .max_per_ip = 1 };
+    struct guard *g = guard_new(&cfg, NULL, 0);
+    struct ip_count *waiting[4], *client[3];
+    enum drop_reason why = DROP_REASONS;
+
+    (void)state;
+    /* Three from the balancer despite --max-per-ip 1; the fourth is over the total,
+     * whether or not its header ever comes. */
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(guard_conn_admit(g, NULL, 0, &waiting[i], &why), 0);
+        assert_null(waiting[i]);
+    }
+    assert_int_equal(guard_conn_admit(g, NULL, 0, &waiting[3], &why), -1);
+    assert_int_equal(why, DROP_MAX_CONNS);
+    /* The per-address limit applies to the clients. */
+    assert_int_equal(admit_client(g, "192.0.2.1", &client[0], &why), 0);
+    assert_non_null(client[0]);
+    assert_int_equal(admit_client(g, "192.0.2.2", &client[1], &why), 0);
+    why = DROP_REASONS;
+    assert_int_equal(admit_client(g, "192.0.2.1", &client[2], &why), -1);
+    assert_int_equal(why, DROP_PER_IP);
+    assert_null(client[2]);
+    /* The refused one is closed: its place in the total comes back. */
+    guard_conn_release(g, client[2]);
+    assert_int_equal(guard_conn_admit(g, NULL, 0, &waiting[3], &why), 0);
+    guard_conn_release(g, waiting[3]);
+    /* Closing gives back both the total and the client's count. */
+    guard_conn_release(g, client[0]);
+    assert_int_equal(guard_conn_admit(g, NULL, 0, &waiting[3], &why), 0);
+    assert_int_equal(admit_client(g, "192.0.2.1", &client[0], &why), 0);
+    guard_conn_release(g, client[0]);
+    guard_conn_release(g, client[1]);
+    guard_free(g);
+}
+
+/* The per-address half alone never touches the total. */
+static void test_admit_addr_leaves_total(void **state)
+{
+    struct guard_config cfg = { .max_conns = 1, .max_per_ip = 5 };
+    struct guard *g = guard_new(&cfg, NULL, 0);
+    struct ip_count *a, *b, *c;
+    enum drop_reason why;
+
+    (void)state;
+    assert_int_equal(guard_conn_admit(g, NULL, 0, &a, &why), 0);
+    assert_int_equal(admit_client(g, "192.0.2.9", &b, &why), 0);
+    assert_int_equal(admit_client(g, "127.0.0.1", &c, &why), 0);     /* loopback: exempt */
+    assert_null(c);
+    assert_int_equal(guard_conn_admit(g, NULL, 0, &c, &why), -1);
+    assert_int_equal(why, DROP_MAX_CONNS);
+    guard_conn_release(g, b);
+    assert_int_equal(guard_conn_admit(g, NULL, 0, &c, &why), 0);
+    guard_conn_release(g, c);
+    guard_free(g);
+}
+
 static int udp_check(struct guard *g, const char *text, unsigned port, enum drop_reason *why)
 {
     struct sockaddr_storage ss;
@@ -242,6 +311,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_per_ip_counts_and_releases),
+        cmocka_unit_test(test_two_step_admission),
+        cmocka_unit_test(test_admit_addr_leaves_total),
         cmocka_unit_test(test_ipv6_by_64_and_mapped_v4),
         cmocka_unit_test(test_loopback_exempt_unless_asked),
         cmocka_unit_test(test_max_conns_counts_every_kind),
