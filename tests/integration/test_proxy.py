@@ -312,3 +312,28 @@ def test_sigterm_closes_waiting_connections_and_nothing_leaks(server):
     rc = s.proc.wait(scaled(10))
     assert rc == 0, s.log()
     assert counters(s.log(), "echo", "tcp")["bad_proxy_header"] == 30
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_info_reports_the_carried_client_beside_the_real_peer(server, version):
+    s = server.start(["--name", "be1", "--info-format", "kv", "info@127.0.0.1:0/tcp+proxy"])
+    header = (v1 if version == 1 else v2)("192.0.2.9", "198.51.100.2", 40001, 7)
+    with connect(s.addr("info")) as c:
+        c.settimeout(scaled(5))
+        c.sendall(header)
+        line = recv_until_eof(c).decode()
+        local, peer = c.getpeername(), c.getsockname()
+    assert line == ("name=be1 proto=tcp local=%s:%d peer=%s:%d client=192.0.2.9:40001\n"
+                    % (local[0], local[1], peer[0], peer[1])), line
+    s.stop()
+
+
+def test_info_after_local_has_no_client(server):
+    s = server.start(["--name", "be1", "info@127.0.0.1:0/tcp+proxy"])
+    with connect(s.addr("info")) as c:
+        c.settimeout(scaled(5))
+        c.sendall(v2(command=0))
+        line = recv_until_eof(c).decode()
+        peer = c.getsockname()
+    assert line.endswith(" peer=%s:%d\n" % peer) and "client=" not in line, line
+    s.stop()
