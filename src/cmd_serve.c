@@ -11,6 +11,7 @@
 #include "conn.h"
 #include "loop_uring.h"
 #include "log.h"
+#include "metrics.h"
 #include "privdrop.h"
 #include "server.h"
 #include "service.h"
@@ -61,6 +62,12 @@ void help_serve(FILE *out)
         "                          long before closing them (default 5)\n"
         "      --user NAME         bind, then run as this user\n"
         "A timeout of 0 means none.\n\n"
+        "Seen from outside:\n"
+        "      --metrics ADDR      serve Prometheus metrics at http://ADDR/metrics;\n"
+        "                          ADDR is PORT, HOST:PORT or [IPV6]:PORT\n"
+        "      --log-format FMT    text (default; after 'ready', lines start with the\n"
+        "                          UTC time unless stderr is the journal) or json\n"
+        "                          (one object per line)\n\n"
         "stderr gets 'kodama: listening SERVICE PROTO ADDR' per listener, then\n"
         "'kodama: ready'. Exit status: 0 stopped by a signal, 1 failure, 2 usage error.\n");
 }
@@ -95,11 +102,15 @@ struct serve_opts {
     char *message;
     struct run_as user;
     int have_user;
+    struct spec metrics;            /* --metrics ADDR */
+    int have_metrics;
+    enum log_format log_format;
 };
 
 enum {
     OPT_IO = 256, OPT_MAX_CONNS, OPT_MAX_PER_IP, OPT_IDLE_TIMEOUT, OPT_SEND_TIMEOUT,
     OPT_MAX_BUFFER, OPT_UDP_GUARD, OPT_UDP_RATE, OPT_LIMIT_LOOPBACK, OPT_DRAIN_TIMEOUT, OPT_USER,
+    OPT_METRICS, OPT_LOG_FORMAT,
 };
 
 static const struct option serve_longopts[] = {
@@ -118,6 +129,8 @@ static const struct option serve_longopts[] = {
     { "limit-loopback", no_argument, NULL, OPT_LIMIT_LOOPBACK },
     { "drain-timeout", required_argument, NULL, OPT_DRAIN_TIMEOUT },
     { "user", required_argument, NULL, OPT_USER },
+    { "metrics", required_argument, NULL, OPT_METRICS },
+    { "log-format", required_argument, NULL, OPT_LOG_FORMAT },
     { NULL, 0, NULL, 0 },
 };
 
@@ -202,6 +215,26 @@ static int limit_option(int c, const char *arg, struct serve_opts *o)
     return rc;
 }
 
+/* The options of "Seen from outside" in --help; returns EXIT_OK or EXIT_USAGE. */
+static int outside_option(int c, const char *arg, struct serve_opts *o)
+{
+    char err[KODAMA_ERR_LEN];
+
+    switch (c) {
+    case OPT_METRICS:
+        if (metrics_addr_parse(arg, &o->metrics, err, sizeof err) < 0)
+            return usage_error("serve", "--metrics '%s': %s", arg, err);
+        o->have_metrics = 1;
+        break;
+    case OPT_LOG_FORMAT:
+        if (strcmp(arg, "text") != 0 && strcmp(arg, "json") != 0)
+            return usage_error("serve", "--log-format '%s': not text or json", arg);
+        o->log_format = strcmp(arg, "json") == 0 ? LOG_FORMAT_JSON : LOG_FORMAT_TEXT;
+        break;
+    }
+    return EXIT_OK;
+}
+
 static int parse_serve_args(int argc, char **argv, struct serve_opts *o)
 {
     const struct option *longopts = serve_longopts;
@@ -235,6 +268,10 @@ static int parse_serve_args(int argc, char **argv, struct serve_opts *o)
         case 'v': o->cfg.verbose = 1; break;
         case 'h': help_serve(stdout); exit(EXIT_OK);
         case '?': case ':': return option_error("serve", c, argv, longopts);
+        case OPT_METRICS: case OPT_LOG_FORMAT:
+            if (outside_option(c, optarg, o) != EXIT_OK)
+                return EXIT_USAGE;
+            break;
         default:
             if (limit_option(c, optarg, o) != EXIT_OK)
                 return EXIT_USAGE;
@@ -285,9 +322,23 @@ static int choose_io(const char *mode, struct serve_config *cfg)
     return 0;
 }
 
+/* --metrics: bound with the listeners, so that a port in use is a start-up failure
+ * and a port below 1024 works with --user. */
+static int listen_metrics(const struct serve_opts *o, struct metrics_listen *ml)
+{
+    char err[KODAMA_ERR_LEN + ADDR_TEXT_MAX];
+
+    if (metrics_listen(&o->metrics, o->family, ml, err, sizeof err) < 0) {
+        log_msg("%s", err);
+        return -1;
+    }
+    return 0;
+}
+
 int cmd_serve(int argc, char **argv)
 {
     struct serve_opts o = { .family = AF_UNSPEC };
+    struct metrics_listen ml = { .fd = -1 };
     char err[KODAMA_ERR_LEN + ADDR_TEXT_MAX];
     struct listener *ls;
     struct spec *specs;
@@ -305,6 +356,8 @@ int cmd_serve(int argc, char **argv)
     specs = xcalloc((size_t)nspecs, sizeof *specs);
     if (rc == EXIT_OK)
         rc = parse_specs(nspecs, texts, specs);
+    if (rc == EXIT_OK)
+        log_setup(o.log_format);   /* usage errors stay plain text */
     if (rc == EXIT_OK && listen_specs(specs, (size_t)nspecs, o.family,
                                      o.cfg.threads > 1 && !o.cfg.share_listeners, &ls, &nls,
                                      err, sizeof err) < 0) {
@@ -312,6 +365,13 @@ int cmd_serve(int argc, char **argv)
         rc = EXIT_FAIL;
     }
     free(specs);
+    if (rc == EXIT_OK && o.have_metrics) {
+        if (listen_metrics(&o, &ml) < 0) {
+            listeners_close(ls, nls);
+            rc = EXIT_FAIL;
+        }
+        o.cfg.metrics = &ml;
+    }
     if (o.have_user)
         o.cfg.user = &o.user;
     if (rc == EXIT_OK && choose_io(o.io, &o.cfg) < 0) {
@@ -320,6 +380,8 @@ int cmd_serve(int argc, char **argv)
     }
     if (rc == EXIT_OK)
         rc = server_run(ls, nls, &o.cfg);
+    if (ml.fd >= 0)
+        close(ml.fd);
     free(o.message);
     return rc;
 }

@@ -41,6 +41,7 @@ struct serve_config {
     long drain_timeout_ms;      /* after SIGTERM, connections go on this long */
     size_t max_buffer;          /* echoed bytes a connection may hold */
     const struct run_as *user;  /* run as this user once every socket is made */
+    const struct metrics_listen *metrics;   /* --metrics: its bound socket, or NULL */
 };
 
 /* What a service may know of the connection it opens or the datagram it answers.
