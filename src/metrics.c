@@ -563,7 +563,7 @@ static void *metrics_main(void *arg)
     struct metrics *m = arg;
 
     if (loop_run(m->loop) < 0)
-        log_msg("metrics: event loop failed: %s", strerror(errno));
+        log_msg("cannot serve metrics any longer: %s", strerror(errno));
     return NULL;
 }
 
