@@ -126,6 +126,7 @@ def start_json(server, args, **kw):
     return s
 
 
+@pytest.mark.valgrind
 def test_json_one_object_per_line(server, sockdir):
     weird = os.path.join(sockdir, 'q"b\\\x01\udcff')     # a quote, a backslash, ^A, byte 0xff
     s = start_json(server, ["-v", "echo@127.0.0.1:0/tcp", "echo@unix:" + weird])

@@ -114,6 +114,7 @@ def test_ipv6_metrics_address(server):
     s.stop()
 
 
+@pytest.mark.valgrind
 def test_get_metrics_response(server):
     s = metrics_server(server, "echo@127.0.0.1:0")
     status, headers, body = get(s.addr("metrics"))
@@ -212,6 +213,7 @@ def test_more_clients_than_slots_wait_their_turn(server):
 
 # --------------------------------------------------------------------------- values
 
+@pytest.mark.valgrind
 def test_counters_match_traffic(server):
     """Three tcp connections and four datagrams over two workers: exact sums."""
     s = metrics_server(server, "echo@127.0.0.1:0", threads=2)
