@@ -118,8 +118,7 @@ static void write_drops(FILE *out, const struct metrics_snapshot *s)
     if (s->n == 0)
         return;
     header(out, "kodama_drops_total", "counter",
-           "Connections refused or closed and datagrams dropped by a limit or the UDP guard, "
-           "by reason.");
+           "Connections and datagrams turned away (refused, closed or dropped), by reason.");
     for (size_t i = 0; i < s->n; i++)
         for (int r = 0; r < DROP_REASONS; r++) {
             fputs("kodama_drops_total{", out);

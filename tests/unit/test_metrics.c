@@ -111,7 +111,7 @@ static void test_exposition_exact(void **state)
         "# TYPE kodama_sent_bytes_total counter\n"
         "kodama_sent_bytes_total{" LABELS_TCP "} 99\n"
         "kodama_sent_bytes_total{" LABELS_UDP "} 30\n"
-        "# HELP kodama_drops_total Connections refused or closed and datagrams dropped by a limit or the UDP guard, by reason.\n"
+        "# HELP kodama_drops_total Connections and datagrams turned away (refused, closed or dropped), by reason.\n"
         "# TYPE kodama_drops_total counter\n"
         "%s"
         "# HELP kodama_build_info Always 1; the version is in its label.\n"
