@@ -5,7 +5,7 @@ set -eu
 
 PACKAGES="gcc make libc6-dev clang pkg-config libcmocka-dev liburing-dev python3 python3-pytest
 netcat-openbsd socat ruby man-db groff-base procps iproute2 strace libclang-rt-14-dev valgrind
-systemd xinetd haproxy python3-yaml"
+systemd xinetd haproxy python3-yaml prometheus"
 
 missing=""
 for p in $PACKAGES; do
@@ -46,5 +46,15 @@ fi
 trap '[ -z "$OWN_POLICY" ] || $SUDO rm -f "$POLICY_RC"' EXIT
 # shellcheck disable=SC2086
 $SUDO apt-get $LOCK_WAIT update -qq
+# Packages such as prometheus start their daemon on installation; the tests run
+# their own on a free loopback port, and a daemon left running here would only be in
+# the way. A policy-rc.d that says 101 ("action forbidden") stops invoke-rc.d from
+# starting anything; one that was already there (Docker images have one) stays.
+POLICY=/usr/sbin/policy-rc.d
+if [ ! -e "$POLICY" ]; then
+    # shellcheck disable=SC2016
+    $SUDO sh -c 'printf "#!/bin/sh\n# kodama deps.sh: no daemon starts during its install\nexit 101\n" >"$1" && chmod 755 "$1"' sh "$POLICY"
+    trap '$SUDO rm -f "$POLICY"' EXIT
+fi
 # shellcheck disable=SC2086
 $SUDO apt-get $LOCK_WAIT install -y -qq --no-install-recommends $missing >/dev/null

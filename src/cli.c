@@ -27,7 +27,7 @@ int usage_error(const char *cmd, const char *fmt, ...)
     va_list ap;
 
     va_start(ap, fmt);
-    log_vmsg(fmt, ap);
+    log_vusage(fmt, ap);
     va_end(ap);
     if (cmd)
         log_plain("Try 'kodama %s --help'.", cmd);

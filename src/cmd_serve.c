@@ -12,6 +12,7 @@
 #include "conn.h"
 #include "loop_uring.h"
 #include "log.h"
+#include "metrics.h"
 #include "privdrop.h"
 #include "server.h"
 #include "service.h"
@@ -80,6 +81,12 @@ void help_serve(FILE *out)
         "      --inetd SERVICE[/udp]  serve the connection on stdin (inetd nowait), or\n"
         "                      with /udp the datagram socket on stdin (inetd wait; exit\n"
         "                      after --idle-timeout without a datagram, default 30)\n\n"
+        "Seen from outside:\n"
+        "      --metrics ADDR      serve Prometheus metrics at http://ADDR/metrics;\n"
+        "                          ADDR is PORT, HOST:PORT or [IPV6]:PORT\n"
+        "      --log-format FMT    text (default; after 'ready', lines start with the\n"
+        "                          UTC time unless stderr is the journal) or json\n"
+        "                          (one object per line)\n\n"
         "stderr gets 'kodama: listening SERVICE PROTO ADDR' per listener, then\n"
         "'kodama: ready'. Exit status: 0 stopped by a signal, 1 failure, 2 usage error.\n");
 }
@@ -117,6 +124,9 @@ struct serve_opts {
     const char *inetd;          /* --inetd SERVICE[/udp] */
     int idle_given;             /* --idle-timeout was given */
     char hostname[INFO_NAME_MAX + 1];
+    struct spec metrics;            /* --metrics ADDR */
+    int have_metrics;
+    enum log_format log_format;
 };
 
 enum {
@@ -125,6 +135,7 @@ enum {
     OPT_INETD,
     OPT_NAME, OPT_INFO_FORMAT,
     OPT_PROXY_TIMEOUT,
+    OPT_METRICS, OPT_LOG_FORMAT,
 };
 
 static const struct option serve_longopts[] = {
@@ -147,6 +158,8 @@ static const struct option serve_longopts[] = {
     { "name", required_argument, NULL, OPT_NAME },
     { "info-format", required_argument, NULL, OPT_INFO_FORMAT },
     { "proxy-timeout", required_argument, NULL, OPT_PROXY_TIMEOUT },
+    { "metrics", required_argument, NULL, OPT_METRICS },
+    { "log-format", required_argument, NULL, OPT_LOG_FORMAT },
     { NULL, 0, NULL, 0 },
 };
 
@@ -262,6 +275,26 @@ static int info_option(int c, const char *arg, struct serve_opts *o)
     return EXIT_OK;
 }
 
+/* The options of "Seen from outside" in --help; returns EXIT_OK or EXIT_USAGE. */
+static int outside_option(int c, const char *arg, struct serve_opts *o)
+{
+    char err[KODAMA_ERR_LEN];
+
+    switch (c) {
+    case OPT_METRICS:
+        if (metrics_addr_parse(arg, &o->metrics, err, sizeof err) < 0)
+            return usage_error("serve", "--metrics '%s': %s", arg, err);
+        o->have_metrics = 1;
+        break;
+    case OPT_LOG_FORMAT:
+        if (strcmp(arg, "text") != 0 && strcmp(arg, "json") != 0)
+            return usage_error("serve", "--log-format '%s': not text or json", arg);
+        o->log_format = strcmp(arg, "json") == 0 ? LOG_FORMAT_JSON : LOG_FORMAT_TEXT;
+        break;
+    }
+    return EXIT_OK;
+}
+
 static int parse_serve_args(int argc, char **argv, struct serve_opts *o)
 {
     const struct option *longopts = serve_longopts;
@@ -299,6 +332,8 @@ static int parse_serve_args(int argc, char **argv, struct serve_opts *o)
         case '?': case ':': return option_error("serve", c, argv, longopts);
         case OPT_NAME: case OPT_INFO_FORMAT:
             if (info_option(c, optarg, o) != EXIT_OK)
+        case OPT_METRICS: case OPT_LOG_FORMAT:
+            if (outside_option(c, optarg, o) != EXIT_OK)
                 return EXIT_USAGE;
             break;
         default:
@@ -348,6 +383,19 @@ static int choose_io(const char *mode, struct serve_config *cfg)
     if (cfg->verbose)
         log_msg("io_uring unavailable (%s); using epoll", strerror(errno));
     cfg->io = LOOP_IO_EPOLL;
+    return 0;
+}
+
+/* --metrics: bound with the listeners, so that a port in use is a start-up failure
+ * and a port below 1024 works with --user. */
+static int listen_metrics(const struct serve_opts *o, struct metrics_listen *ml)
+{
+    char err[KODAMA_ERR_LEN + ADDR_TEXT_MAX];
+
+    if (metrics_listen(&o->metrics, o->family, ml, err, sizeof err) < 0) {
+        log_msg("%s", err);
+        return -1;
+    }
     return 0;
 }
 
@@ -445,6 +493,9 @@ static int get_listeners(struct serve_opts *o, int nspecs, char **texts,
 {
     int rc;
 
+    if (o->inetd && o->have_metrics)
+        return usage_error("serve", "--metrics with --inetd: each connection's process "
+                           "would need a port of its own");
     if (o->inetd)
         return listen_on_stdin(o, nspecs, ls, nls);
     rc = listen_on_passed(nspecs, ls, nls);
@@ -465,13 +516,23 @@ static void notify_open(void)
 int cmd_serve(int argc, char **argv)
 {
     struct serve_opts o = { .family = AF_UNSPEC };
+    struct metrics_listen ml = { .fd = -1 };
     struct listener *ls = NULL;
     size_t nls = 0;
     int rc;
 
     rc = parse_serve_args(argc, argv, &o);
-    if (rc == EXIT_OK)
+    if (rc == EXIT_OK) {
+        log_setup(o.log_format);    /* usage errors stay plain text (log_vusage) */
         rc = get_listeners(&o, argc - optind, argv + optind, &ls, &nls);
+    }
+    if (rc == EXIT_OK && o.have_metrics) {
+        if (listen_metrics(&o, &ml) < 0) {
+            listeners_close(ls, nls);
+            rc = EXIT_FAIL;
+        }
+        o.cfg.metrics = &ml;
+    }
     if (rc == EXIT_OK)
         notify_open();
     if (o.have_user)
@@ -482,6 +543,8 @@ int cmd_serve(int argc, char **argv)
     }
     if (rc == EXIT_OK)
         rc = server_run(ls, nls, &o.cfg);
+    if (ml.fd >= 0)
+        close(ml.fd);
     free(o.message);
     return rc;
 }

@@ -25,6 +25,7 @@
 #include "conn.h"
 #include "listen.h"
 #include "log.h"
+#include "metrics.h"
 #include "net.h"
 #include "privdrop.h"
 #include "systemd.h"
@@ -51,6 +52,8 @@ struct server {
     char status[128];               /* the last STATUS= sent to the service manager */
     uint64_t dgrams_seen;           /* inetd udp: datagrams in at the last tick */
     int64_t dgram_ms;               /* and when that count last moved */
+    size_t nlisteners;              /* each worker's */
+    struct metrics *metrics;        /* --metrics, or NULL */
 };
 
 const char *listener_kind_name(enum listener_kind kind)
@@ -795,10 +798,14 @@ static int server_serve(struct server *srv, const struct listener *ls, size_t n)
     }
     if (rc == 0 && !srv->workers[0].cfg->inetd) {
         log_listening(ls, n);
+        if (srv->metrics)
+            log_msg("listening metrics tcp %s", srv->workers[0].cfg->metrics->addr);
         log_msg("ready");
     }
-    if (rc == 0)
+    if (rc == 0) {
+        log_runtime_begin();
         server_started(srv);
+    }
     worker_main(&srv->workers[0]);
     for (size_t i = 1; i < started; i++)
         pthread_join(srv->workers[i].thread, NULL);
@@ -901,6 +908,20 @@ void listener_totals_add(struct listener_totals *t, const struct listener_stats 
         t->drops[r] += counter_get(&st->drops[r]);
 }
 
+size_t server_nlisteners(const struct server *srv)
+{
+    return srv->nlisteners;
+}
+
+const struct listener *server_listener_totals(const struct server *srv, size_t i,
+                                              struct listener_totals *t)
+{
+    memset(t, 0, sizeof *t);
+    for (size_t w = 0; w < srv->nworkers; w++)
+        listener_totals_add(t, &srv->workers[w].listeners[i].stats);
+    return &srv->workers[0].listeners[i];
+}
+
 /* -v: what each listener did, summed over the workers, when the server stops. */
 static void log_counters(const struct server *srv, const struct listener *ls, size_t n)
 {
@@ -932,7 +953,7 @@ static void log_counters(const struct server *srv, const struct listener *ls, si
 
 int server_run(struct listener *ls, size_t n, const struct serve_config *cfg)
 {
-    struct server srv = { .nworkers = cfg->threads > 0 ? cfg->threads : 1 };
+    struct server srv = { .nworkers = cfg->threads > 0 ? cfg->threads : 1, .nlisteners = n };
     struct serve_config run = *cfg;     /* with the limits made concrete */
     sigset_t set;
     int rc = 1;
@@ -950,7 +971,12 @@ int server_run(struct listener *ls, size_t n, const struct serve_config *cfg)
     }
     if (become_user(run.user, run.verbose) < 0)
         goto end;
+    /* Started before any worker thread; stopped once they have all ended, so that
+     * it never reads a listener that is gone, and scrapes go on during the drain. */
+    if (run.metrics && (srv.metrics = metrics_start(run.metrics, &srv)) == NULL)
+        goto end;
     rc = server_serve(&srv, ls, n);
+    metrics_stop(srv.metrics);
     if (run.verbose)
         log_counters(&srv, ls, n);
 end:

@@ -41,6 +41,15 @@ struct listener_totals {
 /* Add one worker's counts of a listener to t. */
 void listener_totals_add(struct listener_totals *t, const struct listener_stats *st);
 
+struct server;
+
+/* For the metrics thread, which reads while the workers run: how many listeners
+ * the server has, and listener i (its service, kind and address never change)
+ * with its counts summed over the workers into *t. */
+size_t server_nlisteners(const struct server *srv);
+const struct listener *server_listener_totals(const struct server *srv, size_t i,
+                                              struct listener_totals *t);
+
 struct listener {
     struct watch w;                 /* w.fd is the listening descriptor */
     struct worker *wk;

@@ -66,6 +66,7 @@ struct serve_config {
      * describes it); udp: exit after idle_timeout_ms without a datagram. */
     int inetd;
     int inetd_conn;             /* -1: none */
+    const struct metrics_listen *metrics;   /* --metrics: its bound socket, or NULL */
 };
 
 /* What a service may know of the connection it opens or the datagram it answers.

@@ -101,6 +101,28 @@ IO_NOTE_RE = re.compile(r"^kodama: (io_uring unavailable \(.*\); using epoll"
                         r"|max-conns \d+ \(from the descriptor limit\)"
                         r"|running as user \S+ \(uid \d+, gid \d+\))$")
 LISTEN_RE = re.compile(r"^kodama: listening (\S+) (tcp|udp|unix) (\S+)$")
+# serve's text log lines after "ready" start with the time (kodama.1, LOGGING).
+TIMESTAMP_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z ")
+
+
+def strip_timestamps(text):
+    """serve's stderr with the timestamp of every line after "kodama: ready" checked
+    and removed, so that tests compare the messages exactly.  A "kodama: " line after
+    ready without one fails the test (lines of others, such as sanitizer reports,
+    are left alone)."""
+    out, after_ready = [], False
+    for line in text.splitlines(True):
+        if after_ready:
+            m = TIMESTAMP_RE.match(line)
+            if m:
+                line = line[m.end():]
+            else:
+                assert not line.startswith("kodama: "), (
+                    "log line after ready without a timestamp: %r" % line)
+        elif line.rstrip("\n") == READY_LINE:
+            after_ready = True
+        out.append(line)
+    return "".join(out)
 
 
 def scaled(seconds):
@@ -199,11 +221,12 @@ class Server:
     """A running `kodama serve ...`.  stderr goes to a file that is polled."""
 
     def __init__(self, args, logdir, preexec_fn=None, env=None, ready_timeout=10.0,
-                 wait_ready=True, prefix=None, pass_fds=()):
+                 wait_ready=True, prefix=None, pass_fds=(), timestamps=True):
         # prefix: a launcher that execs kodama (systemd-socket-activate ...); its own
         # lines on stderr, which do not start with "kodama: ", are skipped.
         self.args = [str(a) for a in args]
         self.prefix = [str(a) for a in prefix or ()]
+        self.timestamps = timestamps    # False: log() is raw_log() (--log-format json, journal)
         fd, self.log_path = tempfile.mkstemp(prefix="serve-", suffix=".err", dir=logdir)
         ofd, self.out_path = tempfile.mkstemp(prefix="serve-", suffix=".out", dir=logdir)
         errf = os.fdopen(fd, "wb")
@@ -223,9 +246,14 @@ class Server:
             self.wait_ready(scaled(ready_timeout))
 
     # -- logs
-    def log(self):
+    def raw_log(self):
         with open(self.log_path, "rb") as f:
             return f.read().decode("utf-8", "replace")
+
+    def log(self):
+        """stderr, with the runtime lines' timestamps checked and removed."""
+        text = self.raw_log()
+        return strip_timestamps(text) if self.timestamps else text
 
     def stdout(self):
         with open(self.out_path, "rb") as f:
@@ -348,7 +376,7 @@ class Server:
             except subprocess.TimeoutExpired:
                 problems.append("server pid %d did not die" % self.proc.pid)
         rc = self.proc.returncode
-        text = self.log()
+        text = self.raw_log()   # a report must never hide behind a format check
         found = sanitizer_problems(text, "kodama serve " + " ".join(self.args))
         problems += found
         if wrapper_failed(rc) and not found:

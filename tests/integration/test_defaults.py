@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from kodama_helpers import KODAMA, scaled
+from kodama_helpers import KODAMA, scaled, strip_timestamps
 
 SCRIPT = r"""
 set -e
@@ -38,7 +38,7 @@ def test_serve_defaults_in_own_network_namespace(tmp_path):
                        timeout=scaled(30))
     log = (tmp_path / "serve.log").read_text()
     assert r.returncode == 0, (r.stderr, log)
-    assert log.splitlines() == [
+    assert strip_timestamps(log).splitlines() == [
         "kodama: listening hello tcp [::]:8080",
         "kodama: listening hello udp [::]:8080",
         "kodama: listening echo tcp [::]:7007",
