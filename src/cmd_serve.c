@@ -332,6 +332,8 @@ static int parse_serve_args(int argc, char **argv, struct serve_opts *o)
         case '?': case ':': return option_error("serve", c, argv, longopts);
         case OPT_NAME: case OPT_INFO_FORMAT:
             if (info_option(c, optarg, o) != EXIT_OK)
+                return EXIT_USAGE;
+            break;
         case OPT_METRICS: case OPT_LOG_FORMAT:
             if (outside_option(c, optarg, o) != EXIT_OK)
                 return EXIT_USAGE;
