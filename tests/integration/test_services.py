@@ -14,19 +14,10 @@ import pytest
 
 from kodama_helpers import (assert_usage_error, connect, recv_exact, recv_until_eof,
                             run_kodama, scaled, udp_exchange)
+from test_limits import COUNTERS_RE, counters
 
-COUNTERS_RE = re.compile(r"^kodama: counters (\S+) (tcp|udp|unix) (\S+) (.*)$")
 RFC868_1970 = 2208988800
 LINE = 74
-
-
-def counters(log, service, proto):
-    """The -v counters line of a listener, as a dict of ints."""
-    for line in log.splitlines():
-        m = COUNTERS_RE.match(line)
-        if m and m.group(1) == service and m.group(2) == proto:
-            return {k: int(v) for k, v in (kv.split("=") for kv in m.group(4).split())}
-    raise AssertionError("no counters line for %s %s in:\n%s" % (service, proto, log))
 
 
 def chargen_line(i):
