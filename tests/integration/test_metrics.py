@@ -235,8 +235,11 @@ def test_counters_match_traffic(server):
         udp_bytes += len(payload)
     tcp = dict(service="echo", proto="tcp", address=s.addr_text("echo"))
     udp = dict(service="echo", proto="udp", address=s.addr_text("echo", "udp"))
-    samples = wait_scrape(m, lambda x: value(x, "kodama_connections_active", **tcp) == 0, 5,
-                          "the connections to close")
+    # A reply can reach us before its sender has counted it: wait for the counts that
+    # come last (a connection closes after its bytes are counted).
+    samples = wait_scrape(m, lambda x: value(x, "kodama_connections_active", **tcp) == 0
+                          and value(x, "kodama_sent_bytes_total", **udp) >= udp_bytes, 5,
+                          "the connections to close and the replies to be counted")
     assert value(samples, "kodama_connections_accepted_total", **tcp) == 3
     assert value(samples, "kodama_received_bytes_total", **tcp) == tcp_bytes
     assert value(samples, "kodama_sent_bytes_total", **tcp) == tcp_bytes
