@@ -360,6 +360,7 @@ def test_echo_through_netem_between_namespaces(server):
     ns_srv, ns_cli = "kdh-srv-" + tag, "kdh-cli-" + tag
     srv_ip, cli_ip = "10.213.7.1", "10.213.7.2"
     made = []
+    had_netns_dir = os.path.isdir("/run/netns")
     try:
         for ns in (ns_srv, ns_cli):
             r = _ip("netns", "add", ns, check=False)
@@ -419,3 +420,7 @@ def test_echo_through_netem_between_namespaces(server):
     finally:
         for ns in made:
             _ip("netns", "del", ns, check=False)
+        if made and not had_netns_dir:
+            # `ip netns add` mounted /run/netns on itself; leave the host as found (a
+            # chroot such as fresh-debian.sh's cannot be removed with it mounted).
+            subprocess.run(["umount", "/run/netns"], capture_output=True, check=False)
