@@ -71,8 +71,13 @@ int metrics_addr_parse(const char *text, struct spec *sp, char *err, size_t errl
         return -1;
     }
     snprintf(spec, sizeof spec, "metrics@%s/tcp", text);
-    if (spec_parse(spec, sp, err, errlen) < 0)
+    if (spec_parse(spec, sp, err, errlen) < 0) {
+        char *made_up = strstr(err, " in 'metrics@");
+
+        if (made_up)
+            *made_up = '\0';   /* the SPEC is ours, not the user's: name only ADDR */
         return -1;
+    }
     return 0;
 }
 

@@ -332,6 +332,8 @@ def test_labels_escaped_for_a_unix_path(server, sockdir):
 @pytest.mark.parametrize("addr,msg", [
     ("unix:/tmp/m", "--metrics 'unix:/tmp/m': not PORT, HOST:PORT or [IPV6]:PORT"),
     ("9100/udp", "--metrics '9100/udp': not PORT, HOST:PORT or [IPV6]:PORT"),
+    ("nope", "--metrics 'nope': invalid port 'nope'"),
+    ("127.0.0.1:99999", "--metrics '127.0.0.1:99999': invalid port '99999'"),
 ])
 def test_metrics_usage_errors(addr, msg):
     assert_usage_error(run_kodama(["serve", "--metrics", addr, "echo@127.0.0.1:0"], timeout=5),
