@@ -306,8 +306,9 @@ static int is_accepting(int fd)
     return getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &on, &len) == 0 && on;
 }
 
-int listener_from_fd(int fd, const struct service *svc, struct listener *l, char *err,
-                     size_t errlen)
+/* A listener for svc that describes the socket fd, made elsewhere. */
+static int listener_describe(int fd, const struct service *svc, struct listener *l,
+                             char *err, size_t errlen)
 {
     struct sockaddr_storage ss;
     char why[NET_ERR_LEN];
@@ -318,6 +319,16 @@ int listener_from_fd(int fd, const struct service *svc, struct listener *l, char
         snprintf(err, errlen, "descriptor %d: %s", fd, why);
         return -1;
     }
+    return 0;
+}
+
+int listener_from_fd(int fd, const struct service *svc, struct listener *l, char *err,
+                     size_t errlen)
+{
+    char why[NET_ERR_LEN];
+
+    if (listener_describe(fd, svc, l, err, errlen) < 0)
+        return -1;
     /* Accept=yes hands over one connection per process: that is --inetd's job. */
     if (l->kind != LISTEN_UDP && !is_accepting(fd)) {
         snprintf(err, errlen, "descriptor %d (%s %s %s): a stream socket that is not "
@@ -336,15 +347,8 @@ int listener_from_fd(int fd, const struct service *svc, struct listener *l, char
 int listener_for_conn(int fd, const struct service *svc, struct listener *l, char *err,
                       size_t errlen)
 {
-    struct sockaddr_storage ss;
-    char why[NET_ERR_LEN];
-
-    memset(l, 0, sizeof *l);
-    l->svc = svc;
-    if (socket_describe(fd, l, &ss, why, sizeof why) < 0) {
-        snprintf(err, errlen, "descriptor %d: %s", fd, why);
+    if (listener_describe(fd, svc, l, err, errlen) < 0)
         return -1;
-    }
     if (l->kind == LISTEN_UDP || is_accepting(fd)) {
         snprintf(err, errlen, "descriptor %d (%s %s): not a connected stream socket", fd,
                  listener_kind_name(l->kind), l->addr);

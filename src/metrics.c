@@ -9,7 +9,6 @@
  * further clients wait in its backlog. */
 #include "metrics.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -224,21 +223,6 @@ int metrics_route(const char *head, size_t len, int *head_only)
 
 /* ------------------------------------------------------------------ snapshot */
 
-static int64_t open_fds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    struct dirent *e;
-    int64_t n = 0;
-
-    if (d == NULL)
-        return -1;
-    while ((e = readdir(d)) != NULL)
-        if (e->d_name[0] != '.' && atoi(e->d_name) != dirfd(d))
-            n++;
-    closedir(d);
-    return n;
-}
-
 static int64_t max_fds(void)
 {
     struct rlimit rl;
@@ -308,7 +292,7 @@ static char *exposition(const struct metrics *m, size_t *len)
         ls[i].proto = listener_kind_name(l->kind);
         ls[i].address = l->addr;
     }
-    s.proc = (struct metrics_process){ .version = KODAMA_VERSION, .open_fds = open_fds(),
+    s.proc = (struct metrics_process){ .version = KODAMA_VERSION, .open_fds = open_fd_count(),
                                        .max_fds = max_fds(), .rss_bytes = rss_bytes(),
                                        .start_time = m->start_time };
     out = open_memstream(&text, len);

@@ -9,7 +9,6 @@
  * once. */
 #include "server.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -833,28 +832,15 @@ static int become_user(const struct run_as *user, int verbose)
     return 0;
 }
 
-static size_t count_open_fds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    struct dirent *e;
-    size_t n = 0;
-
-    if (d == NULL)
-        return 64;      /* no /proc: a generous guess */
-    while ((e = readdir(d)) != NULL)
-        if (e->d_name[0] != '.')
-            n++;
-    closedir(d);
-    return n;
-}
-
 /* --max-conns by default: every descriptor the limit leaves, minus those in use and
  * a margin, so that a connection beyond the limit can still be accepted (and
  * refused at once) instead of waiting in the backlog. */
 static size_t default_max_conns(size_t nworkers)
 {
     struct rlimit rl;
-    size_t used = count_open_fds() + FD_MARGIN + nworkers;
+    long nopen = open_fd_count();
+    /* Without /proc, 64 in use is a generous guess. */
+    size_t used = (nopen < 0 ? 64 : (size_t)nopen) + FD_MARGIN + nworkers;
 
     if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY)
         return 1 << 20;

@@ -41,4 +41,8 @@ char *xstrdup(const char *s);
 /* Monotonic clock in milliseconds. */
 int64_t now_ms(void);
 
+/* Descriptors this process has open (from /proc/self/fd, not counting the one used
+ * to read it), or -1 without /proc. */
+long open_fd_count(void);
+
 #endif
