@@ -52,12 +52,12 @@ NCPU=$(nproc)
 if [ "$QUICK" = 1 ]; then
     DUR=1 WARM=0            # echoload takes whole seconds
     KB_DUR=0.3 KB_WARM=0.1  # kodama bench
-    IDLE_N=200 IDLE_SECS=5
+    IDLE_N=200 IDLE_SECS=5 IDLE_SETTLE=0.5
     BG_SECS=0.2
 else
     DUR=2 WARM=1
     KB_DUR=2 KB_WARM=1
-    IDLE_N=10000 IDLE_SECS=30
+    IDLE_N=10000 IDLE_SECS=30 IDLE_SETTLE=3
     BG_SECS=1
 fi
 STRACE_DUR=1
@@ -545,7 +545,9 @@ idle_pass() {
         sleep 0.05
     done
     open=$(grep '^opened=' "$hout" || true)
-    sleep 0.5
+    # Idle means settled: kodama's io_uring workers give back the pages of their
+    # receive buffers after 1 s without traffic (bufring.h).
+    sleep "$IDLE_SETTLE"
     m1=$(python3 bench/proctree.py mem "$SRV_PID")
     # Close them all at once; time until the server has closed its side of
     # every one (nothing left established, in close-wait or last-ack).

@@ -27,7 +27,8 @@
 #include "server.h"
 #include "util.h"
 
-#define STREAM_BUFS 256             /* per worker; a power of two */
+#define STREAM_BUFS 256             /* per worker at most; a power of two */
+#define STREAM_BUFS_FIRST 16        /* published at start; more as load needs them */
 #define STREAM_BUF_SIZE 16384
 #define SEND_IOV_MAX 8
 #define SEND_CTX_KEEP 256           /* free send contexts kept per worker */
@@ -117,7 +118,7 @@ static void wake_starved(struct worker *wk)
     struct uring_state *us = wk->uring;
     struct uconn *c;
 
-    if (dlist_empty(&us->starved) || us->stream.out >= us->stream.count)
+    if (dlist_empty(&us->starved) || bufring_empty(&us->stream))
         return;
     c = container_of(us->starved.next, struct uconn, starved);
     dlist_remove(&c->starved);
@@ -509,7 +510,7 @@ static void on_recv(struct uconn *c, int res, unsigned flags)
     if (flags & IORING_CQE_F_BUFFER) {
         unsigned bid = bufring_bid(flags);
 
-        wk->uring->stream.out++;
+        bufring_take(&wk->uring->stream);
         if (res > 0 && c->echo && !c->closing && !c->wr_shut) {
             queue_push(c, bid, (unsigned)res);
             if (spilling(c))
@@ -527,8 +528,9 @@ static void on_recv(struct uconn *c, int res, unsigned flags)
     } else if (res == 0) {
         c->rd_eof = 1;
     } else if (res == -ENOBUFS) {
-        /* Every buffer is in use: wait for one (buffer_returned), not a failure. */
-        if (!c->is_starved && !c->closing) {
+        /* Every buffer is in use: wait for one (buffer_returned), not a failure.
+         * Unless the ring has grown since the kernel found it empty: retry now. */
+        if (!c->is_starved && !c->closing && bufring_empty(&wk->uring->stream)) {
             c->is_starved = 1;
             dlist_push_tail(&wk->uring->starved, &c->starved);
         }
@@ -758,7 +760,8 @@ int uring_engine_init(struct worker *wk)
     deadline_list_init(&wk->stalled, wk->loop, wk->cfg->send_timeout_ms, stall_expired, wk);
     us->next = xcalloc(STREAM_BUFS, sizeof *us->next);
     us->len = xcalloc(STREAM_BUFS, sizeof *us->len);
-    if (bufring_init(&us->stream, us->ring, STREAM_GROUP, STREAM_BUFS, STREAM_BUF_SIZE) < 0)
+    if (bufring_init(&us->stream, wk->loop, STREAM_GROUP, STREAM_BUFS, STREAM_BUF_SIZE,
+                     STREAM_BUFS_FIRST) < 0)
         return -1;
     if (udp_uring_init(wk) < 0)
         return -1;
@@ -779,7 +782,7 @@ void uring_engine_destroy(struct worker *wk)
         us->free_sends = sx->next;
         free(sx);
     }
-    bufring_destroy(&us->stream, us->ring);
+    bufring_destroy(&us->stream);
     free(us->next);
     free(us->len);
     free(us);

@@ -15,7 +15,8 @@
 #include "uring_engine.h"
 #include "util.h"
 
-#define DGRAM_BUFS 64               /* per worker; a power of two */
+#define DGRAM_BUFS 64               /* per worker at most; a power of two */
+#define DGRAM_BUFS_FIRST 8          /* published at start; more as load needs them */
 #define DGRAM_SLOTS DGRAM_BUFS      /* a reply holds its buffer: never more needed */
 #define DGRAM_NAME_MAX ((unsigned)sizeof(struct sockaddr_storage))
 /* Header, name and control data come before the payload in each buffer. */
@@ -47,7 +48,8 @@ int udp_uring_init(struct worker *wk)
         any |= wk->listeners[i].kind == LISTEN_UDP;
     if (!any)
         return 0;
-    if (bufring_init(&us->dgram, us->ring, DGRAM_GROUP, DGRAM_BUFS, DGRAM_BUF_SIZE) < 0)
+    if (bufring_init(&us->dgram, wk->loop, DGRAM_GROUP, DGRAM_BUFS, DGRAM_BUF_SIZE,
+                     DGRAM_BUFS_FIRST) < 0)
         return -1;
     us->slots = xcalloc(DGRAM_SLOTS, sizeof *us->slots);
     for (unsigned i = 0; i < DGRAM_SLOTS; i++)
@@ -60,7 +62,7 @@ void udp_uring_destroy(struct worker *wk)
 {
     struct uring_state *us = wk->uring;
 
-    bufring_destroy(&us->dgram, us->ring);
+    bufring_destroy(&us->dgram);
     free(us->slots);
     free(us->udp_tmpl);
 }
@@ -176,7 +178,7 @@ static void rearm_waiting(struct worker *wk)
 {
     struct uring_state *us = wk->uring;
 
-    for (size_t i = 0; i < wk->nlisteners && us->dgram.out < us->dgram.count; i++) {
+    for (size_t i = 0; i < wk->nlisteners && !bufring_empty(&us->dgram); i++) {
         struct listener *l = &wk->listeners[i];
 
         if (l->kind == LISTEN_UDP && !l->armed && l->w.fd >= 0 && !wk->stopping)
@@ -191,7 +193,7 @@ void udp_uring_on_recv(struct worker *wk, struct listener *l, int res, unsigned 
     if (flags & IORING_CQE_F_BUFFER) {
         unsigned bid = bufring_bid(flags);
 
-        wk->uring->dgram.out++;
+        bufring_take(&wk->uring->dgram);
         if (res >= 0)
             answer(wk, l, bid, res);
         else
