@@ -121,7 +121,7 @@ static int conn_write(struct conn *c)
     }
     msg.msg_iovlen += (size_t)ring_data_iov(&c->ring, iov + msg.msg_iovlen);
     /* MSG_NOSIGNAL: a peer that vanished is an error code here, never a SIGPIPE. */
-    n = sendmsg(c->w.fd, &msg, MSG_NOSIGNAL);
+    n = sendmsg(c->w.fd, &msg, MSG_NOSIGNAL | final_send_flags(c->shut_after_send, c->repeat));
     if (n < 0)
         return errno == EAGAIN || errno == EINTR ? 0 : -1;
     c->out += (uint64_t)n;

@@ -225,7 +225,8 @@ static void submit_sendmsg(struct uconn *c, struct send_ctx *sx)
     sx->msg.msg_iovlen = n;
     c->sx = sx;
     sqe = uring_get_sqe(us->ring);
-    io_uring_prep_sendmsg(sqe, c->fd, &sx->msg, MSG_NOSIGNAL | (c->no_spill ? 0 : MSG_DONTWAIT));
+    io_uring_prep_sendmsg(sqe, c->fd, &sx->msg, MSG_NOSIGNAL | (c->no_spill ? 0 : MSG_DONTWAIT) |
+                          final_send_flags(c->shut_after_send, c->repeat));
     io_uring_sqe_set_data64(sqe, uring_ud(c, TAG_SEND));
 }
 
@@ -243,6 +244,7 @@ static void submit_send(struct uconn *c)
 
     c->send_on = 1;
     c->ops++;
+    flags |= final_send_flags(c->shut_after_send, c->repeat);
     if (c->tx_off < c->tx_len) {
         c->send_src = SRC_TX;
         data = c->tx + c->tx_off;

@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <pthread.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 #include "addr.h"
 #include "counter.h"
@@ -166,6 +167,14 @@ void worker_drop_detail(struct worker *wk, struct listener *l, enum drop_reason 
 /* Make closing fd send a reset: for peers we give up on, whose unsent data should
  * not hold kernel memory. */
 void reset_on_close(int fd);
+
+/* Flags for a connection's send when its side is shut down as soon as the output is
+ * sent: MSG_MORE holds back the last, short segment, and the FIN then rides in it.
+ * A greeting thus costs one segment (and one ACK) less. Endless output never ends. */
+static inline int final_send_flags(int shut_after_send, int repeat)
+{
+    return shut_after_send && !repeat ? MSG_MORE : 0;
+}
 
 /* Called by the engines when accepting failed with err. Returns 1 if the listener is
  * paused now (out of descriptors or memory: it resumes by itself), 0 otherwise. */

@@ -2,6 +2,7 @@
 import os
 import secrets
 import socket
+import struct
 import threading
 import time
 
@@ -206,4 +207,23 @@ def test_hello_idle_client_closed_within_5s(server):
         s.wait_log(lambda t: any(l.startswith(prefix) for l in t.splitlines()), timeout=8)
         elapsed = time.monotonic() - t0
         assert elapsed <= 5.0 + scaled(1.0), "closed after %.2f s" % elapsed
+    s.stop()
+
+
+TCPI_SEGS_IN_OFFSET = 140   # struct tcp_info (linux/tcp.h): u32 tcpi_segs_in
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "::1"])
+def test_hello_greeting_and_fin_share_one_segment(server, host):
+    """The greeting is held back (MSG_MORE) until the shutdown that follows it, so the
+    FIN rides in its segment: the client receives the SYN-ACK and one segment, not
+    three (a segment and an ACK fewer per connection for the server to make)."""
+    s = server.start(["hello@%s:0/tcp" % ("[::1]" if ":" in host else host)])
+    counts = []
+    for _ in range(10):
+        with connect(s.addr("hello", "tcp")) as c:
+            assert recv_until_eof(c) == GREETING
+            info = c.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 256)
+            counts.append(struct.unpack_from("I", info, TCPI_SEGS_IN_OFFSET)[0])
+    assert counts == [2] * 10, counts
     s.stop()
