@@ -21,7 +21,7 @@ import sys
 CASES = {
     "tcp64": ("TCP echo, 64 B messages, 100 connections, depth 16", "message"),
     "udp64": ("UDP echo, 64 B datagrams, 8 sockets, depth 16", "datagram"),
-    "hello": ("hello: greeting and close, 50 concurrent connections", "connection"),
+    "hello": ("greeting and close, 50 concurrent connections", "connection"),
 }
 CLIENT_ARGS = {
     "tcp64": "-m tcp -c 100 -s 64 -p 16 -t 1",
