@@ -244,7 +244,9 @@ for cse in tcp64 udp64 hello; do
     cg_pid=$SRV_PID
     stop_server
     dumps=("$TMP/cg.$cg_pid".*)
-    [ "${#dumps[@]}" = 1 ] && [ -s "${dumps[0]}" ] || die "$cse: expected one callgrind dump, found: ${dumps[*]}"
+    if [ "${#dumps[@]}" != 1 ] || [ ! -s "${dumps[0]}" ]; then
+        die "$cse: expected one callgrind dump, found: ${dumps[*]}"
+    fi
     mv "${dumps[0]}" "$KEEP/$cse.cg"
     rec kind=cg "case=$cse" "dump=$KEEP/$cse.cg" "secs=$CG_DUR" \
         "$(delta rchar "$s0" "$s1")" "$(delta syscr "$s0" "$s1")" "${CLI_LINE// /$'\t'}"
