@@ -16,7 +16,7 @@ MAIN_OBJ = $(BUILD)/main.o
 UNIT_SRC = $(wildcard tests/unit/test_*.c)
 UNIT_BIN = $(UNIT_SRC:tests/unit/%.c=$(BUILD)/%)
 
-.PHONY: all run test deps unit integration asan asan-test valgrind soak clang-check bench-quick \
+.PHONY: all run test deps unit integration asan asan-test valgrind soak clang-check bench-quick bench-profile \
         clean fuzz fuzz-build fuzz-bins fuzz-corpus install uninstall
 all: kodama
 
@@ -127,6 +127,11 @@ soak: kodama
 bench-quick: kodama
 	bench/compare.sh --quick -o $(BUILD)/bench/RESULTS-quick.md
 	$(PYTHON) bench/check_table.py $(BUILD)/bench/RESULTS-quick.md
+
+# Where the server's user-space instructions per message go (callgrind), and its
+# user/kernel CPU split; writes bench/PROFILE.md in about a minute. Not part of `make test`.
+bench-profile: kodama
+	bench/profile.sh
 
 test: deps
 	@$(MAKE) --no-print-directory kodama clang-check
