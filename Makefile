@@ -122,14 +122,18 @@ soak: kodama
 	$(PYTHON) tests/soak/soak.py --seconds $(SOAK_SECONDS) --kodama $(CURDIR)/kodama \
 	    --out $(BUILD)/soak
 
-# The comparison harness on tiny runs: checks that it runs and writes a
-# well-formed report, not the numbers (bench/compare.sh without --quick does).
+# The comparison harness and the profile on tiny runs: checks that they run and
+# write well-formed reports, not the numbers (without --quick they do).
 bench-quick: kodama
 	bench/compare.sh --quick -o $(BUILD)/bench/RESULTS-quick.md
 	$(PYTHON) bench/check_table.py $(BUILD)/bench/RESULTS-quick.md
+	bench/profile.sh --quick -o $(BUILD)/bench/PROFILE-quick.md
+	@for c in tcp64 udp64 hello; do grep -q "^| $$c | [0-9]" $(BUILD)/bench/PROFILE-quick.md || \
+	    { echo "bench-quick: no $$c row in $(BUILD)/bench/PROFILE-quick.md" >&2; exit 1; }; done
 
 # Where the server's user-space instructions per message go (callgrind), and its
-# user/kernel CPU split; writes bench/PROFILE.md in about a minute. Not part of `make test`.
+# user/kernel CPU split; writes bench/PROFILE.md in about a minute (bench-quick runs
+# its --quick form).
 bench-profile: kodama
 	bench/profile.sh
 
