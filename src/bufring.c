@@ -81,7 +81,9 @@ static long trim_when_idle(struct loop *loop, void *data)
     struct bufring *b = data;
 
     (void)loop;
-    if (b->out > 0 || io_uring_cq_ready(b->ring) > 0) {
+    /* A completion not yet seen, in the queue or in the kernel's overflow list,
+     * may hold a buffer that out does not count yet. */
+    if (b->out > 0 || io_uring_cq_ready(b->ring) > 0 || io_uring_cq_has_overflow(b->ring)) {
         b->trim_armed = 0;      /* busy: the last bufring_put arms it again */
         return LOOP_TIMER_DONE;
     }

@@ -11,8 +11,8 @@
  * back (madvise MADV_DONTNEED), so a worker that went idle after a burst holds
  * none of the memory the burst touched. That is safe only while the kernel cannot
  * pick a buffer behind our back: with DEFER_TASKRUN it picks them only inside our
- * own io_uring_enter, and an empty completion queue means no picked buffer is
- * unaccounted for. Without DEFER_TASKRUN the ring never trims. */
+ * own io_uring_enter, and an empty completion queue (with nothing in the kernel's
+ * overflow list) means no picked buffer is unaccounted for. Without DEFER_TASKRUN the ring never trims. */
 #ifndef KODAMA_BUFRING_H
 #define KODAMA_BUFRING_H
 
