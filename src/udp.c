@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/udp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -19,6 +20,10 @@
 #define DGRAM_MAX UDP_DGRAM_MAX
 #define DGRAMS_PER_EVENT 64
 #define UDP_BATCH 32
+/* Replies to one peer go out as one UDP GSO send (UDP_SEGMENT) when they are of
+ * one size, up to this size: within any path's MTU, where the kernel accepts it. */
+#define GSO_SEGMENT_MAX 1200
+#define GSO_SEGMENTS_MAX 64         /* the kernel's UDP_MAX_SEGMENTS (Linux 4.18 on) */
 
 size_t udp_reply_pktinfo(struct msghdr *msg, void *out)
 {
@@ -152,14 +157,25 @@ long udp_service_reply(struct listener *l, struct svc_ctx *ctx, const char **rep
     return rlen;
 }
 
+/* A reply's control data: the source address, and for several replies sent as one,
+ * their segment size. */
+union reply_cmsg {
+    char buf[CMSG_SPACE(sizeof(struct in6_pktinfo)) + CMSG_SPACE(sizeof(uint16_t))];
+    size_t align;
+};
+
 /* One recvmmsg's worth of datagrams, and the replies built in place of them. */
 struct udp_batch {
     struct mmsghdr in[UDP_BATCH];
-    struct mmsghdr out[UDP_BATCH];
+    struct mmsghdr out[UDP_BATCH];      /* a message per reply, or per run (coalesce) */
     struct iovec in_iov[UDP_BATCH], out_iov[UDP_BATCH];
     struct sockaddr_storage peer[UDP_BATCH];
     union pktinfo_cmsg control[UDP_BATCH];
-    long reply_len[UDP_BATCH];
+    union reply_cmsg out_control[UDP_BATCH];
+    size_t pktinfo_len[UDP_BATCH];      /* of out[k]'s control data, without UDP_SEGMENT */
+    int dgrams[UDP_BATCH];              /* replies in out[k] */
+    size_t bytes[UDP_BATCH];
+    int gso_off;                        /* the kernel refused UDP_SEGMENT once */
     char *data;                         /* UDP_BATCH buffers of DGRAM_MAX bytes */
 };
 
@@ -222,7 +238,6 @@ static int batch_answer(struct udp_batch *b, struct listener *l, int n)
         if (l->svc->wants_addresses)
             udp_ctx_local(&ctx, l, in, &local);
         rlen = udp_service_reply(l, &ctx, &reply);
-        b->reply_len[nout] = rlen;
         if (cfg->verbose)
             udp_log_datagram(l, &b->peer[i], in->msg_namelen, b->in[i].msg_len, rlen);
         if (rlen < 0)
@@ -240,26 +255,163 @@ static int batch_answer(struct udp_batch *b, struct listener *l, int n)
     return nout;
 }
 
-/* sendmmsg stops at the first failure: count that reply as dropped (a full send
- * buffer or an unreachable peer: udp may drop, and we do) and go on after it. */
-static void batch_send(struct udp_batch *b, struct listener *l, int nout)
+/* Do replies i and j go to the same peer from the same source address? */
+static int same_destination(const struct udp_batch *b, int i, int j)
+{
+    const struct msghdr *a = &b->out[i].msg_hdr, *m = &b->out[j].msg_hdr;
+
+    return m->msg_namelen == a->msg_namelen &&
+           memcmp(m->msg_name, a->msg_name, a->msg_namelen) == 0 &&
+           m->msg_controllen == a->msg_controllen &&
+           (a->msg_controllen == 0 ||
+            memcmp(m->msg_control, a->msg_control, a->msg_controllen) == 0);
+}
+
+/* Bring each peer's replies together, in the order they were asked, so that runs
+ * grow long: replies to different peers may go out in any order. */
+static void group_by_peer(struct udp_batch *b, int nout)
+{
+    struct mmsghdr out[UDP_BATCH];
+    struct iovec iov[UDP_BATCH];
+    char taken[UDP_BATCH] = { 0 };
+    int k = 0;
+
+    for (int i = 0; i < nout; i++) {
+        for (int j = i; j < nout && !taken[i]; j++) {
+            if (taken[j] || !same_destination(b, i, j))
+                continue;
+            taken[j] = 1;
+            out[k] = b->out[j];
+            iov[k] = b->out_iov[j];
+            out[k].msg_hdr.msg_iov = &b->out_iov[k];
+            k++;
+        }
+    }
+    memcpy(b->out, out, (size_t)nout * sizeof out[0]);
+    memcpy(b->out_iov, iov, (size_t)nout * sizeof iov[0]);
+}
+
+/* May reply j join the run of replies first..j-1 in one GSO send? The same
+ * destination, and every segment but the last of one size. */
+static int joins_run(const struct udp_batch *b, int first, int j)
+{
+    size_t seg = b->out_iov[first].iov_len;
+
+    return j - first < GSO_SEGMENTS_MAX && b->out_iov[j - 1].iov_len == seg &&
+           b->out_iov[j].iov_len > 0 && b->out_iov[j].iov_len <= seg &&
+           same_destination(b, first, j);
+}
+
+/* Make out[k] the message for replies first..first+count-1: one iovec each, the
+ * source address, and the segment size if there are several. */
+static void run_message(struct udp_batch *b, int k, int first, int count)
+{
+    struct msghdr m = b->out[first].msg_hdr;
+    union reply_cmsg *ctl = &b->out_control[k];
+    size_t len = m.msg_controllen;
+
+    if (len > 0)
+        memcpy(ctl->buf, m.msg_control, len);
+    b->pktinfo_len[k] = len;
+    b->dgrams[k] = count;
+    b->bytes[k] = 0;
+    for (int i = first; i < first + count; i++)
+        b->bytes[k] += b->out_iov[i].iov_len;
+    m.msg_iov = &b->out_iov[first];
+    m.msg_iovlen = (size_t)count;
+    if (count > 1) {
+        struct cmsghdr *cm = (struct cmsghdr *)(ctl->buf + len);
+        uint16_t seg = (uint16_t)b->out_iov[first].iov_len;
+
+        cm->cmsg_level = SOL_UDP;
+        cm->cmsg_type = UDP_SEGMENT;
+        cm->cmsg_len = CMSG_LEN(sizeof seg);
+        memcpy(CMSG_DATA(cm), &seg, sizeof seg);
+        len += CMSG_SPACE(sizeof seg);
+    }
+    m.msg_control = len > 0 ? ctl->buf : NULL;
+    m.msg_controllen = len;
+    b->out[k].msg_hdr = m;
+}
+
+/* Turn nout replies into messages: a run of replies of one size to one peer goes as
+ * one GSO send, which costs the kernel one trip down the stack for all of them.
+ * Returns the number of messages. */
+static int batch_coalesce(struct udp_batch *b, int nout)
+{
+    int k = 0;
+
+    if (!b->gso_off)
+        group_by_peer(b, nout);
+
+    for (int first = 0; first < nout; k++) {
+        int count = 1;
+
+        if (!b->gso_off && b->out_iov[first].iov_len > 0 &&
+            b->out_iov[first].iov_len <= GSO_SEGMENT_MAX)
+            while (first + count < nout && joins_run(b, first, first + count))
+                count++;
+        run_message(b, k, first, count);
+        first += count;
+    }
+    return k;
+}
+
+/* A GSO send the kernel refused as such (no UDP_SEGMENT here, or no checksum
+ * offload on the route): send its replies one by one, and no more GSO. Returns
+ * how many went out. */
+static int send_run_singly(struct udp_batch *b, struct listener *l, int k)
+{
+    struct msghdr m = b->out[k].msg_hdr;
+    struct iovec *iov = m.msg_iov;
+    int sent = 0;
+
+    b->gso_off = 1;
+    m.msg_controllen = b->pktinfo_len[k];
+    if (m.msg_controllen == 0)
+        m.msg_control = NULL;
+    m.msg_iovlen = 1;
+    for (int i = 0; i < b->dgrams[k]; i++) {
+        m.msg_iov = &iov[i];
+        if (sendmsg(l->w.fd, &m, MSG_DONTWAIT | MSG_NOSIGNAL) >= 0) {
+            counter_add(&l->stats.bytes_out, iov[i].iov_len);
+            sent++;
+        }
+    }
+    return sent;
+}
+
+static int gso_refused(int err)
+{
+    return err == EIO || err == EINVAL || err == ENOPROTOOPT || err == EOPNOTSUPP;
+}
+
+/* sendmmsg stops at the first failure: count that message's replies as dropped (a
+ * full send buffer or an unreachable peer: udp may drop, and we do) and go on
+ * after it. */
+static void batch_send(struct udp_batch *b, struct listener *l, int nmsg)
 {
     int done = 0;
 
-    while (done < nout) {
-        int sent = sendmmsg(l->w.fd, b->out + done, (unsigned)(nout - done),
+    while (done < nmsg) {
+        int sent = sendmmsg(l->w.fd, b->out + done, (unsigned)(nmsg - done),
                             MSG_DONTWAIT | MSG_NOSIGNAL);
 
         if (sent < 0) {
+            int ok = 0;
+
             if (errno == EINTR)
                 continue;
-            counter_add(&l->stats.dgrams_dropped, 1);
+            if (b->dgrams[done] > 1 && gso_refused(errno))
+                ok = send_run_singly(b, l, done);
+            counter_add(&l->stats.dgrams_out, (uint64_t)ok);
+            counter_add(&l->stats.dgrams_dropped, (uint64_t)(b->dgrams[done] - ok));
             done++;
             continue;
         }
-        for (int i = done; i < done + sent; i++) {
-            counter_add(&l->stats.dgrams_out, 1);
-            counter_add(&l->stats.bytes_out, (uint64_t)b->reply_len[i]);
+        for (int k = done; k < done + sent; k++) {
+            counter_add(&l->stats.dgrams_out, (uint64_t)b->dgrams[k]);
+            counter_add(&l->stats.bytes_out, (uint64_t)b->bytes[k]);
         }
         done += sent;
     }
@@ -278,7 +430,7 @@ static int udp_answer_batch(struct listener *l)
          * are not this batch's business; the next event tries again. */
         return 0;
     }
-    batch_send(b, l, batch_answer(b, l, n));
+    batch_send(b, l, batch_coalesce(b, batch_answer(b, l, n)));
     return n;
 }
 

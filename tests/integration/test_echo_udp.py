@@ -1,6 +1,8 @@
 """The echo service over udp: sizes, reply source address, wildcard binds, -v log."""
 import os
+import signal
 import socket
+import struct
 
 import pytest
 
@@ -103,4 +105,72 @@ def test_udp_and_tcp_same_spec(server):
         c.sendall(b"tcp!")
         c.shutdown(socket.SHUT_WR)
         assert recv_until_eof(c) == b"tcp!"
+    s.stop()
+
+
+UDP_GRO = 104       # linux/udp.h: receive a GSO train whole, its segment size in a cmsg
+SOL_UDP = 17
+
+
+def _burst_while_stopped(s, senders, dest, count, size):
+    """Queue count datagrams per sender, interleaved, while the server is stopped, so
+    that it reads them in one batch; returns what each sent, in order."""
+    sent = {u: [] for u in senders}
+    s.proc.send_signal(signal.SIGSTOP)
+    try:
+        for i in range(count):
+            for n, u in enumerate(senders):
+                payload = bytes([65 + n]) * 2 + b"%04d" % i + os.urandom(size - 6)
+                u.sendto(payload, dest)
+                sent[u].append(payload)
+        last = b"end"
+        for u in senders:
+            u.sendto(last, dest)
+            sent[u].append(last)
+    finally:
+        s.proc.send_signal(signal.SIGCONT)
+    return sent
+
+
+def test_udp_echo_burst_from_several_peers_keeps_each_peers_order(server):
+    """Replies to one peer may go out as one GSO send (epoll): every peer still gets
+    each of its datagrams back whole, once, and in the order it sent them."""
+    s = server.start(["echo@127.0.0.1:0/udp"])
+    dest = s.addr("echo", "udp")
+    senders = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(3)]
+    try:
+        for u in senders:
+            u.bind(("127.0.0.1", 0))
+            u.settimeout(scaled(5))
+        sent = _burst_while_stopped(s, senders, dest, 20, 64)
+        for u in senders:
+            got = [u.recv(70000) for _ in sent[u]]
+            assert got == sent[u]
+            u.setblocking(False)
+            with pytest.raises(BlockingIOError):
+                u.recv(70000)       # nothing twice
+    finally:
+        for u in senders:
+            u.close()
+    s.stop()
+
+
+def test_udp_echo_sends_one_peers_replies_as_one_gso_train(server):
+    """On epoll, equal replies to one peer read in one batch leave in one send with
+    UDP_SEGMENT: a receiver with UDP_GRO sees them as one train of 64-byte segments
+    (an ordinary receiver sees separate datagrams, as the test above checks)."""
+    s = server.start(["--io", "epoll", "echo@127.0.0.1:0/udp"])
+    dest = s.addr("echo", "udp")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+        u.setsockopt(SOL_UDP, UDP_GRO, 1)
+        u.settimeout(scaled(5))
+        sent = _burst_while_stopped(s, [u], dest, 20, 64)[u]
+        data, segs = b"", []
+        while len(data) < sum(len(p) for p in sent):
+            chunk, anc, _, _ = u.recvmsg(70000, socket.CMSG_SPACE(4))
+            data += chunk
+            segs += [struct.unpack("=H", d[:2])[0] for lvl, typ, d in anc
+                     if lvl == SOL_UDP and typ == UDP_GRO]
+        assert data == b"".join(sent)
+        assert segs and segs[0] == 64, segs     # 20 × 64 B (+ the short "end") in trains
     s.stop()
