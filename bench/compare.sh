@@ -62,7 +62,9 @@ else
 fi
 STRACE_DUR=1
 
-log() { printf 'compare: [%3ss] %s\n' "$SECONDS" "$*" >&2; }
+LOG_NAME=compare
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 
 # --- teardown ---------------------------------------------------------------
 
@@ -143,14 +145,7 @@ fi
 
 mkdir -p "$B" "$(dirname "$OUT")"
 CFLAGS_B=(-std=c17 -O2 -Wall -Wextra -Werror)
-build() { # build OUT SRC [flags]: compiles when the source is newer
-    local out=$1 src=$2
-    shift 2
-    if [ ! -x "$out" ] || [ "$src" -nt "$out" ] || [ bench/peers/peer.h -nt "$out" ]; then
-        cc "$@" -o "$out" "$src"
-    fi
-}
-build "$B/echoload" ../shared/tools/echoload.c -O2 -pthread
+build_echoload "$B"
 build "$B/holdconns" bench/holdconns.c "${CFLAGS_B[@]}"
 for f in fork_echo udp_echo fork_hello; do build "$B/$f" "bench/peers/$f.c" "${CFLAGS_B[@]}"; done
 make --no-print-directory -s kodama >&2
@@ -210,11 +205,6 @@ fi
 
 RES=$TMP/results.tsv
 : >"$RES"
-rec() { # rec key=value...: one tab-separated record
-    local IFS=$'\t'
-    printf '%s\n' "$*" >>"$RES"
-}
-
 rec kind=meta "date=$(date -u '+%Y-%m-%d %H:%M:%S UTC')" "kernel=$(uname -sr)" \
     "cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1)" "ncpu=$NCPU" \
     "mem=$(awk '/MemTotal/{printf "%.1f GiB", $2/1048576}' /proc/meminfo)" \
@@ -440,10 +430,6 @@ stop_server() {
 
 sleep_until() { # sleep_until EPOCH_SECONDS
     sleep "$(awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN { d = a - b; if (d < 0) d = 0; printf "%.3f", d }')"
-}
-
-kv() { # kv KEY LINE: the value of KEY=... in a key=value line
-    sed -n "s/.*\(^\|[[:space:]]\)$1=\([^[:space:]]*\).*/\2/p" <<<"$2" | head -n1
 }
 
 # Client arguments per case: echoload's and kodama bench's.

@@ -51,7 +51,9 @@ else
     SETTLE=0.3
 fi
 
-log() { printf 'profile: [%3ss] %s\n' "$SECONDS" "$*" >&2; }
+LOG_NAME=profile
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 die() { log "error: $*"; exit 1; }
 
 # --- teardown ---------------------------------------------------------------
@@ -100,9 +102,7 @@ KEEP=$B/profile
 [ "$QUICK" = 1 ] && KEEP=$B/profile-quick
 rm -rf "$KEEP"
 mkdir -p "$B" "$KEEP" "$(dirname "$OUT")"
-if [ ! -x "$B/echoload" ] || [ ../shared/tools/echoload.c -nt "$B/echoload" ]; then
-    cc -O2 -pthread -o "$B/echoload" ../shared/tools/echoload.c
-fi
+build_echoload "$B"
 make --no-print-directory -s kodama >&2
 KODAMA=$ROOT/kodama
 ECHOLOAD=$ROOT/$B/echoload
@@ -117,10 +117,6 @@ VALGRIND=(valgrind --tool=callgrind --fair-sched=yes "--callgrind-out-file=$TMP/
 
 RES=$TMP/profile.tsv
 : >"$RES"
-rec() { # rec key=value...: one tab-separated record
-    local IFS=$'\t'
-    printf '%s\n' "$*" >>"$RES"
-}
 
 rev=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 [ -n "$(git status --porcelain -- src 2>/dev/null)" ] && rev+=" (with uncommitted changes in src/)"
@@ -132,10 +128,6 @@ rec kind=meta "date=$(date -u '+%Y-%m-%d %H:%M:%S UTC')" "kernel=$(uname -r)" \
     "command=bench/profile.sh$([ "$QUICK" = 1 ] && echo ' --quick')"
 
 # --- server ---------------------------------------------------------------------
-
-kv() { # kv KEY LINE: the value of KEY=... in a key=value line
-    sed -n "s/.*\(^\|[[:space:]]\)$1=\([^[:space:]]*\).*/\2/p" <<<"$2" | head -n1
-}
 
 # start_server SVC PROTO WAIT_SECS [WRAPPER...]: starts kodama (under WRAPPER)
 # in a session of its own; sets SRV_PID, SRV_PORT, SRV_LOG.
