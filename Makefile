@@ -6,11 +6,13 @@ PYTHON   ?= /usr/bin/python3
 BUILD    ?= build
 WARN      = -Wall -Wextra -Werror
 CFLAGS   ?= -O2 -g
-ALL_CFLAGS = -std=c17 -D_GNU_SOURCE -pthread $(WARN) $(CFLAGS) $(EXTRA_CFLAGS) -MMD -MP
+ALL_CFLAGS = -std=c17 -D_GNU_SOURCE -pthread -Isrc $(WARN) $(CFLAGS) $(EXTRA_CFLAGS) -MMD -MP
 LDLIBS   ?= -luring -pthread
 SANFLAGS  = -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 
-LIB_SRC  = $(filter-out src/main.c,$(wildcard src/*.c))
+# One folder per layer (docs/DESIGN.md); every .c below src/ but main.c is the library.
+SRC_ALL  = $(sort $(shell find src -name '*.c'))
+LIB_SRC  = $(filter-out src/main.c,$(SRC_ALL))
 LIB_OBJ  = $(LIB_SRC:src/%.c=$(BUILD)/%.o)
 MAIN_OBJ = $(BUILD)/main.o
 UNIT_SRC = $(wildcard tests/unit/test_*.c)
@@ -29,7 +31,7 @@ $(BUILD)/%.o: src/%.c
 
 $(BUILD)/test_%: tests/unit/test_%.c $(LIB_OBJ)
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) -Isrc $(LDFLAGS) $(EXTRA_LDFLAGS) -o $@ $^ -lcmocka $(LDLIBS)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) $(EXTRA_LDFLAGS) -o $@ $^ -lcmocka $(LDLIBS)
 
 deps:
 	@scripts/deps.sh
@@ -83,7 +85,7 @@ $(BUILD)/libkodama.a: $(LIB_OBJ)
 	$(AR) rcs $@ $^
 
 $(BUILD)/fuzz_%: tests/fuzz/fuzz_%.c $(BUILD)/libkodama.a
-	$(CC) $(ALL_CFLAGS) -fsanitize=fuzzer -Isrc -Itests/fuzz $(LDFLAGS) -o $@ \
+	$(CC) $(ALL_CFLAGS) -fsanitize=fuzzer -Itests/fuzz $(LDFLAGS) -o $@ \
 	    $< $(BUILD)/libkodama.a $(LDLIBS)
 
 fuzz-build:

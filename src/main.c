@@ -5,7 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "cli.h"
+#include "lib/cli.h"
 
 static void usage(FILE *out)
 {

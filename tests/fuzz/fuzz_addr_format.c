@@ -29,7 +29,7 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 
-#include "addr.h"
+#include "lib/addr.h"
 #include "fuzz.h"
 
 static void check_text(const char *text)

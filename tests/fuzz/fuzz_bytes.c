@@ -13,7 +13,7 @@
 #include <string.h>
 
 #include "fuzz.h"
-#include "util.h"
+#include "lib/util.h"
 
 static const unsigned long ranges[][2] = {
     { 1024, 64UL << 20 },           /* --max-buffer */

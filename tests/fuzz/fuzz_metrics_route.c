@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "fuzz.h"
-#include "metrics.h"
+#include "serve/metrics.h"
 
 static int starts(const uint8_t *data, size_t size, const char *prefix)
 {

@@ -16,7 +16,7 @@
 #include <string.h>
 
 #include "fuzz.h"
-#include "pattern.h"
+#include "lib/pattern.h"
 
 static size_t first_diff(const unsigned char *a, const unsigned char *b, size_t len)
 {

@@ -21,7 +21,7 @@
 #include <string.h>
 
 #include "fuzz.h"
-#include "proxy.h"
+#include "proto/proxy.h"
 
 static uint8_t *copy(const uint8_t *data, size_t size)
 {

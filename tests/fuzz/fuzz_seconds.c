@@ -14,7 +14,7 @@
 #include <string.h>
 
 #include "fuzz.h"
-#include "util.h"
+#include "lib/util.h"
 
 #define ERRLEN 64   /* cmd_bench.c's opt_seconds */
 #define MAX_MS (86400L * 1000)

@@ -17,7 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "addr.h"
+#include "lib/addr.h"
 #include "fuzz.h"
 
 #define ERRLEN 256  /* KODAMA_ERR_LEN, as the callers pass */

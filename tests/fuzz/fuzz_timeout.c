@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "fuzz.h"
-#include "util.h"
+#include "lib/util.h"
 
 static int written_zero(const char *s)
 {

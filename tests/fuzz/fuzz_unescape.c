@@ -16,7 +16,7 @@
 #include <string.h>
 
 #include "fuzz.h"
-#include "util.h"
+#include "lib/util.h"
 
 #define ERRLEN 256
 

@@ -24,7 +24,7 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 
-#include "addr.h"
+#include "lib/addr.h"
 
 #define ERRLEN 512
 #define NAMELEN 160

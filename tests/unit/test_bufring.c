@@ -15,9 +15,9 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "bufring.h"
-#include "loop.h"
-#include "loop_uring.h"
+#include "lib/bufring.h"
+#include "lib/loop.h"
+#include "lib/loop_uring.h"
 
 #define COUNT 16
 #define SIZE 4096

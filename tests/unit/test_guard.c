@@ -12,7 +12,7 @@
 #include <string.h>
 #include <sys/un.h>
 
-#include "guard.h"
+#include "serve/core/guard.h"
 
 static socklen_t make_addr(const char *text, unsigned port, struct sockaddr_storage *ss)
 {

@@ -8,7 +8,7 @@
 
 #include <stdlib.h>
 
-#include "histogram.h"
+#include "lib/histogram.h"
 
 static struct histogram *new_hist(void)
 {

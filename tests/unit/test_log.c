@@ -8,7 +8,7 @@
 #include <regex.h>
 #include <string.h>
 
-#include "log.h"
+#include "lib/log.h"
 
 struct esc_case {
     const char *in, *out;

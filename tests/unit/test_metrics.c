@@ -10,9 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "guard.h"
-#include "metrics.h"
-#include "metrics_text.h"
+#include "serve/core/guard.h"
+#include "serve/metrics.h"
+#include "serve/metrics_text.h"
 
 /* Run metrics_write or metrics_label_value into a string, to free. */
 static char *written(const struct metrics_snapshot *s, const char *label)

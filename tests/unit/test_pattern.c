@@ -8,7 +8,7 @@
 
 #include <string.h>
 
-#include "pattern.h"
+#include "lib/pattern.h"
 
 #define LEN 4096
 

@@ -14,8 +14,8 @@
 #include <string.h>
 #include <sys/un.h>
 
-#include "addr.h"
-#include "proxy.h"
+#include "lib/addr.h"
+#include "proto/proxy.h"
 
 static const char sig[] = "\r\n\r\n\0\r\nQUIT\n";
 

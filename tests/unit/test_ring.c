@@ -17,7 +17,7 @@
 #include <string.h>
 #include <sys/uio.h>
 
-#include "ring.h"
+#include "lib/ring.h"
 
 /* ------------------------------------------------------------------------- */
 /* helpers                                                                   */

@@ -8,7 +8,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "svc_formats.h"
+#include "serve/services/svc_formats.h"
 
 /* RFC 864's own first lines, as printed in the RFC. */
 static void test_chargen_first_lines(void **state)

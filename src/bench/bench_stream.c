@@ -1,0 +1,445 @@
+/* bench_stream.c — bench over tcp and unix stream sockets: echo connections that
+ * keep -p messages in flight and check every byte that comes back, and hello
+ * exchanges (connect, read to EOF, close).
+ *
+ * A connection keeps three stream offsets: tx_off (sent), tx_end (queued) and
+ * rx_off (received and checked). Message m is bytes [m*size, (m+1)*size), so the
+ * messages in flight are rx_off/size .. tx_end/size - 1, and stamps[m % depth] is
+ * when m was (or, in an open loop, was meant to be) sent. The bytes themselves are
+ * never stored: they are made from the pattern when sent and when checked. */
+#include "bench/bench_worker.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "lib/pattern.h"
+#include "lib/util.h"
+
+enum sstate {
+    S_IDLE,         /* hello in an open loop: waiting for its turn */
+    S_CONNECTING,   /* non-blocking connect under way */
+    S_OPEN,         /* established */
+    S_WAIT,         /* backing off before connecting again */
+};
+
+struct sconn {
+    struct bsock s;
+    enum sstate state;
+    int dirty;
+    uint64_t seed;
+    uint64_t tx_off, tx_end, rx_off;
+    int64_t deadline;       /* connect, reply or EOF timeout; or when to retry */
+    int64_t started;        /* hello: when the exchange began (or was meant to) */
+    uint64_t got;           /* hello: bytes of greeting */
+    int64_t *stamps;        /* echo: per message in flight */
+};
+
+enum err_kind { E_RESET, E_TIMEOUT, E_CORRUPT };
+
+static void on_event(struct worker *w, struct bsock *s, uint32_t events);
+static int connect_start(struct worker *w, struct sconn *c);
+
+static int hello(const struct worker *w)
+{
+    return w->cfg->mode == BENCH_HELLO;
+}
+
+static uint64_t in_flight(const struct worker *w, const struct sconn *c)
+{
+    return c->tx_end / w->cfg->size - c->rx_off / w->cfg->size;
+}
+
+static void count_error(struct worker *w, enum err_kind kind)
+{
+    if (kind == E_RESET)
+        w->n.resets++;
+    else if (kind == E_TIMEOUT)
+        w->n.timeouts++;
+    else
+        w->n.corrupt++;
+}
+
+/* Close the socket and give back the pipeline slots it held. */
+static void conn_close(struct worker *w, struct sconn *c)
+{
+    if (c->state == S_OPEN) {
+        w->nopen--;
+        if (!hello(w) && w->interval_ns > 0)
+            w->room -= w->cfg->depth - in_flight(w, c);
+    }
+    if (c->s.fd >= 0)
+        close(c->s.fd);     /* also drops it from epoll */
+    c->s.fd = -1;
+    c->s.events = 0;
+    c->state = S_IDLE;
+}
+
+static int open_loop_hello(const struct worker *w)
+{
+    return hello(w) && w->interval_ns > 0;
+}
+
+/* After a failure: an open-loop hello slot waits for the schedule; anything else
+ * connects again at the next scan (or after back-off), never from inside the
+ * handler that saw the failure. */
+static void conn_retry(struct worker *w, struct sconn *c, int64_t after)
+{
+    if (open_loop_hello(w)) {
+        w->room++;
+        return;
+    }
+    c->state = S_WAIT;
+    c->deadline = w->now + after;
+}
+
+static void conn_lost(struct worker *w, struct sconn *c, enum err_kind kind)
+{
+    count_error(w, kind);
+    conn_close(w, c);
+    conn_retry(w, c, 0);
+}
+
+static void connect_failed(struct worker *w, struct sconn *c, int err)
+{
+    count_error(w, err == ETIMEDOUT ? E_TIMEOUT : E_RESET);
+    conn_close(w, c);
+    worker_refused(w, err, "cannot reconnect to");
+    /* Not at once: a refusing server would make this a busy loop. */
+    conn_retry(w, c, RETRY_NS);
+}
+
+static int set_nodelay(const struct worker *w, int fd)
+{
+    int one = 1;
+
+    if (w->cfg->addr.ss_family == AF_UNIX)
+        return 0;
+    return setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+}
+
+static void established(struct worker *w, struct sconn *c);
+
+/* Start a non-blocking connect. Returns -1 if the connection is not under way. */
+static int connect_start(struct worker *w, struct sconn *c)
+{
+    const struct bench_config *cfg = w->cfg;
+    int fd = socket(cfg->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+    if (fd < 0) {
+        worker_fail(w, "cannot open a socket: %s", strerror(errno));
+        return -1;
+    }
+    c->s.fd = fd;
+    c->s.events = 0;
+    c->seed = pattern_seed(worker_new_seed(w));
+    c->tx_off = c->tx_end = c->rx_off = c->got = 0;
+    c->deadline = w->now + cfg->wait_ns;
+    if (set_nodelay(w, fd) < 0) {
+        worker_fail(w, "setsockopt TCP_NODELAY: %s", strerror(errno));
+        return -1;
+    }
+    if (connect(fd, (const struct sockaddr *)&cfg->addr, cfg->addrlen) == 0) {
+        established(w, c);
+        return 0;
+    }
+    if (errno == EAGAIN) {
+        /* A unix listener's backlog is full: not an error; the slot keeps its
+         * place (and an open loop its intended time) and tries at the next scan. */
+        conn_close(w, c);
+        c->state = S_WAIT;
+        c->deadline = w->now;
+        return -1;
+    }
+    if (errno != EINPROGRESS && errno != EINTR) {
+        connect_failed(w, c, errno);
+        return -1;
+    }
+    c->state = S_CONNECTING;
+    if (worker_watch(w, &c->s, EPOLLOUT) < 0) {
+        worker_fail(w, "epoll_ctl: %s", strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------ echo */
+
+static void queue_msg(struct worker *w, struct sconn *c, int64_t stamp)
+{
+    uint64_t m = c->tx_end / w->cfg->size;
+
+    /* The reply timeout runs while something is in flight. */
+    if (c->tx_end == c->rx_off)
+        c->deadline = w->now + w->cfg->wait_ns;
+    c->stamps[m % w->cfg->depth] = stamp;
+    c->tx_end += w->cfg->size;
+    worker_mark_dirty(w, &c->s, &c->dirty);
+}
+
+/* Send what is queued, as much as the socket takes. Returns -1 if the connection
+ * was lost. */
+static int echo_flush(struct worker *w, struct sconn *c)
+{
+    while (c->tx_off < c->tx_end) {
+        size_t len = c->tx_end - c->tx_off < SCRATCH_LEN ? c->tx_end - c->tx_off : SCRATCH_LEN;
+        ssize_t n;
+
+        pattern_fill(c->seed, c->tx_off, w->tx, len);
+        n = send(c->s.fd, w->tx, len, MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno != EAGAIN) {
+            conn_lost(w, c, E_RESET);
+            return -1;
+        }
+        if (n > 0)
+            c->tx_off += (uint64_t)n;
+        if (n < 0 || (size_t)n < len)
+            break;      /* the socket buffer is full */
+    }
+    if (worker_watch(w, &c->s, EPOLLIN | (c->tx_off < c->tx_end ? EPOLLOUT : 0)) < 0) {
+        worker_fail(w, "epoll_ctl: %s", strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+/* Check n received bytes and complete the messages they finish. Returns -1 if
+ * the connection was lost. */
+static int echo_input(struct worker *w, struct sconn *c, size_t n)
+{
+    uint64_t size = w->cfg->size, first = c->rx_off / size, last;
+
+    /* More than was sent, or not what was sent: either way the stream is wrong. */
+    if (c->rx_off + n > c->tx_off || pattern_check(c->seed, c->rx_off, w->rx, n) != n) {
+        conn_lost(w, c, E_CORRUPT);
+        return -1;
+    }
+    c->rx_off += n;
+    c->deadline = w->now + w->cfg->wait_ns;
+    last = c->rx_off / size;
+    for (uint64_t m = first; m < last; m++)
+        worker_done(w, c->stamps[m % w->cfg->depth], size);
+    if (w->interval_ns > 0)
+        w->room += last - first;
+    else
+        for (uint64_t m = first; m < last; m++)
+            queue_msg(w, c, w->now);
+    return 0;
+}
+
+static void echo_readable(struct worker *w, struct sconn *c)
+{
+    /* A few reads per event: enough to drain, not enough to starve the others. */
+    for (int i = 0; i < 4; i++) {
+        ssize_t n = recv(c->s.fd, w->rx, SCRATCH_LEN, 0);
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno == EAGAIN)
+            return;
+        if (n <= 0) {
+            /* Reset, or closed by the server: an echo server never closes first. */
+            conn_lost(w, c, E_RESET);
+            return;
+        }
+        w->now = clock_ns();
+        if (echo_input(w, c, (size_t)n) < 0 || (size_t)n < SCRATCH_LEN)
+            return;
+    }
+}
+
+/* ------------------------------------------------------------------ hello */
+
+static void hello_readable(struct worker *w, struct sconn *c)
+{
+    for (int i = 0; i < 4; i++) {
+        ssize_t n = recv(c->s.fd, w->rx, SCRATCH_LEN, 0);
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno == EAGAIN)
+            return;
+        if (n < 0) {
+            conn_lost(w, c, E_RESET);
+            return;
+        }
+        if (n == 0) {
+            w->now = clock_ns();
+            worker_done(w, c->started, c->got);
+            conn_close(w, c);
+            if (open_loop_hello(w)) {
+                w->room++;
+            } else {
+                c->started = w->now;
+                connect_start(w, c);
+            }
+            return;
+        }
+        c->got += (uint64_t)n;
+    }
+}
+
+/* ------------------------------------------------------------------ both */
+
+static void established(struct worker *w, struct sconn *c)
+{
+    c->state = S_OPEN;
+    w->nopen++;
+    /* Hello counts the connections of the measured period, echo every socket. */
+    if (!hello(w) || worker_measuring(w))
+        w->n.connections++;
+    if (hello(w)) {
+        c->deadline = c->deadline > w->now ? c->deadline : w->now;
+        if (worker_watch(w, &c->s, EPOLLIN) < 0)
+            worker_fail(w, "epoll_ctl: %s", strerror(errno));
+        return;
+    }
+    if (w->interval_ns > 0)
+        w->room += w->cfg->depth;
+    else
+        for (unsigned long i = 0; i < w->cfg->depth; i++)
+            queue_msg(w, c, w->now);
+    if (worker_watch(w, &c->s, EPOLLIN) < 0)
+        worker_fail(w, "epoll_ctl: %s", strerror(errno));
+}
+
+static void connect_done(struct worker *w, struct sconn *c)
+{
+    int err = 0;
+    socklen_t len = sizeof err;
+
+    if (getsockopt(c->s.fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+        err = errno;
+    if (err != 0) {
+        connect_failed(w, c, err);
+        return;
+    }
+    established(w, c);
+}
+
+static void on_event(struct worker *w, struct bsock *s, uint32_t events)
+{
+    struct sconn *c = (struct sconn *)s;
+
+    if (c->state == S_CONNECTING) {
+        connect_done(w, c);
+        return;
+    }
+    if (c->state != S_OPEN)
+        return;
+    if (hello(w)) {
+        hello_readable(w, c);
+        return;
+    }
+    if (events & (EPOLLIN | EPOLLERR | EPOLLHUP))
+        echo_readable(w, c);
+    if (c->state == S_OPEN && (events & EPOLLOUT))
+        worker_mark_dirty(w, &c->s, &c->dirty);
+}
+
+void stream_flush_dirty(struct worker *w)
+{
+    /* A stack, each connection on it at most once: capacity nconns is enough. */
+    while (w->ndirty > 0) {
+        struct sconn *c = (struct sconn *)w->dirty[--w->ndirty];
+
+        c->dirty = 0;
+        if (c->state == S_OPEN && !hello(w))
+            echo_flush(w, c);
+    }
+}
+
+static struct sconn *find_room(struct worker *w)
+{
+    for (size_t i = 0; i < w->t->nconns; i++) {
+        size_t k = (w->cursor + i) % w->t->nconns;
+        struct sconn *c = &w->conns[k];
+
+        if ((hello(w) && c->state == S_IDLE)
+            || (!hello(w) && c->state == S_OPEN && in_flight(w, c) < w->cfg->depth)) {
+            w->cursor = k;
+            return c;
+        }
+    }
+    return NULL;
+}
+
+void stream_issue(struct worker *w)
+{
+    int64_t at;
+
+    while (w->room > 0 && (at = worker_due(w)) >= 0) {
+        struct sconn *c = find_room(w);
+
+        if (c == NULL)
+            break;
+        w->room--;
+        w->next_msg++;
+        if (hello(w)) {
+            c->started = at;
+            connect_start(w, c);
+        } else {
+            queue_msg(w, c, at);
+        }
+    }
+}
+
+void stream_scan(struct worker *w)
+{
+    for (size_t i = 0; i < w->t->nconns; i++) {
+        struct sconn *c = &w->conns[i];
+
+        if (c->state == S_WAIT && w->now >= c->deadline) {
+            if (!open_loop_hello(w))
+                c->started = w->now;
+            connect_start(w, c);
+        } else if (c->state == S_CONNECTING && w->now >= c->deadline) {
+            connect_failed(w, c, ETIMEDOUT);
+        } else if (c->state == S_OPEN && w->now >= c->deadline
+                   && (hello(w) || c->tx_end > c->rx_off)) {
+            conn_lost(w, c, E_TIMEOUT);
+        }
+        if (atomic_load_explicit(&w->sh->stop, memory_order_relaxed))
+            return;
+    }
+}
+
+int stream_setup(struct worker *w)
+{
+    size_t n = w->t->nconns;
+
+    w->conns = xcalloc(n, sizeof *w->conns);
+    w->dirty = xcalloc(n, sizeof *w->dirty);
+    for (size_t i = 0; i < n; i++) {
+        w->conns[i].s.fd = -1;
+        w->conns[i].s.on_event = on_event;
+        if (!hello(w))
+            w->conns[i].stamps = xcalloc(w->cfg->depth, sizeof(int64_t));
+    }
+    if (hello(w) && w->interval_ns > 0) {
+        w->room = n;    /* every slot idle, waiting for the schedule */
+        return 0;
+    }
+    for (size_t i = 0; i < n && !atomic_load(&w->sh->stop); i++) {
+        w->conns[i].started = w->now;
+        connect_start(w, &w->conns[i]);
+    }
+    return 0;
+}
+
+void stream_teardown(struct worker *w)
+{
+    for (size_t i = 0; w->conns && i < w->t->nconns; i++) {
+        if (w->conns[i].s.fd >= 0)
+            close(w->conns[i].s.fd);
+        free(w->conns[i].stamps);
+    }
+    free(w->conns);
+}

@@ -1,0 +1,265 @@
+/* bench_worker.c — a worker thread's loop: wait for events with nanosecond
+ * timeouts, hand them to the sockets, send what the open-loop schedule says is
+ * due, check timeouts, and publish progress. See bench_worker.h. */
+#include "bench/bench_worker.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "lib/util.h"
+
+#define MAX_EVENTS 256
+#define STOP_CHECK_NS (20 * NS_PER_MS)  /* how soon a worker notices the stop flag */
+
+int64_t clock_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * NS_PER_S + ts.tv_nsec;
+}
+
+int worker_watch(struct worker *w, struct bsock *s, uint32_t events)
+{
+    struct epoll_event ev = { .events = events, .data.ptr = s };
+    int op = s->events == 0 ? EPOLL_CTL_ADD : events == 0 ? EPOLL_CTL_DEL : EPOLL_CTL_MOD;
+
+    if (events == s->events)
+        return 0;
+    if (epoll_ctl(w->ep, op, s->fd, &ev) < 0)
+        return -1;
+    s->events = events;
+    return 0;
+}
+
+int worker_measuring(const struct worker *w)
+{
+    return w->now >= w->sh->measure && w->now < w->sh->end;
+}
+
+void worker_done(struct worker *w, int64_t stamp, uint64_t bytes)
+{
+    if (!worker_measuring(w))
+        return;
+    hist_record(w->hist, (uint64_t)(w->now > stamp ? w->now - stamp : 0));
+    w->n.msgs++;
+    w->n.bytes += bytes;
+}
+
+int64_t worker_due(const struct worker *w)
+{
+    int64_t at;
+
+    if (w->interval_ns <= 0)
+        return -1;
+    /* From the start each time, so rounding never accumulates into drift. */
+    at = w->sh->start + (int64_t)((double)w->next_msg * w->interval_ns);
+    return at <= w->now && at < w->sh->end ? at : -1;
+}
+
+void worker_mark_dirty(struct worker *w, struct bsock *s, int *flag)
+{
+    if (*flag)
+        return;
+    *flag = 1;
+    w->dirty[w->ndirty++] = s;
+}
+
+uint64_t worker_new_seed(struct worker *w)
+{
+    /* Distinct across workers and reconnects: thread index in the top bits. */
+    return ((uint64_t)w->t->index << 40) | w->next_id++;
+}
+
+void bench_stop(struct bench_shared *sh, int64_t now)
+{
+    long long zero = 0;
+
+    atomic_compare_exchange_strong(&sh->stop_at, &zero, (long long)now);
+    atomic_store(&sh->stop, 1);
+}
+
+void worker_fail(struct worker *w, const char *fmt, ...)
+{
+    int expected = 0;
+    va_list ap;
+
+    /* The first worker to fail writes the message; the others only stop. */
+    if (atomic_compare_exchange_strong(&w->sh->failed, &expected, 1)) {
+        va_start(ap, fmt);
+        vsnprintf(w->sh->fail_msg, sizeof w->sh->fail_msg, fmt, ap);
+        va_end(ap);
+        atomic_store(&w->sh->failed, 2);
+    }
+    bench_stop(w->sh, w->now);
+}
+
+void worker_refused(struct worker *w, int err, const char *what)
+{
+    if (w->nopen == 0 && (err == ECONNREFUSED || err == ENOENT || err == ECONNRESET))
+        worker_fail(w, "%s %s: %s", what, w->cfg->target, strerror(err));
+}
+
+static int is_stream(const struct worker *w)
+{
+    return w->cfg->mode != BENCH_UDP;
+}
+
+static void issue_and_flush(struct worker *w)
+{
+    if (is_stream(w)) {
+        stream_issue(w);
+        stream_flush_dirty(w);
+    } else {
+        udp_issue(w);
+        udp_flush_dirty(w);
+    }
+}
+
+static void publish(struct worker *w)
+{
+    struct bench_thread *t = w->t;
+
+    atomic_store_explicit(&t->live_msgs, w->n.msgs, memory_order_relaxed);
+    atomic_store_explicit(&t->live_errors, bench_errors(&w->n), memory_order_relaxed);
+    if (t->pub == NULL || w->now < w->next_publish)
+        return;
+    w->next_publish = w->now + NS_PER_S / 2;
+    if (pthread_mutex_lock(&t->pub_lock) != 0)
+        return;
+    memcpy(t->pub, w->hist, sizeof *w->hist);
+    pthread_mutex_unlock(&t->pub_lock);
+}
+
+/* How long the next wait may last: until the next due message, scan, or end. */
+static int64_t wait_until(const struct worker *w)
+{
+    int64_t until = w->now + STOP_CHECK_NS;
+
+    if (w->next_scan < until)
+        until = w->next_scan;
+    if (w->sh->end < until)
+        until = w->sh->end;
+    if (w->interval_ns > 0) {
+        int64_t due = w->sh->start + (int64_t)((double)w->next_msg * w->interval_ns);
+        if (due < until && w->room > 0)
+            until = due;
+    }
+    return until;
+}
+
+/* epoll_pwait2 takes a timespec: open-loop sends need better than epoll_wait's
+ * milliseconds. Kernels before 5.11 lack it; then round up to milliseconds. */
+static int wait_events(struct worker *w, struct epoll_event *evs, int64_t until)
+{
+    static atomic_int no_pwait2;
+    int64_t left = until - clock_ns();
+    struct timespec ts;
+    int n;
+
+    if (left < 0)
+        left = 0;
+    if (!atomic_load_explicit(&no_pwait2, memory_order_relaxed)) {
+        ts.tv_sec = left / NS_PER_S;
+        ts.tv_nsec = left % NS_PER_S;
+        n = epoll_pwait2(w->ep, evs, MAX_EVENTS, &ts, NULL);
+        if (n >= 0 || errno != ENOSYS)
+            return n;
+        atomic_store(&no_pwait2, 1);
+    }
+    return epoll_wait(w->ep, evs, MAX_EVENTS, (int)((left + NS_PER_MS - 1) / NS_PER_MS));
+}
+
+static void scan(struct worker *w)
+{
+    if (w->now < w->next_scan)
+        return;
+    if (is_stream(w)) {
+        w->next_scan = w->now + SCAN_EVERY_NS;
+        stream_scan(w);
+        return;
+    }
+    /* Every slot of every socket: a tenth of -w is soon enough to call one lost. */
+    w->next_scan = w->now + (w->cfg->wait_ns / 10 > SCAN_EVERY_NS ? w->cfg->wait_ns / 10
+                                                                   : SCAN_EVERY_NS);
+    udp_scan(w);
+}
+
+static void run_loop(struct worker *w)
+{
+    struct epoll_event evs[MAX_EVENTS];
+
+    for (;;) {
+        w->now = clock_ns();
+        if (w->now >= w->sh->end || atomic_load_explicit(&w->sh->stop, memory_order_relaxed))
+            break;
+        scan(w);
+        issue_and_flush(w);
+        publish(w);
+        int n = wait_events(w, evs, wait_until(w));
+        if (n < 0 && errno != EINTR) {
+            worker_fail(w, "epoll_wait: %s", strerror(errno));
+            break;
+        }
+        w->now = clock_ns();
+        for (int i = 0; i < n; i++) {
+            struct bsock *s = evs[i].data.ptr;
+            s->on_event(w, s, evs[i].events);
+        }
+        if (!is_stream(w))
+            udp_flush_dirty(w);
+        else
+            stream_flush_dirty(w);
+    }
+    publish(w);
+}
+
+static int setup(struct worker *w)
+{
+    w->ep = epoll_create1(EPOLL_CLOEXEC);
+    if (w->ep < 0) {
+        worker_fail(w, "epoll_create1: %s", strerror(errno));
+        return -1;
+    }
+    w->tx = xmalloc(SCRATCH_LEN);
+    w->rx = xmalloc(SCRATCH_LEN);
+    return is_stream(w) ? stream_setup(w) : udp_setup(w);
+}
+
+static void teardown(struct worker *w)
+{
+    if (is_stream(w))
+        stream_teardown(w);
+    else
+        udp_teardown(w);
+    if (w->ep >= 0)
+        close(w->ep);
+    free(w->tx);
+    free(w->rx);
+    free(w->dirty);
+}
+
+void *worker_main(void *arg)
+{
+    struct bench_thread *t = arg;
+    struct worker w = {
+        .t = t, .cfg = t->cfg, .sh = t->sh, .ep = -1, .hist = t->hist,
+        .now = clock_ns(), .last_reply = t->sh->start,
+    };
+
+    if (t->rate > 0)
+        w.interval_ns = (double)NS_PER_S / t->rate;
+    w.next_scan = w.now + SCAN_EVERY_NS;
+    if (setup(&w) == 0)
+        run_loop(&w);
+    teardown(&w);
+    t->n = w.n;
+    atomic_fetch_add(&t->sh->finished, 1);
+    return NULL;
+}

@@ -1,0 +1,120 @@
+/* bench_worker.h — one bench worker thread: its epoll loop, its clock and open-loop
+ * schedule, its counters; and the three kinds of traffic it can drive (echo over a
+ * stream, echo over udp, hello), each in a file of its own. Private to bench_*.c. */
+#ifndef KODAMA_BENCH_WORKER_H
+#define KODAMA_BENCH_WORKER_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "bench/bench.h"
+
+#define NS_PER_S 1000000000LL
+#define NS_PER_MS 1000000LL
+#define SCRATCH_LEN (256 * 1024)        /* per-thread send and receive buffers */
+#define SCAN_EVERY_NS (10 * NS_PER_MS)  /* timeouts and retries are checked this often */
+#define RETRY_NS (100 * NS_PER_MS)      /* back-off after a refused reconnect */
+
+/* What the calling thread and the workers share. */
+struct bench_shared {
+    int64_t start, measure, end;        /* CLOCK_MONOTONIC ns: warm-up, measured period */
+    atomic_int stop;                    /* signal, end of a failed run */
+    atomic_llong stop_at;               /* when stop was first set (0: not yet) */
+    atomic_int finished;                /* workers that have returned */
+    atomic_int failed;                  /* a worker gave up; why is in fail_msg */
+    char fail_msg[256];
+};
+
+/* One worker's share of the run, and what it reports back. */
+struct bench_thread {
+    const struct bench_config *cfg;
+    struct bench_shared *sh;
+    pthread_t tid;
+    unsigned index;
+    unsigned long nconns;
+    double rate;                        /* this worker's share of -r; 0: closed loop */
+    struct bench_counts n;              /* final counts, valid after join */
+    struct histogram *hist;
+    /* For the progress line, while running. */
+    atomic_ullong live_msgs, live_errors;
+    pthread_mutex_t pub_lock;
+    struct histogram *pub;              /* NULL unless the progress line is on */
+};
+
+/* The first member of every socket the worker watches: epoll hands it back. */
+struct worker;
+struct bsock {
+    int fd;
+    uint32_t events;                    /* the mask epoll has now; 0: not added */
+    void (*on_event)(struct worker *w, struct bsock *s, uint32_t events);
+};
+
+struct sconn;
+struct usock;
+struct ubatch;
+
+struct worker {
+    struct bench_thread *t;
+    const struct bench_config *cfg;
+    struct bench_shared *sh;
+    int ep;
+    int64_t now;                        /* ns, refreshed after each wait and read */
+    int64_t next_scan, next_publish;
+    /* open loop: message number next_msg is due at start + next_msg * interval_ns */
+    double interval_ns;
+    uint64_t next_msg;
+    uint64_t room;                      /* free pipeline slots on usable sockets */
+    size_t cursor;                      /* where the search for room starts */
+    uint64_t next_id;                   /* pattern stream numbers */
+    size_t nopen;                       /* established stream connections */
+    int64_t last_reply;                 /* udp: the last good reply */
+    struct sconn *conns;
+    struct usock *socks;
+    struct ubatch *ub;                  /* udp: sendmmsg and recvmmsg vectors */
+    struct bsock **dirty;               /* sockets with messages queued to flush */
+    size_t ndirty;
+    unsigned char *tx, *rx;             /* SCRATCH_LEN each (udp: sized by udp_setup) */
+    struct bench_counts n;
+    struct histogram *hist;
+};
+
+int64_t clock_ns(void);
+/* Ask every worker to stop; the first call's time ends the measured period. */
+void bench_stop(struct bench_shared *sh, int64_t now);
+
+/* epoll: add, change or drop interest; -1 with errno on failure. */
+int worker_watch(struct worker *w, struct bsock *s, uint32_t events);
+
+/* A message (or hello exchange) meant to start at stamp has just completed. */
+void worker_done(struct worker *w, int64_t stamp, uint64_t bytes);
+/* Inside the measured period (completions count only there). */
+int worker_measuring(const struct worker *w);
+/* Open loop: the intended time of the next message if it is due, else -1. */
+int64_t worker_due(const struct worker *w);
+void worker_mark_dirty(struct worker *w, struct bsock *s, int *flag);
+/* Stop the whole run: one line (without "kodama: bench: ") for the report. */
+void worker_fail(struct worker *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* A connect was refused with err: with nothing else established, the server is
+ * gone and the run stops. */
+void worker_refused(struct worker *w, int err, const char *what);
+/* A new pattern seed for a stream or socket. */
+uint64_t worker_new_seed(struct worker *w);
+
+/* stream (tcp or unix) connections: echo and hello */
+int stream_setup(struct worker *w);
+void stream_issue(struct worker *w);
+void stream_scan(struct worker *w);
+void stream_flush_dirty(struct worker *w);
+void stream_teardown(struct worker *w);
+
+/* udp sockets */
+int udp_setup(struct worker *w);
+void udp_issue(struct worker *w);
+void udp_scan(struct worker *w);
+void udp_flush_dirty(struct worker *w);
+void udp_teardown(struct worker *w);
+
+void *worker_main(void *arg);
+
+#endif

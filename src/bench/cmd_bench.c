@@ -1,0 +1,391 @@
+/* cmd_bench.c — `kodama bench`: a load generator with honest latency percentiles.
+ * Reads the options, finds the target and checks that it answers (so a refused
+ * server is one line and exit 1 at once, not a run full of errors), raises the
+ * open-files limit, runs the workers (bench_run.c) and prints the report. */
+#include <errno.h>
+#include <netdb.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "bench/bench.h"
+#include "lib/cli.h"
+#include "client/client.h"
+#include "lib/log.h"
+#include "lib/net.h"
+#include "lib/util.h"
+
+#define CONNS_MAX 1000000ul
+#define DEPTH_MAX 4096ul
+#define THREADS_MAX 1024ul
+#define RATE_MAX 100000000ul
+
+void help_bench(FILE *out)
+{
+    fprintf(out,
+        "Usage: kodama bench [OPTIONS] HOST PORT\n"
+        "       kodama bench [OPTIONS] -U PATH\n\n"
+        "Generate load against an echo or hello service, check every byte that comes\n"
+        "back, and report messages/s, MiB/s, connections/s, errors and latency\n"
+        "percentiles (microseconds). Closed loop by default: each connection sends its\n"
+        "next message when a reply is back. With -r, an open loop at a fixed rate whose\n"
+        "latency counts from when each message was due, however late it went out.\n\n"
+        "Options:\n"
+        "  -m MODE        echo (tcp, the default), udp (echo over udp), or hello\n"
+        "                 (connect, read to EOF, close)\n"
+        "  -c CONNS       connections (udp: sockets; hello: connections at once);\n"
+        "                 default 1\n"
+        "  -s SIZE        message bytes (default 64, at most 1048576; udp 16 to 65507)\n"
+        "  -p DEPTH       messages in flight per connection (default 1)\n"
+        "  -d SECS        measured duration (default 5; fractions allowed)\n"
+        "  -t THREADS     client threads, each with its share of -c (default 1)\n"
+        "  -r RATE        open loop: RATE messages/s in all (hello: connections/s)\n"
+        "  --warmup SECS  run this long first, not counted (default 0)\n"
+        "  -w SECS        connect timeout, and how long a reply may take (default 5;\n"
+        "                 udp 1: a datagram not back by then is lost)\n"
+        "  -4, -6         IPv4 or IPv6 only\n"
+        "  -U PATH        a unix stream socket (@NAME: abstract) instead of HOST PORT\n"
+        "  -q, --quiet    no progress line (it is shown only on a terminal anyway)\n"
+        "  --json         print one JSON object instead of the text report\n"
+        "  -h, --help     show this help\n\n"
+        "Exit status: 0 a clean run, 1 errors (the report is still printed) or cannot\n"
+        "connect, 2 usage error.\n");
+}
+
+struct bench_opts {
+    struct bench_config cfg;
+    struct target t;
+    int json, quiet, shape_given;
+};
+
+enum { OPT_JSON = 256, OPT_WARMUP };
+
+/* A number option in [min, max], or a usage error naming it and the limits. */
+static int opt_uint(char opt, const char *s, unsigned long min, unsigned long max,
+                    unsigned long *out)
+{
+    char err[64];
+
+    if (parse_uint(s, min, max, out, err, sizeof err) == 0)
+        return EXIT_OK;
+    if (strcmp(err, "too large") == 0)
+        return usage_error("bench", "invalid -%c '%s': more than %lu", opt, s, max);
+    if (strcmp(err, "too small") == 0)
+        return usage_error("bench", "invalid -%c '%s': less than %lu", opt, s, min);
+    return usage_error("bench", "invalid -%c '%s': %s", opt, s, err);
+}
+
+static int opt_seconds(const char *name, const char *s, int zero_ok, int64_t *ns)
+{
+    char err[64];
+    /* --warmup 0 means none; the others must be more than 0. */
+    long ms = zero_ok ? parse_timeout(s, err, sizeof err) : parse_seconds(s, err, sizeof err);
+
+    if (ms < 0)
+        return usage_error("bench", "invalid %s '%s': %s", name, s, err);
+    *ns = (int64_t)ms * 1000000;
+    return EXIT_OK;
+}
+
+static int opt_mode(const char *s, enum bench_mode *mode)
+{
+    if (strcmp(s, "echo") == 0)
+        *mode = BENCH_ECHO;
+    else if (strcmp(s, "udp") == 0)
+        *mode = BENCH_UDP;
+    else if (strcmp(s, "hello") == 0)
+        *mode = BENCH_HELLO;
+    else
+        return usage_error("bench", "unknown mode '%s' (echo, udp or hello)", s);
+    return EXIT_OK;
+}
+
+static int parse_option(struct bench_opts *o, int c, char **argv)
+{
+    struct bench_config *cfg = &o->cfg;
+
+    switch (c) {
+    case 'm': return opt_mode(optarg, &cfg->mode);
+    case 'c': return opt_uint('c', optarg, 1, CONNS_MAX, &cfg->conns);
+    case 's': o->shape_given = 1; return opt_uint('s', optarg, 1, BENCH_SIZE_MAX, &cfg->size);
+    case 'p': o->shape_given = 1; return opt_uint('p', optarg, 1, DEPTH_MAX, &cfg->depth);
+    case 't': return opt_uint('t', optarg, 1, THREADS_MAX, &cfg->threads);
+    case 'r': return opt_uint('r', optarg, 0, RATE_MAX, &cfg->rate);
+    case 'd': return opt_seconds("-d", optarg, 0, &cfg->duration_ns);
+    case 'w': return opt_seconds("-w", optarg, 0, &cfg->wait_ns);
+    case OPT_WARMUP: return opt_seconds("--warmup", optarg, 1, &cfg->warmup_ns);
+    case '4': o->t.family = AF_INET; return EXIT_OK;
+    case '6': o->t.family = AF_INET6; return EXIT_OK;
+    case 'U': o->t.unix_path = optarg; return EXIT_OK;
+    case 'q': o->quiet = 1; return EXIT_OK;
+    case OPT_JSON: o->json = 1; return EXIT_OK;
+    default: (void)argv; return EXIT_USAGE;
+    }
+}
+
+/* Option combinations, as a flat list of one-liners. */
+static int check_options(struct bench_opts *o)
+{
+    struct bench_config *cfg = &o->cfg;
+
+    if (o->t.unix_path && cfg->mode == BENCH_UDP)
+        return usage_error("bench", "cannot use -U with -m udp (unix sockets are stream only)");
+    if (o->t.unix_path && o->t.family != AF_UNSPEC)
+        return usage_error("bench", "cannot use -U with -4 or -6");
+    if (cfg->mode == BENCH_HELLO && o->shape_given)
+        return usage_error("bench", "-s and -p do not apply to -m hello");
+    if (cfg->mode == BENCH_UDP && cfg->size > BENCH_UDP_MAX)
+        return usage_error("bench", "invalid -s '%lu': more than a udp datagram holds (%d)",
+                           cfg->size, BENCH_UDP_MAX);
+    if (cfg->mode == BENCH_UDP && cfg->size < BENCH_UDP_HEADER)
+        return usage_error("bench", "invalid -s '%lu': udp needs at least %d (sequence number and check)",
+                           cfg->size, BENCH_UDP_HEADER);
+    if (cfg->threads > cfg->conns)
+        return usage_error("bench", "cannot use more threads (-t %lu) than connections (-c %lu)",
+                           cfg->threads, cfg->conns);
+    if (cfg->mode == BENCH_HELLO) {
+        cfg->size = 0;
+        cfg->depth = 1;
+    }
+    if (cfg->wait_ns == 0)
+        cfg->wait_ns = (cfg->mode == BENCH_UDP ? 1 : 5) * 1000000000LL;
+    return EXIT_OK;
+}
+
+static int parse_bench_args(int argc, char **argv, struct bench_opts *o)
+{
+    static const struct option longopts[] = {
+        { "help", no_argument, NULL, 'h' },
+        { "quiet", no_argument, NULL, 'q' },
+        { "json", no_argument, NULL, OPT_JSON },
+        { "warmup", required_argument, NULL, OPT_WARMUP },
+        { NULL, 0, NULL, 0 },
+    };
+    int c, rc;
+
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":46c:d:hm:p:qr:s:t:U:w:", longopts, NULL)) != -1) {
+        if (c == 'h') {
+            help_bench(stdout);
+            exit(EXIT_OK);
+        }
+        if (c == '?' || c == ':')
+            return option_error("bench", c, argv, longopts);
+        rc = parse_option(o, c, argv);
+        if (rc != EXIT_OK)
+            return rc;
+    }
+    if (!o->t.unix_path) {
+        rc = client_take_host_port("bench", argc, argv, &o->t);
+        if (rc != EXIT_OK)
+            return rc;
+    }
+    if (optind < argc)
+        return usage_error("bench", "unexpected argument '%s'", argv[optind]);
+    return check_options(o);
+}
+
+/* ------------------------------------------------------------------ target */
+
+/* Wait for fd to be readable for at most ms. Returns 1, 0 on timeout, -1. */
+static int wait_readable(int fd, long ms)
+{
+    struct pollfd pfd = { .fd = fd, .events = POLLIN };
+    int64_t deadline = now_ms() + ms;
+    int rc;
+
+    do {
+        int64_t left = deadline - now_ms();
+        rc = poll(&pfd, 1, left > 0 ? (int)left : 0);
+    } while (rc < 0 && errno == EINTR);
+    return rc;
+}
+
+/* A udp echo service answers a datagram; returns 0, or -1 with errno. */
+static int udp_probe(int fd, long wait_ms)
+{
+    static const char ping[] = "kodama bench probe";
+    char buf[64];
+    ssize_t n;
+    int rc;
+
+    if (send(fd, ping, sizeof ping - 1, 0) < 0)
+        return -1;
+    rc = wait_readable(fd, wait_ms);
+    if (rc == 0)
+        errno = ETIMEDOUT;
+    if (rc <= 0)
+        return -1;
+    n = recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+    return n < 0 ? -1 : 0;
+}
+
+/* Connect to (and for udp, hear back from) one address. Returns 0 or -1 with errno. */
+static int probe(const struct bench_config *cfg, const struct sockaddr *sa, socklen_t len)
+{
+    int udp = cfg->mode == BENCH_UDP;
+    long wait_ms = (long)(cfg->wait_ns / 1000000);
+    int fd = socket(sa->sa_family, (udp ? SOCK_DGRAM : SOCK_STREAM) | SOCK_CLOEXEC, 0);
+    int rc, saved;
+
+    if (fd < 0)
+        return -1;
+    rc = udp ? connect(fd, sa, len) : net_connect(fd, sa, len, wait_ms);
+    if (rc == 0 && udp)
+        rc = udp_probe(fd, wait_ms);
+    saved = errno;
+    close(fd);
+    errno = saved;
+    return rc;
+}
+
+static void keep_target(struct bench_config *cfg, const struct sockaddr *sa, socklen_t len)
+{
+    memcpy(&cfg->addr, sa, len);
+    cfg->addrlen = len;
+    addr_format(sa, len, cfg->target, sizeof cfg->target);
+}
+
+static void cannot_reach(const struct bench_config *cfg, int err)
+{
+    if (cfg->mode == BENCH_UDP && err == ETIMEDOUT)
+        log_msg("bench: no reply from %s (udp) within %.3g s", cfg->target, (double)cfg->wait_ns / 1e9);
+    else if (cfg->mode == BENCH_UDP)
+        log_msg("bench: no reply from %s (udp): %s", cfg->target, strerror(err));
+    else
+        log_msg("bench: cannot connect to %s: %s", cfg->target, strerror(err));
+}
+
+static int find_unix_target(const struct target *t, struct bench_config *cfg)
+{
+    struct sockaddr_un sun;
+    int abstract = t->unix_path[0] == '@';
+    socklen_t len = net_unix_addr(t->unix_path + abstract, abstract, &sun);
+
+    if (len == (socklen_t)-1) {
+        log_msg("bench: unix:%s: %s", t->unix_path, strerror(errno));
+        return -1;
+    }
+    keep_target(cfg, (struct sockaddr *)&sun, len);
+    if (probe(cfg, (struct sockaddr *)&sun, len) < 0) {
+        cannot_reach(cfg, errno);
+        return -1;
+    }
+    return 0;
+}
+
+/* The first address HOST resolves to that answers, netcat-style; only the last
+ * failure is reported. Returns 0 or -1 after printing one line. */
+static int find_target(const struct target *t, struct bench_config *cfg)
+{
+    struct addrinfo hints = { 0 }, *res, *ai;
+    int rc, err = 0;
+
+    if (t->unix_path)
+        return find_unix_target(t, cfg);
+    hints.ai_family = t->family;
+    hints.ai_socktype = cfg->mode == BENCH_UDP ? SOCK_DGRAM : SOCK_STREAM;
+    hints.ai_flags = AI_NUMERICSERV;
+    rc = getaddrinfo(t->host, t->port, &hints, &res);
+    if (rc != 0) {
+        log_msg("bench: %s: %s", t->host, rc == EAI_SYSTEM ? strerror(errno) : gai_strerror(rc));
+        return -1;
+    }
+    for (ai = res; ai; ai = ai->ai_next) {
+        keep_target(cfg, ai->ai_addr, ai->ai_addrlen);
+        if (probe(cfg, ai->ai_addr, ai->ai_addrlen) == 0)
+            break;
+        err = errno;
+    }
+    freeaddrinfo(res);
+    if (ai == NULL) {
+        cannot_reach(cfg, err);
+        return -1;
+    }
+    return 0;
+}
+
+/* Each connection is a descriptor: lift the soft limit to the hard one. */
+static int raise_nofile(const struct bench_config *cfg)
+{
+    rlim_t need = (rlim_t)cfg->conns + cfg->threads + 32;
+    struct rlimit rl;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0) {
+        log_msg("bench: getrlimit RLIMIT_NOFILE: %s", strerror(errno));
+        return -1;
+    }
+    if (rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) < 0) {
+            log_msg("bench: setrlimit RLIMIT_NOFILE: %s", strerror(errno));
+            return -1;
+        }
+    }
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need) {
+        log_msg("bench: -c %lu needs %llu open files; the limit is %llu", cfg->conns,
+                (unsigned long long)need, (unsigned long long)rl.rlim_cur);
+        return -1;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------ run */
+
+static int verdict(const struct bench_config *cfg, const struct bench_result *res)
+{
+    const struct bench_counts *n = &res->n;
+    int rc = EXIT_OK;
+
+    if (res->failed) {
+        log_msg("bench: %s", res->fail_msg);
+        rc = EXIT_FAIL;
+    }
+    if (bench_errors(n) > 0) {
+        log_msg("bench: %llu errors against %s: corrupt %llu lost %llu resets %llu timeouts %llu",
+                (unsigned long long)bench_errors(n), cfg->target, (unsigned long long)n->corrupt,
+                (unsigned long long)n->lost, (unsigned long long)n->resets,
+                (unsigned long long)n->timeouts);
+        rc = EXIT_FAIL;
+    }
+    if (n->msgs == 0 && rc == EXIT_OK) {
+        log_msg("bench: no %s completed against %s in the measured period",
+                cfg->mode == BENCH_HELLO ? "connection" : "message", cfg->target);
+        rc = EXIT_FAIL;
+    }
+    return rc;
+}
+
+int cmd_bench(int argc, char **argv)
+{
+    struct bench_opts o = {
+        .cfg = { .mode = BENCH_ECHO, .conns = 1, .size = 64, .depth = 1, .threads = 1,
+                 .duration_ns = 5000000000LL },
+        .t.family = AF_UNSPEC,
+    };
+    struct bench_result res;
+    int rc = parse_bench_args(argc, argv, &o);
+
+    if (rc != EXIT_OK)
+        return rc;
+    o.cfg.progress = !o.quiet && isatty(STDERR_FILENO);
+    if (find_target(&o.t, &o.cfg) < 0 || raise_nofile(&o.cfg) < 0)
+        return EXIT_FAIL;
+    if (bench_run(&o.cfg, &res) < 0) {
+        free(res.hist);
+        return EXIT_FAIL;
+    }
+    if (o.json)
+        bench_report_json(&o.cfg, &res);
+    else
+        bench_report_text(&o.cfg, &res);
+    rc = verdict(&o.cfg, &res);
+    if (fflush(stdout) == EOF || ferror(stdout)) {
+        log_msg("bench: cannot write the report: %s", strerror(errno));
+        rc = EXIT_FAIL;
+    }
+    free(res.hist);
+    return rc;
+}

@@ -1,0 +1,253 @@
+/* loop_uring.c — the io_uring backend of loop.c.
+ *
+ * Watches are multishot poll requests. Other requests are the engines' own: their
+ * completions go to the loop's completion handler. Everything queued during a batch
+ * is submitted by the one io_uring_enter that also waits for the next batch, which
+ * is where io_uring saves system calls. */
+#include "lib/loop_uring.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "lib/loop_backend.h"
+
+#define RING_ENTRIES 512     /* a batch that needs more submits early */
+#define CQ_ENTRIES 4096      /* beyond it the kernel keeps completions itself */
+
+struct backend {
+    struct io_uring ring;
+    int disabled;       /* created disabled: the loop's own thread enables it */
+};
+
+/* Fastest first. DEFER_TASKRUN runs completion work only when the loop asks for
+ * events (no interrupts of the running thread); it needs SINGLE_ISSUER, and the
+ * ring is made by the main thread but driven by the worker's: R_DISABLED leaves the
+ * choice of the issuer to whoever enables it. Older kernels refuse some flags; they
+ * only make it faster. */
+static const unsigned ring_flags[] = {
+    IORING_SETUP_CQSIZE | IORING_SETUP_SUBMIT_ALL | IORING_SETUP_SINGLE_ISSUER |
+        IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_R_DISABLED,
+    IORING_SETUP_CQSIZE | IORING_SETUP_SUBMIT_ALL | IORING_SETUP_COOP_TASKRUN,
+    0,
+};
+
+static int ring_init(struct io_uring *ring, unsigned *flags)
+{
+    int rc = -EINVAL;
+
+    if (getenv("KODAMA_NO_IO_URING") && strcmp(getenv("KODAMA_NO_IO_URING"), "1") == 0)
+        return -EPERM;
+    for (size_t i = 0; i < sizeof ring_flags / sizeof ring_flags[0] && rc == -EINVAL; i++) {
+        struct io_uring_params p;
+
+        memset(&p, 0, sizeof p);
+        p.flags = ring_flags[i];
+        p.cq_entries = CQ_ENTRIES;
+        rc = io_uring_queue_init_params(RING_ENTRIES, ring, &p);
+        *flags = p.flags;
+    }
+    return rc;
+}
+
+static struct backend *uring_create(void)
+{
+    struct backend *b = calloc(1, sizeof *b);
+    unsigned flags = 0;
+    int rc;
+
+    if (b == NULL)
+        return NULL;
+    rc = ring_init(&b->ring, &flags);
+    b->disabled = (flags & IORING_SETUP_R_DISABLED) != 0;
+    if (rc < 0) {
+        free(b);
+        errno = -rc;
+        return NULL;
+    }
+    return b;
+}
+
+static void uring_destroy(struct backend *b)
+{
+    if (b == NULL)
+        return;
+    io_uring_queue_exit(&b->ring);
+    free(b);
+}
+
+struct io_uring_sqe *uring_get_sqe(struct io_uring *ring)
+{
+    struct io_uring_sqe *sqe;
+
+    while ((sqe = io_uring_get_sqe(ring)) == NULL)
+        io_uring_submit(ring);
+    return sqe;
+}
+
+void uring_submit(struct io_uring *ring)
+{
+    int rc;
+
+    do
+        rc = io_uring_submit(ring);
+    while (rc == -EINTR);
+}
+
+static unsigned poll_mask(unsigned mask)
+{
+    unsigned events = 0;
+
+    if (mask & LOOP_READ)
+        events |= POLLIN;
+    if (mask & LOOP_WRITE)
+        events |= POLLOUT;
+    if (mask & LOOP_HUP)
+        events |= POLLRDHUP;
+    return events;
+}
+
+static int uring_add(struct backend *b, int fd, unsigned mask, void *ptr)
+{
+    struct io_uring_sqe *sqe = uring_get_sqe(&b->ring);
+
+    io_uring_prep_poll_multishot(sqe, fd, poll_mask(mask));
+    io_uring_sqe_set_data64(sqe, uring_ud(ptr, URING_TAG_WATCH));
+    return 0;
+}
+
+static void uring_del(struct backend *b, int fd, void *ptr)
+{
+    struct io_uring_sqe *sqe = uring_get_sqe(&b->ring);
+
+    (void)fd;
+    io_uring_prep_poll_remove(sqe, uring_ud(ptr, URING_TAG_WATCH));
+    io_uring_sqe_set_data64(sqe, 0);
+}
+
+/* The old request is removed before the new one is issued: requests queued together
+ * are issued in order. The removed one's last completion is -ECANCELED. */
+static int uring_mod(struct backend *b, int fd, unsigned mask, void *ptr)
+{
+    uring_del(b, fd, ptr);
+    return uring_add(b, fd, mask, ptr);
+}
+
+static unsigned loop_events(int revents)
+{
+    unsigned events = 0;
+
+    if (revents & (POLLIN | POLLERR | POLLHUP | POLLRDHUP))
+        events |= LOOP_READ;
+    if (revents & (POLLOUT | POLLERR | POLLHUP))
+        events |= LOOP_WRITE;
+    if (revents & (POLLERR | POLLHUP | POLLRDHUP))
+        events |= LOOP_HUP;
+    return events;
+}
+
+/* Returns 1 if the completion is worth a handler's time. A poll that ended while
+ * its watch is still on (the kernel may end multishot polls) is asked for again. */
+static int watch_completion(struct backend *b, struct io_uring_cqe *cqe, struct fired *f)
+{
+    struct watch *w = uring_ud_obj(cqe->user_data);
+
+    if (!(cqe->flags & IORING_CQE_F_MORE) && cqe->res != -ECANCELED && w->registered)
+        uring_add(b, w->fd, w->mask, w);
+    if (cqe->res < 0)
+        return 0;
+    f->kind = FIRED_WATCH;
+    f->ptr = w;
+    f->events = loop_events(cqe->res);
+    return 1;
+}
+
+static int uring_poll(struct backend *b, int timeout_ms, struct fired *out, int max)
+{
+    struct __kernel_timespec ts, *tsp = NULL;
+    struct io_uring_cqe *cqe;
+    unsigned head, seen = 0;
+    int n = 0, rc;
+
+    if (b->disabled) {
+        /* liburing 2.3 declares io_uring_enable_rings but does not export it. */
+        if (syscall(__NR_io_uring_register, b->ring.ring_fd, IORING_REGISTER_ENABLE_RINGS,
+                    NULL, 0) < 0)
+            return -1;
+        b->disabled = 0;
+    }
+    if (timeout_ms >= 0) {
+        ts.tv_sec = timeout_ms / 1000;
+        ts.tv_nsec = (long long)(timeout_ms % 1000) * 1000000;
+        tsp = &ts;
+    }
+    rc = io_uring_submit_and_wait_timeout(&b->ring, &cqe, 1, tsp, NULL);
+    if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EBUSY && rc != -EAGAIN) {
+        errno = -rc;
+        return -1;
+    }
+    io_uring_for_each_cqe(&b->ring, head, cqe) {
+        if (n == max)
+            break;
+        seen++;
+        if (cqe->user_data == 0)
+            continue;
+        if (uring_ud_tag(cqe->user_data) == URING_TAG_WATCH) {
+            n += watch_completion(b, cqe, &out[n]);
+            continue;
+        }
+        out[n].kind = FIRED_COMPLETION;
+        out[n].user_data = cqe->user_data;
+        out[n].res = cqe->res;
+        out[n].flags = cqe->flags;
+        n++;
+    }
+    io_uring_cq_advance(&b->ring, seen);
+    return n;
+}
+
+struct io_uring *loop_ring(struct loop *loop)
+{
+    if (strcmp(loop_io_name(loop), "uring") != 0)
+        return NULL;
+    return &loop_backend(loop)->ring;
+}
+
+int uring_available(void)
+{
+    struct io_uring ring;
+    struct io_uring_probe *probe;
+    unsigned flags;
+    int rc = ring_init(&ring, &flags);
+
+    if (rc < 0) {
+        errno = -rc;
+        return -1;
+    }
+    /* Multishot accept and receive and buffer rings came with Linux 6.0; the probe
+     * sees the newest opcode among those the engines use, which came with 5.19
+     * (IORING_OP_SOCKET), and registering a buffer ring tells the rest. */
+    probe = io_uring_get_probe_ring(&ring);
+    rc = probe && io_uring_opcode_supported(probe, IORING_OP_SOCKET) ? 0 : -ENOSYS;
+    if (probe)
+        io_uring_free_probe(probe);
+    io_uring_queue_exit(&ring);
+    if (rc < 0) {
+        errno = -rc;
+        return -1;
+    }
+    return 0;
+}
+
+const struct backend_ops backend_uring = {
+    .name = "uring",
+    .create = uring_create,
+    .destroy = uring_destroy,
+    .add = uring_add,
+    .mod = uring_mod,
+    .del = uring_del,
+    .poll = uring_poll,
+};

@@ -1,0 +1,50 @@
+/* loop_uring.h — what the io_uring engines (conn_uring.c, udp_uring.c) use of a loop
+ * whose backend is io_uring: its ring, and how completions find their owner.
+ *
+ * A request's user_data is the address of the object it belongs to (8-byte
+ * aligned) with a tag in the low 3 bits that says which request it was; user_data 0
+ * is a request whose completion nobody needs (a cancel, a close). The tag URING_TAG_WATCH
+ * is the backend's own (poll requests for watches); the engines use the others. */
+#ifndef KODAMA_LOOP_URING_H
+#define KODAMA_LOOP_URING_H
+
+#include <liburing.h>
+#include <stdint.h>
+
+#include "lib/loop.h"
+
+#define URING_TAG_BITS 3u
+#define URING_TAG_MASK ((1u << URING_TAG_BITS) - 1)
+#define URING_TAG_WATCH 7u
+
+static inline uint64_t uring_ud(const void *obj, unsigned tag)
+{
+    return (uint64_t)(uintptr_t)obj | tag;
+}
+
+static inline void *uring_ud_obj(uint64_t ud)
+{
+    return (void *)(uintptr_t)(ud & ~(uint64_t)URING_TAG_MASK);
+}
+
+static inline unsigned uring_ud_tag(uint64_t ud)
+{
+    return (unsigned)(ud & URING_TAG_MASK);
+}
+
+/* The loop's ring; NULL on epoll. */
+struct io_uring *loop_ring(struct loop *loop);
+
+/* A free submission slot, submitting what is queued if the queue is full. Never
+ * NULL: a full queue is submitted first. */
+struct io_uring_sqe *uring_get_sqe(struct io_uring *ring);
+
+/* Submit what is queued now (before closing a descriptor a request still holds). */
+void uring_submit(struct io_uring *ring);
+
+/* Can this process use io_uring with everything the engines need? 0, or -1 with
+ * errno (ENOSYS: too old a kernel, EPERM: denied, as in many containers).
+ * KODAMA_NO_IO_URING=1 in the environment makes it say EPERM, for tests. */
+int uring_available(void);
+
+#endif

@@ -1,0 +1,183 @@
+/* server.h — listeners and the worker that serves them (one event loop).
+ *
+ * A listener is a bound descriptor plus what it serves; it does not care how the
+ * descriptor was made (bound from a SPEC today; passed by systemd later). A worker
+ * owns one loop (one thread), its own copy of the listeners, its connections and its
+ * buffer pool; nothing is shared between workers but the listening sockets. */
+#ifndef KODAMA_SERVER_H
+#define KODAMA_SERVER_H
+
+#include <stddef.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "lib/addr.h"
+#include "lib/counter.h"
+#include "lib/deadline.h"
+#include "serve/core/guard.h"
+#include "lib/list.h"
+#include "lib/loop.h"
+#include "lib/pool.h"
+#include "serve/services/service.h"
+
+enum listener_kind { LISTEN_TCP, LISTEN_UDP, LISTEN_UNIX };
+
+/* Written by the listener's worker only (counter.h); read by anyone. */
+struct listener_stats {
+    counter_t accepted, active, bytes_in, bytes_out;
+    counter_t dgrams_in, dgrams_out, dgrams_dropped;
+    counter_t accept_errors;
+    counter_t drops[DROP_REASONS];  /* connections and datagrams turned away, by reason */
+};
+
+/* A listener's counts summed over the workers that serve it. */
+struct listener_totals {
+    uint64_t accepted, active, bytes_in, bytes_out;
+    uint64_t dgrams_in, dgrams_out, dgrams_dropped;
+    uint64_t accept_errors;
+    uint64_t drops[DROP_REASONS];
+};
+
+/* Add one worker's counts of a listener to t. */
+void listener_totals_add(struct listener_totals *t, const struct listener_stats *st);
+
+struct server;
+
+/* For the metrics thread, which reads while the workers run: how many listeners
+ * the server has, and listener i (its service, kind and address never change)
+ * with its counts summed over the workers into *t. */
+size_t server_nlisteners(const struct server *srv);
+const struct listener *server_listener_totals(const struct server *srv, size_t i,
+                                              struct listener_totals *t);
+
+struct listener {
+    struct watch w;                 /* w.fd is the listening descriptor */
+    struct worker *wk;
+    const struct service *svc;
+    enum listener_kind kind;
+    char addr[ADDR_TEXT_MAX];       /* as bound, for the listening line and logs */
+    char *unlink_path;              /* a unix socket file to remove at exit */
+    int family;                     /* AF_INET, AF_INET6 or AF_UNIX */
+    int pktinfo;                    /* udp, wildcard: answer from the datagram's address */
+    int reuseport;                  /* bound with SO_REUSEPORT: siblings may join */
+    int shared;                     /* the same socket is served by other loops too */
+    int paused;                     /* out of descriptors: not accepting for now */
+    int armed;                      /* io_uring: its accept or recvmsg is in flight */
+    struct sockaddr_storage local;  /* udp, for services that want addresses: as bound */
+    socklen_t local_len;            /* 0: unknown */
+    int proxy;                      /* "+proxy": a PROXY protocol header comes first */
+    struct listener_stats stats;
+};
+
+struct worker {
+    size_t id;                      /* 0: the main thread's */
+    struct server *srv;
+    pthread_t thread;
+    struct loop *loop;
+    struct watch wake;              /* an eventfd: the server is stopping */
+    int failed;                     /* its loop failed */
+    const struct serve_config *cfg;
+    struct listener *listeners;
+    size_t nlisteners;
+    struct guard *guard;            /* the server's, shared */
+    struct dlink conns;             /* every open connection */
+    size_t nconns;
+    /* A connection waits on one of these at a time: for the peer's goodbye after
+     * ours, for input while it has nothing to send, or for the peer to read. */
+    struct deadline_list lingering, idle, stalled;
+    struct dlink proxy_waits;       /* connections waiting for their PROXY header */
+    struct deadline_list proxy_header;  /* their --proxy-timeout */
+    struct pool pool;               /* echo buffers */
+    struct udp_batch *udp;          /* epoll: datagrams in and out, if any udp listener */
+    struct uring_state *uring;      /* the io_uring engine, if that is the loop's */
+    int stopping;                   /* the listeners are closed */
+    int finishing;                  /* the connections have been told to finish */
+    int paused_listeners;
+    int accept_retry_armed;
+    int64_t accept_log_ms;          /* last accept error logged */
+    unsigned long accept_errors_unlogged;
+};
+
+const char *listener_kind_name(enum listener_kind kind);
+
+/* Serve until SIGINT/SIGTERM with cfg->threads event loops; takes ownership of the
+ * listeners (worker 0 serves them, the others copies: see listeners_copy).
+ * Returns 0 on a clean stop, 1 on a runtime failure (already reported). */
+int server_run(struct listener *ls, size_t n, const struct serve_config *cfg);
+
+/* Called by the engines when a connection has closed: descriptors may be free again. */
+void worker_conn_closed(struct worker *wk);
+
+/* Stop the loop if the worker is stopping and nothing is left to wait for; returns
+ * 1 if so. The engines call it when a listener's request has ended. */
+int worker_check_done(struct worker *wk);
+
+/* A stream connection accepted and admitted, ready to be served. */
+struct accepted {
+    int fd;
+    struct ip_count *slot;              /* its count under the limits (worker_admit) */
+    struct sockaddr_storage peer;       /* as the socket sees it */
+    socklen_t peer_len;                 /* 0: unknown (not asked for) */
+    struct sockaddr_storage client;     /* the client a PROXY protocol header named */
+    socklen_t client_len;               /* 0: none */
+};
+
+/* Serve a on the worker's engine (conn_open or uconn_open); they close a->fd and
+ * release its slot if they cannot. */
+void worker_serve(struct worker *wk, struct listener *l, const struct accepted *a);
+
+/* What l's service may know of connection a (service.h); local is room for our own
+ * address, asked for only if the service wants addresses. */
+void svc_ctx_for_conn(struct svc_ctx *ctx, const struct worker *wk,
+                      const struct listener *l, const struct accepted *a,
+                      struct sockaddr_storage *local);
+
+/* -v: log the accept line of a; returns the peer's text for the close line (the
+ * client a PROXY header named, if any), to free. */
+char *conn_log_accept(const struct listener *l, const struct accepted *a);
+
+/* Called by the engines for every accepted descriptor: 0 to serve it (*slot to
+ * give back with worker_conn_release), or -1 if a limit refused it (fd is closed,
+ * with a reset, and the refusal counted and logged). */
+int worker_admit(struct worker *wk, struct listener *l, int fd, const struct sockaddr *peer,
+                 socklen_t len, struct ip_count **slot);
+void worker_conn_release(struct worker *wk, struct ip_count *slot);
+
+/* The second half of admission on a "+proxy" listener (proxy_wait.c): the client a
+ * header named (or the peer, for LOCAL) under --max-per-ip. 0 to serve it with *slot,
+ * or -1 if refused (fd is closed with a reset, its place under --max-conns given
+ * back, the refusal counted and logged with addr). */
+int worker_admit_client(struct worker *wk, struct listener *l, int fd,
+                        const struct sockaddr *addr, socklen_t len, struct ip_count **slot);
+
+/* The engines' entry for an accepted, admitted connection: the header stage on a
+ * "+proxy" listener, else worker_serve. */
+void worker_accepted(struct worker *wk, struct listener *l, const struct accepted *a);
+
+/* Count a connection or datagram turned away and log it (at most once a second per
+ * reason). fd, if >= 0, is the connection's, for its peer's address; peer (len > 0)
+ * names a datagram's source. */
+void worker_drop(struct worker *wk, struct listener *l, enum drop_reason why, int fd,
+                 const struct sockaddr *peer, socklen_t len);
+/* The same, saying what was wrong in detail's words instead of the reason's. */
+void worker_drop_detail(struct worker *wk, struct listener *l, enum drop_reason why, int fd,
+                        const struct sockaddr *peer, socklen_t len, const char *detail);
+
+/* Make closing fd send a reset: for peers we give up on, whose unsent data should
+ * not hold kernel memory. */
+void reset_on_close(int fd);
+
+/* Flags for a connection's send when its side is shut down as soon as the output is
+ * sent: MSG_MORE holds back the last, short segment, and the FIN then rides in it.
+ * A greeting thus costs one segment (and one ACK) less. Endless output never ends. */
+static inline int final_send_flags(int shut_after_send, int repeat)
+{
+    return shut_after_send && !repeat ? MSG_MORE : 0;
+}
+
+/* Called by the engines when accepting failed with err. Returns 1 if the listener is
+ * paused now (out of descriptors or memory: it resumes by itself), 0 otherwise. */
+int worker_accept_error(struct worker *wk, struct listener *l, int err);
+
+#endif

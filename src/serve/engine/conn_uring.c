@@ -1,0 +1,792 @@
+/* conn_uring.c — accepting and stream connections on io_uring (see uring_engine.h).
+ *
+ * A connection counts its requests in flight (ops). It is freed only when it is
+ * closing and the last of them has completed: a completion always finds its owner
+ * alive, whatever else the same batch did. Closing cancels what is in flight.
+ *
+ * The receive buffers are shared by every connection of the worker, so none may
+ * keep one while its peer is not reading: echoes go out from the ring buffers with
+ * MSG_DONTWAIT, and when the socket is full (EAGAIN or a partial send) what is
+ * left moves to the connection's own "spill" buffer (from the worker's pool) and
+ * the ring buffers go back at once. Slow readers then cost their own memory, as on
+ * epoll, never the other connections' input. */
+#include "serve/engine/uring_engine.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "serve/engine/conn.h"
+#include "lib/log.h"
+#include "serve/core/proxy_wait.h"
+#include "lib/ring.h"
+#include "lib/loop_uring.h"
+#include "serve/core/server.h"
+#include "lib/util.h"
+
+#define STREAM_BUFS 256             /* per worker at most; a power of two */
+#define STREAM_BUFS_FIRST 16        /* published at start; more as load needs them */
+#define STREAM_BUF_SIZE 16384
+#define SEND_IOV_MAX 8
+#define SEND_CTX_KEEP 256           /* free send contexts kept per worker */
+
+struct send_ctx {
+    struct msghdr msg;
+    struct iovec iov[SEND_IOV_MAX];
+    struct send_ctx *next;
+};
+
+/* Where the send in flight takes its bytes from. */
+enum { SRC_TX, SRC_SPILL, SRC_QUEUE };
+
+struct uconn {
+    struct worker *wk;
+    struct listener *l;
+    struct ring spill;              /* echoed bytes the peer was slow to take (older
+                                     * than any still in the queue) */
+    const char *tx;                 /* static output: tx[tx_off .. tx_len) is not sent yet */
+    uint32_t tx_len;
+    int fd;
+    uint64_t in, out;
+    struct deadline timer;          /* on wk->idle, wk->stalled or wk->lingering */
+    struct dlink all;               /* wk->conns */
+    struct dlink starved;           /* uring_state.starved */
+    struct ip_count *ipc;           /* its address's count (guard.h), if counted */
+    char *peer;                     /* peer address text, kept only with -v */
+    struct send_ctx *sx;            /* while a sendmsg of several buffers is in flight */
+    uint16_t qhead, qtail;          /* echoed bytes: a queue of stream buffers */
+    uint16_t qoff;                  /* bytes of the head buffer already sent */
+    uint16_t nheld;
+    uint8_t ops;                    /* requests in flight */
+    unsigned echo : 1;
+    unsigned shut_after_send : 1;
+    unsigned rd_eof : 1;
+    unsigned wr_shut : 1;
+    unsigned stopping : 1;
+    unsigned closing : 1;
+    unsigned recv_on : 1;
+    unsigned recv_cancelled : 1;
+    unsigned send_on : 1;
+    unsigned hup_on : 1;
+    unsigned is_starved : 1;
+    unsigned progressed : 1;        /* bytes moved since the last step */
+    unsigned sent : 1;              /* bytes the peer took since the last step */
+    unsigned send_src : 2;          /* SRC_*, while send_on */
+    unsigned no_spill : 1;          /* no memory for a spill buffer: sends may wait */
+    unsigned repeat : 1;            /* the static output starts again once sent */
+    uint32_t tx_off;                /* here, it fills what was padding */
+};
+
+static struct io_uring *ring_of(struct worker *wk)
+{
+    return wk->uring->ring;
+}
+
+static void submit_recv(struct uconn *c);
+static int uconn_wants_input(const struct uconn *c);
+
+static int uconn_has_output(const struct uconn *c)
+{
+    return c->tx_off < c->tx_len || c->qhead != BUF_NONE || !ring_empty(&c->spill);
+}
+
+static int spilling(const struct uconn *c)
+{
+    return c->spill.data != NULL;
+}
+
+static void queue_push(struct uconn *c, unsigned bid, unsigned len)
+{
+    struct uring_state *us = c->wk->uring;
+
+    us->next[bid] = BUF_NONE;
+    us->len[bid] = (uint16_t)len;
+    if (c->qhead == BUF_NONE)
+        c->qhead = (uint16_t)bid;
+    else
+        us->next[c->qtail] = (uint16_t)bid;
+    c->qtail = (uint16_t)bid;
+    c->nheld++;
+}
+
+/* Let the longest-starved connection receive again, if a buffer is free. */
+static void wake_starved(struct worker *wk)
+{
+    struct uring_state *us = wk->uring;
+    struct uconn *c;
+
+    if (dlist_empty(&us->starved) || bufring_empty(&us->stream))
+        return;
+    c = container_of(us->starved.next, struct uconn, starved);
+    dlist_remove(&c->starved);
+    c->is_starved = 0;
+    if (!c->recv_on && uconn_wants_input(c))
+        submit_recv(c);
+}
+
+/* A buffer is back in the ring: a connection that ran short may receive again. */
+static void buffer_returned(struct worker *wk, unsigned bid)
+{
+    bufring_put(&wk->uring->stream, bid);
+    wake_starved(wk);
+}
+
+static void queue_pop(struct uconn *c)
+{
+    unsigned bid = c->qhead;
+
+    c->qhead = c->wk->uring->next[bid];
+    c->qoff = 0;
+    c->nheld--;
+    buffer_returned(c->wk, bid);
+}
+
+static void queue_clear(struct uconn *c)
+{
+    while (c->qhead != BUF_NONE)
+        queue_pop(c);
+}
+
+/* Move queued ring buffers, oldest first, into the spill buffer while they fit
+ * whole, giving each back to the ring. Returns 0, or -1 if no spill buffer could
+ * be had (out of memory: the ring buffers stay where they are). */
+static int spill_queue(struct uconn *c)
+{
+    struct uring_state *us = c->wk->uring;
+
+    if (!spilling(c)) {
+        char *buf = pool_get(&c->wk->pool);
+
+        c->no_spill = buf == NULL;
+        if (buf == NULL)
+            return -1;
+        ring_attach(&c->spill, buf, c->wk->pool.size);
+    }
+    while (c->qhead != BUF_NONE) {
+        size_t len = us->len[c->qhead] - c->qoff;
+
+        if (ring_space(&c->spill) < len)
+            break;
+        ring_put(&c->spill, bufring_addr(&us->stream, c->qhead) + c->qoff, len);
+        queue_pop(c);
+    }
+    return 0;
+}
+
+/* The spill buffer goes back to the pool once empty: an idle connection holds none. */
+static void spill_release(struct uconn *c)
+{
+    if (spilling(c) && ring_empty(&c->spill) && c->qhead == BUF_NONE)
+        pool_put(&c->wk->pool, ring_detach(&c->spill));
+}
+
+/* Several queued buffers go out in one sendmsg: one segment instead of several,
+ * which saves both ends more than the system call. Its header lives in a context
+ * taken from the worker for the time of the send, not in every connection. */
+static struct send_ctx *send_ctx_get(struct uring_state *us)
+{
+    struct send_ctx *sx = us->free_sends;
+
+    if (sx == NULL)
+        return calloc(1, sizeof *sx);
+    us->free_sends = sx->next;
+    us->nfree_sends--;
+    return sx;
+}
+
+static void send_ctx_put(struct uring_state *us, struct send_ctx *sx)
+{
+    if (us->nfree_sends >= SEND_CTX_KEEP) {
+        free(sx);
+        return;
+    }
+    sx->next = us->free_sends;
+    us->free_sends = sx;
+    us->nfree_sends++;
+}
+
+static void submit_sendmsg(struct uconn *c, struct send_ctx *sx)
+{
+    struct uring_state *us = c->wk->uring;
+    struct io_uring_sqe *sqe;
+    unsigned off = c->qoff, n = 0;
+
+    for (unsigned bid = c->qhead; bid != BUF_NONE && n < SEND_IOV_MAX; bid = us->next[bid]) {
+        sx->iov[n].iov_base = bufring_addr(&us->stream, bid) + off;
+        sx->iov[n].iov_len = us->len[bid] - off;
+        off = 0;
+        n++;
+    }
+    memset(&sx->msg, 0, sizeof sx->msg);
+    sx->msg.msg_iov = sx->iov;
+    sx->msg.msg_iovlen = n;
+    c->sx = sx;
+    sqe = uring_get_sqe(us->ring);
+    io_uring_prep_sendmsg(sqe, c->fd, &sx->msg, MSG_NOSIGNAL | (c->no_spill ? 0 : MSG_DONTWAIT) |
+                          final_send_flags(c->shut_after_send, c->repeat));
+    io_uring_sqe_set_data64(sqe, uring_ud(c, TAG_SEND));
+}
+
+/* Output goes in order: the greeting, then spilled bytes, then the queue. Only a
+ * send from ring buffers must not wait for room (MSG_DONTWAIT); the others send
+ * memory of the connection's own and may wait as long as the peer takes. */
+static void submit_send(struct uconn *c)
+{
+    struct uring_state *us = c->wk->uring;
+    struct io_uring_sqe *sqe;
+    struct iovec iov[2];
+    int flags = MSG_NOSIGNAL;
+    const char *data;
+    size_t len;
+
+    c->send_on = 1;
+    c->ops++;
+    flags |= final_send_flags(c->shut_after_send, c->repeat);
+    if (c->tx_off < c->tx_len) {
+        c->send_src = SRC_TX;
+        data = c->tx + c->tx_off;
+        len = c->tx_len - c->tx_off;
+    } else if (!ring_empty(&c->spill)) {
+        c->send_src = SRC_SPILL;
+        ring_data_iov(&c->spill, iov);
+        data = iov[0].iov_base;
+        len = iov[0].iov_len;
+    } else {
+        c->send_src = SRC_QUEUE;
+        if (us->next[c->qhead] != BUF_NONE) {
+            struct send_ctx *sx = send_ctx_get(us);
+
+            if (sx) {
+                submit_sendmsg(c, sx);
+                return;
+            }
+        }
+        data = bufring_addr(&us->stream, c->qhead) + c->qoff;
+        len = us->len[c->qhead] - c->qoff;
+        if (!c->no_spill)
+            flags |= MSG_DONTWAIT;
+    }
+    sqe = uring_get_sqe(us->ring);
+    io_uring_prep_send(sqe, c->fd, data, len, flags);
+    io_uring_sqe_set_data64(sqe, uring_ud(c, TAG_SEND));
+}
+
+/* n bytes went out from the source of the send. */
+static void consume_output(struct uconn *c, size_t n)
+{
+    struct uring_state *us = c->wk->uring;
+
+    if (c->send_src == SRC_TX) {
+        c->tx_off += (uint32_t)n;
+        if (c->repeat && c->tx_off == c->tx_len)
+            c->tx_off = 0;
+        return;
+    }
+    if (c->send_src == SRC_SPILL) {
+        ring_consume(&c->spill, n);
+        spill_queue(c);         /* room again: take in what was queued meanwhile */
+        spill_release(c);
+        return;
+    }
+    while (n > 0 && c->qhead != BUF_NONE) {
+        size_t left = us->len[c->qhead] - c->qoff;
+
+        if (n < left) {
+            c->qoff += (uint16_t)n;
+            return;
+        }
+        n -= left;
+        queue_pop(c);
+    }
+}
+
+static void submit_recv(struct uconn *c)
+{
+    struct io_uring_sqe *sqe = uring_get_sqe(ring_of(c->wk));
+
+    io_uring_prep_recv_multishot(sqe, c->fd, NULL, 0, 0);
+    sqe->flags |= IOSQE_BUFFER_SELECT;
+    sqe->buf_group = STREAM_GROUP;
+    io_uring_sqe_set_data64(sqe, uring_ud(c, TAG_RECV));
+    c->recv_on = 1;
+    c->recv_cancelled = 0;
+    c->ops++;
+}
+
+static void cancel_request(struct worker *wk, uint64_t ud)
+{
+    struct io_uring_sqe *sqe = uring_get_sqe(ring_of(wk));
+
+    io_uring_prep_cancel64(sqe, ud, 0);
+    io_uring_sqe_set_data64(sqe, 0);
+}
+
+static void submit_hup_wait(struct uconn *c)
+{
+    struct io_uring_sqe *sqe = uring_get_sqe(ring_of(c->wk));
+
+    io_uring_prep_poll_add(sqe, c->fd, POLLRDHUP);
+    io_uring_sqe_set_data64(sqe, uring_ud(c, TAG_HUP));
+    c->hup_on = 1;
+    c->ops++;
+}
+
+static void uconn_free(struct uconn *c, int close_now)
+{
+    struct worker *wk = c->wk;
+
+    if (close_now) {
+        close(c->fd);
+    } else {
+        /* Nothing holds the descriptor any more: it can close with the next batch. */
+        struct io_uring_sqe *sqe = uring_get_sqe(ring_of(wk));
+
+        io_uring_prep_close(sqe, c->fd);
+        io_uring_sqe_set_data64(sqe, 0);
+    }
+    queue_clear(c);
+    if (spilling(c)) {
+        c->spill.len = 0;
+        pool_put(&wk->pool, ring_detach(&c->spill));
+    }
+    if (c->sx)
+        send_ctx_put(wk->uring, c->sx);
+    worker_conn_release(wk, c->ipc);
+    free(c->peer);
+    free(c);
+    wk->nconns--;
+    worker_conn_closed(wk);
+}
+
+/* Marks c closing and cancels its requests; uconn_advance frees it once the last
+ * one has completed. */
+static void uconn_close(struct uconn *c)
+{
+    struct io_uring_sqe *sqe;
+
+    if (c->closing)
+        return;
+    c->closing = 1;
+    if (c->peer)
+        log_msg("close %s %s %s in=%llu out=%llu", c->l->svc->name,
+                listener_kind_name(c->l->kind), c->peer, (unsigned long long)c->in,
+                (unsigned long long)c->out);
+    counter_sub(&c->l->stats.active, 1);
+    dlist_remove(&c->all);
+    deadline_stop(&c->timer);
+    dlist_remove(&c->starved);
+    c->is_starved = 0;
+    if (c->ops == 0)
+        return;
+    sqe = uring_get_sqe(ring_of(c->wk));
+    io_uring_prep_cancel_fd(sqe, c->fd, IORING_ASYNC_CANCEL_ALL);
+    io_uring_sqe_set_data64(sqe, 0);
+}
+
+static void uconn_advance(struct uconn *c);
+
+static void linger_expired(struct deadline_list *dl, struct deadline *d)
+{
+    struct uconn *c = container_of(d, struct uconn, timer);
+
+    (void)dl;
+    uconn_close(c);
+    uconn_advance(c);
+}
+
+/* Silent too long: say goodbye as after any exchange. */
+static void idle_expired(struct deadline_list *dl, struct deadline *d)
+{
+    struct uconn *c = container_of(d, struct uconn, timer);
+
+    (void)dl;
+    worker_drop(c->wk, c->l, DROP_IDLE, c->fd, NULL, 0);
+    c->shut_after_send = 1;
+    uconn_advance(c);
+}
+
+/* The peer reads nothing: nothing more can be said to it. */
+static void stall_expired(struct deadline_list *dl, struct deadline *d)
+{
+    struct uconn *c = container_of(d, struct uconn, timer);
+
+    (void)dl;
+    worker_drop(c->wk, c->l, DROP_SEND_TIMEOUT, c->fd, NULL, 0);
+    reset_on_close(c->fd);
+    uconn_close(c);
+    uconn_advance(c);
+}
+
+/* As conn_schedule in conn.c: the clock the connection runs on now. */
+static void uconn_schedule(struct uconn *c)
+{
+    struct deadline_list *dl = uconn_has_output(c) ? &c->wk->stalled : &c->wk->idle;
+
+    if (c->wr_shut)
+        return;
+    /* The send clock restarts only on bytes the peer took; the idle one on any. */
+    if (dl == &c->wk->stalled ? c->sent : c->progressed)
+        deadline_start(dl, &c->timer);
+    else
+        deadline_start_once(dl, &c->timer);
+    c->progressed = c->sent = 0;
+}
+
+static void uconn_shutdown(struct uconn *c)
+{
+    c->wr_shut = 1;
+    if (shutdown(c->fd, SHUT_WR) < 0) {
+        c->rd_eof = 1;      /* ENOTCONN: the peer reset first */
+        return;
+    }
+    if (!c->rd_eof)
+        deadline_start(&c->wk->lingering, &c->timer);
+    else
+        deadline_stop(&c->timer);
+}
+
+static int uconn_wants_input(const struct uconn *c)
+{
+    if (c->rd_eof || c->is_starved)
+        return 0;
+    if (c->echo && c->stopping)
+        return 0;   /* only what was read is owed */
+    if (!c->echo || c->wr_shut)
+        return 1;
+    if (spilling(c))
+        return c->qhead == BUF_NONE && ring_space(&c->spill) >= STREAM_BUF_SIZE;
+    return c->nheld < c->wk->uring->max_held;
+}
+
+/* The next step, as conn_advance in conn.c. */
+static void uconn_step(struct uconn *c)
+{
+    /* Endless output ends when the server stops (what is left is not owed), once
+     * the send in flight, which takes from it, has completed. */
+    if (c->stopping && c->repeat && !c->send_on) {
+        c->repeat = 0;
+        c->tx_off = c->tx_len;
+    }
+    if (!c->send_on && uconn_has_output(c) && !c->wr_shut)
+        submit_send(c);
+    /* A stopping echo connection says goodbye only once no more input can arrive. */
+    if (!uconn_has_output(c) && !c->wr_shut &&
+        (c->shut_after_send || c->rd_eof || (c->stopping && !(c->echo && c->recv_on))))
+        uconn_shutdown(c);
+    if (c->wr_shut && c->rd_eof) {
+        uconn_close(c);
+        return;
+    }
+    if (uconn_wants_input(c)) {
+        if (!c->recv_on)
+            submit_recv(c);
+    } else if (c->recv_on && !c->recv_cancelled && !c->rd_eof) {
+        cancel_request(c->wk, uring_ud(c, TAG_RECV));
+        c->recv_cancelled = 1;
+    }
+    if (c->echo && c->stopping && c->wr_shut && !c->hup_on)
+        submit_hup_wait(c);
+    uconn_schedule(c);
+}
+
+/* Every completion ends here. Frees c once it is closing and nothing is in flight. */
+static void uconn_advance(struct uconn *c)
+{
+    if (!c->closing)
+        uconn_step(c);
+    if (c->closing && c->ops == 0)
+        uconn_free(c, 0);
+}
+
+static void on_recv(struct uconn *c, int res, unsigned flags)
+{
+    struct worker *wk = c->wk;
+
+    if (!(flags & IORING_CQE_F_MORE)) {
+        c->recv_on = 0;
+        c->ops--;
+    }
+    if (flags & IORING_CQE_F_BUFFER) {
+        unsigned bid = bufring_bid(flags);
+
+        bufring_take(&wk->uring->stream);
+        if (res > 0 && c->echo && !c->closing && !c->wr_shut) {
+            queue_push(c, bid, (unsigned)res);
+            if (spilling(c))
+                spill_queue(c);     /* the peer is slow: keep no ring buffer */
+        } else {
+            buffer_returned(wk, bid);   /* discarded, or nothing in it */
+        }
+    } else if (res != -ENOBUFS) {
+        wake_starved(wk);   /* this one took no buffer: the next may have it */
+    }
+    if (res > 0) {
+        c->progressed = 1;
+        c->in += (uint64_t)res;
+        counter_add(&c->l->stats.bytes_in, (uint64_t)res);
+    } else if (res == 0) {
+        c->rd_eof = 1;
+    } else if (res == -ENOBUFS) {
+        /* Every buffer is in use: wait for one (buffer_returned), not a failure.
+         * Unless the ring has grown since the kernel found it empty: retry now. */
+        if (!c->is_starved && !c->closing && bufring_empty(&wk->uring->stream)) {
+            c->is_starved = 1;
+            dlist_push_tail(&wk->uring->starved, &c->starved);
+        }
+    } else if (res != -ECANCELED) {
+        uconn_close(c);     /* reset, or the like */
+    }
+    uconn_advance(c);
+}
+
+static void on_send(struct uconn *c, int res)
+{
+    size_t n;
+
+    c->send_on = 0;
+    c->ops--;
+    if (c->sx) {
+        send_ctx_put(c->wk->uring, c->sx);
+        c->sx = NULL;
+    }
+    if (res < 0) {
+        if (res != -EAGAIN && res != -EINTR)
+            uconn_close(c);     /* EPIPE, ECONNRESET, or cancelled by close */
+        else if (c->send_src == SRC_QUEUE)
+            spill_queue(c);     /* no room: free the ring buffers, wait with our own */
+        uconn_advance(c);
+        return;
+    }
+    n = (size_t)res;
+    c->progressed = c->sent = n > 0;
+    c->out += n;
+    counter_add(&c->l->stats.bytes_out, n);
+    consume_output(c, n);
+    if (c->send_src == SRC_QUEUE && c->qhead != BUF_NONE)
+        spill_queue(c);         /* a partial send: the socket is full */
+    uconn_advance(c);
+}
+
+static void on_hup(struct uconn *c, int res)
+{
+    c->hup_on = 0;
+    c->ops--;
+    if (res != -ECANCELED)
+        c->rd_eof = 1;      /* the peer closed, or the socket failed: either way, done */
+    uconn_advance(c);
+}
+
+/* Bytes made up for this connection go into its spill buffer, from the pool, which
+ * takes it back once they are sent (spill_release). Returns 0, or -1 if out of
+ * memory. */
+static int uconn_queue_copy(struct uconn *c, const struct conn_plan *plan)
+{
+    char *buf;
+
+    if (plan->copy_len == 0)
+        return 0;
+    buf = pool_get(&c->wk->pool);
+    if (buf == NULL)
+        return -1;
+    ring_attach(&c->spill, buf, c->wk->pool.size);
+    ring_put(&c->spill, plan->copy, plan->copy_len);
+    return 0;
+}
+
+void uconn_open(struct worker *wk, struct listener *l, const struct accepted *a)
+{
+    struct uconn *c = calloc(1, sizeof *c);
+    struct conn_plan plan;
+    struct sockaddr_storage local;
+    struct svc_ctx ctx;
+
+    if (c == NULL) {
+        worker_conn_release(wk, a->slot);
+        close(a->fd);
+        return;
+    }
+    c->wk = wk;
+    c->l = l;
+    c->fd = a->fd;
+    c->ipc = a->slot;
+    c->qhead = c->qtail = BUF_NONE;
+    dlist_init(&c->starved);
+    dlist_push_tail(&wk->conns, &c->all);
+    wk->nconns++;
+    counter_add(&l->stats.accepted, 1);
+    counter_add(&l->stats.active, 1);
+    c->progressed = c->sent = 1;
+    if (wk->cfg->verbose)
+        c->peer = conn_log_accept(l, a);
+    plan_init(&plan);
+    svc_ctx_for_conn(&ctx, wk, l, a, &local);
+    l->svc->tcp_open(&plan, &ctx);
+    c->tx = plan.tx;
+    c->tx_len = (uint32_t)plan.tx_len;
+    c->repeat = plan.repeat;
+    c->echo = plan.echo;
+    c->shut_after_send = plan.close_after_send;
+    c->stopping = wk->finishing;
+    if (uconn_queue_copy(c, &plan) < 0)
+        uconn_close(c);
+    uconn_advance(c);
+}
+
+/* Multishot accept gives no peer address: ask for it only where it is needed, for
+ * the per-address limit or the -v log. */
+static void uconn_accept(struct worker *wk, struct listener *l, int fd)
+{
+    struct accepted a;
+
+    a.fd = fd;
+    a.peer_len = 0;
+    a.client_len = 0;
+    if (wk->cfg->verbose || l->svc->wants_addresses ||
+        (wk->cfg->limits.max_per_ip && l->kind != LISTEN_UNIX)) {
+        a.peer_len = sizeof a.peer;
+        if (getpeername(fd, (struct sockaddr *)&a.peer, &a.peer_len) < 0)
+            a.peer_len = 0;    /* already reset: it will fail on its own */
+    }
+    if (worker_admit(wk, l, fd, (struct sockaddr *)&a.peer, a.peer_len, &a.slot) == 0)
+        worker_accepted(wk, l, &a);
+}
+
+static void submit_accept(struct worker *wk, struct listener *l)
+{
+    struct io_uring_sqe *sqe = uring_get_sqe(ring_of(wk));
+
+    /* Blocking sockets: io_uring waits for them itself, and nothing else blocks. */
+    io_uring_prep_multishot_accept(sqe, l->w.fd, NULL, NULL, SOCK_CLOEXEC);
+    io_uring_sqe_set_data64(sqe, uring_ud(l, TAG_ACCEPT));
+    l->armed = 1;
+}
+
+static void on_accept(struct worker *wk, struct listener *l, int res, unsigned flags)
+{
+    if (!(flags & IORING_CQE_F_MORE))
+        l->armed = 0;
+    if (res >= 0) {
+        if (l->w.fd < 0 || wk->stopping)
+            close(res);
+        else
+            uconn_accept(wk, l, res);
+    } else if (res != -ECANCELED && worker_accept_error(wk, l, -res) && l->armed) {
+        cancel_request(wk, uring_ud(l, TAG_ACCEPT));    /* paused: out of descriptors */
+    }
+    if (!l->armed && !l->paused && !wk->stopping && l->w.fd >= 0)
+        submit_accept(wk, l);
+    if (!l->armed)
+        worker_check_done(wk);
+}
+
+void uring_listener_start(struct worker *wk, struct listener *l)
+{
+    if (l->armed)
+        return;
+    if (l->kind == LISTEN_UDP)
+        udp_uring_start(wk, l);
+    else
+        submit_accept(wk, l);
+}
+
+/* The request holds the socket open: cancel it, and have the cancel done now, so
+ * that closing the descriptor closes the socket. */
+void uring_listener_stop(struct worker *wk, struct listener *l)
+{
+    if (!l->armed)
+        return;
+    cancel_request(wk, uring_ud(l, l->kind == LISTEN_UDP ? TAG_UDP_RECV : TAG_ACCEPT));
+    uring_submit(ring_of(wk));
+}
+
+static void on_completion(struct loop *loop, uint64_t ud, int32_t res, uint32_t flags,
+                          void *data)
+{
+    struct worker *wk = data;
+    void *obj = uring_ud_obj(ud);
+
+    (void)loop;
+    switch (uring_ud_tag(ud)) {
+    case TAG_ACCEPT: on_accept(wk, obj, res, flags); break;
+    case TAG_RECV: on_recv(obj, res, flags); break;
+    case TAG_SEND: on_send(obj, res); break;
+    case TAG_HUP: on_hup(obj, res); break;
+    case TAG_UDP_RECV: udp_uring_on_recv(wk, obj, res, flags); break;
+    case TAG_UDP_SEND: udp_uring_on_send(wk, obj, res); break;
+    case TAG_PROXY: proxy_wait_on_poll(wk, obj, res); break;
+    default: break;
+    }
+}
+
+void uconn_stop_all(struct worker *wk)
+{
+    struct dlink *node = wk->conns.next;
+
+    while (node != &wk->conns) {
+        struct uconn *c = container_of(node, struct uconn, all);
+
+        node = node->next;      /* uconn_advance may close c */
+        c->stopping = 1;
+        uconn_advance(c);
+    }
+}
+
+/* The loop stops right after this (a deadline, or exit), and tearing down the ring
+ * ends every request: connections are freed at once. */
+void uconn_close_all(struct worker *wk)
+{
+    while (!dlist_empty(&wk->conns)) {
+        struct uconn *c = container_of(wk->conns.next, struct uconn, all);
+
+        uconn_close(c);
+        uconn_free(c, 1);
+    }
+}
+
+int uring_engine_init(struct worker *wk)
+{
+    struct uring_state *us = xcalloc(1, sizeof *us);
+
+    wk->uring = us;
+    us->ring = loop_ring(wk->loop);
+    us->max_held = (wk->cfg->max_buffer + STREAM_BUF_SIZE - 1) / STREAM_BUF_SIZE;
+    /* Spill buffers hold what the ring buffers of a connection may: whole ones. */
+    pool_destroy(&wk->pool);
+    pool_init(&wk->pool, us->max_held * STREAM_BUF_SIZE, wk->pool.keep);
+    dlist_init(&us->starved);
+    deadline_list_init(&wk->lingering, wk->loop, LINGER_MS, linger_expired, wk);
+    deadline_list_init(&wk->idle, wk->loop, wk->cfg->idle_timeout_ms, idle_expired, wk);
+    deadline_list_init(&wk->stalled, wk->loop, wk->cfg->send_timeout_ms, stall_expired, wk);
+    us->next = xcalloc(STREAM_BUFS, sizeof *us->next);
+    us->len = xcalloc(STREAM_BUFS, sizeof *us->len);
+    if (bufring_init(&us->stream, wk->loop, STREAM_GROUP, STREAM_BUFS, STREAM_BUF_SIZE,
+                     STREAM_BUFS_FIRST) < 0)
+        return -1;
+    if (udp_uring_init(wk) < 0)
+        return -1;
+    loop_on_completion(wk->loop, on_completion, wk);
+    return 0;
+}
+
+void uring_engine_destroy(struct worker *wk)
+{
+    struct uring_state *us = wk->uring;
+
+    if (us == NULL)
+        return;
+    udp_uring_destroy(wk);
+    while (us->free_sends) {
+        struct send_ctx *sx = us->free_sends;
+
+        us->free_sends = sx->next;
+        free(sx);
+    }
+    bufring_destroy(&us->stream);
+    free(us->next);
+    free(us->len);
+    free(us);
+    wk->uring = NULL;
+}

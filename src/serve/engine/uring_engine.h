@@ -1,0 +1,83 @@
+/* uring_engine.h — the io_uring engine of a worker: accepting, stream connections
+ * (conn_uring.c) and datagrams (udp_uring.c) as completions instead of readiness.
+ *
+ * - Accepting: one multishot accept request per listener.
+ * - Receiving: one multishot receive per connection (per udp listener: recvmsg),
+ *   with buffers the kernel picks from a provided-buffer ring, so an idle connection
+ *   holds no buffer at all. Echoed bytes are sent from the very buffer they arrived
+ *   in (MSG_DONTWAIT), which goes back to the ring once sent; when the peer is slow
+ *   to take them they move to a buffer of the connection's own (conn_uring.c), so
+ *   that slow readers never hold the ring's buffers the others receive into.
+ * - Everything a batch of completions queues goes to the kernel with the one
+ *   io_uring_enter that waits for the next batch.
+ * The behaviour (greeting, echo, backpressure, linger, stopping) is conn.c's. */
+#ifndef KODAMA_URING_ENGINE_H
+#define KODAMA_URING_ENGINE_H
+
+#include <liburing.h>
+#include <stdint.h>
+
+#include "lib/bufring.h"
+#include "lib/list.h"
+
+struct worker;
+struct listener;
+
+/* Request kinds, in the low bits of user_data (loop_uring.h). Tag 0 is a kind too:
+ * its user_data is an object's address, never 0 (which means "no completion
+ * wanted"). */
+enum {
+    TAG_PROXY = 0,          /* connection waiting for its PROXY header (proxy_wait.c) */
+    TAG_ACCEPT = 1,         /* listener */
+    TAG_RECV = 2,           /* connection */
+    TAG_SEND = 3,           /* connection */
+    TAG_HUP = 4,            /* connection: stopping, waiting for the peer to close */
+    TAG_UDP_RECV = 5,       /* listener */
+    TAG_UDP_SEND = 6,       /* udp send slot */
+};
+
+#define STREAM_GROUP 0
+#define DGRAM_GROUP 1
+#define BUF_NONE 0xffffu
+
+struct udp_slot;
+struct send_ctx;
+
+struct uring_state {
+    struct io_uring *ring;
+    struct bufring stream;          /* buffers for stream input */
+    uint16_t *next;                 /* per stream buffer: the next in its queue */
+    uint16_t *len;                  /* per stream buffer: bytes in it */
+    struct dlink starved;           /* connections waiting for a free buffer */
+    size_t max_held;                /* buffers a connection may hold: --max-buffer */
+    struct send_ctx *free_sends;    /* headers for sends of several buffers */
+    size_t nfree_sends;
+    struct bufring dgram;           /* buffers for datagrams, if any udp listener */
+    struct udp_slot *slots;         /* replies in flight */
+    struct udp_slot *free_slots;
+    struct msghdr *udp_tmpl;        /* per listener: what its recvmsg asks for */
+};
+
+/* Set up the worker's engine (buffer rings, completion handler). 0, or -1 with errno. */
+int uring_engine_init(struct worker *wk);
+void uring_engine_destroy(struct worker *wk);
+
+/* Start serving a listener (accept, or receive datagrams); stop before closing it. */
+void uring_listener_start(struct worker *wk, struct listener *l);
+void uring_listener_stop(struct worker *wk, struct listener *l);
+
+struct accepted;
+
+/* Serve an accepted and admitted connection (conn_open's twin). */
+void uconn_open(struct worker *wk, struct listener *l, const struct accepted *a);
+void uconn_stop_all(struct worker *wk);
+void uconn_close_all(struct worker *wk);
+
+/* udp_uring.c */
+int udp_uring_init(struct worker *wk);
+void udp_uring_destroy(struct worker *wk);
+void udp_uring_start(struct worker *wk, struct listener *l);
+void udp_uring_on_recv(struct worker *wk, struct listener *l, int res, unsigned flags);
+void udp_uring_on_send(struct worker *wk, struct udp_slot *slot, int res);
+
+#endif
