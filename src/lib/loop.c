@@ -226,9 +226,9 @@ const char *loop_io_name(const struct loop *loop)
     return loop->ops->name;
 }
 
-struct backend *loop_backend(struct loop *loop)
+struct io_uring *loop_ring(struct loop *loop)
 {
-    return loop->backend;
+    return loop->ops->ring ? loop->ops->ring(loop->backend) : NULL;
 }
 
 void loop_on_completion(struct loop *loop, completion_fn *fn, void *data)

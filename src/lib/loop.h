@@ -61,6 +61,8 @@ void loop_stop(struct loop *loop);
 int64_t loop_now(const struct loop *loop);
 const char *loop_io_name(const struct loop *loop);
 void loop_on_completion(struct loop *loop, completion_fn *fn, void *data);
-struct backend *loop_backend(struct loop *loop);
+/* The loop's io_uring ring, for the engines that drive it; NULL on epoll. */
+struct io_uring;
+struct io_uring *loop_ring(struct loop *loop);
 
 #endif

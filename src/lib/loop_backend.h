@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 struct backend;
+struct io_uring;
 
 enum fired_kind { FIRED_WATCH, FIRED_COMPLETION };
 
@@ -29,6 +30,9 @@ struct backend_ops {
     /* Wait up to timeout_ms (-1: forever); fills at most max; returns the count, or
      * -1 with errno. */
     int (*poll)(struct backend *b, int timeout_ms, struct fired *out, int max);
+    /* The io_uring ring under the loop, for the engines that drive it; NULL (no
+     * function) on epoll. */
+    struct io_uring *(*ring)(struct backend *b);
 };
 
 extern const struct backend_ops backend_epoll;

@@ -209,11 +209,9 @@ static int uring_poll(struct backend *b, int timeout_ms, struct fired *out, int 
     return n;
 }
 
-struct io_uring *loop_ring(struct loop *loop)
+static struct io_uring *uring_ring(struct backend *b)
 {
-    if (strcmp(loop_io_name(loop), "uring") != 0)
-        return NULL;
-    return &loop_backend(loop)->ring;
+    return &b->ring;
 }
 
 int uring_available(void)
@@ -250,4 +248,5 @@ const struct backend_ops backend_uring = {
     .mod = uring_mod,
     .del = uring_del,
     .poll = uring_poll,
+    .ring = uring_ring,
 };

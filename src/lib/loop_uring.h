@@ -32,9 +32,6 @@ static inline unsigned uring_ud_tag(uint64_t ud)
     return (unsigned)(ud & URING_TAG_MASK);
 }
 
-/* The loop's ring; NULL on epoll. */
-struct io_uring *loop_ring(struct loop *loop);
-
 /* A free submission slot, submitting what is queued if the queue is full. Never
  * NULL: a full queue is submitted first. */
 struct io_uring_sqe *uring_get_sqe(struct io_uring *ring);
