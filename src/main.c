@@ -5,7 +5,35 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "bench/bench.h"
+#include "client/client.h"
 #include "lib/cli.h"
+#include "serve/serve.h"
+
+/* A subcommand: its entry point (argv[0] is its name) and its --help. */
+struct command {
+    const char *name;
+    const char *summary;
+    int (*run)(int argc, char **argv);
+    void (*help)(FILE *out);
+};
+
+static const struct command commands[] = {
+    { "serve", "run hello and echo services over tcp, udp and unix sockets", cmd_serve, help_serve },
+    { "send", "send messages to an echo service and print each reply", cmd_send, help_send },
+    { "connect", "relay stdin and stdout to a socket, like netcat", cmd_connect, help_connect },
+    { "bench", "generate load and measure latency against an echo or hello service", cmd_bench, help_bench },
+    { NULL, NULL, NULL, NULL },
+};
+
+static const struct command *command_find(const char *name)
+{
+    for (const struct command *c = commands; c->name; c++)
+        if (strcmp(c->name, name) == 0)
+            return c;
+    return NULL;
+}
+
 
 static void usage(FILE *out)
 {

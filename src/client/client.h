@@ -43,4 +43,10 @@ struct client_opts {
 int client_parse_options(const char *cmd, int argc, char **argv, struct client_opts *o,
                          void (*help)(FILE *out));
 
+/* The commands (main.c's table). */
+int cmd_send(int argc, char **argv);
+int cmd_connect(int argc, char **argv);
+void help_send(FILE *out);
+void help_connect(FILE *out);
+
 #endif

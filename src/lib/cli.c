@@ -6,22 +6,6 @@
 
 #include "lib/log.h"
 
-const struct command commands[] = {
-    { "serve", "run hello and echo services over tcp, udp and unix sockets", cmd_serve, help_serve },
-    { "send", "send messages to an echo service and print each reply", cmd_send, help_send },
-    { "connect", "relay stdin and stdout to a socket, like netcat", cmd_connect, help_connect },
-    { "bench", "generate load and measure latency against an echo or hello service", cmd_bench, help_bench },
-    { NULL, NULL, NULL, NULL },
-};
-
-const struct command *command_find(const char *name)
-{
-    for (const struct command *c = commands; c->name; c++)
-        if (strcmp(c->name, name) == 0)
-            return c;
-    return NULL;
-}
-
 int usage_error(const char *cmd, const char *fmt, ...)
 {
     va_list ap;

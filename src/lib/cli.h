@@ -10,24 +10,6 @@
 
 enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
 
-struct command {
-    const char *name;
-    const char *summary;
-    int (*run)(int argc, char **argv);
-    void (*help)(FILE *out);
-};
-
-extern const struct command commands[];
-const struct command *command_find(const char *name);
-
-int cmd_serve(int argc, char **argv);
-int cmd_send(int argc, char **argv);
-int cmd_connect(int argc, char **argv);
-int cmd_bench(int argc, char **argv);
-void help_serve(FILE *out);
-void help_send(FILE *out);
-void help_connect(FILE *out);
-void help_bench(FILE *out);
 
 /* "kodama: <what>" then "Try 'kodama CMD --help'."; returns EXIT_USAGE. cmd may be
  * NULL for the top level. */

@@ -14,6 +14,7 @@
 #include "lib/log.h"
 #include "serve/metrics.h"
 #include "serve/privdrop.h"
+#include "serve/serve.h"
 #include "serve/core/server.h"
 #include "serve/services/service.h"
 #include "serve/systemd.h"
