@@ -63,4 +63,9 @@ void bench_report_json(const struct bench_config *cfg, const struct bench_result
 int bench_progress_line(char *buf, size_t len, double elapsed_s, double msgs_per_s,
                         uint64_t p99_ns, uint64_t errors, int warming);
 
+/* `kodama bench` (main.c's table). */
+#include <stdio.h>
+int cmd_bench(int argc, char **argv);
+void help_bench(FILE *out);
+
 #endif

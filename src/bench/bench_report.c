@@ -4,6 +4,11 @@
 
 #include <stdio.h>
 
+const char *bench_mode_name(enum bench_mode mode)
+{
+    return mode == BENCH_UDP ? "udp" : mode == BENCH_HELLO ? "hello" : "echo";
+}
+
 #define MIB (1024.0 * 1024.0)
 
 struct rates {

@@ -15,16 +15,12 @@
 
 #define SUPERVISE_NS (100 * NS_PER_MS)
 
-const char *bench_mode_name(enum bench_mode mode)
-{
-    return mode == BENCH_UDP ? "udp" : mode == BENCH_HELLO ? "hello" : "echo";
-}
-
 /* Connections split as evenly as they go; the rate in proportion to them. */
 static void plan(const struct bench_config *cfg, struct bench_shared *sh, struct bench_thread *t)
 {
     for (unsigned i = 0; i < cfg->threads; i++) {
         t[i].cfg = cfg;
+        t[i].traffic = cfg->mode == BENCH_UDP ? &bench_udp_traffic : &bench_stream_traffic;
         t[i].sh = sh;
         t[i].index = i;
         t[i].nconns = cfg->conns / cfg->threads + (i < cfg->conns % cfg->threads);
@@ -168,7 +164,7 @@ int bench_run(const struct bench_config *cfg, struct bench_result *res)
     sh->end = sh->measure + cfg->duration_ns;
     plan(cfg, sh, t);
     for (; started < cfg->threads; started++) {
-        int err = pthread_create(&t[started].tid, NULL, worker_main, &t[started]);
+        int err = pthread_create(&t[started].tid, NULL, bw_main, &t[started]);
         if (err != 0) {
             log_msg("bench: cannot start a thread: %s", strerror(err));
             bench_stop(sh, clock_ns());

@@ -42,20 +42,20 @@ struct sconn {
 
 enum err_kind { E_RESET, E_TIMEOUT, E_CORRUPT };
 
-static void on_event(struct worker *w, struct bsock *s, uint32_t events);
-static int connect_start(struct worker *w, struct sconn *c);
+static void on_event(struct bench_worker *w, struct bsock *s, uint32_t events);
+static int connect_start(struct bench_worker *w, struct sconn *c);
 
-static int hello(const struct worker *w)
+static int hello(const struct bench_worker *w)
 {
     return w->cfg->mode == BENCH_HELLO;
 }
 
-static uint64_t in_flight(const struct worker *w, const struct sconn *c)
+static uint64_t in_flight(const struct bench_worker *w, const struct sconn *c)
 {
     return c->tx_end / w->cfg->size - c->rx_off / w->cfg->size;
 }
 
-static void count_error(struct worker *w, enum err_kind kind)
+static void count_error(struct bench_worker *w, enum err_kind kind)
 {
     if (kind == E_RESET)
         w->n.resets++;
@@ -66,7 +66,7 @@ static void count_error(struct worker *w, enum err_kind kind)
 }
 
 /* Close the socket and give back the pipeline slots it held. */
-static void conn_close(struct worker *w, struct sconn *c)
+static void conn_close(struct bench_worker *w, struct sconn *c)
 {
     if (c->state == S_OPEN) {
         w->nopen--;
@@ -80,7 +80,7 @@ static void conn_close(struct worker *w, struct sconn *c)
     c->state = S_IDLE;
 }
 
-static int open_loop_hello(const struct worker *w)
+static int open_loop_hello(const struct bench_worker *w)
 {
     return hello(w) && w->interval_ns > 0;
 }
@@ -88,7 +88,7 @@ static int open_loop_hello(const struct worker *w)
 /* After a failure: an open-loop hello slot waits for the schedule; anything else
  * connects again at the next scan (or after back-off), never from inside the
  * handler that saw the failure. */
-static void conn_retry(struct worker *w, struct sconn *c, int64_t after)
+static void conn_retry(struct bench_worker *w, struct sconn *c, int64_t after)
 {
     if (open_loop_hello(w)) {
         w->room++;
@@ -98,23 +98,23 @@ static void conn_retry(struct worker *w, struct sconn *c, int64_t after)
     c->deadline = w->now + after;
 }
 
-static void conn_lost(struct worker *w, struct sconn *c, enum err_kind kind)
+static void conn_lost(struct bench_worker *w, struct sconn *c, enum err_kind kind)
 {
     count_error(w, kind);
     conn_close(w, c);
     conn_retry(w, c, 0);
 }
 
-static void connect_failed(struct worker *w, struct sconn *c, int err)
+static void connect_failed(struct bench_worker *w, struct sconn *c, int err)
 {
     count_error(w, err == ETIMEDOUT ? E_TIMEOUT : E_RESET);
     conn_close(w, c);
-    worker_refused(w, err, "cannot reconnect to");
+    bw_refused(w, err, "cannot reconnect to");
     /* Not at once: a refusing server would make this a busy loop. */
     conn_retry(w, c, RETRY_NS);
 }
 
-static int set_nodelay(const struct worker *w, int fd)
+static int set_nodelay(const struct bench_worker *w, int fd)
 {
     int one = 1;
 
@@ -123,25 +123,25 @@ static int set_nodelay(const struct worker *w, int fd)
     return setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 }
 
-static void established(struct worker *w, struct sconn *c);
+static void established(struct bench_worker *w, struct sconn *c);
 
 /* Start a non-blocking connect. Returns -1 if the connection is not under way. */
-static int connect_start(struct worker *w, struct sconn *c)
+static int connect_start(struct bench_worker *w, struct sconn *c)
 {
     const struct bench_config *cfg = w->cfg;
     int fd = socket(cfg->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 
     if (fd < 0) {
-        worker_fail(w, "cannot open a socket: %s", strerror(errno));
+        bw_fail(w, "cannot open a socket: %s", strerror(errno));
         return -1;
     }
     c->s.fd = fd;
     c->s.events = 0;
-    c->seed = pattern_seed(worker_new_seed(w));
+    c->seed = pattern_seed(bw_new_seed(w));
     c->tx_off = c->tx_end = c->rx_off = c->got = 0;
     c->deadline = w->now + cfg->wait_ns;
     if (set_nodelay(w, fd) < 0) {
-        worker_fail(w, "setsockopt TCP_NODELAY: %s", strerror(errno));
+        bw_fail(w, "setsockopt TCP_NODELAY: %s", strerror(errno));
         return -1;
     }
     if (connect(fd, (const struct sockaddr *)&cfg->addr, cfg->addrlen) == 0) {
@@ -161,8 +161,8 @@ static int connect_start(struct worker *w, struct sconn *c)
         return -1;
     }
     c->state = S_CONNECTING;
-    if (worker_watch(w, &c->s, EPOLLOUT) < 0) {
-        worker_fail(w, "epoll_ctl: %s", strerror(errno));
+    if (bw_watch(w, &c->s, EPOLLOUT) < 0) {
+        bw_fail(w, "epoll_ctl: %s", strerror(errno));
         return -1;
     }
     return 0;
@@ -170,7 +170,7 @@ static int connect_start(struct worker *w, struct sconn *c)
 
 /* ------------------------------------------------------------------ echo */
 
-static void queue_msg(struct worker *w, struct sconn *c, int64_t stamp)
+static void queue_msg(struct bench_worker *w, struct sconn *c, int64_t stamp)
 {
     uint64_t m = c->tx_end / w->cfg->size;
 
@@ -179,12 +179,12 @@ static void queue_msg(struct worker *w, struct sconn *c, int64_t stamp)
         c->deadline = w->now + w->cfg->wait_ns;
     c->stamps[m % w->cfg->depth] = stamp;
     c->tx_end += w->cfg->size;
-    worker_mark_dirty(w, &c->s, &c->dirty);
+    bw_mark_dirty(w, &c->s, &c->dirty);
 }
 
 /* Send what is queued, as much as the socket takes. Returns -1 if the connection
  * was lost. */
-static int echo_flush(struct worker *w, struct sconn *c)
+static int echo_flush(struct bench_worker *w, struct sconn *c)
 {
     while (c->tx_off < c->tx_end) {
         size_t len = c->tx_end - c->tx_off < SCRATCH_LEN ? c->tx_end - c->tx_off : SCRATCH_LEN;
@@ -203,8 +203,8 @@ static int echo_flush(struct worker *w, struct sconn *c)
         if (n < 0 || (size_t)n < len)
             break;      /* the socket buffer is full */
     }
-    if (worker_watch(w, &c->s, EPOLLIN | (c->tx_off < c->tx_end ? EPOLLOUT : 0)) < 0) {
-        worker_fail(w, "epoll_ctl: %s", strerror(errno));
+    if (bw_watch(w, &c->s, EPOLLIN | (c->tx_off < c->tx_end ? EPOLLOUT : 0)) < 0) {
+        bw_fail(w, "epoll_ctl: %s", strerror(errno));
         return -1;
     }
     return 0;
@@ -212,7 +212,7 @@ static int echo_flush(struct worker *w, struct sconn *c)
 
 /* Check n received bytes and complete the messages they finish. Returns -1 if
  * the connection was lost. */
-static int echo_input(struct worker *w, struct sconn *c, size_t n)
+static int echo_input(struct bench_worker *w, struct sconn *c, size_t n)
 {
     uint64_t size = w->cfg->size, first = c->rx_off / size, last;
 
@@ -225,7 +225,7 @@ static int echo_input(struct worker *w, struct sconn *c, size_t n)
     c->deadline = w->now + w->cfg->wait_ns;
     last = c->rx_off / size;
     for (uint64_t m = first; m < last; m++)
-        worker_done(w, c->stamps[m % w->cfg->depth], size);
+        bw_done(w, c->stamps[m % w->cfg->depth], size);
     if (w->interval_ns > 0)
         w->room += last - first;
     else
@@ -234,7 +234,7 @@ static int echo_input(struct worker *w, struct sconn *c, size_t n)
     return 0;
 }
 
-static void echo_readable(struct worker *w, struct sconn *c)
+static void echo_readable(struct bench_worker *w, struct sconn *c)
 {
     /* A few reads per event: enough to drain, not enough to starve the others. */
     for (int i = 0; i < 4; i++) {
@@ -257,7 +257,7 @@ static void echo_readable(struct worker *w, struct sconn *c)
 
 /* ------------------------------------------------------------------ hello */
 
-static void hello_readable(struct worker *w, struct sconn *c)
+static void hello_readable(struct bench_worker *w, struct sconn *c)
 {
     for (int i = 0; i < 4; i++) {
         ssize_t n = recv(c->s.fd, w->rx, SCRATCH_LEN, 0);
@@ -272,7 +272,7 @@ static void hello_readable(struct worker *w, struct sconn *c)
         }
         if (n == 0) {
             w->now = clock_ns();
-            worker_done(w, c->started, c->got);
+            bw_done(w, c->started, c->got);
             conn_close(w, c);
             if (open_loop_hello(w)) {
                 w->room++;
@@ -288,17 +288,17 @@ static void hello_readable(struct worker *w, struct sconn *c)
 
 /* ------------------------------------------------------------------ both */
 
-static void established(struct worker *w, struct sconn *c)
+static void established(struct bench_worker *w, struct sconn *c)
 {
     c->state = S_OPEN;
     w->nopen++;
     /* Hello counts the connections of the measured period, echo every socket. */
-    if (!hello(w) || worker_measuring(w))
+    if (!hello(w) || bw_measuring(w))
         w->n.connections++;
     if (hello(w)) {
         c->deadline = c->deadline > w->now ? c->deadline : w->now;
-        if (worker_watch(w, &c->s, EPOLLIN) < 0)
-            worker_fail(w, "epoll_ctl: %s", strerror(errno));
+        if (bw_watch(w, &c->s, EPOLLIN) < 0)
+            bw_fail(w, "epoll_ctl: %s", strerror(errno));
         return;
     }
     if (w->interval_ns > 0)
@@ -306,11 +306,11 @@ static void established(struct worker *w, struct sconn *c)
     else
         for (unsigned long i = 0; i < w->cfg->depth; i++)
             queue_msg(w, c, w->now);
-    if (worker_watch(w, &c->s, EPOLLIN) < 0)
-        worker_fail(w, "epoll_ctl: %s", strerror(errno));
+    if (bw_watch(w, &c->s, EPOLLIN) < 0)
+        bw_fail(w, "epoll_ctl: %s", strerror(errno));
 }
 
-static void connect_done(struct worker *w, struct sconn *c)
+static void connect_done(struct bench_worker *w, struct sconn *c)
 {
     int err = 0;
     socklen_t len = sizeof err;
@@ -324,7 +324,7 @@ static void connect_done(struct worker *w, struct sconn *c)
     established(w, c);
 }
 
-static void on_event(struct worker *w, struct bsock *s, uint32_t events)
+static void on_event(struct bench_worker *w, struct bsock *s, uint32_t events)
 {
     struct sconn *c = (struct sconn *)s;
 
@@ -341,10 +341,10 @@ static void on_event(struct worker *w, struct bsock *s, uint32_t events)
     if (events & (EPOLLIN | EPOLLERR | EPOLLHUP))
         echo_readable(w, c);
     if (c->state == S_OPEN && (events & EPOLLOUT))
-        worker_mark_dirty(w, &c->s, &c->dirty);
+        bw_mark_dirty(w, &c->s, &c->dirty);
 }
 
-void stream_flush_dirty(struct worker *w)
+static void stream_flush_dirty(struct bench_worker *w)
 {
     /* A stack, each connection on it at most once: capacity nconns is enough. */
     while (w->ndirty > 0) {
@@ -356,7 +356,7 @@ void stream_flush_dirty(struct worker *w)
     }
 }
 
-static struct sconn *find_room(struct worker *w)
+static struct sconn *find_room(struct bench_worker *w)
 {
     for (size_t i = 0; i < w->t->nconns; i++) {
         size_t k = (w->cursor + i) % w->t->nconns;
@@ -371,11 +371,11 @@ static struct sconn *find_room(struct worker *w)
     return NULL;
 }
 
-void stream_issue(struct worker *w)
+static void stream_issue(struct bench_worker *w)
 {
     int64_t at;
 
-    while (w->room > 0 && (at = worker_due(w)) >= 0) {
+    while (w->room > 0 && (at = bw_due(w)) >= 0) {
         struct sconn *c = find_room(w);
 
         if (c == NULL)
@@ -391,7 +391,7 @@ void stream_issue(struct worker *w)
     }
 }
 
-void stream_scan(struct worker *w)
+static int64_t stream_scan(struct bench_worker *w)
 {
     for (size_t i = 0; i < w->t->nconns; i++) {
         struct sconn *c = &w->conns[i];
@@ -407,11 +407,12 @@ void stream_scan(struct worker *w)
             conn_lost(w, c, E_TIMEOUT);
         }
         if (atomic_load_explicit(&w->sh->stop, memory_order_relaxed))
-            return;
+            break;
     }
+    return SCAN_EVERY_NS;
 }
 
-int stream_setup(struct worker *w)
+static int stream_setup(struct bench_worker *w)
 {
     size_t n = w->t->nconns;
 
@@ -434,7 +435,7 @@ int stream_setup(struct worker *w)
     return 0;
 }
 
-void stream_teardown(struct worker *w)
+static void stream_teardown(struct bench_worker *w)
 {
     for (size_t i = 0; w->conns && i < w->t->nconns; i++) {
         if (w->conns[i].s.fd >= 0)
@@ -443,3 +444,11 @@ void stream_teardown(struct worker *w)
     }
     free(w->conns);
 }
+
+const struct bench_traffic bench_stream_traffic = {
+    .setup = stream_setup,
+    .issue = stream_issue,
+    .scan = stream_scan,
+    .flush_dirty = stream_flush_dirty,
+    .teardown = stream_teardown,
+};

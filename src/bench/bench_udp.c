@@ -65,17 +65,17 @@ static void build(const struct usock *u, uint32_t slot, unsigned char *buf, size
                  size - BENCH_UDP_HEADER);
 }
 
-static void queue_msg(struct worker *w, struct usock *u, int64_t stamp)
+static void queue_msg(struct bench_worker *w, struct usock *u, int64_t stamp)
 {
     uint32_t slot = u->free[--u->nfree];
     unsigned long depth = w->cfg->depth;
 
     u->slots[slot] = (struct uslot){ .seq = u->next_seq++, .stamp = stamp, .state = U_QUEUED };
     u->queue[(u->qhead + u->qlen++) % depth] = slot;
-    worker_mark_dirty(w, &u->s, &u->dirty);
+    bw_mark_dirty(w, &u->s, &u->dirty);
 }
 
-static void slot_free(struct worker *w, struct usock *u, uint32_t slot, int state)
+static void slot_free(struct bench_worker *w, struct usock *u, uint32_t slot, int state)
 {
     u->slots[slot].state = state;
     u->free[u->nfree++] = slot;
@@ -85,17 +85,17 @@ static void slot_free(struct worker *w, struct usock *u, uint32_t slot, int stat
         queue_msg(w, u, w->now);
 }
 
-static void refused(struct worker *w)
+static void refused(struct bench_worker *w)
 {
     /* The ICMP error of one datagram; the server is gone only if nothing at all
      * has come back for a whole -w. */
     if (w->now - w->last_reply >= w->cfg->wait_ns)
-        worker_fail(w, "no reply from %s (udp): %s", w->cfg->target, strerror(ECONNREFUSED));
+        bw_fail(w, "no reply from %s (udp): %s", w->cfg->target, strerror(ECONNREFUSED));
 }
 
 /* sendmmsg what is queued. Returns how many went out, or -1 if the socket cannot
  * take more now. */
-static int send_batch(struct worker *w, struct usock *u)
+static int send_batch(struct bench_worker *w, struct usock *u)
 {
     struct ubatch *b = w->ub;
     size_t k = u->qlen < b->n ? u->qlen : b->n, size = w->cfg->size;
@@ -114,7 +114,7 @@ static int send_batch(struct worker *w, struct usock *u)
     if (r < 0 && errno == ECONNREFUSED)
         refused(w);
     else if (r < 0 && errno != EAGAIN && errno != ENOBUFS)
-        worker_fail(w, "send to %s (udp) failed: %s", w->cfg->target, strerror(errno));
+        bw_fail(w, "send to %s (udp) failed: %s", w->cfg->target, strerror(errno));
     if (r <= 0)
         return -1;
     for (int i = 0; i < r; i++) {
@@ -128,16 +128,16 @@ static int send_batch(struct worker *w, struct usock *u)
     return (size_t)r == k ? r : -1;
 }
 
-static void flush(struct worker *w, struct usock *u)
+static void flush(struct bench_worker *w, struct usock *u)
 {
     while (u->qlen > 0 && send_batch(w, u) >= 0)
         ;
     /* Writable interest only while something waits; a refusal waits for the scan. */
-    if (worker_watch(w, &u->s, EPOLLIN | (u->qlen > 0 ? EPOLLOUT : 0)) < 0)
-        worker_fail(w, "epoll_ctl: %s", strerror(errno));
+    if (bw_watch(w, &u->s, EPOLLIN | (u->qlen > 0 ? EPOLLOUT : 0)) < 0)
+        bw_fail(w, "epoll_ctl: %s", strerror(errno));
 }
 
-void udp_flush_dirty(struct worker *w)
+static void udp_flush_dirty(struct bench_worker *w)
 {
     while (w->ndirty > 0) {
         struct usock *u = (struct usock *)w->dirty[--w->ndirty];
@@ -148,7 +148,7 @@ void udp_flush_dirty(struct worker *w)
 }
 
 /* Check one reply and complete its datagram. */
-static void reply(struct worker *w, struct usock *u, const unsigned char *buf, size_t len)
+static void reply(struct bench_worker *w, struct usock *u, const unsigned char *buf, size_t len)
 {
     size_t size = w->cfg->size;
     uint64_t seq;
@@ -176,11 +176,11 @@ static void reply(struct worker *w, struct usock *u, const unsigned char *buf, s
     }
     u->answered[seq & u->wmask] = (uint32_t)seq + 1;
     w->last_reply = w->now;
-    worker_done(w, sl->stamp, size);
+    bw_done(w, sl->stamp, size);
     slot_free(w, u, slot, U_DONE);
 }
 
-static void readable(struct worker *w, struct usock *u)
+static void readable(struct bench_worker *w, struct usock *u)
 {
     struct ubatch *b = w->ub;
     size_t cap = w->cfg->size + 1;  /* one more: a longer reply shows as longer */
@@ -197,23 +197,23 @@ static void readable(struct worker *w, struct usock *u)
     if (r < 0 && errno == ECONNREFUSED)
         refused(w);
     else if (r < 0 && errno != EAGAIN)
-        worker_fail(w, "receive from %s (udp) failed: %s", w->cfg->target, strerror(errno));
+        bw_fail(w, "receive from %s (udp) failed: %s", w->cfg->target, strerror(errno));
     for (int i = 0; i < r; i++)
         reply(w, u, w->rx + (size_t)i * cap,
               (b->msgs[i].msg_hdr.msg_flags & MSG_TRUNC) ? cap + 1 : b->msgs[i].msg_len);
 }
 
-static void on_event(struct worker *w, struct bsock *s, uint32_t events)
+static void on_event(struct bench_worker *w, struct bsock *s, uint32_t events)
 {
     struct usock *u = (struct usock *)s;
 
     if (events & (EPOLLIN | EPOLLERR))
         readable(w, u);
     if (events & EPOLLOUT)
-        worker_mark_dirty(w, &u->s, &u->dirty);
+        bw_mark_dirty(w, &u->s, &u->dirty);
 }
 
-static struct usock *find_room(struct worker *w)
+static struct usock *find_room(struct bench_worker *w)
 {
     for (size_t i = 0; i < w->t->nconns; i++) {
         size_t k = (w->cursor + i) % w->t->nconns;
@@ -226,11 +226,11 @@ static struct usock *find_room(struct worker *w)
     return NULL;
 }
 
-void udp_issue(struct worker *w)
+static void udp_issue(struct bench_worker *w)
 {
     int64_t at;
 
-    while (w->room > 0 && (at = worker_due(w)) >= 0) {
+    while (w->room > 0 && (at = bw_due(w)) >= 0) {
         struct usock *u = find_room(w);
 
         if (u == NULL)
@@ -241,7 +241,7 @@ void udp_issue(struct worker *w)
     }
 }
 
-void udp_scan(struct worker *w)
+static int64_t udp_scan(struct bench_worker *w)
 {
     for (size_t i = 0; i < w->t->nconns; i++) {
         struct usock *u = &w->socks[i];
@@ -256,38 +256,40 @@ void udp_scan(struct worker *w)
         }
         /* Datagrams held back by a refusal go out again now. */
         if (u->qlen > 0)
-            worker_mark_dirty(w, &u->s, &u->dirty);
+            bw_mark_dirty(w, &u->s, &u->dirty);
     }
+    /* Every slot of every socket: a tenth of -w is soon enough to call one lost. */
+    return w->cfg->wait_ns / 10 > SCAN_EVERY_NS ? w->cfg->wait_ns / 10 : SCAN_EVERY_NS;
 }
 
-static int open_socket(struct worker *w, struct usock *u)
+static int open_socket(struct bench_worker *w, struct usock *u)
 {
     const struct bench_config *cfg = w->cfg;
 
     u->s.fd = socket(cfg->addr.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (u->s.fd < 0) {
-        worker_fail(w, "cannot open a socket: %s", strerror(errno));
+        bw_fail(w, "cannot open a socket: %s", strerror(errno));
         return -1;
     }
     if (connect(u->s.fd, (const struct sockaddr *)&cfg->addr, cfg->addrlen) < 0) {
-        worker_fail(w, "cannot connect to %s (udp): %s", cfg->target, strerror(errno));
+        bw_fail(w, "cannot connect to %s (udp): %s", cfg->target, strerror(errno));
         return -1;
     }
-    if (worker_watch(w, &u->s, EPOLLIN) < 0) {
-        worker_fail(w, "epoll_ctl: %s", strerror(errno));
+    if (bw_watch(w, &u->s, EPOLLIN) < 0) {
+        bw_fail(w, "epoll_ctl: %s", strerror(errno));
         return -1;
     }
     w->n.connections++;
     return 0;
 }
 
-static void init_socket(struct worker *w, struct usock *u)
+static void init_socket(struct bench_worker *w, struct usock *u)
 {
     unsigned long depth = w->cfg->depth;
 
     u->s.fd = -1;
     u->s.on_event = on_event;
-    u->seed = pattern_seed(worker_new_seed(w));
+    u->seed = pattern_seed(bw_new_seed(w));
     u->slots = xcalloc(depth, sizeof *u->slots);
     u->free = xcalloc(depth, sizeof *u->free);
     u->queue = xcalloc(depth, sizeof *u->queue);
@@ -299,7 +301,7 @@ static void init_socket(struct worker *w, struct usock *u)
         u->free[u->nfree++] = (uint32_t)(depth - 1 - k);
 }
 
-int udp_setup(struct worker *w)
+static int udp_setup(struct bench_worker *w)
 {
     size_t n = w->t->nconns, per = SCRATCH_LEN / (w->cfg->size + 1);
 
@@ -323,7 +325,7 @@ int udp_setup(struct worker *w)
     return 0;
 }
 
-void udp_teardown(struct worker *w)
+static void udp_teardown(struct bench_worker *w)
 {
     for (size_t i = 0; w->socks && i < w->t->nconns; i++) {
         struct usock *u = &w->socks[i];
@@ -338,3 +340,11 @@ void udp_teardown(struct worker *w)
     free(w->socks);
     free(w->ub);
 }
+
+const struct bench_traffic bench_udp_traffic = {
+    .setup = udp_setup,
+    .issue = udp_issue,
+    .scan = udp_scan,
+    .flush_dirty = udp_flush_dirty,
+    .teardown = udp_teardown,
+};

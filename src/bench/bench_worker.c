@@ -25,7 +25,7 @@ int64_t clock_ns(void)
     return (int64_t)ts.tv_sec * NS_PER_S + ts.tv_nsec;
 }
 
-int worker_watch(struct worker *w, struct bsock *s, uint32_t events)
+int bw_watch(struct bench_worker *w, struct bsock *s, uint32_t events)
 {
     struct epoll_event ev = { .events = events, .data.ptr = s };
     int op = s->events == 0 ? EPOLL_CTL_ADD : events == 0 ? EPOLL_CTL_DEL : EPOLL_CTL_MOD;
@@ -38,21 +38,21 @@ int worker_watch(struct worker *w, struct bsock *s, uint32_t events)
     return 0;
 }
 
-int worker_measuring(const struct worker *w)
+int bw_measuring(const struct bench_worker *w)
 {
     return w->now >= w->sh->measure && w->now < w->sh->end;
 }
 
-void worker_done(struct worker *w, int64_t stamp, uint64_t bytes)
+void bw_done(struct bench_worker *w, int64_t stamp, uint64_t bytes)
 {
-    if (!worker_measuring(w))
+    if (!bw_measuring(w))
         return;
     hist_record(w->hist, (uint64_t)(w->now > stamp ? w->now - stamp : 0));
     w->n.msgs++;
     w->n.bytes += bytes;
 }
 
-int64_t worker_due(const struct worker *w)
+int64_t bw_due(const struct bench_worker *w)
 {
     int64_t at;
 
@@ -63,7 +63,7 @@ int64_t worker_due(const struct worker *w)
     return at <= w->now && at < w->sh->end ? at : -1;
 }
 
-void worker_mark_dirty(struct worker *w, struct bsock *s, int *flag)
+void bw_mark_dirty(struct bench_worker *w, struct bsock *s, int *flag)
 {
     if (*flag)
         return;
@@ -71,7 +71,7 @@ void worker_mark_dirty(struct worker *w, struct bsock *s, int *flag)
     w->dirty[w->ndirty++] = s;
 }
 
-uint64_t worker_new_seed(struct worker *w)
+uint64_t bw_new_seed(struct bench_worker *w)
 {
     /* Distinct across workers and reconnects: thread index in the top bits. */
     return ((uint64_t)w->t->index << 40) | w->next_id++;
@@ -85,7 +85,7 @@ void bench_stop(struct bench_shared *sh, int64_t now)
     atomic_store(&sh->stop, 1);
 }
 
-void worker_fail(struct worker *w, const char *fmt, ...)
+void bw_fail(struct bench_worker *w, const char *fmt, ...)
 {
     int expected = 0;
     va_list ap;
@@ -100,29 +100,19 @@ void worker_fail(struct worker *w, const char *fmt, ...)
     bench_stop(w->sh, w->now);
 }
 
-void worker_refused(struct worker *w, int err, const char *what)
+void bw_refused(struct bench_worker *w, int err, const char *what)
 {
     if (w->nopen == 0 && (err == ECONNREFUSED || err == ENOENT || err == ECONNRESET))
-        worker_fail(w, "%s %s: %s", what, w->cfg->target, strerror(err));
+        bw_fail(w, "%s %s: %s", what, w->cfg->target, strerror(err));
 }
 
-static int is_stream(const struct worker *w)
+static void issue_and_flush(struct bench_worker *w)
 {
-    return w->cfg->mode != BENCH_UDP;
+    w->traffic->issue(w);
+    w->traffic->flush_dirty(w);
 }
 
-static void issue_and_flush(struct worker *w)
-{
-    if (is_stream(w)) {
-        stream_issue(w);
-        stream_flush_dirty(w);
-    } else {
-        udp_issue(w);
-        udp_flush_dirty(w);
-    }
-}
-
-static void publish(struct worker *w)
+static void publish(struct bench_worker *w)
 {
     struct bench_thread *t = w->t;
 
@@ -138,7 +128,7 @@ static void publish(struct worker *w)
 }
 
 /* How long the next wait may last: until the next due message, scan, or end. */
-static int64_t wait_until(const struct worker *w)
+static int64_t wait_until(const struct bench_worker *w)
 {
     int64_t until = w->now + STOP_CHECK_NS;
 
@@ -156,7 +146,7 @@ static int64_t wait_until(const struct worker *w)
 
 /* epoll_pwait2 takes a timespec: open-loop sends need better than epoll_wait's
  * milliseconds. Kernels before 5.11 lack it; then round up to milliseconds. */
-static int wait_events(struct worker *w, struct epoll_event *evs, int64_t until)
+static int wait_events(struct bench_worker *w, struct epoll_event *evs, int64_t until)
 {
     static atomic_int no_pwait2;
     int64_t left = until - clock_ns();
@@ -176,22 +166,14 @@ static int wait_events(struct worker *w, struct epoll_event *evs, int64_t until)
     return epoll_wait(w->ep, evs, MAX_EVENTS, (int)((left + NS_PER_MS - 1) / NS_PER_MS));
 }
 
-static void scan(struct worker *w)
+static void scan(struct bench_worker *w)
 {
     if (w->now < w->next_scan)
         return;
-    if (is_stream(w)) {
-        w->next_scan = w->now + SCAN_EVERY_NS;
-        stream_scan(w);
-        return;
-    }
-    /* Every slot of every socket: a tenth of -w is soon enough to call one lost. */
-    w->next_scan = w->now + (w->cfg->wait_ns / 10 > SCAN_EVERY_NS ? w->cfg->wait_ns / 10
-                                                                   : SCAN_EVERY_NS);
-    udp_scan(w);
+    w->next_scan = w->now + w->traffic->scan(w);
 }
 
-static void run_loop(struct worker *w)
+static void run_loop(struct bench_worker *w)
 {
     struct epoll_event evs[MAX_EVENTS];
 
@@ -204,7 +186,7 @@ static void run_loop(struct worker *w)
         publish(w);
         int n = wait_events(w, evs, wait_until(w));
         if (n < 0 && errno != EINTR) {
-            worker_fail(w, "epoll_wait: %s", strerror(errno));
+            bw_fail(w, "epoll_wait: %s", strerror(errno));
             break;
         }
         w->now = clock_ns();
@@ -212,32 +194,26 @@ static void run_loop(struct worker *w)
             struct bsock *s = evs[i].data.ptr;
             s->on_event(w, s, evs[i].events);
         }
-        if (!is_stream(w))
-            udp_flush_dirty(w);
-        else
-            stream_flush_dirty(w);
+        w->traffic->flush_dirty(w);
     }
     publish(w);
 }
 
-static int setup(struct worker *w)
+static int setup(struct bench_worker *w)
 {
     w->ep = epoll_create1(EPOLL_CLOEXEC);
     if (w->ep < 0) {
-        worker_fail(w, "epoll_create1: %s", strerror(errno));
+        bw_fail(w, "epoll_create1: %s", strerror(errno));
         return -1;
     }
     w->tx = xmalloc(SCRATCH_LEN);
     w->rx = xmalloc(SCRATCH_LEN);
-    return is_stream(w) ? stream_setup(w) : udp_setup(w);
+    return w->traffic->setup(w);
 }
 
-static void teardown(struct worker *w)
+static void teardown(struct bench_worker *w)
 {
-    if (is_stream(w))
-        stream_teardown(w);
-    else
-        udp_teardown(w);
+    w->traffic->teardown(w);
     if (w->ep >= 0)
         close(w->ep);
     free(w->tx);
@@ -245,11 +221,11 @@ static void teardown(struct worker *w)
     free(w->dirty);
 }
 
-void *worker_main(void *arg)
+void *bw_main(void *arg)
 {
     struct bench_thread *t = arg;
-    struct worker w = {
-        .t = t, .cfg = t->cfg, .sh = t->sh, .ep = -1, .hist = t->hist,
+    struct bench_worker w = {
+        .t = t, .cfg = t->cfg, .traffic = t->traffic, .sh = t->sh, .ep = -1, .hist = t->hist,
         .now = clock_ns(), .last_reply = t->sh->start,
     };
 

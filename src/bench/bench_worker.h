@@ -29,6 +29,7 @@ struct bench_shared {
 /* One worker's share of the run, and what it reports back. */
 struct bench_thread {
     const struct bench_config *cfg;
+    const struct bench_traffic *traffic;
     struct bench_shared *sh;
     pthread_t tid;
     unsigned index;
@@ -43,20 +44,21 @@ struct bench_thread {
 };
 
 /* The first member of every socket the worker watches: epoll hands it back. */
-struct worker;
+struct bench_worker;
 struct bsock {
     int fd;
     uint32_t events;                    /* the mask epoll has now; 0: not added */
-    void (*on_event)(struct worker *w, struct bsock *s, uint32_t events);
+    void (*on_event)(struct bench_worker *w, struct bsock *s, uint32_t events);
 };
 
 struct sconn;
 struct usock;
 struct ubatch;
 
-struct worker {
+struct bench_worker {
     struct bench_thread *t;
     const struct bench_config *cfg;
+    const struct bench_traffic *traffic;
     struct bench_shared *sh;
     int ep;
     int64_t now;                        /* ns, refreshed after each wait and read */
@@ -84,37 +86,38 @@ int64_t clock_ns(void);
 void bench_stop(struct bench_shared *sh, int64_t now);
 
 /* epoll: add, change or drop interest; -1 with errno on failure. */
-int worker_watch(struct worker *w, struct bsock *s, uint32_t events);
+int bw_watch(struct bench_worker *w, struct bsock *s, uint32_t events);
 
 /* A message (or hello exchange) meant to start at stamp has just completed. */
-void worker_done(struct worker *w, int64_t stamp, uint64_t bytes);
+void bw_done(struct bench_worker *w, int64_t stamp, uint64_t bytes);
 /* Inside the measured period (completions count only there). */
-int worker_measuring(const struct worker *w);
+int bw_measuring(const struct bench_worker *w);
 /* Open loop: the intended time of the next message if it is due, else -1. */
-int64_t worker_due(const struct worker *w);
-void worker_mark_dirty(struct worker *w, struct bsock *s, int *flag);
+int64_t bw_due(const struct bench_worker *w);
+void bw_mark_dirty(struct bench_worker *w, struct bsock *s, int *flag);
 /* Stop the whole run: one line (without "kodama: bench: ") for the report. */
-void worker_fail(struct worker *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void bw_fail(struct bench_worker *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* A connect was refused with err: with nothing else established, the server is
  * gone and the run stops. */
-void worker_refused(struct worker *w, int err, const char *what);
+void bw_refused(struct bench_worker *w, int err, const char *what);
 /* A new pattern seed for a stream or socket. */
-uint64_t worker_new_seed(struct worker *w);
+uint64_t bw_new_seed(struct bench_worker *w);
 
-/* stream (tcp or unix) connections: echo and hello */
-int stream_setup(struct worker *w);
-void stream_issue(struct worker *w);
-void stream_scan(struct worker *w);
-void stream_flush_dirty(struct worker *w);
-void stream_teardown(struct worker *w);
+/* The kind of traffic a worker drives, one table per kind (bench_run.c picks it):
+ * streams (tcp or unix: echo and hello, bench_stream.c) or udp (bench_udp.c). The
+ * worker's loop calls nothing else of them. */
+struct bench_traffic {
+    int (*setup)(struct bench_worker *w);           /* 0, or -1 after bw_fail */
+    void (*issue)(struct bench_worker *w);          /* start what is due */
+    /* Timeouts and retries; returns the ns until it wants to run again. */
+    int64_t (*scan)(struct bench_worker *w);
+    void (*flush_dirty)(struct bench_worker *w);    /* send what issue queued */
+    void (*teardown)(struct bench_worker *w);
+};
 
-/* udp sockets */
-int udp_setup(struct worker *w);
-void udp_issue(struct worker *w);
-void udp_scan(struct worker *w);
-void udp_flush_dirty(struct worker *w);
-void udp_teardown(struct worker *w);
+extern const struct bench_traffic bench_stream_traffic;
+extern const struct bench_traffic bench_udp_traffic;
 
-void *worker_main(void *arg);
+void *bw_main(void *arg);
 
 #endif
