@@ -17,7 +17,6 @@
 #include "lib/log.h"
 #include "lib/net.h"
 #include "lib/ring.h"
-#include "serve/engine/udp.h"
 #include "lib/util.h"
 
 #define RELAY_BUF (64 * 1024)
@@ -79,8 +78,8 @@ static int stdin_read(struct relay *r)
     /* One read is one datagram over udp: read into one contiguous piece. */
     if (r->udp) {
         cnt = 1;
-        if (iov[0].iov_len > 65507)
-            iov[0].iov_len = 65507;
+        if (iov[0].iov_len > NET_UDP_PAYLOAD_MAX)
+            iov[0].iov_len = NET_UDP_PAYLOAD_MAX;
     }
     n = readv(STDIN_FILENO, iov, cnt);
     if (n < 0) {
@@ -161,7 +160,7 @@ static void relay_poll_set(const struct relay *r, struct pollfd pfd[POLL_N])
     pfd[POLL_STDIN].events = POLLIN;
     pfd[POLL_NETOUT].fd = !ring_empty(&r->to_net) ? r->p->fd : -1;
     pfd[POLL_NETOUT].events = POLLOUT;
-    pfd[POLL_NETIN].fd = r->net_in_open && ring_space(&r->to_out) >= (r->udp ? UDP_DGRAM_MAX : 1)
+    pfd[POLL_NETIN].fd = r->net_in_open && ring_space(&r->to_out) >= (r->udp ? NET_DGRAM_MAX : 1)
                          ? r->p->fd : -1;
     pfd[POLL_NETIN].events = POLLIN;
     pfd[POLL_STDOUT].fd = !ring_empty(&r->to_out) ? STDOUT_FILENO : -1;
@@ -251,8 +250,8 @@ int cmd_connect(int argc, char **argv)
     r.udp = t->udp;
     r.udp_wait_ms = wait_ms > 0 ? wait_ms : UDP_WAIT_DEFAULT_MS;
     ring_attach(&r.to_net, xmalloc(RELAY_BUF), RELAY_BUF);
-    ring_attach(&r.to_out, xmalloc(r.udp ? UDP_DGRAM_MAX * 2 : RELAY_BUF),
-                r.udp ? UDP_DGRAM_MAX * 2 : RELAY_BUF);
+    ring_attach(&r.to_out, xmalloc(r.udp ? NET_DGRAM_MAX * 2 : RELAY_BUF),
+                r.udp ? NET_DGRAM_MAX * 2 : RELAY_BUF);
     rc = relay_run(&r);
     free(r.to_net.data);
     free(r.to_out.data);

@@ -11,7 +11,7 @@
 #include "lib/cli.h"
 #include "client/client.h"
 #include "lib/log.h"
-#include "serve/engine/udp.h"
+#include "lib/net.h"
 #include "lib/util.h"
 
 void help_send(FILE *out)
@@ -126,7 +126,7 @@ static int exchange_udp(const struct send_opts *o, const struct peer *p, const c
 
         if (ev == 0)
             return no_reply(o, p);
-        n = recv(p->fd, reply, UDP_DGRAM_MAX, MSG_DONTWAIT);
+        n = recv(p->fd, reply, NET_DGRAM_MAX, MSG_DONTWAIT);
         if (n >= 0)
             break;
         if (errno != EAGAIN && errno != EINTR) {
@@ -141,13 +141,13 @@ static int exchange_udp(const struct send_opts *o, const struct peer *p, const c
 
 static int send_all(const struct send_opts *o, const struct peer *p)
 {
-    char *reply = xmalloc(UDP_DGRAM_MAX + 1);
+    char *reply = xmalloc(NET_DGRAM_MAX + 1);
     int rc = EXIT_OK;
 
     for (int i = 0; i < o->nmsgs && rc == EXIT_OK; i++) {
         size_t len = strlen(o->msgs[i]), rlen = len;
 
-        if (len > UDP_DGRAM_MAX && !o->c.t.udp) {
+        if (len > NET_DGRAM_MAX && !o->c.t.udp) {
             free(reply);
             reply = xmalloc(len + 1);
         }
@@ -183,7 +183,7 @@ static int parse_send_args(int argc, char **argv, struct send_opts *o)
         return usage_error("send", "missing MESSAGE");
     if (o->c.t.udp)
         for (int i = 0; i < o->nmsgs; i++)
-            if (strlen(o->msgs[i]) > 65507)
+            if (strlen(o->msgs[i]) > NET_UDP_PAYLOAD_MAX)
                 return usage_error("send", "MESSAGE %d is longer than a udp datagram (65507 bytes)", i + 1);
     return EXIT_OK;
 }

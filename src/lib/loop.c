@@ -74,6 +74,7 @@ void watch_init(struct watch *w, int fd, watch_fn *fn)
     w->mask = 0;
     w->registered = 0;
     w->fn = fn;
+    w->token = NULL;
 }
 
 int loop_watch(struct loop *loop, struct watch *w, unsigned mask)

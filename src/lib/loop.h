@@ -7,9 +7,10 @@
  * Errors and hang-ups are reported as LOOP_READ|LOOP_WRITE|LOOP_HUP, so they reach
  * handlers through their normal read and write paths.
  *
- * On io_uring, a watch is a multishot poll request, whose last completion may come
- * after loop_unwatch: there a watch must live as long as the loop (the server only
- * watches its signalfd and eventfds that way; connections use completions). */
+ * Both backends are level-triggered: a handler that leaves data unread is called
+ * again. On io_uring a watch is a one-shot poll request, asked for again after
+ * each event; the request points at a small token of the backend's, not at the
+ * watch, so a watch may be freed as soon as loop_unwatch returns, as on epoll. */
 #ifndef KODAMA_LOOP_H
 #define KODAMA_LOOP_H
 
@@ -30,9 +31,10 @@ typedef long timer_fn(struct loop *loop, void *data);
 
 struct watch {
     int fd;
-    unsigned mask;      /* what the backend is asked for now */
-    int registered;
+    unsigned mask : 8;          /* what the backend is asked for now */
+    unsigned registered : 1;
     watch_fn *fn;
+    void *token;                /* the backend's, while registered (io_uring) */
 };
 
 enum loop_io { LOOP_IO_EPOLL, LOOP_IO_URING };

@@ -1,6 +1,11 @@
 /* loop_uring.c — the io_uring backend of loop.c.
  *
- * Watches are multishot poll requests. Other requests are the engines' own: their
+ * Watches are one-shot poll requests, asked for again after each event, which makes
+ * them level-triggered as epoll's are (a multishot poll reports only new wake-ups:
+ * a handler that left data unread would not hear of it again). Each request points
+ * at a token, not at the watch: loop_unwatch detaches the token and cancels its
+ * request, and the token is freed by that request's last completion, so the watch
+ * itself may be freed at once. Other requests are the engines' own: their
  * completions go to the loop's completion handler. Everything queued during a batch
  * is submitted by the one io_uring_enter that also waits for the next batch, which
  * is where io_uring saves system calls. */
@@ -18,9 +23,17 @@
 #define RING_ENTRIES 512     /* a batch that needs more submits early */
 #define CQ_ENTRIES 4096      /* beyond it the kernel keeps completions itself */
 
+/* What a watch's poll request points at. */
+struct poll_token {
+    struct watch *w;                /* NULL once unwatched */
+    int armed;                      /* a poll request for it is in flight */
+    struct poll_token *prev, *next; /* every live token, to free at the end */
+};
+
 struct backend {
     struct io_uring ring;
     int disabled;       /* created disabled: the loop's own thread enables it */
+    struct poll_token tokens;       /* the list's head */
 };
 
 /* Fastest first. DEFER_TASKRUN runs completion work only when the loop asks for
@@ -61,6 +74,7 @@ static struct backend *uring_create(void)
 
     if (b == NULL)
         return NULL;
+    b->tokens.prev = b->tokens.next = &b->tokens;
     rc = ring_init(&b->ring, &flags);
     b->disabled = (flags & IORING_SETUP_R_DISABLED) != 0;
     if (rc < 0) {
@@ -71,11 +85,20 @@ static struct backend *uring_create(void)
     return b;
 }
 
+static void token_free(struct poll_token *t)
+{
+    t->prev->next = t->next;
+    t->next->prev = t->prev;
+    free(t);
+}
+
 static void uring_destroy(struct backend *b)
 {
     if (b == NULL)
         return;
     io_uring_queue_exit(&b->ring);
+    while (b->tokens.next != &b->tokens)
+        token_free(b->tokens.next);
     free(b);
 }
 
@@ -110,26 +133,55 @@ static unsigned poll_mask(unsigned mask)
     return events;
 }
 
-static int uring_add(struct backend *b, int fd, unsigned mask, void *ptr)
+static void arm(struct backend *b, struct poll_token *t, int fd, unsigned mask)
 {
     struct io_uring_sqe *sqe = uring_get_sqe(&b->ring);
 
-    io_uring_prep_poll_multishot(sqe, fd, poll_mask(mask));
-    io_uring_sqe_set_data64(sqe, uring_ud(ptr, URING_TAG_WATCH));
+    io_uring_prep_poll_add(sqe, fd, poll_mask(mask));
+    io_uring_sqe_set_data64(sqe, uring_ud(t, URING_TAG_WATCH));
+    t->armed = 1;
+}
+
+static int uring_add(struct backend *b, int fd, unsigned mask, void *ptr)
+{
+    struct watch *w = ptr;
+    struct poll_token *t = malloc(sizeof *t);
+
+    if (t == NULL)
+        return -1;
+    t->w = w;
+    t->next = b->tokens.next;
+    t->prev = &b->tokens;
+    t->next->prev = t;
+    b->tokens.next = t;
+    w->token = t;
+    arm(b, t, fd, mask);
     return 0;
 }
 
+/* The token lives on until its request's last completion, if one is in flight. */
 static void uring_del(struct backend *b, int fd, void *ptr)
 {
-    struct io_uring_sqe *sqe = uring_get_sqe(&b->ring);
+    struct watch *w = ptr;
+    struct poll_token *t = w->token;
+    struct io_uring_sqe *sqe;
 
     (void)fd;
-    io_uring_prep_poll_remove(sqe, uring_ud(ptr, URING_TAG_WATCH));
+    w->token = NULL;
+    if (t == NULL)
+        return;
+    t->w = NULL;
+    if (!t->armed) {
+        token_free(t);
+        return;
+    }
+    sqe = uring_get_sqe(&b->ring);
+    io_uring_prep_poll_remove(sqe, uring_ud(t, URING_TAG_WATCH));
     io_uring_sqe_set_data64(sqe, 0);
 }
 
-/* The old request is removed before the new one is issued: requests queued together
- * are issued in order. The removed one's last completion is -ECANCELED. */
+/* A new request, and a new token: requests queued together are issued in order,
+ * so the old one is removed first, and its last completion finds no watch. */
 static int uring_mod(struct backend *b, int fd, unsigned mask, void *ptr)
 {
     uring_del(b, fd, ptr);
@@ -149,16 +201,24 @@ static unsigned loop_events(int revents)
     return events;
 }
 
-/* Returns 1 if the completion is worth a handler's time. A poll that ended while
- * its watch is still on (the kernel may end multishot polls) is asked for again. */
+/* Returns 1 if the completion is worth a handler's time. The watch's poll is asked
+ * for again at once, with the mask it has now: it goes to the kernel with the next
+ * submission, after the handler has run, and completes at once if the handler left
+ * the descriptor ready (level-triggered). A request that failed (a descriptor
+ * closed under it) is not asked for again. */
 static int watch_completion(struct backend *b, struct io_uring_cqe *cqe, struct fired *f)
 {
-    struct watch *w = uring_ud_obj(cqe->user_data);
+    struct poll_token *t = uring_ud_obj(cqe->user_data);
+    struct watch *w = t->w;
 
-    if (!(cqe->flags & IORING_CQE_F_MORE) && cqe->res != -ECANCELED && w->registered)
-        uring_add(b, w->fd, w->mask, w);
+    t->armed = 0;
+    if (w == NULL) {
+        token_free(t);      /* unwatched: this was its last completion */
+        return 0;
+    }
     if (cqe->res < 0)
         return 0;
+    arm(b, t, w->fd, w->mask);
     f->kind = FIRED_WATCH;
     f->ptr = w;
     f->events = loop_events(cqe->res);

@@ -14,6 +14,8 @@
 
 #define NET_ERR_LEN 256
 #define NET_BACKLOG 4096   /* the kernel caps it at net.core.somaxconn */
+#define NET_DGRAM_MAX 65536     /* room for any datagram */
+#define NET_UDP_PAYLOAD_MAX 65507   /* the most a udp datagram over IPv4 can carry */
 
 int net_set_nonblock(int fd, int on);
 

@@ -9,13 +9,12 @@
 #include "lib/cli.h"
 #include "serve/inetd.h"
 #include "serve/listen.h"
-#include "serve/engine/conn.h"
 #include "lib/loop_uring.h"
 #include "lib/log.h"
 #include "serve/metrics.h"
 #include "serve/privdrop.h"
 #include "serve/serve.h"
-#include "serve/core/server.h"
+#include "serve/server.h"
 #include "serve/services/service.h"
 #include "serve/systemd.h"
 #include "serve/services/svc_formats.h"
@@ -256,7 +255,7 @@ static void default_name(struct serve_opts *o)
     if (gethostname(o->hostname, sizeof o->hostname) < 0)
         snprintf(o->hostname, sizeof o->hostname, "kodama");
     o->hostname[sizeof o->hostname - 1] = '\0';   /* gethostname may not end it */
-    o->cfg.name = o->hostname;
+    o->cfg.svc.name = o->hostname;
 }
 
 /* --name and --info-format; returns EXIT_OK or EXIT_USAGE. */
@@ -267,12 +266,12 @@ static int info_option(int c, const char *arg, struct serve_opts *o)
 
         if (len == 0 || len > INFO_NAME_MAX)
             return usage_error("serve", "--name '%s': not 1 to %d bytes", arg, INFO_NAME_MAX);
-        o->cfg.name = arg;
+        o->cfg.svc.name = arg;
         return EXIT_OK;
     }
     if (strcmp(arg, "kv") != 0 && strcmp(arg, "json") != 0)
         return usage_error("serve", "--info-format '%s': not kv or json", arg);
-    o->cfg.info_json = strcmp(arg, "json") == 0;
+    o->cfg.svc.info_json = strcmp(arg, "json") == 0;
     return EXIT_OK;
 }
 
@@ -349,8 +348,8 @@ static int parse_serve_args(int argc, char **argv, struct serve_opts *o)
     len = unescape(text, o->message, err, sizeof err);
     if (len < 0)
         return usage_error("serve", "%s in --message", err);
-    o->cfg.message = o->message;
-    o->cfg.message_len = (size_t)len;
+    o->cfg.svc.message = o->message;
+    o->cfg.svc.message_len = (size_t)len;
     return EXIT_OK;
 }
 

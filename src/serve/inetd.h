@@ -5,7 +5,7 @@
 
 #include <stddef.h>
 
-#include "serve/core/server.h"
+#include "serve/core/worker.h"
 
 /* Take stdin for svc: with udp, a bound datagram socket ("wait"), which becomes *l;
  * otherwise a connected stream socket ("nowait"), returned in *conn, with *l

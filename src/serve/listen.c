@@ -11,7 +11,6 @@
 #include <unistd.h>
 
 #include "lib/net.h"
-#include "serve/engine/udp.h"
 #include "lib/util.h"
 
 struct binder {

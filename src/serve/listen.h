@@ -5,7 +5,7 @@
 #include <stddef.h>
 
 #include "lib/addr.h"
-#include "serve/core/server.h"
+#include "serve/core/worker.h"
 
 /* Bind every listener the SPECs name, in order (tcp before udp within a SPEC).
  * family is AF_UNSPEC, or AF_INET / AF_INET6 for -4 / -6. With port 0, the first

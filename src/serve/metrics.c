@@ -27,7 +27,7 @@
 #include "lib/loop.h"
 #include "serve/metrics_text.h"
 #include "lib/net.h"
-#include "serve/core/server.h"
+#include "serve/core/worker.h"
 #include "lib/util.h"
 
 #define METRICS_CONNS_MAX 8
@@ -48,7 +48,7 @@ struct mconn {
 };
 
 struct metrics {
-    const struct server *srv;
+    const struct worker_set *ws;
     struct loop *loop;
     pthread_t thread;
     struct watch listen;
@@ -278,7 +278,7 @@ static double process_start_time(void)
 /* The exposition text, in a malloc'd buffer (*len bytes); NULL if out of memory. */
 static char *exposition(const struct metrics *m, size_t *len)
 {
-    size_t n = server_nlisteners(m->srv);
+    size_t n = m->ws->nlisteners;
     struct metrics_listener *ls = xcalloc(n ? n : 1, sizeof *ls);
     struct metrics_snapshot s = { .listeners = ls, .n = n };
     char *text = NULL;
@@ -286,7 +286,7 @@ static char *exposition(const struct metrics *m, size_t *len)
     int rc;
 
     for (size_t i = 0; i < n; i++) {
-        const struct listener *l = server_listener_totals(m->srv, i, &ls[i].t);
+        const struct listener *l = worker_set_totals(m->ws, i, &ls[i].t);
 
         ls[i].service = l->svc->name;
         ls[i].proto = listener_kind_name(l->kind);
@@ -569,12 +569,12 @@ static void metrics_free(struct metrics *m)
     free(m);
 }
 
-struct metrics *metrics_start(const struct metrics_listen *ml, const struct server *srv)
+struct metrics *metrics_start(const struct metrics_listen *ml, const struct worker_set *ws)
 {
     struct metrics *m = xcalloc(1, sizeof *m);
     int err;
 
-    m->srv = srv;
+    m->ws = ws;
     m->start_time = process_start_time();
     watch_init(&m->listen, ml->fd, accept_ready);
     watch_init(&m->wake, eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC), wake_ready);

@@ -11,7 +11,7 @@
 
 #include "lib/addr.h"
 
-struct server;
+struct worker_set;
 
 /* The bound --metrics socket, made before privileges are dropped. */
 struct metrics_listen {
@@ -28,9 +28,9 @@ int metrics_addr_parse(const char *text, struct spec *sp, char *err, size_t errl
 int metrics_listen(const struct spec *sp, int family, struct metrics_listen *ml, char *err,
                    size_t errlen);
 
-/* Serve ml in a thread of its own until metrics_stop; it reads srv's counters
- * through server_listener_totals. Returns NULL (reported) on failure. */
-struct metrics *metrics_start(const struct metrics_listen *ml, const struct server *srv);
+/* Serve ml in a thread of its own until metrics_stop; it reads the workers'
+ * counters through worker_set_totals. Returns NULL (reported) on failure. */
+struct metrics *metrics_start(const struct metrics_listen *ml, const struct worker_set *ws);
 /* Stop and join the thread, close its connections; NULL is fine. The socket in ml
  * stays open: its owner closes it. */
 void metrics_stop(struct metrics *m);

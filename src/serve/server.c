@@ -1,13 +1,14 @@
-/* server.c — the workers (one event loop per thread): listeners, accepting, signals,
- * and stopping.
+/* server.c — running a server: its workers (one event loop per thread), signals,
+ * draining and stopping, the service manager's notifications, --user and --metrics.
+ * A worker's engine is its table (worker.h), chosen here and called through it.
  *
  * Worker 0 runs in the main thread and reads SIGINT/SIGTERM from a signalfd (the
  * signals are blocked in every thread); it tells every worker through its eventfd.
  * Stopping: close the listeners and remove unix socket files, let every connection
- * send what it holds and say goodbye (conn_stop_all), then exit when the last one is
+ * send what it holds and say goodbye (the engine's stop_all), then exit when the last one is
  * gone or STOP_FLUSH_MS have passed, whichever is first. A second signal stops at
  * once. */
-#include "serve/core/server.h"
+#include "serve/server.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -21,28 +22,23 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
-#include "serve/engine/conn.h"
-#include "serve/listen.h"
 #include "lib/log.h"
+#include "lib/util.h"
+#include "serve/core/dgram.h"
+#include "serve/core/proxy_wait.h"
+#include "serve/listen.h"
 #include "serve/metrics.h"
-#include "lib/net.h"
 #include "serve/privdrop.h"
 #include "serve/systemd.h"
-#include "serve/core/proxy_wait.h"
-#include "serve/engine/udp.h"
-#include "serve/engine/uring_engine.h"
-#include "lib/util.h"
 
-#define ACCEPTS_PER_EVENT 64
-#define ACCEPT_RETRY_MS 100
-#define ACCEPT_LOG_MS 1000
 #define STOP_FLUSH_MS 1000
 #define POOL_KEEP 64
 #define FD_MARGIN 16                /* descriptors kept free beyond --max-conns */
 #define TICK_MS 1000                /* sd_notify STATUS and the inetd udp idle check */
 
 struct server {
-    struct worker *workers;
+    struct worker_set ws;           /* every worker, for the metrics thread too */
+    struct worker *workers;         /* ws.workers */
     size_t nworkers;
     struct watch signals;           /* a signalfd, in worker 0's loop */
     struct watch worker_done;       /* an eventfd, in worker 0's loop: another has ended */
@@ -51,363 +47,21 @@ struct server {
     char status[128];               /* the last STATUS= sent to the service manager */
     uint64_t dgrams_seen;           /* inetd udp: datagrams in at the last tick */
     int64_t dgram_ms;               /* and when that count last moved */
-    size_t nlisteners;              /* each worker's */
     struct metrics *metrics;        /* --metrics, or NULL */
 };
 
-const char *listener_kind_name(enum listener_kind kind)
-{
-    switch (kind) {
-    case LISTEN_TCP: return "tcp";
-    case LISTEN_UDP: return "udp";
-    case LISTEN_UNIX: return "unix";
-    }
-    return "?";
-}
-
-void reset_on_close(int fd)
-{
-    struct linger lg = { .l_onoff = 1, .l_linger = 0 };
-
-    /* Should this fail, the peer gets a FIN instead: no harm done. */
-    (void)setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
-}
-
-/* The log line's verb and reason for a drop. */
-static const char *drop_verb(enum drop_reason why)
-{
-    switch (why) {
-    case DROP_MAX_CONNS: case DROP_PER_IP: return "refused";
-    case DROP_IDLE: return "closed";
-    default: return "dropped";
-    }
-}
-
-static void drop_detail(const struct serve_config *cfg, enum drop_reason why, char *buf,
-                        size_t len)
-{
-    switch (why) {
-    case DROP_MAX_CONNS:
-        snprintf(buf, len, "%zu connections open (--max-conns)", cfg->limits.max_conns);
-        break;
-    case DROP_PER_IP:
-        snprintf(buf, len, "%u connections from that address (--max-per-ip)",
-                 cfg->limits.max_per_ip);
-        break;
-    case DROP_IDLE:
-        snprintf(buf, len, "idle for %g s (--idle-timeout)", cfg->idle_timeout_ms / 1000.0);
-        break;
-    case DROP_SEND_TIMEOUT:
-        snprintf(buf, len, "read nothing for %g s while output waited (--send-timeout)",
-                 cfg->send_timeout_ms / 1000.0);
-        break;
-    case DROP_UDP_PORT:
-        snprintf(buf, len, "source port below 1024 (--udp-guard)");
-        break;
-    case DROP_UDP_OWN_PORT:
-        snprintf(buf, len, "source port is one kodama serves on (--udp-guard)");
-        break;
-    case DROP_UDP_RATE:
-        snprintf(buf, len, "over %u datagrams/s from that address (--udp-rate)",
-                 cfg->limits.udp_rate);
-        break;
-    case DROP_UDP_SHORT:
-        snprintf(buf, len, "request shorter than the whole reply (--udp-guard)");
-        break;
-    default:
-        snprintf(buf, len, "%s", drop_reason_name(why));
-        break;
-    }
-}
-
-void worker_drop(struct worker *wk, struct listener *l, enum drop_reason why, int fd,
-                 const struct sockaddr *peer, socklen_t len)
-{
-    worker_drop_detail(wk, l, why, fd, peer, len, NULL);
-}
-
-void worker_drop_detail(struct worker *wk, struct listener *l, enum drop_reason why, int fd,
-                        const struct sockaddr *peer, socklen_t len, const char *what)
-{
-    struct sockaddr_storage ss;
-    char text[ADDR_TEXT_MAX], detail[128], more[64] = "";
-    unsigned long skipped;
-
-    counter_add(&l->stats.drops[why], 1);
-    if (!log_limit_claim(guard_log_limit(wk->guard, why), &skipped))
-        return;
-    if (len == 0 && fd >= 0) {
-        len = sizeof ss;
-        if (getpeername(fd, (struct sockaddr *)&ss, &len) < 0)
-            len = 0;
-        peer = (const struct sockaddr *)&ss;
-    }
-    if (what)
-        snprintf(detail, sizeof detail, "%s", what);
-    else
-        drop_detail(wk->cfg, why, detail, sizeof detail);
-    if (skipped)
-        snprintf(more, sizeof more, " (%lu more since the last report)", skipped);
-    log_msg("%s %s %s %s from %s: %s%s", drop_verb(why), l->svc->name,
-            listener_kind_name(l->kind), l->addr,
-            len > 0 ? addr_format(peer, len, text, sizeof text) : "?", detail, more);
-}
-
-int worker_admit(struct worker *wk, struct listener *l, int fd, const struct sockaddr *peer,
-                 socklen_t len, struct ip_count **slot)
-{
-    enum drop_reason why;
-    /* Behind a PROXY header the peer is the load balancer: the per-address limit
-     * waits for the client the header names (worker_admit_client). */
-    socklen_t counted = l->kind == LISTEN_UNIX || l->proxy ? 0 : len;
-
-    if (guard_conn_admit(wk->guard, peer, counted, slot, &why) == 0)
-        return 0;
-    worker_drop(wk, l, why, fd, peer, len);
-    reset_on_close(fd);
-    close(fd);
-    return -1;
-}
-
-int worker_admit_client(struct worker *wk, struct listener *l, int fd,
-                        const struct sockaddr *addr, socklen_t len, struct ip_count **slot)
-{
-    enum drop_reason why;
-
-    if (guard_conn_admit_addr(wk->guard, addr, len, slot, &why) == 0)
-        return 0;
-    guard_conn_release(wk->guard, NULL);    /* its place under --max-conns */
-    worker_drop(wk, l, why, fd, addr, len);
-    reset_on_close(fd);
-    close(fd);
-    return -1;
-}
-
-void worker_accepted(struct worker *wk, struct listener *l, const struct accepted *a)
-{
-    if (l->proxy)
-        proxy_wait_start(wk, l, a);
-    else
-        worker_serve(wk, l, a);
-}
-
-void worker_conn_release(struct worker *wk, struct ip_count *slot)
-{
-    guard_conn_release(wk->guard, slot);
-}
-
-void worker_serve(struct worker *wk, struct listener *l, const struct accepted *a)
-{
-    if (wk->uring)
-        uconn_open(wk, l, a);
-    else
-        conn_open(wk, l, a);
-}
-
-char *conn_log_accept(const struct listener *l, const struct accepted *a)
-{
-    char text[ADDR_TEXT_MAX];
-    const char *peer = "?";
-
-    if (a->client_len)
-        peer = addr_format((const struct sockaddr *)&a->client, a->client_len, text,
-                           sizeof text);
-    else if (a->peer_len)
-        peer = addr_format((const struct sockaddr *)&a->peer, a->peer_len, text,
-                           sizeof text);
-    log_msg("accept %s %s %s", l->svc->name, listener_kind_name(l->kind), peer);
-    return xstrdup(peer);
-}
-
-void svc_ctx_for_conn(struct svc_ctx *ctx, const struct worker *wk,
-                      const struct listener *l, const struct accepted *a,
-                      struct sockaddr_storage *local)
-{
-    socklen_t len = sizeof *local;
-
-    memset(ctx, 0, sizeof *ctx);
-    ctx->cfg = wk->cfg;
-    ctx->proto = listener_kind_name(l->kind);
-    if (!l->svc->wants_addresses)
-        return;
-    if (getsockname(a->fd, (struct sockaddr *)local, &len) == 0) {
-        ctx->local = (const struct sockaddr *)local;
-        ctx->local_len = len;
-    }
-    ctx->peer = (const struct sockaddr *)&a->peer;
-    ctx->peer_len = a->peer_len;
-    ctx->client = (const struct sockaddr *)&a->client;
-    ctx->client_len = a->client_len;
-}
-
-/* Many clients need many descriptors: take all the hard limit allows. */
-static void raise_fd_limit(void)
-{
-    struct rlimit rl;
-
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-        rl.rlim_cur = rl.rlim_max;
-        if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
-            log_msg("cannot raise the descriptor limit: %s", strerror(errno));
-    }
-}
-
-/* Out of descriptors is a condition that lasts: say so at most once a second. */
-static void log_accept_error(struct worker *wk, struct listener *l, int err)
-{
-    int64_t now = now_ms();
-
-    counter_add(&l->stats.accept_errors, 1);
-    if (now - wk->accept_log_ms < ACCEPT_LOG_MS) {
-        wk->accept_errors_unlogged++;
-        return;
-    }
-    if (wk->accept_errors_unlogged)
-        log_msg("cannot accept on %s %s %s: %s (%lu more since the last report)", l->svc->name,
-                listener_kind_name(l->kind), l->addr, strerror(err), wk->accept_errors_unlogged);
-    else
-        log_msg("cannot accept on %s %s %s: %s", l->svc->name, listener_kind_name(l->kind),
-                l->addr, strerror(err));
-    wk->accept_log_ms = now;
-    wk->accept_errors_unlogged = 0;
-}
-
-static unsigned listener_mask(const struct listener *l)
-{
-    return LOOP_READ | (l->shared ? LOOP_EXCLUSIVE : 0);
-}
-
-static void resume_accepting(struct worker *wk)
-{
-    for (size_t i = 0; i < wk->nlisteners; i++) {
-        struct listener *l = &wk->listeners[i];
-
-        if (!l->paused)
-            continue;
-        l->paused = 0;
-        wk->paused_listeners--;
-        if (wk->uring)
-            uring_listener_start(wk, l);
-        else if (loop_watch(wk->loop, &l->w, listener_mask(l)) < 0)
-            log_msg("cannot watch %s %s %s: %s", l->svc->name, listener_kind_name(l->kind),
-                    l->addr, strerror(errno));
-    }
-}
-
-static long accept_retry(struct loop *loop, void *data)
-{
-    struct worker *wk = data;
-
-    (void)loop;
-    wk->accept_retry_armed = 0;
-    if (wk->paused_listeners && !wk->stopping)
-        resume_accepting(wk);
-    return LOOP_TIMER_DONE;
-}
-
-/* The pending connections wait in the kernel's backlog until a descriptor frees up
- * (a connection closes, or the retry timer fires); the others are served meanwhile. */
-static void pause_accepting(struct worker *wk, struct listener *l)
-{
-    l->paused = 1;
-    wk->paused_listeners++;
-    if (!wk->uring)
-        loop_watch(wk->loop, &l->w, 0);
-    if (!wk->accept_retry_armed) {
-        loop_timer_add(wk->loop, ACCEPT_RETRY_MS, accept_retry, wk);
-        wk->accept_retry_armed = 1;
-    }
-}
-
-/* A stopping worker is done when its last connection has closed and, on io_uring,
- * the last listener's request has ended: until then that request holds the socket
- * open, and the port must be free again when the process has exited. */
-int worker_check_done(struct worker *wk)
-{
-    if (!wk->stopping || wk->nconns > 0)
-        return 0;
-    /* Worker 0 reads the signals: it waits for the others, so that a second
-     * signal still stops them at once. */
-    if (wk->id == 0 && atomic_load(&wk->srv->running) > 1)
-        return 0;
-    for (size_t i = 0; i < wk->nlisteners; i++)
-        if (wk->listeners[i].armed)
-            return 0;
-    loop_stop(wk->loop);
-    return 1;
-}
-
-void worker_conn_closed(struct worker *wk)
-{
-    if (wk->paused_listeners && !wk->stopping)
-        resume_accepting(wk);
-    worker_check_done(wk);
-}
-
-int worker_accept_error(struct worker *wk, struct listener *l, int err)
-{
-    switch (err) {
-    case EAGAIN: case ECONNABORTED: case EPROTO: case EPERM: case EINTR:
-        return 0;   /* that client is gone or refused; the next may be fine */
-    case EMFILE: case ENFILE: case ENOBUFS: case ENOMEM:
-        log_accept_error(wk, l, err);
-        pause_accepting(wk, l);
-        return 1;
-    default:
-        log_accept_error(wk, l, err);
-        return 0;
-    }
-}
-
-static void accept_ready(struct loop *loop, struct watch *w, unsigned events)
-{
-    struct listener *l = container_of(w, struct listener, w);
-
-    (void)loop;
-    (void)events;
-    for (int i = 0; i < ACCEPTS_PER_EVENT && !l->paused; i++) {
-        struct accepted a;
-        int err;
-
-        a.fd = net_accept(l->w.fd, &a.peer, &a.peer_len);
-        err = errno;
-        a.client_len = 0;
-        if (a.fd >= 0) {
-            if (worker_admit(l->wk, l, a.fd, (struct sockaddr *)&a.peer, a.peer_len,
-                             &a.slot) == 0)
-                worker_accepted(l->wk, l, &a);
-            continue;
-        }
-        if (err == EAGAIN || worker_accept_error(l->wk, l, err))
-            return;
-        if (err != ECONNABORTED && err != EPROTO && err != EPERM && err != EINTR)
-            return;     /* logged; the next readable event tries again */
-    }
-}
-
-static void engine_stop_all(struct worker *wk)
-{
-    if (wk->uring)
-        uconn_stop_all(wk);
-    else
-        conn_stop_all(wk);
-}
-
 /* The loop stops right after (a deadline, a second signal, or exit). */
-static void engine_close_all(struct worker *wk)
+static void close_all(struct worker *wk)
 {
-    proxy_wait_close_all(wk, 1);
-    if (wk->uring)
-        uconn_close_all(wk);
-    else
-        conn_close_all(wk);
+    proxy_wait_close_all(wk);
+    wk->ops->close_all(wk);
 }
 
 static long stop_deadline(struct loop *loop, void *data)
 {
     struct worker *wk = data;
 
-    engine_close_all(wk);
+    close_all(wk);
     loop_stop(loop);
     return LOOP_TIMER_DONE;
 }
@@ -419,10 +73,7 @@ static void close_listeners(struct worker *wk)
 
         if (l->w.fd < 0)
             continue;
-        if (wk->uring)
-            uring_listener_stop(wk, l);
-        else
-            loop_unwatch(wk->loop, &l->w);
+        wk->ops->listener_stop(wk, l);
         close(l->w.fd);
         l->w.fd = -1;
         if (l->unlink_path) {
@@ -438,7 +89,7 @@ static void close_listeners(struct worker *wk)
 static void finish_connections(struct worker *wk)
 {
     wk->finishing = 1;
-    engine_stop_all(wk);
+    wk->ops->stop_all(wk);
     if (!worker_check_done(wk))
         loop_timer_add(wk->loop, STOP_FLUSH_MS, stop_deadline, wk);
 }
@@ -458,7 +109,7 @@ static long drain_over(struct loop *loop, void *data)
 static void begin_stop(struct worker *wk)
 {
     if (wk->stopping) {
-        engine_close_all(wk);
+        close_all(wk);
         loop_stop(wk->loop);
         return;
     }
@@ -468,7 +119,7 @@ static void begin_stop(struct worker *wk)
         sd_notify_send("STOPPING=1");
     wk->stopping = 1;
     close_listeners(wk);
-    proxy_wait_close_all(wk, 0);    /* no header yet: nothing was promised them */
+    proxy_wait_close_all(wk);
     if (worker_check_done(wk))
         return;
     if (wk->cfg->drain_timeout_ms > 0)
@@ -556,14 +207,17 @@ static int watch_signals(struct server *srv, const sigset_t *set)
     return loop_watch(srv->workers[0].loop, &srv->worker_done, LOOP_READ);
 }
 
-static int worker_init(struct worker *wk, size_t id, struct listener *ls, size_t n,
-                       const struct serve_config *cfg)
+static int worker_init(struct server *srv, struct worker *wk, size_t id,
+                       struct listener *ls, size_t n, const struct serve_config *cfg)
 {
     int fd;
 
     memset(wk, 0, sizeof *wk);
     wk->id = id;
+    wk->srv = srv;
+    wk->running = &srv->running;
     wk->cfg = cfg;
+    wk->ops = cfg->io == LOOP_IO_URING ? &engine_uring : &engine_epoll;
     wk->listeners = ls;
     wk->nlisteners = n;
     dlist_init(&wk->conns);
@@ -572,20 +226,14 @@ static int worker_init(struct worker *wk, size_t id, struct listener *ls, size_t
     watch_init(&wk->wake, -1, wake_ready);
     for (size_t i = 0; i < n; i++) {
         ls[i].wk = wk;
-        if (ls[i].kind == LISTEN_UDP && wk->udp == NULL && cfg->io == LOOP_IO_EPOLL)
-            wk->udp = udp_batch_new();
+        /* A PROXY header comes first; then the engine serves the connection. */
+        ls[i].on_accepted = ls[i].proxy ? proxy_wait_start : worker_serve;
         if (ls[i].kind == LISTEN_UDP && ls[i].svc->wants_addresses)
             udp_listener_local(&ls[i]);
     }
     wk->loop = loop_new(cfg->io);
-    if (wk->loop == NULL)
+    if (wk->loop == NULL || wk->ops->init(wk) < 0)
         return -1;
-    if (cfg->io == LOOP_IO_URING) {
-        if (uring_engine_init(wk) < 0)
-            return -1;
-    } else {
-        conn_engine_init(wk);
-    }
     proxy_wait_init(wk);
     fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (fd < 0)
@@ -594,12 +242,9 @@ static int worker_init(struct worker *wk, size_t id, struct listener *ls, size_t
     if (loop_watch(wk->loop, &wk->wake, LOOP_READ) < 0)
         return -1;
     for (size_t i = 0; i < n; i++) {
-        ls[i].w.fn = ls[i].kind == LISTEN_UDP ? udp_readable : accept_ready;
         if (ls[i].w.fd < 0)
             continue;   /* --inetd tcp: the connection was accepted for us */
-        if (wk->uring)
-            uring_listener_start(wk, &ls[i]);
-        else if (loop_watch(wk->loop, &ls[i].w, listener_mask(&ls[i])) < 0)
+        if (wk->ops->listener_start(wk, &ls[i]) < 0)
             return -1;
     }
     return 0;
@@ -608,10 +253,9 @@ static int worker_init(struct worker *wk, size_t id, struct listener *ls, size_t
 static void worker_destroy(struct worker *wk)
 {
     wk->stopping = 1;   /* closing connections must not resume accepting */
-    engine_close_all(wk);
-    uring_engine_destroy(wk);
+    close_all(wk);
+    wk->ops->destroy(wk);
     pool_destroy(&wk->pool);
-    udp_batch_free(wk->udp);
     if (wk->wake.fd >= 0)
         close(wk->wake.fd);
     loop_free(wk->loop);
@@ -648,11 +292,10 @@ static int server_init(struct server *srv, struct listener *ls, size_t n,
             log_msg("%s", err);
             return -1;
         }
-        if (worker_init(wk, i, own, n, cfg) < 0) {
+        if (worker_init(srv, wk, i, own, n, cfg) < 0) {
             log_msg("cannot start event loop %zu: %s", i, strerror(errno));
             return -1;
         }
-        wk->srv = srv;
     }
     return 0;
 }
@@ -832,6 +475,18 @@ static int become_user(const struct run_as *user, int verbose)
     return 0;
 }
 
+/* Many clients need many descriptors: take all the hard limit allows. */
+static void raise_fd_limit(void)
+{
+    struct rlimit rl;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+            log_msg("cannot raise the descriptor limit: %s", strerror(errno));
+    }
+}
+
 /* --max-conns by default: every descriptor the limit leaves, minus those in use and
  * a margin, so that a connection beyond the limit can still be accepted (and
  * refused at once) instead of waiting in the backlog. */
@@ -880,34 +535,6 @@ static int server_guard(struct server *srv, const struct listener *ls, size_t n,
     return 0;
 }
 
-void listener_totals_add(struct listener_totals *t, const struct listener_stats *st)
-{
-    t->accepted += counter_get(&st->accepted);
-    t->active += counter_get(&st->active);
-    t->bytes_in += counter_get(&st->bytes_in);
-    t->bytes_out += counter_get(&st->bytes_out);
-    t->dgrams_in += counter_get(&st->dgrams_in);
-    t->dgrams_out += counter_get(&st->dgrams_out);
-    t->dgrams_dropped += counter_get(&st->dgrams_dropped);
-    t->accept_errors += counter_get(&st->accept_errors);
-    for (int r = 0; r < DROP_REASONS; r++)
-        t->drops[r] += counter_get(&st->drops[r]);
-}
-
-size_t server_nlisteners(const struct server *srv)
-{
-    return srv->nlisteners;
-}
-
-const struct listener *server_listener_totals(const struct server *srv, size_t i,
-                                              struct listener_totals *t)
-{
-    memset(t, 0, sizeof *t);
-    for (size_t w = 0; w < srv->nworkers; w++)
-        listener_totals_add(t, &srv->workers[w].listeners[i].stats);
-    return &srv->workers[0].listeners[i];
-}
-
 /* -v: what each listener did, summed over the workers, when the server stops. */
 static void log_counters(const struct server *srv, const struct listener *ls, size_t n)
 {
@@ -939,13 +566,15 @@ static void log_counters(const struct server *srv, const struct listener *ls, si
 
 int server_run(struct listener *ls, size_t n, const struct serve_config *cfg)
 {
-    struct server srv = { .nworkers = cfg->threads > 0 ? cfg->threads : 1, .nlisteners = n };
+    struct server srv = { .nworkers = cfg->threads > 0 ? cfg->threads : 1 };
     struct serve_config run = *cfg;     /* with the limits made concrete */
     sigset_t set;
     int rc = 1;
 
     raise_fd_limit();
     srv.workers = xcalloc(srv.nworkers, sizeof *srv.workers);
+    srv.ws = (struct worker_set){ .workers = srv.workers, .nworkers = srv.nworkers,
+                                  .nlisteners = n };
     watch_init(&srv.signals, -1, signal_ready);
     watch_init(&srv.worker_done, -1, worker_done_ready);
     if (block_signals(&set) < 0 || server_init(&srv, ls, n, &run) < 0 ||
@@ -959,7 +588,7 @@ int server_run(struct listener *ls, size_t n, const struct serve_config *cfg)
         goto end;
     /* Started before any worker thread; stopped once they have all ended, so that
      * it never reads a listener that is gone, and scrapes go on during the drain. */
-    if (run.metrics && (srv.metrics = metrics_start(run.metrics, &srv)) == NULL)
+    if (run.metrics && (srv.metrics = metrics_start(run.metrics, &srv.ws)) == NULL)
         goto end;
     rc = server_serve(&srv, ls, n);
     metrics_stop(srv.metrics);

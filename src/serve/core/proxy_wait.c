@@ -6,36 +6,30 @@
  * a readable socket whose bytes were only peeked at would wake at once, for ever),
  * and a complete header is read up to its last byte and no further.
  *
- * The only engine-specific part is how to wait for input (pw_arm): a loop watch on
- * epoll, a one-shot poll request on io_uring (loop watches there must outlive the
- * loop, and these do not). io_uring's sockets are blocking, hence MSG_DONTWAIT. */
+ * Waiting for input is a loop watch on either engine (on io_uring, a poll request
+ * the loop re-arms). io_uring's accepted sockets are blocking, hence MSG_DONTWAIT. */
 #include "serve/core/proxy_wait.h"
 
 #include <errno.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "lib/loop_uring.h"
 #include "proto/proxy.h"
-#include "serve/core/server.h"
-#include "serve/engine/uring_engine.h"
+#include "serve/core/worker.h"
 
 #define WHY_LEN 96
 
 struct pwait {
-    struct watch w;                 /* epoll: w.fd is the connection's */
+    struct watch w;                 /* w.fd is the connection's */
     struct worker *wk;
     struct listener *l;
     struct accepted a;
     struct deadline timer;          /* on wk->proxy_header */
     struct dlink all;               /* wk->proxy_waits, until freed */
     size_t have;                    /* header bytes read so far, in buf */
-    unsigned poll_on : 1;           /* io_uring: its poll request is in flight */
-    unsigned closing : 1;           /* io_uring: freed when the poll completes */
     uint8_t buf[PROXY_HEADER_MAX];
 };
 
@@ -52,31 +46,13 @@ static void pw_free(struct pwait *p)
     worker_conn_closed(wk);
 }
 
-/* Gives back its place under --max-conns and closes it, at once or, with a request
- * in flight, when that completes (the request is cancelled). */
+/* Gives back its place under --max-conns and closes it. */
 static void pw_close(struct pwait *p)
 {
-    struct worker *wk = p->wk;
-
     deadline_stop(&p->timer);
-    worker_conn_release(wk, p->a.slot);
-    p->a.slot = NULL;
-    if (!wk->uring) {
-        loop_unwatch(wk->loop, &p->w);
-        pw_free(p);
-        return;
-    }
-    if (!p->poll_on) {
-        pw_free(p);
-        return;
-    }
-    if (!p->closing) {
-        struct io_uring_sqe *sqe = uring_get_sqe(loop_ring(wk->loop));
-
-        p->closing = 1;
-        io_uring_prep_poll_remove(sqe, uring_ud(p, TAG_PROXY));
-        io_uring_sqe_set_data64(sqe, 0);
-    }
+    worker_conn_release(p->wk, p->a.slot);
+    loop_unwatch(p->wk->loop, &p->w);
+    pw_free(p);
 }
 
 static void pw_drop(struct pwait *p, const char *why)
@@ -100,19 +76,10 @@ static void pw_event(struct loop *loop, struct watch *w, unsigned events)
 /* Wait until more input comes. */
 static void pw_arm(struct pwait *p)
 {
-    struct io_uring_sqe *sqe;
-
-    if (!p->wk->uring) {
-        if (loop_watch(p->wk->loop, &p->w, LOOP_READ) < 0) {
-            reset_on_close(p->a.fd);
-            pw_close(p);
-        }
-        return;
+    if (loop_watch(p->wk->loop, &p->w, LOOP_READ) < 0) {
+        reset_on_close(p->a.fd);
+        pw_close(p);
     }
-    sqe = uring_get_sqe(loop_ring(p->wk->loop));
-    io_uring_prep_poll_add(sqe, p->a.fd, POLLIN);
-    io_uring_sqe_set_data64(sqe, uring_ud(p, TAG_PROXY));
-    p->poll_on = 1;
 }
 
 /* The header is in: admit its client, and hand the connection to the engine. */
@@ -131,8 +98,7 @@ static void pw_done(struct pwait *p, const struct proxy_header *h)
         wlen = a.client_len;
     }
     deadline_stop(&p->timer);
-    if (!wk->uring)
-        loop_unwatch(wk->loop, &p->w);
+    loop_unwatch(wk->loop, &p->w);
     dlist_remove(&p->all);
     free(p);
     wk->nconns--;   /* the engine counts it again */
@@ -197,21 +163,6 @@ static void pw_read(struct pwait *p)
     }
 }
 
-void proxy_wait_on_poll(struct worker *wk, void *obj, int32_t res)
-{
-    struct pwait *p = obj;
-
-    (void)wk;
-    p->poll_on = 0;
-    if (p->closing) {
-        pw_free(p);
-        return;
-    }
-    if (res == -ECANCELED)
-        return;     /* not ours: only closing cancels, and that was handled above */
-    pw_read(p);     /* readable, or an error recv will name */
-}
-
 static void pw_expired(struct deadline_list *dl, struct deadline *d)
 {
     struct pwait *p = container_of(d, struct pwait, timer);
@@ -255,25 +206,8 @@ void proxy_wait_start(struct worker *wk, struct listener *l, const struct accept
     pw_read(p);     /* a balancer sends the header at once: it is usually there */
 }
 
-void proxy_wait_close_all(struct worker *wk, int now)
+void proxy_wait_close_all(struct worker *wk)
 {
-    struct dlink *node = wk->proxy_waits.next;
-
-    while (node != &wk->proxy_waits) {
-        struct pwait *p = container_of(node, struct pwait, all);
-
-        node = node->next;      /* p may be freed */
-        if (!now) {
-            if (!p->closing)
-                pw_close(p);
-            continue;
-        }
-        if (!p->closing) {
-            deadline_stop(&p->timer);
-            worker_conn_release(wk, p->a.slot);
-            if (!wk->uring)
-                loop_unwatch(wk->loop, &p->w);
-        }
-        pw_free(p);
-    }
+    while (!dlist_empty(&wk->proxy_waits))
+        pw_close(container_of(wk->proxy_waits.next, struct pwait, all));
 }

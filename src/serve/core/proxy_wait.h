@@ -9,13 +9,9 @@
  * one keeps the connection's own peer. A bad, missing or late header: the
  * connection is reset and counted as DROP_BAD_PROXY.
  *
- * Both engines: on epoll the wait is a loop watch; on io_uring a one-shot poll
- * request (tag TAG_PROXY), and a waiting connection is freed only once no request
- * of its own is in flight. Waiting connections count in wk->nconns. */
+ * Both engines wait with a loop watch. Waiting connections count in wk->nconns. */
 #ifndef KODAMA_PROXY_WAIT_H
 #define KODAMA_PROXY_WAIT_H
-
-#include <stdint.h>
 
 struct worker;
 struct listener;
@@ -28,12 +24,7 @@ void proxy_wait_init(struct worker *wk);
  * stage. Never fails: out of memory, the connection is closed. */
 void proxy_wait_start(struct worker *wk, struct listener *l, const struct accepted *a);
 
-/* Close every waiting connection. now: the loop will not run again (no completion
- * will come), so free at once; otherwise an io_uring wait is freed by its last
- * completion. */
-void proxy_wait_close_all(struct worker *wk, int now);
-
-/* io_uring: the completion of a waiting connection's poll request. */
-void proxy_wait_on_poll(struct worker *wk, void *obj, int32_t res);
+/* Close every waiting connection (no header yet: nothing was promised them). */
+void proxy_wait_close_all(struct worker *wk);
 
 #endif

@@ -13,7 +13,7 @@
 
 #include "lib/log.h"
 #include "lib/ring.h"
-#include "serve/core/server.h"
+#include "serve/core/worker.h"
 #include "lib/util.h"
 
 #define DISCARD_CHUNK 16384
@@ -294,14 +294,14 @@ static int conn_apply_plan(struct conn *c, const struct accepted *a)
     return conn_queue_copy(c, &plan);
 }
 
-int conn_open(struct worker *wk, struct listener *l, const struct accepted *a)
+void conn_open(struct worker *wk, struct listener *l, const struct accepted *a)
 {
     struct conn *c = calloc(1, sizeof *c);
 
     if (c == NULL) {
         worker_conn_release(wk, a->slot);
         close(a->fd);
-        return -1;
+        return;
     }
     watch_init(&c->w, a->fd, conn_event);
     c->wk = wk;
@@ -315,10 +315,9 @@ int conn_open(struct worker *wk, struct listener *l, const struct accepted *a)
         c->peer = conn_log_accept(l, a);
     if (conn_apply_plan(c, a) < 0 || (conn_has_output(c) && conn_write(c) < 0)) {
         conn_close(c);
-        return 0;
+        return;
     }
     conn_advance(c, MOVED_IN | MOVED_OUT);
-    return 0;
 }
 
 static void conn_close(struct conn *c)

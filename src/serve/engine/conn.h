@@ -16,8 +16,6 @@
 #include <stddef.h>
 #include <sys/socket.h>
 
-#define ECHO_BUF_SIZE (64 * 1024)       /* --max-buffer's default */
-#define LINGER_MS 5000
 
 struct conn;
 struct worker;
@@ -29,8 +27,8 @@ struct accepted;
 void conn_engine_init(struct worker *wk);
 
 /* Serve a freshly accepted and admitted connection. Closes it (releasing its slot)
- * and returns -1 if out of memory. */
-int conn_open(struct worker *wk, struct listener *l, const struct accepted *a);
+ * if out of memory. */
+void conn_open(struct worker *wk, struct listener *l, const struct accepted *a);
 /* The server is stopping: read no more to echo, send what is held, say goodbye. */
 void conn_stop_all(struct worker *wk);
 /* Close every connection at once (the stop deadline, or exit). */

@@ -1,4 +1,4 @@
-/* conn_uring.c — accepting and stream connections on io_uring (see uring_engine.h).
+/* conn_uring.c — stream connections on io_uring (see uring_engine.h).
  *
  * A connection counts its requests in flight (ops). It is freed only when it is
  * closing and the last of them has completed: a completion always finds its owner
@@ -19,12 +19,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "serve/engine/conn.h"
 #include "lib/log.h"
-#include "serve/core/proxy_wait.h"
 #include "lib/ring.h"
 #include "lib/loop_uring.h"
-#include "serve/core/server.h"
+#include "serve/core/worker.h"
 #include "lib/util.h"
 
 #define STREAM_BUFS 256             /* per worker at most; a power of two */
@@ -316,14 +314,6 @@ static void submit_recv(struct uconn *c)
     c->ops++;
 }
 
-static void cancel_request(struct worker *wk, uint64_t ud)
-{
-    struct io_uring_sqe *sqe = uring_get_sqe(ring_of(wk));
-
-    io_uring_prep_cancel64(sqe, ud, 0);
-    io_uring_sqe_set_data64(sqe, 0);
-}
-
 static void submit_hup_wait(struct uconn *c)
 {
     struct io_uring_sqe *sqe = uring_get_sqe(ring_of(c->wk));
@@ -484,7 +474,7 @@ static void uconn_step(struct uconn *c)
         if (!c->recv_on)
             submit_recv(c);
     } else if (c->recv_on && !c->recv_cancelled && !c->rd_eof) {
-        cancel_request(c->wk, uring_ud(c, TAG_RECV));
+        uring_cancel(c->wk, uring_ud(c, TAG_RECV));
         c->recv_cancelled = 1;
     }
     if (c->echo && c->stopping && c->wr_shut && !c->hup_on)
@@ -635,92 +625,6 @@ void uconn_open(struct worker *wk, struct listener *l, const struct accepted *a)
     uconn_advance(c);
 }
 
-/* Multishot accept gives no peer address: ask for it only where it is needed, for
- * the per-address limit or the -v log. */
-static void uconn_accept(struct worker *wk, struct listener *l, int fd)
-{
-    struct accepted a;
-
-    a.fd = fd;
-    a.peer_len = 0;
-    a.client_len = 0;
-    if (wk->cfg->verbose || l->svc->wants_addresses ||
-        (wk->cfg->limits.max_per_ip && l->kind != LISTEN_UNIX)) {
-        a.peer_len = sizeof a.peer;
-        if (getpeername(fd, (struct sockaddr *)&a.peer, &a.peer_len) < 0)
-            a.peer_len = 0;    /* already reset: it will fail on its own */
-    }
-    if (worker_admit(wk, l, fd, (struct sockaddr *)&a.peer, a.peer_len, &a.slot) == 0)
-        worker_accepted(wk, l, &a);
-}
-
-static void submit_accept(struct worker *wk, struct listener *l)
-{
-    struct io_uring_sqe *sqe = uring_get_sqe(ring_of(wk));
-
-    /* Blocking sockets: io_uring waits for them itself, and nothing else blocks. */
-    io_uring_prep_multishot_accept(sqe, l->w.fd, NULL, NULL, SOCK_CLOEXEC);
-    io_uring_sqe_set_data64(sqe, uring_ud(l, TAG_ACCEPT));
-    l->armed = 1;
-}
-
-static void on_accept(struct worker *wk, struct listener *l, int res, unsigned flags)
-{
-    if (!(flags & IORING_CQE_F_MORE))
-        l->armed = 0;
-    if (res >= 0) {
-        if (l->w.fd < 0 || wk->stopping)
-            close(res);
-        else
-            uconn_accept(wk, l, res);
-    } else if (res != -ECANCELED && worker_accept_error(wk, l, -res) && l->armed) {
-        cancel_request(wk, uring_ud(l, TAG_ACCEPT));    /* paused: out of descriptors */
-    }
-    if (!l->armed && !l->paused && !wk->stopping && l->w.fd >= 0)
-        submit_accept(wk, l);
-    if (!l->armed)
-        worker_check_done(wk);
-}
-
-void uring_listener_start(struct worker *wk, struct listener *l)
-{
-    if (l->armed)
-        return;
-    if (l->kind == LISTEN_UDP)
-        udp_uring_start(wk, l);
-    else
-        submit_accept(wk, l);
-}
-
-/* The request holds the socket open: cancel it, and have the cancel done now, so
- * that closing the descriptor closes the socket. */
-void uring_listener_stop(struct worker *wk, struct listener *l)
-{
-    if (!l->armed)
-        return;
-    cancel_request(wk, uring_ud(l, l->kind == LISTEN_UDP ? TAG_UDP_RECV : TAG_ACCEPT));
-    uring_submit(ring_of(wk));
-}
-
-static void on_completion(struct loop *loop, uint64_t ud, int32_t res, uint32_t flags,
-                          void *data)
-{
-    struct worker *wk = data;
-    void *obj = uring_ud_obj(ud);
-
-    (void)loop;
-    switch (uring_ud_tag(ud)) {
-    case TAG_ACCEPT: on_accept(wk, obj, res, flags); break;
-    case TAG_RECV: on_recv(obj, res, flags); break;
-    case TAG_SEND: on_send(obj, res); break;
-    case TAG_HUP: on_hup(obj, res); break;
-    case TAG_UDP_RECV: udp_uring_on_recv(wk, obj, res, flags); break;
-    case TAG_UDP_SEND: udp_uring_on_send(wk, obj, res); break;
-    case TAG_PROXY: proxy_wait_on_poll(wk, obj, res); break;
-    default: break;
-    }
-}
-
 void uconn_stop_all(struct worker *wk)
 {
     struct dlink *node = wk->conns.next;
@@ -746,12 +650,20 @@ void uconn_close_all(struct worker *wk)
     }
 }
 
-int uring_engine_init(struct worker *wk)
+void uconn_complete(void *obj, unsigned tag, int32_t res, uint32_t flags)
 {
-    struct uring_state *us = xcalloc(1, sizeof *us);
+    switch (tag) {
+    case TAG_RECV: on_recv(obj, res, flags); break;
+    case TAG_SEND: on_send(obj, res); break;
+    case TAG_HUP: on_hup(obj, res); break;
+    default: break;
+    }
+}
 
-    wk->uring = us;
-    us->ring = loop_ring(wk->loop);
+int uconn_init(struct worker *wk)
+{
+    struct uring_state *us = wk->uring;
+
     us->max_held = (wk->cfg->max_buffer + STREAM_BUF_SIZE - 1) / STREAM_BUF_SIZE;
     /* Spill buffers hold what the ring buffers of a connection may: whole ones. */
     pool_destroy(&wk->pool);
@@ -762,22 +674,14 @@ int uring_engine_init(struct worker *wk)
     deadline_list_init(&wk->stalled, wk->loop, wk->cfg->send_timeout_ms, stall_expired, wk);
     us->next = xcalloc(STREAM_BUFS, sizeof *us->next);
     us->len = xcalloc(STREAM_BUFS, sizeof *us->len);
-    if (bufring_init(&us->stream, wk->loop, STREAM_GROUP, STREAM_BUFS, STREAM_BUF_SIZE,
-                     STREAM_BUFS_FIRST) < 0)
-        return -1;
-    if (udp_uring_init(wk) < 0)
-        return -1;
-    loop_on_completion(wk->loop, on_completion, wk);
-    return 0;
+    return bufring_init(&us->stream, wk->loop, STREAM_GROUP, STREAM_BUFS, STREAM_BUF_SIZE,
+                        STREAM_BUFS_FIRST);
 }
 
-void uring_engine_destroy(struct worker *wk)
+void uconn_destroy(struct worker *wk)
 {
     struct uring_state *us = wk->uring;
 
-    if (us == NULL)
-        return;
-    udp_uring_destroy(wk);
     while (us->free_sends) {
         struct send_ctx *sx = us->free_sends;
 
@@ -787,6 +691,4 @@ void uring_engine_destroy(struct worker *wk)
     bufring_destroy(&us->stream);
     free(us->next);
     free(us->len);
-    free(us);
-    wk->uring = NULL;
 }

@@ -10,8 +10,8 @@
 #include <string.h>
 
 #include "lib/loop_uring.h"
-#include "serve/core/server.h"
-#include "serve/engine/udp.h"
+#include "serve/core/worker.h"
+#include "serve/core/dgram.h"
 #include "serve/engine/uring_engine.h"
 #include "lib/util.h"
 

@@ -19,15 +19,14 @@
 
 #include "lib/bufring.h"
 #include "lib/list.h"
+#include "lib/loop_uring.h"
+#include "serve/core/worker.h"
 
 struct worker;
 struct listener;
 
-/* Request kinds, in the low bits of user_data (loop_uring.h). Tag 0 is a kind too:
- * its user_data is an object's address, never 0 (which means "no completion
- * wanted"). */
+/* Request kinds, in the low bits of user_data (loop_uring.h); tag 0 is free. */
 enum {
-    TAG_PROXY = 0,          /* connection waiting for its PROXY header (proxy_wait.c) */
     TAG_ACCEPT = 1,         /* listener */
     TAG_RECV = 2,           /* connection */
     TAG_SEND = 3,           /* connection */
@@ -58,20 +57,25 @@ struct uring_state {
     struct msghdr *udp_tmpl;        /* per listener: what its recvmsg asks for */
 };
 
-/* Set up the worker's engine (buffer rings, completion handler). 0, or -1 with errno. */
-int uring_engine_init(struct worker *wk);
-void uring_engine_destroy(struct worker *wk);
+/* Cancel the request whose user_data is ud (its completion says -ECANCELED). */
+static inline void uring_cancel(struct worker *wk, uint64_t ud)
+{
+    struct io_uring_sqe *sqe = uring_get_sqe(wk->uring->ring);
 
-/* Start serving a listener (accept, or receive datagrams); stop before closing it. */
-void uring_listener_start(struct worker *wk, struct listener *l);
-void uring_listener_stop(struct worker *wk, struct listener *l);
+    io_uring_prep_cancel64(sqe, ud, 0);
+    io_uring_sqe_set_data64(sqe, 0);
+}
 
 struct accepted;
 
-/* Serve an accepted and admitted connection (conn_open's twin). */
+/* conn_uring.c: the stream buffers and deadlines, set up and torn down with the
+ * engine; connections served, stopped, closed; a completion of theirs (tag). */
+int uconn_init(struct worker *wk);
+void uconn_destroy(struct worker *wk);
 void uconn_open(struct worker *wk, struct listener *l, const struct accepted *a);
 void uconn_stop_all(struct worker *wk);
 void uconn_close_all(struct worker *wk);
+void uconn_complete(void *obj, unsigned tag, int32_t res, uint32_t flags);
 
 /* udp_uring.c */
 int udp_uring_init(struct worker *wk);

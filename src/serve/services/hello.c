@@ -8,14 +8,14 @@
 
 static void hello_open(struct conn_plan *p, const struct svc_ctx *ctx)
 {
-    plan_send_static(p, ctx->cfg->message, ctx->cfg->message_len);
+    plan_send_static(p, ctx->set->message, ctx->set->message_len);
     plan_close_after_send(p);
 }
 
 static long hello_udp(const struct svc_ctx *ctx, const char **reply)
 {
-    *reply = ctx->cfg->message;
-    return (long)ctx->cfg->message_len;
+    *reply = ctx->set->message;
+    return (long)ctx->set->message_len;
 }
 
 const struct service service_hello = {

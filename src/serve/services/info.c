@@ -142,14 +142,14 @@ static long info_line(const struct svc_ctx *ctx, char *buf)
 {
     char local[ADDR_TEXT_MAX], peer[ADDR_TEXT_MAX], client[ADDR_TEXT_MAX];
     struct info_fields f = {
-        .name = ctx->cfg->name,
+        .name = ctx->set->name,
         .proto = ctx->proto,
         .local = addr_text(ctx->local, ctx->local_len, local, sizeof local),
         .peer = addr_text(ctx->peer, ctx->peer_len, peer, sizeof peer),
         .client = addr_text(ctx->client, ctx->client_len, client, sizeof client),
     };
 
-    return info_format(&f, ctx->cfg->info_json, buf, INFO_LINE_MAX);
+    return info_format(&f, ctx->set->info_json, buf, INFO_LINE_MAX);
 }
 
 /* A line too long to send (only unix socket names full of unprintable bytes can

@@ -10,7 +10,6 @@
 #include <stddef.h>
 #include <sys/socket.h>
 
-#include "serve/core/guard.h"
 
 /* The most bytes plan_send_copy takes: no more than the smallest buffer a connection
  * may hold (--max-buffer's minimum), into which the engines copy them. */
@@ -45,34 +44,18 @@ void plan_echo_input(struct conn_plan *p);
 /* Once everything queued is sent: shut down our side, linger, close. */
 void plan_close_after_send(struct conn_plan *p);
 
-struct serve_config {
+/* What serve's options tell the services, once, at start-up. */
+struct svc_settings {
     const char *message;        /* hello's greeting, escapes decoded */
     size_t message_len;
-    int verbose;
-    size_t threads;             /* event loops, one per thread */
-    int io;                     /* enum loop_io: LOOP_IO_EPOLL or LOOP_IO_URING */
-    int share_listeners;        /* one socket for all loops, not SO_REUSEPORT siblings */
-    struct guard_config limits; /* max_conns 0: from RLIMIT_NOFILE (server_run) */
-    long idle_timeout_ms;       /* 0: none */
-    long send_timeout_ms;       /* 0: none */
-    long drain_timeout_ms;      /* after SIGTERM, connections go on this long */
-    long proxy_timeout_ms;      /* "+proxy" listeners: wait this long for the header */
-    size_t max_buffer;          /* echoed bytes a connection may hold */
     const char *name;           /* the info service's instance name */
     int info_json;              /* info answers with JSON, not key=value */
-    const struct run_as *user;  /* run as this user once every socket is made */
-    /* --inetd: serve the socket inetd passed on stdin, with no listening, ready or
-     * stopping lines. tcp: inetd_conn is the connection (the one listener only
-     * describes it); udp: exit after idle_timeout_ms without a datagram. */
-    int inetd;
-    int inetd_conn;             /* -1: none */
-    const struct metrics_listen *metrics;   /* --metrics: its bound socket, or NULL */
 };
 
 /* What a service may know of the connection it opens or the datagram it answers.
  * An address of length 0 is unknown. */
 struct svc_ctx {
-    const struct serve_config *cfg;
+    const struct svc_settings *set;
     const char *proto;                  /* "tcp", "udp" or "unix" */
     /* Filled only for services with wants_addresses (they cost a system call or two
      * per connection on some paths): */

@@ -1,11 +1,13 @@
-/* udp.h — the read handler of a udp listener (epoll). */
-#ifndef KODAMA_UDP_H
-#define KODAMA_UDP_H
+/* dgram.h — answering one datagram, the same on both engines: the guard's verdict,
+ * the service's reply, the address it leaves from, the -v line. */
+#ifndef KODAMA_DGRAM_H
+#define KODAMA_DGRAM_H
 
 #include <netinet/in.h>
 #include <sys/socket.h>
 
-#include "lib/loop.h"
+#include "lib/net.h"
+
 
 struct listener;
 
@@ -43,20 +45,10 @@ void udp_listener_local(struct listener *l);
 void udp_ctx_local(struct svc_ctx *ctx, const struct listener *l, struct msghdr *msg,
                    struct sockaddr_storage *room);
 
+#define UDP_DGRAM_MAX NET_DGRAM_MAX
+
 /* The -v line for one datagram. */
 void udp_log_datagram(const struct listener *l, const void *peer, socklen_t len, size_t in,
                       long out);
-
-#define UDP_DGRAM_MAX 65536
-
-struct udp_batch;
-
-/* Buffers for a worker's recvmmsg/sendmmsg batches. */
-struct udp_batch *udp_batch_new(void);
-void udp_batch_free(struct udp_batch *b);
-
-/* Answers a bounded number of waiting datagrams with one recvmmsg and one sendmmsg
- * per batch. */
-void udp_readable(struct loop *loop, struct watch *w, unsigned events);
 
 #endif

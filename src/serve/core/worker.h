@@ -1,27 +1,58 @@
-/* server.h — listeners and the worker that serves them (one event loop).
+/* worker.h — listeners, workers and what every engine asks of them: admission under
+ * the limits, drops, pausing on accept errors, and the table an engine fills.
  *
  * A listener is a bound descriptor plus what it serves; it does not care how the
- * descriptor was made (bound from a SPEC today; passed by systemd later). A worker
- * owns one loop (one thread), its own copy of the listeners, its connections and its
- * buffer pool; nothing is shared between workers but the listening sockets. */
-#ifndef KODAMA_SERVER_H
-#define KODAMA_SERVER_H
+ * descriptor was made (bound from a SPEC, passed by systemd or inetd). A worker owns
+ * one loop (one thread), its own copy of the listeners, its connections and its
+ * buffer pool; nothing is shared between workers but the listening sockets and the
+ * guard. This unit sits below the engines: it reaches the worker's engine only
+ * through the worker's table (struct engine_ops), as nginx's core reaches its event
+ * module through ngx_event_actions, and it never names one. */
+#ifndef KODAMA_WORKER_H
+#define KODAMA_WORKER_H
 
 #include <stddef.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <sys/socket.h>
 
 #include "lib/addr.h"
 #include "lib/counter.h"
 #include "lib/deadline.h"
-#include "serve/core/guard.h"
 #include "lib/list.h"
 #include "lib/loop.h"
 #include "lib/pool.h"
+#include "serve/core/guard.h"
 #include "serve/services/service.h"
 
+#define ECHO_BUF_SIZE (64 * 1024)       /* --max-buffer's default */
+#define LINGER_MS 5000                  /* the wait for the peer's goodbye after ours */
+
+struct serve_config {
+    struct svc_settings svc;    /* what the services are told */
+    int verbose;
+    size_t threads;             /* event loops, one per thread */
+    int io;                     /* enum loop_io: LOOP_IO_EPOLL or LOOP_IO_URING */
+    int share_listeners;        /* one socket for all loops, not SO_REUSEPORT siblings */
+    struct guard_config limits; /* max_conns 0: from RLIMIT_NOFILE (server_run) */
+    long idle_timeout_ms;       /* 0: none */
+    long send_timeout_ms;       /* 0: none */
+    long drain_timeout_ms;      /* after SIGTERM, connections go on this long */
+    long proxy_timeout_ms;      /* "+proxy" listeners: wait this long for the header */
+    size_t max_buffer;          /* echoed bytes a connection may hold */
+    const struct run_as *user;  /* run as this user once every socket is made */
+    /* --inetd: serve the socket inetd passed on stdin, with no listening, ready or
+     * stopping lines. tcp: inetd_conn is the connection (the one listener only
+     * describes it); udp: exit after idle_timeout_ms without a datagram. */
+    int inetd;
+    int inetd_conn;             /* -1: none */
+    const struct metrics_listen *metrics;   /* --metrics: its bound socket, or NULL */
+};
+
 enum listener_kind { LISTEN_TCP, LISTEN_UDP, LISTEN_UNIX };
+
+const char *listener_kind_name(enum listener_kind kind);
 
 /* Written by the listener's worker only (counter.h); read by anyone. */
 struct listener_stats {
@@ -42,19 +73,28 @@ struct listener_totals {
 /* Add one worker's counts of a listener to t. */
 void listener_totals_add(struct listener_totals *t, const struct listener_stats *st);
 
-struct server;
+struct worker;
+struct listener;
 
-/* For the metrics thread, which reads while the workers run: how many listeners
- * the server has, and listener i (its service, kind and address never change)
- * with its counts summed over the workers into *t. */
-size_t server_nlisteners(const struct server *srv);
-const struct listener *server_listener_totals(const struct server *srv, size_t i,
-                                              struct listener_totals *t);
+/* A stream connection accepted and admitted, ready to be served. */
+struct accepted {
+    int fd;
+    struct ip_count *slot;              /* its count under the limits (worker_admit) */
+    struct sockaddr_storage peer;       /* as the socket sees it */
+    socklen_t peer_len;                 /* 0: unknown (not asked for) */
+    struct sockaddr_storage client;     /* the client a PROXY protocol header named */
+    socklen_t client_len;               /* 0: none */
+};
+
+/* What happens to a connection once accepted and admitted: the first stage it goes
+ * through (the PROXY header, proxy_wait.c) or the engine at once (worker_serve). */
+typedef void accepted_fn(struct worker *wk, struct listener *l, const struct accepted *a);
 
 struct listener {
     struct watch w;                 /* w.fd is the listening descriptor */
     struct worker *wk;
     const struct service *svc;
+    accepted_fn *on_accepted;       /* set when its worker starts */
     enum listener_kind kind;
     char addr[ADDR_TEXT_MAX];       /* as bound, for the listening line and logs */
     char *unlink_path;              /* a unix socket file to remove at exit */
@@ -70,14 +110,46 @@ struct listener {
     struct listener_stats stats;
 };
 
+/* An engine: how a worker accepts, receives and sends (epoll's readiness, or
+ * io_uring's completions). One table per engine, chosen when the worker starts;
+ * nothing above the engines calls an engine's functions by name. */
+struct engine_ops {
+    const char *name;
+    /* Set up the worker's engine state and deadlines (its loop exists). 0, or -1
+     * with errno. */
+    int (*init)(struct worker *wk);
+    void (*destroy)(struct worker *wk);
+    /* Start accepting or receiving on l (0, or -1 with errno); stop before its
+     * descriptor is closed, or to pause it (start again resumes). */
+    int (*listener_start)(struct worker *wk, struct listener *l);
+    void (*listener_stop)(struct worker *wk, struct listener *l);
+    /* Serve an accepted, admitted connection; on failure it closes a->fd and
+     * releases its slot. */
+    void (*serve)(struct worker *wk, struct listener *l, const struct accepted *a);
+    /* The server is stopping: read no more to echo, send what is held, say
+     * goodbye. */
+    void (*stop_all)(struct worker *wk);
+    /* Close every connection at once (the stop deadline, or exit). */
+    void (*close_all)(struct worker *wk);
+};
+
+extern const struct engine_ops engine_epoll;
+extern const struct engine_ops engine_uring;
+
+struct udp_batch;
+struct uring_state;
+struct server;
+
 struct worker {
     size_t id;                      /* 0: the main thread's */
-    struct server *srv;
+    struct server *srv;             /* server.c's, opaque here */
+    const struct engine_ops *ops;
     pthread_t thread;
     struct loop *loop;
     struct watch wake;              /* an eventfd: the server is stopping */
     int failed;                     /* its loop failed */
     const struct serve_config *cfg;
+    atomic_size_t *running;         /* the server's workers whose loop has not ended */
     struct listener *listeners;
     size_t nlisteners;
     struct guard *guard;            /* the server's, shared */
@@ -99,12 +171,18 @@ struct worker {
     unsigned long accept_errors_unlogged;
 };
 
-const char *listener_kind_name(enum listener_kind kind);
+/* The workers of a server, for readers in other threads (metrics, the exit
+ * report): listener i of every worker is the same listener. */
+struct worker_set {
+    struct worker *workers;
+    size_t nworkers;
+    size_t nlisteners;              /* each worker's */
+};
 
-/* Serve until SIGINT/SIGTERM with cfg->threads event loops; takes ownership of the
- * listeners (worker 0 serves them, the others copies: see listeners_copy).
- * Returns 0 on a clean stop, 1 on a runtime failure (already reported). */
-int server_run(struct listener *ls, size_t n, const struct serve_config *cfg);
+/* Listener i (its service, kind and address never change) with its counts summed
+ * over the workers into *t; safe while the workers run. */
+const struct listener *worker_set_totals(const struct worker_set *ws, size_t i,
+                                         struct listener_totals *t);
 
 /* Called by the engines when a connection has closed: descriptors may be free again. */
 void worker_conn_closed(struct worker *wk);
@@ -113,18 +191,8 @@ void worker_conn_closed(struct worker *wk);
  * 1 if so. The engines call it when a listener's request has ended. */
 int worker_check_done(struct worker *wk);
 
-/* A stream connection accepted and admitted, ready to be served. */
-struct accepted {
-    int fd;
-    struct ip_count *slot;              /* its count under the limits (worker_admit) */
-    struct sockaddr_storage peer;       /* as the socket sees it */
-    socklen_t peer_len;                 /* 0: unknown (not asked for) */
-    struct sockaddr_storage client;     /* the client a PROXY protocol header named */
-    socklen_t client_len;               /* 0: none */
-};
-
-/* Serve a on the worker's engine (conn_open or uconn_open); they close a->fd and
- * release its slot if they cannot. */
+/* Serve a on the worker's engine; it closes a->fd and releases its slot if it
+ * cannot. */
 void worker_serve(struct worker *wk, struct listener *l, const struct accepted *a);
 
 /* What l's service may know of connection a (service.h); local is room for our own
@@ -151,9 +219,12 @@ void worker_conn_release(struct worker *wk, struct ip_count *slot);
 int worker_admit_client(struct worker *wk, struct listener *l, int fd,
                         const struct sockaddr *addr, socklen_t len, struct ip_count **slot);
 
-/* The engines' entry for an accepted, admitted connection: the header stage on a
- * "+proxy" listener, else worker_serve. */
-void worker_accepted(struct worker *wk, struct listener *l, const struct accepted *a);
+/* The engines' entry for an accepted, admitted connection: l->on_accepted. */
+static inline void worker_accepted(struct worker *wk, struct listener *l,
+                                   const struct accepted *a)
+{
+    l->on_accepted(wk, l, a);
+}
 
 /* Count a connection or datagram turned away and log it (at most once a second per
  * reason). fd, if >= 0, is the connection's, for its peer's address; peer (len > 0)
@@ -177,7 +248,8 @@ static inline int final_send_flags(int shut_after_send, int repeat)
 }
 
 /* Called by the engines when accepting failed with err. Returns 1 if the listener is
- * paused now (out of descriptors or memory: it resumes by itself), 0 otherwise. */
+ * paused now (out of descriptors or memory: it resumes by itself, and the engine's
+ * listener_stop has been called), 0 otherwise. */
 int worker_accept_error(struct worker *wk, struct listener *l, int err);
 
 #endif

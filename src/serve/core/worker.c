@@ -1,0 +1,312 @@
+/* worker.c — what every engine asks of its worker (see worker.h): admission under
+ * the limits, drops and their log lines, accept errors (pause, retry on a timer,
+ * resume), the end of a stopping worker, and the counts for other threads. */
+#include "serve/core/worker.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "lib/log.h"
+#include "lib/util.h"
+
+#define ACCEPT_RETRY_MS 100
+#define ACCEPT_LOG_MS 1000
+
+const char *listener_kind_name(enum listener_kind kind)
+{
+    switch (kind) {
+    case LISTEN_TCP: return "tcp";
+    case LISTEN_UDP: return "udp";
+    case LISTEN_UNIX: return "unix";
+    }
+    return "?";
+}
+
+void reset_on_close(int fd)
+{
+    struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+
+    /* Should this fail, the peer gets a FIN instead: no harm done. */
+    (void)setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+}
+
+/* The log line's verb and reason for a drop. */
+static const char *drop_verb(enum drop_reason why)
+{
+    switch (why) {
+    case DROP_MAX_CONNS: case DROP_PER_IP: return "refused";
+    case DROP_IDLE: return "closed";
+    default: return "dropped";
+    }
+}
+
+static void drop_detail(const struct serve_config *cfg, enum drop_reason why, char *buf,
+                        size_t len)
+{
+    switch (why) {
+    case DROP_MAX_CONNS:
+        snprintf(buf, len, "%zu connections open (--max-conns)", cfg->limits.max_conns);
+        break;
+    case DROP_PER_IP:
+        snprintf(buf, len, "%u connections from that address (--max-per-ip)",
+                 cfg->limits.max_per_ip);
+        break;
+    case DROP_IDLE:
+        snprintf(buf, len, "idle for %g s (--idle-timeout)", cfg->idle_timeout_ms / 1000.0);
+        break;
+    case DROP_SEND_TIMEOUT:
+        snprintf(buf, len, "read nothing for %g s while output waited (--send-timeout)",
+                 cfg->send_timeout_ms / 1000.0);
+        break;
+    case DROP_UDP_PORT:
+        snprintf(buf, len, "source port below 1024 (--udp-guard)");
+        break;
+    case DROP_UDP_OWN_PORT:
+        snprintf(buf, len, "source port is one kodama serves on (--udp-guard)");
+        break;
+    case DROP_UDP_RATE:
+        snprintf(buf, len, "over %u datagrams/s from that address (--udp-rate)",
+                 cfg->limits.udp_rate);
+        break;
+    case DROP_UDP_SHORT:
+        snprintf(buf, len, "request shorter than the whole reply (--udp-guard)");
+        break;
+    default:
+        snprintf(buf, len, "%s", drop_reason_name(why));
+        break;
+    }
+}
+
+void worker_drop(struct worker *wk, struct listener *l, enum drop_reason why, int fd,
+                 const struct sockaddr *peer, socklen_t len)
+{
+    worker_drop_detail(wk, l, why, fd, peer, len, NULL);
+}
+
+void worker_drop_detail(struct worker *wk, struct listener *l, enum drop_reason why, int fd,
+                        const struct sockaddr *peer, socklen_t len, const char *what)
+{
+    struct sockaddr_storage ss;
+    char text[ADDR_TEXT_MAX], detail[128], more[64] = "";
+    unsigned long skipped;
+
+    counter_add(&l->stats.drops[why], 1);
+    if (!log_limit_claim(guard_log_limit(wk->guard, why), &skipped))
+        return;
+    if (len == 0 && fd >= 0) {
+        len = sizeof ss;
+        if (getpeername(fd, (struct sockaddr *)&ss, &len) < 0)
+            len = 0;
+        peer = (const struct sockaddr *)&ss;
+    }
+    if (what)
+        snprintf(detail, sizeof detail, "%s", what);
+    else
+        drop_detail(wk->cfg, why, detail, sizeof detail);
+    if (skipped)
+        snprintf(more, sizeof more, " (%lu more since the last report)", skipped);
+    log_msg("%s %s %s %s from %s: %s%s", drop_verb(why), l->svc->name,
+            listener_kind_name(l->kind), l->addr,
+            len > 0 ? addr_format(peer, len, text, sizeof text) : "?", detail, more);
+}
+
+int worker_admit(struct worker *wk, struct listener *l, int fd, const struct sockaddr *peer,
+                 socklen_t len, struct ip_count **slot)
+{
+    enum drop_reason why;
+    /* Behind a PROXY header the peer is the load balancer: the per-address limit
+     * waits for the client the header names (worker_admit_client). */
+    socklen_t counted = l->kind == LISTEN_UNIX || l->proxy ? 0 : len;
+
+    if (guard_conn_admit(wk->guard, peer, counted, slot, &why) == 0)
+        return 0;
+    worker_drop(wk, l, why, fd, peer, len);
+    reset_on_close(fd);
+    close(fd);
+    return -1;
+}
+
+int worker_admit_client(struct worker *wk, struct listener *l, int fd,
+                        const struct sockaddr *addr, socklen_t len, struct ip_count **slot)
+{
+    enum drop_reason why;
+
+    if (guard_conn_admit_addr(wk->guard, addr, len, slot, &why) == 0)
+        return 0;
+    guard_conn_release(wk->guard, NULL);    /* its place under --max-conns */
+    worker_drop(wk, l, why, fd, addr, len);
+    reset_on_close(fd);
+    close(fd);
+    return -1;
+}
+
+void worker_conn_release(struct worker *wk, struct ip_count *slot)
+{
+    guard_conn_release(wk->guard, slot);
+}
+
+void worker_serve(struct worker *wk, struct listener *l, const struct accepted *a)
+{
+    wk->ops->serve(wk, l, a);
+}
+
+char *conn_log_accept(const struct listener *l, const struct accepted *a)
+{
+    char text[ADDR_TEXT_MAX];
+    const char *peer = "?";
+
+    if (a->client_len)
+        peer = addr_format((const struct sockaddr *)&a->client, a->client_len, text,
+                           sizeof text);
+    else if (a->peer_len)
+        peer = addr_format((const struct sockaddr *)&a->peer, a->peer_len, text,
+                           sizeof text);
+    log_msg("accept %s %s %s", l->svc->name, listener_kind_name(l->kind), peer);
+    return xstrdup(peer);
+}
+
+void svc_ctx_for_conn(struct svc_ctx *ctx, const struct worker *wk,
+                      const struct listener *l, const struct accepted *a,
+                      struct sockaddr_storage *local)
+{
+    socklen_t len = sizeof *local;
+
+    memset(ctx, 0, sizeof *ctx);
+    ctx->set = &wk->cfg->svc;
+    ctx->proto = listener_kind_name(l->kind);
+    if (!l->svc->wants_addresses)
+        return;
+    if (getsockname(a->fd, (struct sockaddr *)local, &len) == 0) {
+        ctx->local = (const struct sockaddr *)local;
+        ctx->local_len = len;
+    }
+    ctx->peer = (const struct sockaddr *)&a->peer;
+    ctx->peer_len = a->peer_len;
+    ctx->client = (const struct sockaddr *)&a->client;
+    ctx->client_len = a->client_len;
+}
+
+/* Out of descriptors is a condition that lasts: say so at most once a second. */
+static void log_accept_error(struct worker *wk, struct listener *l, int err)
+{
+    int64_t now = now_ms();
+
+    counter_add(&l->stats.accept_errors, 1);
+    if (now - wk->accept_log_ms < ACCEPT_LOG_MS) {
+        wk->accept_errors_unlogged++;
+        return;
+    }
+    if (wk->accept_errors_unlogged)
+        log_msg("cannot accept on %s %s %s: %s (%lu more since the last report)", l->svc->name,
+                listener_kind_name(l->kind), l->addr, strerror(err), wk->accept_errors_unlogged);
+    else
+        log_msg("cannot accept on %s %s %s: %s", l->svc->name, listener_kind_name(l->kind),
+                l->addr, strerror(err));
+    wk->accept_log_ms = now;
+    wk->accept_errors_unlogged = 0;
+}
+
+static void resume_accepting(struct worker *wk)
+{
+    for (size_t i = 0; i < wk->nlisteners; i++) {
+        struct listener *l = &wk->listeners[i];
+
+        if (!l->paused)
+            continue;
+        l->paused = 0;
+        wk->paused_listeners--;
+        if (wk->ops->listener_start(wk, l) < 0)
+            log_msg("cannot watch %s %s %s: %s", l->svc->name, listener_kind_name(l->kind),
+                    l->addr, strerror(errno));
+    }
+}
+
+static long accept_retry(struct loop *loop, void *data)
+{
+    struct worker *wk = data;
+
+    (void)loop;
+    wk->accept_retry_armed = 0;
+    if (wk->paused_listeners && !wk->stopping)
+        resume_accepting(wk);
+    return LOOP_TIMER_DONE;
+}
+
+/* The pending connections wait in the kernel's backlog until a descriptor frees up
+ * (a connection closes, or the retry timer fires); the others are served meanwhile. */
+static void pause_accepting(struct worker *wk, struct listener *l)
+{
+    l->paused = 1;
+    wk->paused_listeners++;
+    wk->ops->listener_stop(wk, l);
+    if (!wk->accept_retry_armed) {
+        loop_timer_add(wk->loop, ACCEPT_RETRY_MS, accept_retry, wk);
+        wk->accept_retry_armed = 1;
+    }
+}
+
+/* A stopping worker is done when its last connection has closed and, on io_uring,
+ * the last listener's request has ended: until then that request holds the socket
+ * open, and the port must be free again when the process has exited. */
+int worker_check_done(struct worker *wk)
+{
+    if (!wk->stopping || wk->nconns > 0)
+        return 0;
+    /* Worker 0 reads the signals: it waits for the others, so that a second
+     * signal still stops them at once. */
+    if (wk->id == 0 && atomic_load(wk->running) > 1)
+        return 0;
+    for (size_t i = 0; i < wk->nlisteners; i++)
+        if (wk->listeners[i].armed)
+            return 0;
+    loop_stop(wk->loop);
+    return 1;
+}
+
+void worker_conn_closed(struct worker *wk)
+{
+    if (wk->paused_listeners && !wk->stopping)
+        resume_accepting(wk);
+    worker_check_done(wk);
+}
+
+int worker_accept_error(struct worker *wk, struct listener *l, int err)
+{
+    switch (err) {
+    case EAGAIN: case ECONNABORTED: case EPROTO: case EPERM: case EINTR:
+        return 0;   /* that client is gone or refused; the next may be fine */
+    case EMFILE: case ENFILE: case ENOBUFS: case ENOMEM:
+        log_accept_error(wk, l, err);
+        pause_accepting(wk, l);
+        return 1;
+    default:
+        log_accept_error(wk, l, err);
+        return 0;
+    }
+}
+
+void listener_totals_add(struct listener_totals *t, const struct listener_stats *st)
+{
+    t->accepted += counter_get(&st->accepted);
+    t->active += counter_get(&st->active);
+    t->bytes_in += counter_get(&st->bytes_in);
+    t->bytes_out += counter_get(&st->bytes_out);
+    t->dgrams_in += counter_get(&st->dgrams_in);
+    t->dgrams_out += counter_get(&st->dgrams_out);
+    t->dgrams_dropped += counter_get(&st->dgrams_dropped);
+    t->accept_errors += counter_get(&st->accept_errors);
+    for (int r = 0; r < DROP_REASONS; r++)
+        t->drops[r] += counter_get(&st->drops[r]);
+}
+
+const struct listener *worker_set_totals(const struct worker_set *ws, size_t i,
+                                         struct listener_totals *t)
+{
+    memset(t, 0, sizeof *t);
+    for (size_t w = 0; w < ws->nworkers; w++)
+        listener_totals_add(t, &ws->workers[w].listeners[i].stats);
+    return &ws->workers[0].listeners[i];
+}
