@@ -19,10 +19,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "lib/log.h"
 #include "lib/ring.h"
 #include "lib/loop_uring.h"
 #include "serve/core/worker.h"
+#include "serve/engine/stream.h"
 #include "lib/util.h"
 
 #define STREAM_BUFS 256             /* per worker at most; a power of two */
@@ -41,29 +41,15 @@ struct send_ctx {
 enum { SRC_TX, SRC_SPILL, SRC_QUEUE };
 
 struct uconn {
-    struct worker *wk;
-    struct listener *l;
+    struct stream s;
     struct ring spill;              /* echoed bytes the peer was slow to take (older
                                      * than any still in the queue) */
-    const char *tx;                 /* static output: tx[tx_off .. tx_len) is not sent yet */
-    uint32_t tx_len;
-    int fd;
-    uint64_t in, out;
-    struct deadline timer;          /* on wk->idle, wk->stalled or wk->lingering */
-    struct dlink all;               /* wk->conns */
     struct dlink starved;           /* uring_state.starved */
-    struct ip_count *ipc;           /* its address's count (guard.h), if counted */
-    char *peer;                     /* peer address text, kept only with -v */
     struct send_ctx *sx;            /* while a sendmsg of several buffers is in flight */
     uint16_t qhead, qtail;          /* echoed bytes: a queue of stream buffers */
     uint16_t qoff;                  /* bytes of the head buffer already sent */
     uint16_t nheld;
     uint8_t ops;                    /* requests in flight */
-    unsigned echo : 1;
-    unsigned shut_after_send : 1;
-    unsigned rd_eof : 1;
-    unsigned wr_shut : 1;
-    unsigned stopping : 1;
     unsigned closing : 1;
     unsigned recv_on : 1;
     unsigned recv_cancelled : 1;
@@ -74,9 +60,12 @@ struct uconn {
     unsigned sent : 1;              /* bytes the peer took since the last step */
     unsigned send_src : 2;          /* SRC_*, while send_on */
     unsigned no_spill : 1;          /* no memory for a spill buffer: sends may wait */
-    unsigned repeat : 1;            /* the static output starts again once sent */
-    uint32_t tx_off;                /* here, it fills what was padding */
 };
+
+static struct worker *uc_wk(const struct uconn *c)
+{
+    return stream_wk(&c->s);
+}
 
 static struct io_uring *ring_of(struct worker *wk)
 {
@@ -88,7 +77,7 @@ static int uconn_wants_input(const struct uconn *c);
 
 static int uconn_has_output(const struct uconn *c)
 {
-    return c->tx_off < c->tx_len || c->qhead != BUF_NONE || !ring_empty(&c->spill);
+    return c->s.tx_off < c->s.tx_len || c->qhead != BUF_NONE || !ring_empty(&c->spill);
 }
 
 static int spilling(const struct uconn *c)
@@ -98,7 +87,7 @@ static int spilling(const struct uconn *c)
 
 static void queue_push(struct uconn *c, unsigned bid, unsigned len)
 {
-    struct uring_state *us = c->wk->uring;
+    struct uring_state *us = uc_wk(c)->uring;
 
     us->next[bid] = BUF_NONE;
     us->len[bid] = (uint16_t)len;
@@ -136,10 +125,10 @@ static void queue_pop(struct uconn *c)
 {
     unsigned bid = c->qhead;
 
-    c->qhead = c->wk->uring->next[bid];
+    c->qhead = uc_wk(c)->uring->next[bid];
     c->qoff = 0;
     c->nheld--;
-    buffer_returned(c->wk, bid);
+    buffer_returned(uc_wk(c), bid);
 }
 
 static void queue_clear(struct uconn *c)
@@ -153,15 +142,15 @@ static void queue_clear(struct uconn *c)
  * be had (out of memory: the ring buffers stay where they are). */
 static int spill_queue(struct uconn *c)
 {
-    struct uring_state *us = c->wk->uring;
+    struct uring_state *us = uc_wk(c)->uring;
 
     if (!spilling(c)) {
-        char *buf = pool_get(&c->wk->pool);
+        char *buf = pool_get(&uc_wk(c)->pool);
 
         c->no_spill = buf == NULL;
         if (buf == NULL)
             return -1;
-        ring_attach(&c->spill, buf, c->wk->pool.size);
+        ring_attach(&c->spill, buf, uc_wk(c)->pool.size);
     }
     while (c->qhead != BUF_NONE) {
         size_t len = us->len[c->qhead] - c->qoff;
@@ -178,7 +167,7 @@ static int spill_queue(struct uconn *c)
 static void spill_release(struct uconn *c)
 {
     if (spilling(c) && ring_empty(&c->spill) && c->qhead == BUF_NONE)
-        pool_put(&c->wk->pool, ring_detach(&c->spill));
+        pool_put(&uc_wk(c)->pool, ring_detach(&c->spill));
 }
 
 /* Several queued buffers go out in one sendmsg: one segment instead of several,
@@ -208,7 +197,7 @@ static void send_ctx_put(struct uring_state *us, struct send_ctx *sx)
 
 static void submit_sendmsg(struct uconn *c, struct send_ctx *sx)
 {
-    struct uring_state *us = c->wk->uring;
+    struct uring_state *us = uc_wk(c)->uring;
     struct io_uring_sqe *sqe;
     unsigned off = c->qoff, n = 0;
 
@@ -223,8 +212,8 @@ static void submit_sendmsg(struct uconn *c, struct send_ctx *sx)
     sx->msg.msg_iovlen = n;
     c->sx = sx;
     sqe = uring_get_sqe(us->ring);
-    io_uring_prep_sendmsg(sqe, c->fd, &sx->msg, MSG_NOSIGNAL | (c->no_spill ? 0 : MSG_DONTWAIT) |
-                          final_send_flags(c->shut_after_send, c->repeat));
+    io_uring_prep_sendmsg(sqe, c->s.fd, &sx->msg, MSG_NOSIGNAL | (c->no_spill ? 0 : MSG_DONTWAIT) |
+                          final_send_flags(c->s.shut_after_send, c->s.repeat));
     io_uring_sqe_set_data64(sqe, uring_ud(c, TAG_SEND));
 }
 
@@ -233,7 +222,7 @@ static void submit_sendmsg(struct uconn *c, struct send_ctx *sx)
  * memory of the connection's own and may wait as long as the peer takes. */
 static void submit_send(struct uconn *c)
 {
-    struct uring_state *us = c->wk->uring;
+    struct uring_state *us = uc_wk(c)->uring;
     struct io_uring_sqe *sqe;
     struct iovec iov[2];
     int flags = MSG_NOSIGNAL;
@@ -242,11 +231,11 @@ static void submit_send(struct uconn *c)
 
     c->send_on = 1;
     c->ops++;
-    flags |= final_send_flags(c->shut_after_send, c->repeat);
-    if (c->tx_off < c->tx_len) {
+    flags |= final_send_flags(c->s.shut_after_send, c->s.repeat);
+    if (c->s.tx_off < c->s.tx_len) {
         c->send_src = SRC_TX;
-        data = c->tx + c->tx_off;
-        len = c->tx_len - c->tx_off;
+        data = c->s.tx + c->s.tx_off;
+        len = c->s.tx_len - c->s.tx_off;
     } else if (!ring_empty(&c->spill)) {
         c->send_src = SRC_SPILL;
         ring_data_iov(&c->spill, iov);
@@ -268,21 +257,18 @@ static void submit_send(struct uconn *c)
             flags |= MSG_DONTWAIT;
     }
     sqe = uring_get_sqe(us->ring);
-    io_uring_prep_send(sqe, c->fd, data, len, flags);
+    io_uring_prep_send(sqe, c->s.fd, data, len, flags);
     io_uring_sqe_set_data64(sqe, uring_ud(c, TAG_SEND));
 }
 
 /* n bytes went out from the source of the send. */
 static void consume_output(struct uconn *c, size_t n)
 {
-    struct uring_state *us = c->wk->uring;
+    struct uring_state *us = uc_wk(c)->uring;
 
-    if (c->send_src == SRC_TX) {
-        c->tx_off += (uint32_t)n;
-        if (c->repeat && c->tx_off == c->tx_len)
-            c->tx_off = 0;
+    n = stream_sent(&c->s, n);  /* a send from tx takes nothing from the others */
+    if (c->send_src == SRC_TX)
         return;
-    }
     if (c->send_src == SRC_SPILL) {
         ring_consume(&c->spill, n);
         spill_queue(c);         /* room again: take in what was queued meanwhile */
@@ -303,9 +289,9 @@ static void consume_output(struct uconn *c, size_t n)
 
 static void submit_recv(struct uconn *c)
 {
-    struct io_uring_sqe *sqe = uring_get_sqe(ring_of(c->wk));
+    struct io_uring_sqe *sqe = uring_get_sqe(ring_of(uc_wk(c)));
 
-    io_uring_prep_recv_multishot(sqe, c->fd, NULL, 0, 0);
+    io_uring_prep_recv_multishot(sqe, c->s.fd, NULL, 0, 0);
     sqe->flags |= IOSQE_BUFFER_SELECT;
     sqe->buf_group = STREAM_GROUP;
     io_uring_sqe_set_data64(sqe, uring_ud(c, TAG_RECV));
@@ -316,9 +302,9 @@ static void submit_recv(struct uconn *c)
 
 static void submit_hup_wait(struct uconn *c)
 {
-    struct io_uring_sqe *sqe = uring_get_sqe(ring_of(c->wk));
+    struct io_uring_sqe *sqe = uring_get_sqe(ring_of(uc_wk(c)));
 
-    io_uring_prep_poll_add(sqe, c->fd, POLLRDHUP);
+    io_uring_prep_poll_add(sqe, c->s.fd, POLLRDHUP);
     io_uring_sqe_set_data64(sqe, uring_ud(c, TAG_HUP));
     c->hup_on = 1;
     c->ops++;
@@ -326,15 +312,16 @@ static void submit_hup_wait(struct uconn *c)
 
 static void uconn_free(struct uconn *c, int close_now)
 {
-    struct worker *wk = c->wk;
+    struct worker *wk = uc_wk(c);
+    struct ip_count *ipc = c->s.ipc;
 
     if (close_now) {
-        close(c->fd);
+        close(c->s.fd);
     } else {
         /* Nothing holds the descriptor any more: it can close with the next batch. */
         struct io_uring_sqe *sqe = uring_get_sqe(ring_of(wk));
 
-        io_uring_prep_close(sqe, c->fd);
+        io_uring_prep_close(sqe, c->s.fd);
         io_uring_sqe_set_data64(sqe, 0);
     }
     queue_clear(c);
@@ -344,11 +331,8 @@ static void uconn_free(struct uconn *c, int close_now)
     }
     if (c->sx)
         send_ctx_put(wk->uring, c->sx);
-    worker_conn_release(wk, c->ipc);
-    free(c->peer);
     free(c);
-    wk->nconns--;
-    worker_conn_closed(wk);
+    stream_freed(wk, ipc);
 }
 
 /* Marks c closing and cancels its requests; uconn_advance frees it once the last
@@ -360,19 +344,13 @@ static void uconn_close(struct uconn *c)
     if (c->closing)
         return;
     c->closing = 1;
-    if (c->peer)
-        log_msg("close %s %s %s in=%llu out=%llu", c->l->svc->name,
-                listener_kind_name(c->l->kind), c->peer, (unsigned long long)c->in,
-                (unsigned long long)c->out);
-    counter_sub(&c->l->stats.active, 1);
-    dlist_remove(&c->all);
-    deadline_stop(&c->timer);
+    stream_retire(&c->s);
     dlist_remove(&c->starved);
     c->is_starved = 0;
     if (c->ops == 0)
         return;
-    sqe = uring_get_sqe(ring_of(c->wk));
-    io_uring_prep_cancel_fd(sqe, c->fd, IORING_ASYNC_CANCEL_ALL);
+    sqe = uring_get_sqe(ring_of(uc_wk(c)));
+    io_uring_prep_cancel_fd(sqe, c->s.fd, IORING_ASYNC_CANCEL_ALL);
     io_uring_sqe_set_data64(sqe, 0);
 }
 
@@ -380,7 +358,7 @@ static void uconn_advance(struct uconn *c);
 
 static void linger_expired(struct deadline_list *dl, struct deadline *d)
 {
-    struct uconn *c = container_of(d, struct uconn, timer);
+    struct uconn *c = container_of(d, struct uconn, s.timer);
 
     (void)dl;
     uconn_close(c);
@@ -390,65 +368,41 @@ static void linger_expired(struct deadline_list *dl, struct deadline *d)
 /* Silent too long: say goodbye as after any exchange. */
 static void idle_expired(struct deadline_list *dl, struct deadline *d)
 {
-    struct uconn *c = container_of(d, struct uconn, timer);
+    struct uconn *c = container_of(d, struct uconn, s.timer);
 
     (void)dl;
-    worker_drop(c->wk, c->l, DROP_IDLE, c->fd, NULL, 0);
-    c->shut_after_send = 1;
+    stream_idle_expired(&c->s);
     uconn_advance(c);
 }
 
 /* The peer reads nothing: nothing more can be said to it. */
 static void stall_expired(struct deadline_list *dl, struct deadline *d)
 {
-    struct uconn *c = container_of(d, struct uconn, timer);
+    struct uconn *c = container_of(d, struct uconn, s.timer);
 
     (void)dl;
-    worker_drop(c->wk, c->l, DROP_SEND_TIMEOUT, c->fd, NULL, 0);
-    reset_on_close(c->fd);
+    stream_stall_expired(&c->s);
     uconn_close(c);
     uconn_advance(c);
 }
 
-/* As conn_schedule in conn.c: the clock the connection runs on now. */
 static void uconn_schedule(struct uconn *c)
 {
-    struct deadline_list *dl = uconn_has_output(c) ? &c->wk->stalled : &c->wk->idle;
-
-    if (c->wr_shut)
-        return;
-    /* The send clock restarts only on bytes the peer took; the idle one on any. */
-    if (dl == &c->wk->stalled ? c->sent : c->progressed)
-        deadline_start(dl, &c->timer);
-    else
-        deadline_start_once(dl, &c->timer);
+    stream_schedule(&c->s, uconn_has_output(c), c->sent, c->progressed);
     c->progressed = c->sent = 0;
-}
-
-static void uconn_shutdown(struct uconn *c)
-{
-    c->wr_shut = 1;
-    if (shutdown(c->fd, SHUT_WR) < 0) {
-        c->rd_eof = 1;      /* ENOTCONN: the peer reset first */
-        return;
-    }
-    if (!c->rd_eof)
-        deadline_start(&c->wk->lingering, &c->timer);
-    else
-        deadline_stop(&c->timer);
 }
 
 static int uconn_wants_input(const struct uconn *c)
 {
-    if (c->rd_eof || c->is_starved)
+    if (c->s.rd_eof || c->is_starved)
         return 0;
-    if (c->echo && c->stopping)
+    if (c->s.echo && c->s.stopping)
         return 0;   /* only what was read is owed */
-    if (!c->echo || c->wr_shut)
+    if (!stream_echoes_input(&c->s))
         return 1;
     if (spilling(c))
         return c->qhead == BUF_NONE && ring_space(&c->spill) >= STREAM_BUF_SIZE;
-    return c->nheld < c->wk->uring->max_held;
+    return c->nheld < uc_wk(c)->uring->max_held;
 }
 
 /* The next step, as conn_advance in conn.c. */
@@ -456,28 +410,27 @@ static void uconn_step(struct uconn *c)
 {
     /* Endless output ends when the server stops (what is left is not owed), once
      * the send in flight, which takes from it, has completed. */
-    if (c->stopping && c->repeat && !c->send_on) {
-        c->repeat = 0;
-        c->tx_off = c->tx_len;
+    if (c->s.stopping && c->s.repeat && !c->send_on) {
+        stream_stop_repeating(&c->s);
     }
-    if (!c->send_on && uconn_has_output(c) && !c->wr_shut)
+    if (!c->send_on && uconn_has_output(c) && !c->s.wr_shut)
         submit_send(c);
     /* A stopping echo connection says goodbye only once no more input can arrive. */
-    if (!uconn_has_output(c) && !c->wr_shut &&
-        (c->shut_after_send || c->rd_eof || (c->stopping && !(c->echo && c->recv_on))))
-        uconn_shutdown(c);
-    if (c->wr_shut && c->rd_eof) {
+    if (!uconn_has_output(c) && !c->s.wr_shut &&
+        (c->s.shut_after_send || c->s.rd_eof || (c->s.stopping && !(c->s.echo && c->recv_on))))
+        stream_shutdown(&c->s);
+    if (c->s.wr_shut && c->s.rd_eof) {
         uconn_close(c);
         return;
     }
     if (uconn_wants_input(c)) {
         if (!c->recv_on)
             submit_recv(c);
-    } else if (c->recv_on && !c->recv_cancelled && !c->rd_eof) {
-        uring_cancel(c->wk, uring_ud(c, TAG_RECV));
+    } else if (c->recv_on && !c->recv_cancelled && !c->s.rd_eof) {
+        uring_cancel(uc_wk(c), uring_ud(c, TAG_RECV));
         c->recv_cancelled = 1;
     }
-    if (c->echo && c->stopping && c->wr_shut && !c->hup_on)
+    if (c->s.echo && c->s.stopping && c->s.wr_shut && !c->hup_on)
         submit_hup_wait(c);
     uconn_schedule(c);
 }
@@ -493,7 +446,7 @@ static void uconn_advance(struct uconn *c)
 
 static void on_recv(struct uconn *c, int res, unsigned flags)
 {
-    struct worker *wk = c->wk;
+    struct worker *wk = uc_wk(c);
 
     if (!(flags & IORING_CQE_F_MORE)) {
         c->recv_on = 0;
@@ -503,7 +456,7 @@ static void on_recv(struct uconn *c, int res, unsigned flags)
         unsigned bid = bufring_bid(flags);
 
         bufring_take(&wk->uring->stream);
-        if (res > 0 && c->echo && !c->closing && !c->wr_shut) {
+        if (res > 0 && stream_echoes_input(&c->s) && !c->closing) {
             queue_push(c, bid, (unsigned)res);
             if (spilling(c))
                 spill_queue(c);     /* the peer is slow: keep no ring buffer */
@@ -515,10 +468,10 @@ static void on_recv(struct uconn *c, int res, unsigned flags)
     }
     if (res > 0) {
         c->progressed = 1;
-        c->in += (uint64_t)res;
-        counter_add(&c->l->stats.bytes_in, (uint64_t)res);
+        c->s.in += (uint64_t)res;
+        counter_add(&c->s.l->stats.bytes_in, (uint64_t)res);
     } else if (res == 0) {
-        c->rd_eof = 1;
+        c->s.rd_eof = 1;
     } else if (res == -ENOBUFS) {
         /* Every buffer is in use: wait for one (buffer_returned), not a failure.
          * Unless the ring has grown since the kernel found it empty: retry now. */
@@ -539,7 +492,7 @@ static void on_send(struct uconn *c, int res)
     c->send_on = 0;
     c->ops--;
     if (c->sx) {
-        send_ctx_put(c->wk->uring, c->sx);
+        send_ctx_put(uc_wk(c)->uring, c->sx);
         c->sx = NULL;
     }
     if (res < 0) {
@@ -552,8 +505,6 @@ static void on_send(struct uconn *c, int res)
     }
     n = (size_t)res;
     c->progressed = c->sent = n > 0;
-    c->out += n;
-    counter_add(&c->l->stats.bytes_out, n);
     consume_output(c, n);
     if (c->send_src == SRC_QUEUE && c->qhead != BUF_NONE)
         spill_queue(c);         /* a partial send: the socket is full */
@@ -565,7 +516,7 @@ static void on_hup(struct uconn *c, int res)
     c->hup_on = 0;
     c->ops--;
     if (res != -ECANCELED)
-        c->rd_eof = 1;      /* the peer closed, or the socket failed: either way, done */
+        c->s.rd_eof = 1;      /* the peer closed, or the socket failed: either way, done */
     uconn_advance(c);
 }
 
@@ -578,10 +529,10 @@ static int uconn_queue_copy(struct uconn *c, const struct conn_plan *plan)
 
     if (plan->copy_len == 0)
         return 0;
-    buf = pool_get(&c->wk->pool);
+    buf = pool_get(&uc_wk(c)->pool);
     if (buf == NULL)
         return -1;
-    ring_attach(&c->spill, buf, c->wk->pool.size);
+    ring_attach(&c->spill, buf, uc_wk(c)->pool.size);
     ring_put(&c->spill, plan->copy, plan->copy_len);
     return 0;
 }
@@ -590,36 +541,16 @@ void uconn_open(struct worker *wk, struct listener *l, const struct accepted *a)
 {
     struct uconn *c = calloc(1, sizeof *c);
     struct conn_plan plan;
-    struct sockaddr_storage local;
-    struct svc_ctx ctx;
 
     if (c == NULL) {
         worker_conn_release(wk, a->slot);
         close(a->fd);
         return;
     }
-    c->wk = wk;
-    c->l = l;
-    c->fd = a->fd;
-    c->ipc = a->slot;
     c->qhead = c->qtail = BUF_NONE;
     dlist_init(&c->starved);
-    dlist_push_tail(&wk->conns, &c->all);
-    wk->nconns++;
-    counter_add(&l->stats.accepted, 1);
-    counter_add(&l->stats.active, 1);
     c->progressed = c->sent = 1;
-    if (wk->cfg->verbose)
-        c->peer = conn_log_accept(l, a);
-    plan_init(&plan);
-    svc_ctx_for_conn(&ctx, wk, l, a, &local);
-    l->svc->tcp_open(&plan, &ctx);
-    c->tx = plan.tx;
-    c->tx_len = (uint32_t)plan.tx_len;
-    c->repeat = plan.repeat;
-    c->echo = plan.echo;
-    c->shut_after_send = plan.close_after_send;
-    c->stopping = wk->finishing;
+    stream_open(&c->s, l, a, &plan);
     if (uconn_queue_copy(c, &plan) < 0)
         uconn_close(c);
     uconn_advance(c);
@@ -630,10 +561,10 @@ void uconn_stop_all(struct worker *wk)
     struct dlink *node = wk->conns.next;
 
     while (node != &wk->conns) {
-        struct uconn *c = container_of(node, struct uconn, all);
+        struct uconn *c = container_of(node, struct uconn, s.all);
 
         node = node->next;      /* uconn_advance may close c */
-        c->stopping = 1;
+        c->s.stopping = 1;
         uconn_advance(c);
     }
 }
@@ -643,7 +574,7 @@ void uconn_stop_all(struct worker *wk)
 void uconn_close_all(struct worker *wk)
 {
     while (!dlist_empty(&wk->conns)) {
-        struct uconn *c = container_of(wk->conns.next, struct uconn, all);
+        struct uconn *c = container_of(wk->conns.next, struct uconn, s.all);
 
         uconn_close(c);
         uconn_free(c, 1);
@@ -669,9 +600,7 @@ int uconn_init(struct worker *wk)
     pool_destroy(&wk->pool);
     pool_init(&wk->pool, us->max_held * STREAM_BUF_SIZE, wk->pool.keep);
     dlist_init(&us->starved);
-    deadline_list_init(&wk->lingering, wk->loop, LINGER_MS, linger_expired, wk);
-    deadline_list_init(&wk->idle, wk->loop, wk->cfg->idle_timeout_ms, idle_expired, wk);
-    deadline_list_init(&wk->stalled, wk->loop, wk->cfg->send_timeout_ms, stall_expired, wk);
+    stream_clocks_init(wk, linger_expired, idle_expired, stall_expired);
     us->next = xcalloc(STREAM_BUFS, sizeof *us->next);
     us->len = xcalloc(STREAM_BUFS, sizeof *us->len);
     return bufring_init(&us->stream, wk->loop, STREAM_GROUP, STREAM_BUFS, STREAM_BUF_SIZE,

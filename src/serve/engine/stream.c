@@ -1,0 +1,121 @@
+/* stream.c — the stream connection rules both engines share (see stream.h). */
+#include "serve/engine/stream.h"
+
+#include <stdlib.h>
+#include <sys/socket.h>
+
+#include "lib/log.h"
+
+void stream_open(struct stream *s, struct listener *l, const struct accepted *a,
+                 struct conn_plan *plan)
+{
+    struct worker *wk = l->wk;
+    struct sockaddr_storage local;
+    struct svc_ctx ctx;
+
+    s->l = l;
+    s->fd = a->fd;
+    s->ipc = a->slot;
+    dlist_push_tail(&wk->conns, &s->all);
+    wk->nconns++;
+    counter_add(&l->stats.accepted, 1);
+    counter_add(&l->stats.active, 1);
+    if (wk->cfg->verbose)
+        s->peer = conn_log_accept(l, a);
+    plan_init(plan);
+    svc_ctx_for_conn(&ctx, wk, l, a, &local);
+    l->svc->tcp_open(plan, &ctx);
+    s->tx = plan->tx;
+    s->tx_len = (uint32_t)plan->tx_len;
+    s->repeat = plan->repeat;
+    s->echo = plan->echo;
+    s->shut_after_send = plan->close_after_send;
+    s->stopping = wk->finishing;
+}
+
+void stream_retire(struct stream *s)
+{
+    if (s->peer) {
+        log_msg("close %s %s %s in=%llu out=%llu", s->l->svc->name,
+                listener_kind_name(s->l->kind), s->peer, (unsigned long long)s->in,
+                (unsigned long long)s->out);
+        free(s->peer);
+        s->peer = NULL;
+    }
+    counter_sub(&s->l->stats.active, 1);
+    dlist_remove(&s->all);
+    deadline_stop(&s->timer);
+}
+
+void stream_freed(struct worker *wk, struct ip_count *ipc)
+{
+    worker_conn_release(wk, ipc);
+    wk->nconns--;
+    worker_conn_closed(wk);
+}
+
+size_t stream_sent(struct stream *s, size_t n)
+{
+    size_t tx_left = s->tx_len - s->tx_off;
+    size_t from_tx = n < tx_left ? n : tx_left;
+
+    s->out += n;
+    counter_add(&s->l->stats.bytes_out, n);
+    s->tx_off += (uint32_t)from_tx;
+    if (s->repeat && s->tx_off == s->tx_len)
+        s->tx_off = 0;
+    return n - from_tx;
+}
+
+void stream_stop_repeating(struct stream *s)
+{
+    s->repeat = 0;
+    s->tx_off = s->tx_len;
+}
+
+void stream_shutdown(struct stream *s)
+{
+    s->wr_shut = 1;
+    if (shutdown(s->fd, SHUT_WR) < 0) {
+        /* ENOTCONN: the peer reset first; nothing is left to say goodbye to. */
+        s->rd_eof = 1;
+        return;
+    }
+    if (!s->rd_eof)
+        deadline_start(&stream_wk(s)->lingering, &s->timer);
+    else
+        deadline_stop(&s->timer);
+}
+
+void stream_schedule(struct stream *s, int has_output, int took, int moved)
+{
+    struct worker *wk = stream_wk(s);
+    struct deadline_list *dl = has_output ? &wk->stalled : &wk->idle;
+
+    if (s->wr_shut)
+        return;
+    if (has_output ? took : moved)
+        deadline_start(dl, &s->timer);
+    else
+        deadline_start_once(dl, &s->timer);
+}
+
+void stream_idle_expired(struct stream *s)
+{
+    worker_drop(stream_wk(s), s->l, DROP_IDLE, s->fd, NULL, 0);
+    s->shut_after_send = 1;
+}
+
+void stream_stall_expired(struct stream *s)
+{
+    worker_drop(stream_wk(s), s->l, DROP_SEND_TIMEOUT, s->fd, NULL, 0);
+    reset_on_close(s->fd);
+}
+
+void stream_clocks_init(struct worker *wk, deadline_fn *linger, deadline_fn *idle,
+                        deadline_fn *stall)
+{
+    deadline_list_init(&wk->lingering, wk->loop, LINGER_MS, linger, wk);
+    deadline_list_init(&wk->idle, wk->loop, wk->cfg->idle_timeout_ms, idle, wk);
+    deadline_list_init(&wk->stalled, wk->loop, wk->cfg->send_timeout_ms, stall, wk);
+}
