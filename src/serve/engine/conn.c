@@ -207,22 +207,6 @@ static void conn_event(struct loop *loop, struct watch *w, unsigned events)
     conn_advance(c, (c->s.in != in ? MOVED_IN : 0) | (c->s.out != out ? MOVED_OUT : 0));
 }
 
-/* Bytes made up for this connection go into its ring, from the pool, which takes
- * the buffer back once they are sent. Returns 0, or -1 if out of memory. */
-static int conn_queue_copy(struct conn *c, const struct conn_plan *plan)
-{
-    char *buf;
-
-    if (plan->copy_len == 0)
-        return 0;
-    buf = pool_get(&conn_wk(c)->pool);
-    if (buf == NULL)
-        return -1;
-    ring_attach(&c->ring, buf, conn_wk(c)->cfg->max_buffer);
-    ring_put(&c->ring, plan->copy, plan->copy_len);
-    return 0;
-}
-
 void conn_open(struct worker *wk, struct listener *l, const struct accepted *a)
 {
     struct conn *c = calloc(1, sizeof *c);
@@ -235,7 +219,7 @@ void conn_open(struct worker *wk, struct listener *l, const struct accepted *a)
     }
     watch_init(&c->w, a->fd, conn_event);
     stream_open(&c->s, l, a, &plan);
-    if (conn_queue_copy(c, &plan) < 0 || (conn_has_output(c) && conn_write(c) < 0)) {
+    if (stream_queue_copy(&c->s, &c->ring, &plan) < 0 || (conn_has_output(c) && conn_write(c) < 0)) {
         conn_close(c);
         return;
     }

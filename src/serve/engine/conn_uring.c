@@ -520,23 +520,6 @@ static void on_hup(struct uconn *c, int res)
     uconn_advance(c);
 }
 
-/* Bytes made up for this connection go into its spill buffer, from the pool, which
- * takes it back once they are sent (spill_release). Returns 0, or -1 if out of
- * memory. */
-static int uconn_queue_copy(struct uconn *c, const struct conn_plan *plan)
-{
-    char *buf;
-
-    if (plan->copy_len == 0)
-        return 0;
-    buf = pool_get(&uc_wk(c)->pool);
-    if (buf == NULL)
-        return -1;
-    ring_attach(&c->spill, buf, uc_wk(c)->pool.size);
-    ring_put(&c->spill, plan->copy, plan->copy_len);
-    return 0;
-}
-
 void uconn_open(struct worker *wk, struct listener *l, const struct accepted *a)
 {
     struct uconn *c = calloc(1, sizeof *c);
@@ -551,7 +534,7 @@ void uconn_open(struct worker *wk, struct listener *l, const struct accepted *a)
     dlist_init(&c->starved);
     c->progressed = c->sent = 1;
     stream_open(&c->s, l, a, &plan);
-    if (uconn_queue_copy(c, &plan) < 0)
+    if (stream_queue_copy(&c->s, &c->spill, &plan) < 0)
         uconn_close(c);
     uconn_advance(c);
 }

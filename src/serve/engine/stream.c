@@ -33,6 +33,21 @@ void stream_open(struct stream *s, struct listener *l, const struct accepted *a,
     s->stopping = wk->finishing;
 }
 
+int stream_queue_copy(struct stream *s, struct ring *ring, const struct conn_plan *plan)
+{
+    struct pool *pool = &stream_wk(s)->pool;
+    char *buf;
+
+    if (plan->copy_len == 0)
+        return 0;
+    buf = pool_get(pool);
+    if (buf == NULL)
+        return -1;
+    ring_attach(ring, buf, pool->size);
+    ring_put(ring, plan->copy, plan->copy_len);
+    return 0;
+}
+
 void stream_retire(struct stream *s)
 {
     if (s->peer) {

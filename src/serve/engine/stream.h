@@ -23,6 +23,7 @@
 
 #include "lib/deadline.h"
 #include "lib/list.h"
+#include "lib/ring.h"
 #include "serve/core/worker.h"
 
 struct stream {
@@ -53,6 +54,12 @@ static inline struct worker *stream_wk(const struct stream *s)
  * engine to queue). */
 void stream_open(struct stream *s, struct listener *l, const struct accepted *a,
                  struct conn_plan *plan);
+
+/* Bytes the plan made up for this connection go into ring (the one it echoes
+ * into: conn.c's ring, conn_uring.c's spill buffer), from the worker's pool,
+ * which takes the buffer back once they are sent: an idle connection holds none.
+ * Returns 0, or -1 if out of memory. */
+int stream_queue_copy(struct stream *s, struct ring *ring, const struct conn_plan *plan);
 
 /* The connection is closing: the -v close line, the counts, off every list and
  * clock. The engine frees it, then calls stream_freed. */
