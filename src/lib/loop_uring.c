@@ -50,9 +50,10 @@ static const unsigned ring_flags[] = {
 
 static int ring_init(struct io_uring *ring, unsigned *flags)
 {
+    const char *denied = getenv("KODAMA_NO_IO_URING");
     int rc = -EINVAL;
 
-    if (getenv("KODAMA_NO_IO_URING") && strcmp(getenv("KODAMA_NO_IO_URING"), "1") == 0)
+    if (denied && strcmp(denied, "1") == 0)
         return -EPERM;
     for (size_t i = 0; i < sizeof ring_flags / sizeof ring_flags[0] && rc == -EINVAL; i++) {
         struct io_uring_params p;
@@ -97,8 +98,10 @@ static void uring_destroy(struct backend *b)
     if (b == NULL)
         return;
     io_uring_queue_exit(&b->ring);
-    while (b->tokens.next != &b->tokens)
-        token_free(b->tokens.next);
+    for (struct poll_token *t = b->tokens.next, *next; t != &b->tokens; t = next) {
+        next = t->next;
+        free(t);
+    }
     free(b);
 }
 

@@ -76,7 +76,7 @@ static int plain_bound_socket(const struct sockaddr *sa, socklen_t len, int type
 static int bound_socket(const struct sockaddr *sa, socklen_t len, int type, int v6only,
                         int reuseport, char *err, size_t errlen)
 {
-    struct sockaddr_storage ss;
+    struct sockaddr_storage ss = { 0 };  /* getsockname fills what it knows */
     socklen_t sslen = sizeof ss;
     int probe;
 
@@ -111,7 +111,7 @@ int net_udp_bind(const struct sockaddr *sa, socklen_t len, int v6only, int reuse
 
 int net_reuseport_sibling(int fd, char *err, size_t errlen)
 {
-    struct sockaddr_storage ss;
+    struct sockaddr_storage ss = { 0 };  /* getsockname fills what it knows */
     socklen_t len = sizeof ss, optlen = sizeof(int);
     int type, v6only = -1, nfd;
 

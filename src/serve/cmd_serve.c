@@ -307,7 +307,9 @@ static int parse_serve_args(int argc, char **argv, struct serve_opts *o)
     opterr = 0;
     serve_defaults(o);
     default_name(o);
-    o->io = getenv("KODAMA_IO") ? getenv("KODAMA_IO") : "auto";
+    o->io = getenv("KODAMA_IO");
+    if (o->io == NULL)
+        o->io = "auto";
     if (!io_mode_valid(o->io))
         return usage_error("serve", "KODAMA_IO='%s': not epoll, uring or auto", o->io);
     while ((c = getopt_long(argc, argv, ":46hm:t:v", longopts, NULL)) != -1) {

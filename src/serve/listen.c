@@ -309,7 +309,7 @@ static int is_accepting(int fd)
 static int listener_describe(int fd, const struct service *svc, struct listener *l,
                              char *err, size_t errlen)
 {
-    struct sockaddr_storage ss;
+    struct sockaddr_storage ss = { 0 };  /* getsockname fills what it knows */
     char why[NET_ERR_LEN];
 
     memset(l, 0, sizeof *l);

@@ -505,6 +505,10 @@ static void mconn_open(struct metrics *m, int fd)
 {
     struct mconn *c = mconn_slot(m);
 
+    if (c == NULL) {
+        close(fd);      /* not reached: the listener is not watched while all are taken */
+        return;
+    }
     watch_init(&c->w, fd, mconn_ready);
     c->m = m;
     c->head_len = 0;

@@ -208,6 +208,9 @@ void proxy_wait_start(struct worker *wk, struct listener *l, const struct accept
 
 void proxy_wait_close_all(struct worker *wk)
 {
-    while (!dlist_empty(&wk->proxy_waits))
-        pw_close(container_of(wk->proxy_waits.next, struct pwait, all));
+    for (struct dlink *node = wk->proxy_waits.next, *next; node != &wk->proxy_waits;
+         node = next) {
+        next = node->next;      /* closing one frees it, and no other */
+        pw_close(container_of(node, struct pwait, all));
+    }
 }

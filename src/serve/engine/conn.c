@@ -257,6 +257,8 @@ void conn_stop_all(struct worker *wk)
 
 void conn_close_all(struct worker *wk)
 {
-    while (!dlist_empty(&wk->conns))
-        conn_close(container_of(wk->conns.next, struct conn, s.all));
+    for (struct dlink *node = wk->conns.next, *next; node != &wk->conns; node = next) {
+        next = node->next;      /* closing one frees it, and no other */
+        conn_close(container_of(node, struct conn, s.all));
+    }
 }

@@ -556,9 +556,10 @@ void uconn_stop_all(struct worker *wk)
  * ends every request: connections are freed at once. */
 void uconn_close_all(struct worker *wk)
 {
-    while (!dlist_empty(&wk->conns)) {
-        struct uconn *c = container_of(wk->conns.next, struct uconn, s.all);
+    for (struct dlink *node = wk->conns.next, *next; node != &wk->conns; node = next) {
+        struct uconn *c = container_of(node, struct uconn, s.all);
 
+        next = node->next;      /* closing one frees it, and no other */
         uconn_close(c);
         uconn_free(c, 1);
     }

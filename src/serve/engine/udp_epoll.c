@@ -310,10 +310,8 @@ void udp_readable(struct loop *loop, struct watch *w, unsigned events)
     while (handled < DGRAMS_PER_EVENT) {
         int n = udp_answer_batch(l);
 
-        if (n < UDP_BATCH) {
-            handled += n;
-            break;
-        }
+        if (n < UDP_BATCH)
+            break;      /* all read */
         handled += n;
     }
 }
