@@ -3,29 +3,55 @@
 # instead, on this machine, with the same clients for everyone, and write the
 # tables to bench/RESULTS.md. See bench/README.md for what each column means.
 #
-#   bench/compare.sh [--quick] [-o FILE]
+#   bench/compare.sh [--quick] [--baseline BIN] [--cases LIST] [--no-peers]
+#                    [--rounds N] [-o FILE]
 #
 # --quick: tiny runs, kodama + the bench/peers floors + socat only, written to
 # build/bench/RESULTS-quick.md unless -o says otherwise; checks the harness,
 # not the numbers (make bench-quick).
+# --baseline BIN: run BIN (another kodama, e.g. one built from an older commit)
+# beside ./kodama, in every kodama variant, each right after the other; the
+# report adds a before/after table (./kodama ÷ BIN) with these ratios.
+# --cases LIST: only these cases (comma-separated: tcp64,tcp16k,udp64,hello,idle).
+# --no-peers: kodama (and the baseline) only.
+# --rounds N: every server N times, the rounds interleaved (kodama, baseline,
+# peers, then again); the tables show the median of the rounds.
 set -euo pipefail
 
 usage() {
-    echo "usage: bench/compare.sh [--quick] [-o FILE]" >&2
+    echo "usage: bench/compare.sh [--quick] [--baseline BIN] [--cases LIST] [--no-peers] [--rounds N] [-o FILE]" >&2
     exit 2
 }
 
 QUICK=0
 OUT=
+BASELINE=
+CASES="tcp64,tcp16k,udp64,hello,idle"
+PEERS=1
+ROUNDS=1
+ARGS=("$@")
 while [ $# -gt 0 ]; do
     case "$1" in
         --quick) QUICK=1 ;;
         -o) [ $# -ge 2 ] || usage; OUT=$2; shift ;;
+        --baseline) [ $# -ge 2 ] || usage; BASELINE=$2; shift ;;
+        --cases) [ $# -ge 2 ] || usage; CASES=$2; shift ;;
+        --no-peers) PEERS=0 ;;
+        --rounds)
+            if [ $# -lt 2 ] || ! [[ $2 =~ ^[1-9][0-9]?$ ]]; then usage; fi
+            ROUNDS=$2; shift ;;
         -h|--help) usage ;;
         *) usage ;;
     esac
     shift
 done
+for c in ${CASES//,/ }; do
+    case "$c" in tcp64|tcp16k|udp64|hello|idle) ;; *) echo "compare.sh: unknown case '$c'" >&2; usage ;; esac
+done
+if [ -n "$BASELINE" ]; then
+    [ -x "$BASELINE" ] || { echo "compare.sh: --baseline $BASELINE: not an executable" >&2; exit 2; }
+    BASELINE=$(cd "$(dirname "$BASELINE")" && pwd)/$(basename "$BASELINE")
+fi
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
@@ -36,9 +62,7 @@ SECONDS=0
 # script as a child subreaper (the attribute survives execve) so bash reaps them.
 if [ -z "${KODAMA_COMPARE_REAPER:-}" ]; then
     export KODAMA_COMPARE_REAPER=1
-    args=("$@")
-    [ "$QUICK" = 1 ] && args+=(--quick)
-    [ -n "$OUT" ] && args+=(-o "$OUT")
+    args=("${ARGS[@]}")
     exec python3 -c 'import ctypes, os, sys
 ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
 os.execv("/bin/bash", ["bash"] + sys.argv[1:])' "${BASH_SOURCE[0]}" "${args[@]}"
@@ -178,6 +202,7 @@ command -v strace >/dev/null && HAS_STRACE=1
 KVARIANTS=()
 if [ "$QUICK" = 1 ]; then
     KVARIANTS=("kodama|")
+    [ -n "$BASELINE" ] && KVARIANTS+=("baseline|")
 else
     ios=(default)
     [ "$HAS_IO" = 1 ] && ios=(epoll uring)
@@ -197,6 +222,7 @@ else
                 label+=")"
             fi
             KVARIANTS+=("$label|$opts")
+            [ -n "$BASELINE" ] && KVARIANTS+=("baseline${label#kodama}|$opts")
         done
     done
 fi
@@ -212,8 +238,9 @@ rec kind=meta "date=$(date -u '+%Y-%m-%d %H:%M:%S UTC')" "kernel=$(uname -sr)" \
     "kodama=$(git describe --always --dirty 2>/dev/null || echo unknown)" \
     "quick=$QUICK" "dur=$DUR" "warm=$WARM" "kb_dur=$KB_DUR" "kb_warm=$KB_WARM" \
     "idle_n=$IDLE_N" "idle_secs=$IDLE_SECS" "has_io=$HAS_IO" "has_threads=$HAS_THREADS" "has_bench=$HAS_BENCH" \
-    "has_strace=$HAS_STRACE" "nofile=$NOFILE" "strace_dur=$STRACE_DUR" \
-    "command=bench/compare.sh$([ "$QUICK" = 1 ] && echo ' --quick')"
+    "has_strace=$HAS_STRACE" "nofile=$NOFILE" "strace_dur=$STRACE_DUR" "rounds=$ROUNDS" \
+    "baseline=$([ -n "$BASELINE" ] && "$BASELINE" --version 2>/dev/null | head -n1) $BASELINE" \
+    "command=bench/compare.sh${ARGS[*]:+ ${ARGS[*]}}"
 
 # --- starting servers -------------------------------------------------------
 
@@ -278,12 +305,14 @@ start_server() {
     : >"$d/log"
     SRV_HOST=127.0.0.1 SRV_ERR='' SRV_PID='' SRV_PORT=''
     case "$name" in
-    kodama*)
+    kodama*|baseline*)
+        local bin=$KODAMA
+        [ "${name%% *}" = baseline ] && bin=$BASELINE
         opts=
         for line in "${KVARIANTS[@]}"; do [ "${line%%|*}" = "$name" ] && opts=${line#*|}; done
         # shellcheck disable=SC2086
-        launch "$d/log" "$KODAMA" serve $opts "$svc@127.0.0.1:0/$proto"
-        SRV_CMD="kodama serve$opts $svc@127.0.0.1:0/$proto"
+        launch "$d/log" "$bin" serve $opts "$svc@127.0.0.1:0/$proto"
+        SRV_CMD="${name%% *} serve$opts $svc@127.0.0.1:0/$proto"
         for _ in $(seq 100); do
             grep -q '^kodama: ready' "$d/log" && break
             kill -0 "$SRV_PID" 2>/dev/null || break
@@ -468,7 +497,7 @@ run_client() {
     rc=0
     wait "$cpid" || rc=$?
     forget HELPERS "$cpid"
-    local fields=(kind=run "case=$cse" "server=$server" "role=$role" "client=$client" "rc=$rc"
+    local fields=(kind=run "case=$cse" "server=$server" "role=$role" "client=$client" "rc=$rc" "round=$ROUND"
         "win_s=$(awk -v a="$(kv t "$s1")" -v b="$(kv t "$s2")" 'BEGIN { printf "%.4f", b - a }')"
         "win_busy=$(( $(kv busy "$s2") - $(kv busy "$s1") ))"
         "win_srv_ns=$(( $(kv srv_ns "$s2") - $(kv srv_ns "$s1") ))"
@@ -566,7 +595,11 @@ idle_pass() {
 kodama_names() { local v; for v in "${KVARIANTS[@]}"; do printf '%s\n' "${v%%|*}"; done; }
 
 servers_for() { # servers_for CASE: "name|role" lines
-    kodama_names | sed 's/$/|kodama/'
+    local name
+    while read -r name; do
+        if [ "${name%% *}" = baseline ]; then echo "$name|baseline"; else echo "$name|kodama"; fi
+    done < <(kodama_names)
+    [ "$PEERS" = 1 ] || return 0
     case "$1" in
         tcp64|tcp16k|idle)
             echo "fork_echo (floor)|peer"; echo "socat|peer"
@@ -585,13 +618,17 @@ busy_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat; }
 
 HZ=$(getconf CLK_TCK)
 for cse in tcp64 tcp16k udp64 hello idle; do
+    [[ ",$CASES," == *",$cse,"* ]] || continue
     case_args "$cse"
     # Whatever else keeps this machine busy skews echoload's server µs/msg.
     b0=$(busy_ticks)
     sleep "$BG_SECS"
     rec kind=bg "case=$cse" "busy_pct=$(awk -v d="$(($(busy_ticks) - b0))" -v hz="$HZ" -v n="$NCPU" -v s="$BG_SECS" 'BEGIN { printf "%.0f", d * 100 / (hz * n * s) }')"
+    for ROUND in $(seq "$ROUNDS"); do
+    # The idle case and the syscall counts are not figures a round's noise moves.
+    [ "$cse" = idle ] && [ "$ROUND" -gt 1 ] && break
     while IFS='|' read -r server role; do
-        log "$cse: $server"
+        log "$cse: $server$([ "$ROUNDS" -gt 1 ] && echo " (round $ROUND of $ROUNDS)")"
         if ! start_server "$server" "$CASE_SVC" "$CASE_PROTO"; then
             log "$cse: $server: $SRV_ERR"
             rec kind=start "case=$cse" "server=$server" "role=$role" "error=$SRV_ERR"
@@ -604,16 +641,17 @@ for cse in tcp64 tcp16k udp64 hello idle; do
         else
             # --quick with kodama bench built: echoload (1 s at least) only
             # against kodama, as the cross-check.
-            if [ "$QUICK" = 0 ] || [ "$HAS_BENCH" = 0 ] || [ "$role" = kodama ]; then
+            if [ "$QUICK" = 0 ] || [ "$HAS_BENCH" = 0 ] || [ "$role" != peer ]; then
                 run_client "$cse" "$server" "$role" echoload
             fi
             [ "$HAS_BENCH" = 1 ] && run_client "$cse" "$server" "$role" kodama-bench
-            if [ "$HAS_STRACE" = 1 ] && { [ "$QUICK" = 0 ] || [ "$role" = kodama ]; }; then
+            if [ "$HAS_STRACE" = 1 ] && [ "$ROUND" = 1 ] && { [ "$QUICK" = 0 ] || [ "$role" != peer ]; }; then
                 strace_pass "$cse" "$server"
             fi
         fi
         stop_server
     done < <(servers_for "$cse")
+    done
 done
 rec kind=meta "elapsed_s=$SECONDS"
 

@@ -147,6 +147,40 @@ class Run:
         return f"{e}/{lo}"
 
 
+MEDIAN_ATTRS = ("rate", "mib", "p50", "p99", "srv_us", "proc_us")
+
+
+def median(vals):
+    vals = sorted(vals)
+    n = len(vals)
+    return vals[n // 2] if n % 2 else (vals[n // 2 - 1] + vals[n // 2]) / 2
+
+
+def merge_rounds(runs):
+    """One Run per case, server and client: with --rounds, the median of each
+    figure over the rounds whose run did not fail; errors and losses summed."""
+    groups = {}
+    for r in runs:
+        groups.setdefault((r.case, r.server, r.client), []).append(r)
+    out = []
+    for group in groups.values():
+        first = group[0]
+        ok = [r for r in group if r.failure is None]
+        if len(group) > 1 and ok:
+            first = ok[0]
+            for attr in MEDIAN_ATTRS:
+                vals = [getattr(r, attr) for r in ok if getattr(r, attr) is not None]
+                setattr(first, attr, median(vals) if vals else None)
+            first.errors = sum(r.errors or 0 for r in group)
+            first.lost = sum(r.lost or 0 for r in group)
+            first.rounds = len(ok)
+            if len(ok) < len(group):
+                first.failure = f"{len(group) - len(ok)} of {len(group)} rounds failed: " + \
+                    next(r.failure for r in group if r.failure)
+        out.append(first)
+    return out
+
+
 def best(runs, attr, low):
     vals = [(getattr(r, attr), r) for r in runs if r.role == "peer" and r.clean and getattr(r, attr) is not None]
     if not vals:
@@ -169,7 +203,7 @@ def main(argv):
         if r.get("kind") == "meta":
             meta.update(r)
     strace = {(r["case"], r["server"]): r for r in recs if r.get("kind") == "strace"}
-    runs = [Run(r, strace) for r in recs if r.get("kind") == "run"]
+    runs = merge_rounds([Run(r, strace) for r in recs if r.get("kind") == "run"])
     starts = [r for r in recs if r.get("kind") == "start"]
     idles = [r for r in recs if r.get("kind") == "idle"]
     cmds = [r for r in recs if r.get("kind") == "cmd"]
@@ -343,6 +377,31 @@ def main(argv):
     for s in starts:
         if s["case"] == "idle":
             o.append(f"- {s['server']} did not start for the idle case: {s['error']}")
+
+    base = [r for r in runs if r.role == "baseline"]
+    if base:
+        o.append("## Before and after (--baseline)")
+        o.append("")
+        o.append(f"`./kodama` ({meta.get('kodama', '?')}) against the baseline binary "
+                 f"({meta.get('baseline', '?').strip()}), the same variant and client, run one right "
+                 f"after the other" + (f", median of {meta.get('rounds')} interleaved rounds"
+                                       if meta.get("rounds", "1") != "1" else "") + ". "
+                 "Ratios are new ÷ baseline: above 1 is more (faster, or more CPU).")
+        o.append("")
+        rows = []
+        for b in base:
+            new_name = "kodama" + b.server[len("baseline"):]
+            n = next((r for r in runs if r.role == "kodama" and r.server == new_name and r.case == b.case
+                      and r.client == b.client), None)
+            if n is None:
+                continue
+            rows.append([b.case, new_name, CLIENT_NAMES[b.client], fmt(n.rate, 0), fmt(b.rate, 0),
+                         ratio(n.rate, b.rate), fmt(n.srv_us), fmt(b.srv_us), ratio(n.srv_us, b.srv_us),
+                         fmt(n.p99, 0), fmt(b.p99, 0), ratio(n.p99, b.p99),
+                         n.errcell() + " / " + b.errcell()])
+        o.extend(table(["case", "variant", "client", "rate new", "rate base", "rate ÷", "µs new",
+                        "µs base", "µs ÷", "p99 new", "p99 base", "p99 ÷", "errors/lost new / base"], rows))
+        o.append("")
 
     o.append("## Targets")
     o.append("")
