@@ -118,7 +118,9 @@ static int parse_option(struct bench_opts *o, int c, char **argv)
     case OPT_WARMUP: return opt_seconds("--warmup", optarg, 1, &cfg->warmup_ns);
     case '4': o->t.family = AF_INET; return EXIT_OK;
     case '6': o->t.family = AF_INET6; return EXIT_OK;
-    case 'U': o->t.unix_path = optarg; return EXIT_OK;
+    case 'U':
+        o->t.unix_path = optarg;
+        return client_unix_path("bench", optarg);
     case 'q': o->quiet = 1; return EXIT_OK;
     case OPT_JSON: o->json = 1; return EXIT_OK;
     default: (void)argv; return EXIT_USAGE;

@@ -13,6 +13,19 @@
 #include "lib/net.h"
 #include "lib/util.h"
 
+int client_unix_path(const char *cmd, const char *path)
+{
+    struct sockaddr_un sun;
+    int abstract = path[0] == '@';
+
+    if (path[abstract] == '\0')
+        return usage_error(cmd, "-U '%s': missing %s", path, abstract ? "name" : "path");
+    if (net_unix_addr(path + abstract, abstract, &sun) == (socklen_t)-1)
+        return usage_error(cmd, "-U: %s longer than %zu bytes", abstract ? "an abstract name" : "a path",
+                           sizeof sun.sun_path - 1);
+    return EXIT_OK;
+}
+
 int client_take_host_port(const char *cmd, int argc, char **argv, struct target *t)
 {
     unsigned long port;
@@ -125,7 +138,11 @@ int client_parse_options(const char *cmd, int argc, char **argv, struct client_o
         switch (c) {
         case '4': o->t.family = AF_INET; break;
         case '6': o->t.family = AF_INET6; break;
-        case 'U': o->t.unix_path = optarg; break;
+        case 'U':
+            if (client_unix_path(cmd, optarg) != EXIT_OK)
+                return EXIT_USAGE;
+            o->t.unix_path = optarg;
+            break;
         case 'u': o->t.udp = 1; break;
         case 'v': o->t.verbose = 1; break;
         case 'w':

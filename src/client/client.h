@@ -27,6 +27,10 @@ struct peer {
  * refused", or "nosuchhost: Name or service not known". */
 int client_connect(const struct target *t, struct peer *p);
 
+/* -U PATH (or @NAME): EXIT_OK if it fits a unix socket address, else a usage error
+ * already reported. */
+int client_unix_path(const char *cmd, const char *path);
+
 /* Take the HOST PORT operands at argv[optind] and step optind past them. Returns
  * EXIT_OK, or a usage error already reported. */
 int client_take_host_port(const char *cmd, int argc, char **argv, struct target *t);

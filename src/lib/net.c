@@ -149,7 +149,9 @@ socklen_t net_unix_addr(const char *path, int abstract, struct sockaddr_un *sun)
 
     memset(sun, 0, sizeof *sun);
     sun->sun_family = AF_UNIX;
-    if (len + off >= sizeof sun->sun_path) {
+    /* A path needs room for its NUL; an abstract name has none, only the NUL
+     * before it: either way at most sizeof sun_path - 1 bytes of name. */
+    if (len + off + !abstract > sizeof sun->sun_path) {
         errno = ENAMETOOLONG;
         return (socklen_t)-1;
     }

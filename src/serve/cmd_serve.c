@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "lib/addr.h"
+#include "proto/spec.h"
 #include "lib/cli.h"
 #include "serve/inetd.h"
 #include "serve/listen.h"
@@ -31,10 +32,12 @@ void help_serve(FILE *out)
         "Usage: kodama serve [-4|-6] [-v] [OPTION...] [SPEC...]\n\n"
         "Serve each SPEC until SIGINT or SIGTERM. SPEC is SERVICE@ADDRESS[/tcp|/udp][+proxy]:\n"
         "  ADDRESS  PORT (all addresses: one dual-stack [::] socket), HOST:PORT,\n"
-        "           [IPV6]:PORT, unix:PATH or unix:@NAME (abstract); port 0 = any free\n"
+        "           [IPV6]:PORT, unix:PATH or unix:@NAME (abstract); port 0 = any free;\n"
+        "           PORT-PORT: a listener on each port of the range\n"
         "  proto    /tcp or /udp; without it, both (unix sockets: stream only)\n"
         "  +proxy   (after /tcp, or a unix address) each connection starts with a PROXY\n"
         "           protocol v1 or v2 header naming the client (behind a load balancer)\n"
+        "  In a unix path '\\,' is a comma; a trailing /tcp ends the path (unix:/x/tcp/tcp)\n"
         "Default: hello@8080 echo@7007\n\nServices:\n");
     for (size_t i = 0; services[i]; i++)
         fprintf(out, "  %-8s %s\n", services[i]->name, services[i]->summary);
@@ -364,6 +367,8 @@ static int parse_specs(int n, char **texts, struct spec *specs)
             return usage_error("serve", "%s", err);
         if (service_find(specs[i].service) == NULL)
             return usage_error("serve", "unknown service '%s' in '%s'", specs[i].service, texts[i]);
+        if (specs[i].tls)
+            return usage_error("serve", "'+tls' in '%s': this kodama has no TLS yet", texts[i]);
     }
     return EXIT_OK;
 }

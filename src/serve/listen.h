@@ -3,8 +3,10 @@
 #define KODAMA_LISTEN_H
 
 #include <stddef.h>
+#include <sys/types.h>
 
 #include "lib/addr.h"
+#include "proto/spec.h"
 #include "serve/core/worker.h"
 
 /* Bind every listener the SPECs name, in order (tcp before udp within a SPEC).
@@ -44,6 +46,15 @@ int listener_for_conn(int fd, const struct service *svc, struct listener *l, cha
  * serve. Returns 0 with *out set, or -1 with a line in err. */
 int listeners_copy(const struct listener *ls, size_t n, int share, struct listener **out,
                    char *err, size_t errlen);
+
+/* Remove l's unix socket file, if it made one; a failure is logged. */
+void listener_remove_file(struct listener *l);
+
+/* --user: make the unix socket files the user's, so that it can remove them when it
+ * stops (in a sticky directory such as /tmp only a file's owner may). Returns 0, or
+ * -1 with a line in err. */
+int listeners_give_files(struct listener *ls, size_t n, uid_t uid, gid_t gid, char *err,
+                         size_t errlen);
 
 /* Close the descriptors, remove unix socket files, free the array. */
 void listeners_close(struct listener *ls, size_t n);

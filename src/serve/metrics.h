@@ -10,6 +10,7 @@
 #include <stddef.h>
 
 #include "lib/addr.h"
+#include "proto/spec.h"
 
 struct worker_set;
 

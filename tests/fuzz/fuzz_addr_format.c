@@ -30,6 +30,7 @@
 #include <sys/un.h>
 
 #include "lib/addr.h"
+#include "proto/spec.h"
 #include "fuzz.h"
 
 static void check_text(const char *text)

@@ -1,4 +1,4 @@
-/* fuzz_spec.c — spec_parse (SERVICE@ADDRESS[/tcp|/udp], addr.c).
+/* fuzz_spec.c — spec_parse (the SPEC grammar, proto/spec.c).
  *
  * Input: one SPEC as bytes (no NUL, as on a command line). Properties:
  *   - the result and the struct are the same with a full error buffer, a tiny
@@ -8,16 +8,17 @@
  *   - success: the service is the text before the first '@', lower-case letters,
  *     digits and '-'; kind, protos, port, host and path are consistent (unix is
  *     stream only, a port-only SPEC has no host, an abstract name is not
- *     "@"-prefixed again, a path never empties, "+proxy" only on stream
- *     listeners); and the struct written back as canonical text ("[host]" when
- *     it has ':', starts with '[' or is "unix"; "/tcp" always after unix paths;
- *     "+proxy" last) parses again to the same struct. */
+ *     "@"-prefixed again, a path never empties, "+proxy" and "+tls" only on stream
+ *     listeners, a port range never backwards, from 1, of at most SPEC_PORTS_MAX);
+ *     and the struct written back as canonical text ("[host]" when it has ':',
+ *     starts with '[' or is "unix"; "/tcp" always after unix paths; ',' and '\'
+ *     escaped; "+proxy+tls" last) parses again to the same struct. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "lib/addr.h"
+#include "proto/spec.h"
 #include "fuzz.h"
 
 #define ERRLEN 256  /* KODAMA_ERR_LEN, as the callers pass */
@@ -36,6 +37,25 @@ static void check_same(const struct spec *a, const struct spec *b, const char *w
                b->path, text);
     FUZZ_CHECK(a->abstract == b->abstract, "%s: abstract differs for '%s'", what, text);
     FUZZ_CHECK(a->proxy == b->proxy, "%s: proxy differs for '%s'", what, text);
+    FUZZ_CHECK(a->tls == b->tls, "%s: tls differs for '%s'", what, text);
+    FUZZ_CHECK(a->port_last == b->port_last, "%s: port_last %u vs %u for '%s'", what,
+               a->port_last, b->port_last, text);
+    FUZZ_CHECK(a->nopts == b->nopts, "%s: %zu vs %zu options for '%s'", what, a->nopts,
+               b->nopts, text);
+}
+
+/* s with ',' and '\\' escaped, as the grammar reads them back. */
+static const char *escaped(const char *s, char *out, size_t outlen)
+{
+    size_t n = 0;
+
+    for (; *s && n + 3 < outlen; s++) {
+        if (*s == ',' || *s == '\\')
+            out[n++] = '\\';
+        out[n++] = *s;
+    }
+    out[n] = '\0';
+    return out;
 }
 
 static void check_error(const char *err, const char *text)
@@ -51,27 +71,32 @@ static void check_error(const char *err, const char *text)
 static void canonical(const struct spec *sp, char *out, size_t outlen)
 {
     const char *proto = sp->protos == PROTO_TCP ? "/tcp" : sp->protos == PROTO_UDP ? "/udp" : "";
-    const char *proxy = sp->proxy ? PROXY_SUFFIX : "";
+    char suffix[16], ports[16], esc[2 * (SPEC_HOST_MAX + 1)];
     int n;
 
+    snprintf(suffix, sizeof suffix, "%s%s", sp->proxy ? PROXY_SUFFIX : "", sp->tls ? TLS_SUFFIX : "");
+    if (sp->port_last != sp->port)
+        snprintf(ports, sizeof ports, "%u-%u", sp->port, sp->port_last);
+    else
+        snprintf(ports, sizeof ports, "%u", sp->port);
     switch (sp->kind) {
     case ADDR_ANY:
-        n = snprintf(out, outlen, "%s@%u%s%s", sp->service, sp->port, proto, proxy);
+        n = snprintf(out, outlen, "%s@%s%s%s", sp->service, ports, proto, suffix);
         break;
     case ADDR_HOST:
         /* Brackets where the bare host would read otherwise: a ':' in it, a
          * leading '[', or "unix" (unix:PORT would be a path). */
         if (strchr(sp->host, ':') || sp->host[0] == '[' || strcmp(sp->host, "unix") == 0)
-            n = snprintf(out, outlen, "%s@[%s]:%u%s%s", sp->service, sp->host, sp->port, proto,
-                         proxy);
+            n = snprintf(out, outlen, "%s@[%s]:%s%s%s", sp->service,
+                         escaped(sp->host, esc, sizeof esc), ports, proto, suffix);
         else
-            n = snprintf(out, outlen, "%s@%s:%u%s%s", sp->service, sp->host, sp->port, proto,
-                         proxy);
+            n = snprintf(out, outlen, "%s@%s:%s%s%s", sp->service,
+                         escaped(sp->host, esc, sizeof esc), ports, proto, suffix);
         break;
     default:
         /* "/tcp" always: a path may itself end in "/tcp" or "/udp". */
         n = snprintf(out, outlen, "%s@unix:%s%s/tcp%s", sp->service, sp->abstract ? "@" : "",
-                     sp->path, proxy);
+                     escaped(sp->path, esc, sizeof esc), suffix);
         break;
     }
     FUZZ_CHECK(n > 0 && (size_t)n < outlen, "canonical text truncated");
@@ -81,7 +106,7 @@ static void check_ok(const struct spec *sp, const char *text)
 {
     const char *at = strchr(text, '@');
     size_t slen = strlen(sp->service);
-    char again[SPEC_SERVICE_MAX + SPEC_HOST_MAX + SPEC_PATH_MAX + 40];
+    char again[SPEC_SERVICE_MAX + 2 * SPEC_HOST_MAX + 2 * SPEC_PATH_MAX + 64];
     char err[ERRLEN];
     struct spec sp2;
 
@@ -118,6 +143,12 @@ static void check_ok(const struct spec *sp, const char *text)
     }
 
     FUZZ_CHECK(!sp->proxy || sp->protos == PROTO_TCP, "'+proxy' on a datagram SPEC '%s'", text);
+    FUZZ_CHECK(!sp->tls || sp->protos == PROTO_TCP, "'+tls' on a datagram SPEC '%s'", text);
+    FUZZ_CHECK(sp->port_last == sp->port ||
+                   (sp->port >= 1 && sp->port_last > sp->port &&
+                    sp->port_last - sp->port < SPEC_PORTS_MAX && sp->kind != ADDR_UNIX),
+               "port range %u-%u from '%s'", sp->port, sp->port_last, text);
+    FUZZ_CHECK(sp->nopts == 0, "options from '%s', but no key is known", text);
     canonical(sp, again, sizeof again);
     FUZZ_CHECK(spec_parse(again, &sp2, err, sizeof err) == 0,
                "canonical '%s' of '%s' does not parse: %s", again, text, err);
