@@ -265,6 +265,17 @@ int log_limit_claim(struct log_limit *ll, unsigned long *skipped)
     return 1;
 }
 
+int log_limit_flush(struct log_limit *ll, unsigned long *skipped, int force)
+{
+    int64_t now = now_ms(), last = atomic_load_explicit(&ll->last_ms, memory_order_relaxed);
+
+    if (!log_limit_pending(ll) || (!force && now - last < LOG_LIMIT_MS) ||
+        !atomic_compare_exchange_strong(&ll->last_ms, &last, now))
+        return 0;
+    *skipped = atomic_exchange(&ll->skipped, 0);
+    return *skipped != 0;
+}
+
 void log_limited(struct log_limit *ll, const char *fmt, ...)
 {
     unsigned long skipped;

@@ -4,6 +4,7 @@
 #define KODAMA_LOG_H
 
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -34,6 +35,16 @@ int log_limit_claim(struct log_limit *ll, unsigned long *skipped);
 
 void log_limited(struct log_limit *ll, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+
+/* The tail of a burst: lines were skipped and nothing has been written for
+ * LOG_LIMIT_MS (or at once with force, at exit). Returns 1 with their number in
+ * *skipped (the caller writes the line), else 0. Call it on a timer while
+ * log_limit_pending says so, or the last of a burst is never told. */
+int log_limit_flush(struct log_limit *ll, unsigned long *skipped, int force);
+static inline int log_limit_pending(struct log_limit *ll)
+{
+    return atomic_load_explicit(&ll->skipped, memory_order_relaxed) != 0;
+}
 
 /* serve's --log-format. Until log_setup, every line is text without a timestamp,
  * as for any Unix tool (usage errors, the other commands). */

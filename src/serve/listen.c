@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "lib/log.h"
 #include "lib/net.h"
 #include "lib/util.h"
 
@@ -200,7 +201,7 @@ static int same_addr(const struct addrinfo *a, const struct addrinfo *list)
 
 /* HOST:PORT: every address the name resolves to, each IPv6 one without IPv4. */
 static int bind_host(struct binder *b, const struct service *svc, int udp,
-                     const struct spec *sp, uint16_t *shared_port)
+                     const struct spec *sp, uint16_t port_num, uint16_t *shared_port)
 {
     struct addrinfo hints = { 0 }, *res;
     char port[8], where[SPEC_HOST_MAX + 16];
@@ -209,11 +210,11 @@ static int bind_host(struct binder *b, const struct service *svc, int udp,
     hints.ai_family = b->family;
     hints.ai_socktype = udp ? SOCK_DGRAM : SOCK_STREAM;
     hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-    snprintf(port, sizeof port, "%u", sp->port);
+    snprintf(port, sizeof port, "%u", port_num);
     rc = getaddrinfo(sp->host, port, &hints, &res);
     if (rc != 0) {
         snprintf(where, sizeof where, strchr(sp->host, ':') ? "[%s]:%u" : "%s:%u", sp->host,
-                 sp->port);
+                 port_num);
         return cannot_listen(b, svc, udp ? "udp" : "tcp", where,
                              rc == EAI_SYSTEM ? strerror(errno) : gai_strerror(rc));
     }
@@ -225,7 +226,7 @@ static int bind_host(struct binder *b, const struct service *svc, int udp,
             continue;
         memcpy(&ss, ai->ai_addr, ai->ai_addrlen);
         rc = bind_inet(b, svc, udp, &ss, ai->ai_addrlen, ai->ai_family == AF_INET6 ? 1 : -1,
-                       shared_port, sp->port == 0);
+                       shared_port, port_num == 0);
     }
     freeaddrinfo(res);
     return rc;
@@ -264,14 +265,17 @@ static int bind_spec(struct binder *b, const struct spec *sp)
     if (sp->kind == ADDR_UNIX) {
         if (bind_unix(b, svc, sp) < 0)
             return -1;
-    } else {
+    }
+    /* Each port of a PORT-PORT range as if it were a SPEC of its own. */
+    for (unsigned port = sp->port; sp->kind != ADDR_UNIX && port <= sp->port_last; port++) {
+        shared_port = 0;
         for (int udp = 0; udp <= 1; udp++) {
             int rc;
 
             if (!(sp->protos & (udp ? PROTO_UDP : PROTO_TCP)))
                 continue;
-            rc = sp->kind == ADDR_ANY ? bind_any(b, svc, udp, sp->port, &shared_port)
-                                      : bind_host(b, svc, udp, sp, &shared_port);
+            rc = sp->kind == ADDR_ANY ? bind_any(b, svc, udp, (uint16_t)port, &shared_port)
+                                      : bind_host(b, svc, udp, sp, (uint16_t)port, &shared_port);
             if (rc < 0)
                 return -1;
         }
@@ -436,15 +440,36 @@ int listeners_copy(const struct listener *ls, size_t n, int share, struct listen
     return 0;
 }
 
+void listener_remove_file(struct listener *l)
+{
+    if (l->unlink_path == NULL)
+        return;
+    if (unlink(l->unlink_path) < 0 && errno != ENOENT)
+        log_msg("cannot remove the socket file of %s unix %s: %s", l->svc->name, l->addr,
+                strerror(errno));
+    free(l->unlink_path);
+    l->unlink_path = NULL;
+}
+
+int listeners_give_files(struct listener *ls, size_t n, uid_t uid, gid_t gid, char *err,
+                         size_t errlen)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (ls[i].unlink_path && chown(ls[i].unlink_path, uid, gid) < 0) {
+            snprintf(err, errlen, "cannot give the socket file of %s unix %s to the user: %s",
+                     ls[i].svc->name, ls[i].addr, strerror(errno));
+            return -1;
+        }
+    }
+    return 0;
+}
+
 void listeners_close(struct listener *ls, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         if (ls[i].w.fd >= 0)
             close(ls[i].w.fd);
-        if (ls[i].unlink_path) {
-            unlink(ls[i].unlink_path);
-            free(ls[i].unlink_path);
-        }
+        listener_remove_file(&ls[i]);
     }
     free(ls);
 }

@@ -33,6 +33,7 @@
 #define METRICS_CONNS_MAX 8
 #define METRICS_HEAD_MAX 8192
 #define METRICS_TIMEOUT_MS 5000
+#define ACCEPT_RETRY_MS 100
 
 enum mconn_state { MC_FREE, MC_READ, MC_WRITE, MC_DRAIN };
 
@@ -54,6 +55,10 @@ struct metrics {
     struct watch listen;
     struct watch wake;              /* an eventfd: stop */
     size_t nconns;
+    int paused;                     /* out of descriptors: not accepting for now */
+    struct log_limit accept_log;    /* accept errors: a line a second at most */
+    int accept_err;                 /* the last one, for the tail's line */
+    int flush_armed;
     double start_time;              /* of the process, seconds since the epoch */
     struct mconn conns[METRICS_CONNS_MAX];
 };
@@ -64,7 +69,7 @@ int metrics_addr_parse(const char *text, struct spec *sp, char *err, size_t errl
 {
     char spec[SPEC_HOST_MAX + 64];
 
-    if (strlen(text) > SPEC_HOST_MAX + 8 || strchr(text, '/') != NULL ||
+    if (strlen(text) > SPEC_HOST_MAX + 8 || strpbrk(text, "/,+\\") != NULL ||
         strncmp(text, "unix:", 5) == 0) {
         snprintf(err, errlen, "not PORT, HOST:PORT or [IPV6]:PORT");
         return -1;
@@ -75,6 +80,10 @@ int metrics_addr_parse(const char *text, struct spec *sp, char *err, size_t errl
 
         if (made_up)
             *made_up = '\0';   /* the SPEC is ours, not the user's: name only ADDR */
+        return -1;
+    }
+    if (sp->port_last != sp->port) {
+        snprintf(err, errlen, "one port, not a range");
         return -1;
     }
     return 0;
@@ -376,7 +385,8 @@ static void mconn_close(struct mconn *c)
     free(c->out);
     c->out = NULL;
     c->state = MC_FREE;
-    if (m->nconns-- == METRICS_CONNS_MAX && loop_watch(m->loop, &m->listen, LOOP_READ) < 0)
+    if (m->nconns-- == METRICS_CONNS_MAX && !m->paused &&
+        loop_watch(m->loop, &m->listen, LOOP_READ) < 0)
         log_msg("cannot watch metrics tcp: %s", strerror(errno));
 }
 
@@ -521,6 +531,59 @@ static void mconn_open(struct metrics *m, int fd)
         mconn_close(c);
 }
 
+static long flush_accept_log(struct loop *loop, void *data)
+{
+    struct metrics *m = data;
+    unsigned long n;
+
+    (void)loop;
+    if (log_limit_flush(&m->accept_log, &n, 0))
+        log_msg("cannot accept on metrics tcp: %s (%lu more since the last report)",
+                strerror(m->accept_err), n);
+    if (log_limit_pending(&m->accept_log))
+        return LOG_LIMIT_MS;
+    m->flush_armed = 0;
+    return LOOP_TIMER_DONE;
+}
+
+/* A line a second at most, and the count of the rest told a second later. */
+static void log_accept_error(struct metrics *m, int err)
+{
+    unsigned long skipped;
+
+    m->accept_err = err;
+    if (log_limit_claim(&m->accept_log, &skipped)) {
+        if (skipped)
+            log_msg("cannot accept on metrics tcp: %s (%lu more since the last report)",
+                    strerror(err), skipped);
+        else
+            log_msg("cannot accept on metrics tcp: %s", strerror(err));
+    } else if (!m->flush_armed) {
+        m->flush_armed = 1;
+        loop_timer_add(m->loop, LOG_LIMIT_MS, flush_accept_log, m);
+    }
+}
+
+static long accept_retry(struct loop *loop, void *data)
+{
+    struct metrics *m = data;
+
+    m->paused = 0;
+    if (m->nconns < METRICS_CONNS_MAX && loop_watch(loop, &m->listen, LOOP_READ) < 0)
+        log_msg("cannot watch metrics tcp: %s", strerror(errno));
+    return LOOP_TIMER_DONE;
+}
+
+/* As a worker's listeners do: out of descriptors (or memory), the listening socket
+ * is left alone for a while instead of waking the loop at once, level-triggered,
+ * for ever; the waiting clients stay in its backlog. */
+static void pause_accepting(struct metrics *m)
+{
+    m->paused = 1;
+    loop_watch(m->loop, &m->listen, 0);
+    loop_timer_add(m->loop, ACCEPT_RETRY_MS, accept_retry, m);
+}
+
 static void accept_ready(struct loop *loop, struct watch *w, unsigned events)
 {
     struct metrics *m = container_of(w, struct metrics, listen);
@@ -536,9 +599,16 @@ static void accept_ready(struct loop *loop, struct watch *w, unsigned events)
             mconn_open(m, fd);
             continue;
         }
-        if (errno != EAGAIN && errno != ECONNABORTED && errno != EPROTO && errno != EPERM)
-            log_msg("cannot accept on metrics tcp: %s", strerror(errno));
-        return;     /* out of descriptors: the next readable event tries again */
+        switch (errno) {
+        case EAGAIN: case ECONNABORTED: case EPROTO: case EPERM: case EINTR:
+            return;     /* that client is gone or refused; the next may be fine */
+        default:
+            /* Out of descriptors or memory, or anything else that would fail again
+             * at once: pause. */
+            log_accept_error(m, errno);
+            pause_accepting(m);
+            return;
+        }
     }
 }
 
@@ -601,11 +671,15 @@ struct metrics *metrics_start(const struct metrics_listen *ml, const struct work
 void metrics_stop(struct metrics *m)
 {
     uint64_t one = 1;
+    unsigned long n;
 
     if (m == NULL)
         return;
     while (write(m->wake.fd, &one, sizeof one) < 0 && errno == EINTR)
         ;
     pthread_join(m->thread, NULL);
+    if (log_limit_flush(&m->accept_log, &n, 1))
+        log_msg("cannot accept on metrics tcp: %s (%lu more since the last report)",
+                strerror(m->accept_err), n);
     metrics_free(m);
 }

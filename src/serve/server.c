@@ -2,7 +2,7 @@
  * draining and stopping, the service manager's notifications, --user and --metrics.
  * A worker's engine is its table (worker.h), chosen here and called through it.
  *
- * Worker 0 runs in the main thread and reads SIGINT/SIGTERM from a signalfd (the
+ * Worker 0 runs in the main thread and reads SIGINT, SIGTERM and SIGHUP from a signalfd (the
  * signals are blocked in every thread); it tells every worker through its eventfd.
  * Stopping: close the listeners and remove unix socket files, let every connection
  * send what it holds and say goodbye (the engine's stop_all), then exit when the last one is
@@ -76,11 +76,7 @@ static void close_listeners(struct worker *wk)
         wk->ops->listener_stop(wk, l);
         close(l->w.fd);
         l->w.fd = -1;
-        if (l->unlink_path) {
-            unlink(l->unlink_path);
-            free(l->unlink_path);
-            l->unlink_path = NULL;
-        }
+        listener_remove_file(l);
     }
 }
 
@@ -145,6 +141,14 @@ static void server_stop_all(struct server *srv)
             log_msg("cannot wake worker %zu: %s", i, strerror(errno));
 }
 
+/* SIGHUP: a service manager's "reload", or the terminal going away. Never a reason
+ * to stop; what can be read again is (and a failure keeps what was there). */
+static void server_reload(struct server *srv)
+{
+    (void)srv;
+    log_msg("SIGHUP: nothing to reload");
+}
+
 static void signal_ready(struct loop *loop, struct watch *w, unsigned events)
 {
     struct server *srv = container_of(w, struct server, signals);
@@ -152,8 +156,12 @@ static void signal_ready(struct loop *loop, struct watch *w, unsigned events)
 
     (void)loop;
     (void)events;
-    while (read(w->fd, &si, sizeof si) == (ssize_t)sizeof si)
-        server_stop_all(srv);
+    while (read(w->fd, &si, sizeof si) == (ssize_t)sizeof si) {
+        if (si.ssi_signo == SIGHUP)
+            server_reload(srv);
+        else
+            server_stop_all(srv);
+    }
 }
 
 /* Stopping closes connections, and a connection may have an event waiting later in
@@ -177,6 +185,7 @@ static int block_signals(sigset_t *set)
     sigemptyset(set);
     sigaddset(set, SIGINT);
     sigaddset(set, SIGTERM);
+    sigaddset(set, SIGHUP);
     return pthread_sigmask(SIG_BLOCK, set, NULL) == 0 ? 0 : -1;
 }
 
@@ -459,12 +468,16 @@ static int server_serve(struct server *srv, const struct listener *ls, size_t n)
 
 /* Once every socket is made (SO_REUSEPORT siblings must share their owner's uid),
  * before anything is served. */
-static int become_user(const struct run_as *user, int verbose)
+static int become_user(const struct run_as *user, int verbose, struct listener *ls, size_t n)
 {
-    char err[KODAMA_ERR_LEN];
+    char err[KODAMA_ERR_LEN + ADDR_TEXT_MAX];
 
     if (user == NULL)
         return 0;
+    if (listeners_give_files(ls, n, user->uid, user->gid, err, sizeof err) < 0) {
+        log_msg("%s", err);
+        return -1;
+    }
     if (run_as_become(user, err, sizeof err) < 0) {
         log_msg("cannot run as user %s: %s", user->name, err);
         return -1;
@@ -584,13 +597,15 @@ int server_run(struct listener *ls, size_t n, const struct serve_config *cfg)
         log_msg("cannot watch signals: %s", strerror(errno));
         goto end;
     }
-    if (become_user(run.user, run.verbose) < 0)
+    if (become_user(run.user, run.verbose, ls, n) < 0)
         goto end;
     /* Started before any worker thread; stopped once they have all ended, so that
      * it never reads a listener that is gone, and scrapes go on during the drain. */
     if (run.metrics && (srv.metrics = metrics_start(run.metrics, &srv.ws)) == NULL)
         goto end;
     rc = server_serve(&srv, ls, n);
+    for (size_t i = 0; i < srv.nworkers; i++)
+        worker_flush_logs(&srv.workers[i], 1);     /* the tail of any burst */
     metrics_stop(srv.metrics);
     if (run.verbose)
         log_counters(&srv, ls, n);

@@ -13,7 +13,6 @@
 #include "lib/util.h"
 
 #define ACCEPT_RETRY_MS 100
-#define ACCEPT_LOG_MS 1000
 
 const char *listener_kind_name(enum listener_kind kind)
 {
@@ -86,6 +85,8 @@ void worker_drop(struct worker *wk, struct listener *l, enum drop_reason why, in
     worker_drop_detail(wk, l, why, fd, peer, len, NULL);
 }
 
+static void arm_log_flush(struct worker *wk);
+
 void worker_drop_detail(struct worker *wk, struct listener *l, enum drop_reason why, int fd,
                         const struct sockaddr *peer, socklen_t len, const char *what)
 {
@@ -94,8 +95,10 @@ void worker_drop_detail(struct worker *wk, struct listener *l, enum drop_reason 
     unsigned long skipped;
 
     counter_add(&l->stats.drops[why], 1);
-    if (!log_limit_claim(guard_log_limit(wk->guard, why), &skipped))
+    if (!log_limit_claim(guard_log_limit(wk->guard, why), &skipped)) {
+        arm_log_flush(wk);
         return;
+    }
     if (len == 0 && fd >= 0) {
         len = sizeof ss;
         if (getpeername(fd, (struct sockaddr *)&ss, &len) < 0)
@@ -189,24 +192,79 @@ void svc_ctx_for_conn(struct svc_ctx *ctx, const struct worker *wk,
     ctx->client_len = a->client_len;
 }
 
+static const char *drop_noun(enum drop_reason why)
+{
+    return why >= DROP_UDP_PORT ? "datagrams" : "connections";
+}
+
+void worker_flush_logs(struct worker *wk, int force)
+{
+    unsigned long n;
+
+    for (int r = 0; r < DROP_REASONS; r++) {
+        char detail[128];
+
+        if (!log_limit_flush(guard_log_limit(wk->guard, (enum drop_reason)r), &n, force))
+            continue;
+        drop_detail(wk->cfg, (enum drop_reason)r, detail, sizeof detail);
+        log_msg("%s %lu more %s since the last report: %s", drop_verb((enum drop_reason)r), n,
+                drop_noun((enum drop_reason)r), detail);
+    }
+    if (wk->accept_err_l && log_limit_flush(&wk->accept_log, &n, force)) {
+        const struct listener *l = wk->accept_err_l;
+
+        log_msg("cannot accept on %s %s %s: %s (%lu more since the last report)", l->svc->name,
+                listener_kind_name(l->kind), l->addr, strerror(wk->accept_err), n);
+    }
+}
+
+static int logs_pending(struct worker *wk)
+{
+    for (int r = 0; r < DROP_REASONS; r++)
+        if (log_limit_pending(guard_log_limit(wk->guard, (enum drop_reason)r)))
+            return 1;
+    return log_limit_pending(&wk->accept_log);
+}
+
+static long flush_logs(struct loop *loop, void *data)
+{
+    struct worker *wk = data;
+
+    (void)loop;
+    worker_flush_logs(wk, 0);
+    if (logs_pending(wk))
+        return LOG_LIMIT_MS;    /* another line went out meanwhile: its tail later */
+    wk->log_flush_armed = 0;
+    return LOOP_TIMER_DONE;
+}
+
+/* A line was skipped: make sure its count is told, even if nothing follows. */
+static void arm_log_flush(struct worker *wk)
+{
+    if (wk->log_flush_armed || wk->loop == NULL)
+        return;
+    wk->log_flush_armed = 1;
+    loop_timer_add(wk->loop, LOG_LIMIT_MS, flush_logs, wk);
+}
+
 /* Out of descriptors is a condition that lasts: say so at most once a second. */
 static void log_accept_error(struct worker *wk, struct listener *l, int err)
 {
-    int64_t now = now_ms();
+    unsigned long skipped;
 
     counter_add(&l->stats.accept_errors, 1);
-    if (now - wk->accept_log_ms < ACCEPT_LOG_MS) {
-        wk->accept_errors_unlogged++;
+    wk->accept_err_l = l;
+    wk->accept_err = err;
+    if (!log_limit_claim(&wk->accept_log, &skipped)) {
+        arm_log_flush(wk);
         return;
     }
-    if (wk->accept_errors_unlogged)
+    if (skipped)
         log_msg("cannot accept on %s %s %s: %s (%lu more since the last report)", l->svc->name,
-                listener_kind_name(l->kind), l->addr, strerror(err), wk->accept_errors_unlogged);
+                listener_kind_name(l->kind), l->addr, strerror(err), skipped);
     else
         log_msg("cannot accept on %s %s %s: %s", l->svc->name, listener_kind_name(l->kind),
                 l->addr, strerror(err));
-    wk->accept_log_ms = now;
-    wk->accept_errors_unlogged = 0;
 }
 
 static void resume_accepting(struct worker *wk)
@@ -278,13 +336,12 @@ int worker_accept_error(struct worker *wk, struct listener *l, int err)
     switch (err) {
     case EAGAIN: case ECONNABORTED: case EPROTO: case EPERM: case EINTR:
         return 0;   /* that client is gone or refused; the next may be fine */
-    case EMFILE: case ENFILE: case ENOBUFS: case ENOMEM:
+    default:
+        /* Out of descriptors or memory (EMFILE, ENFILE, ENOBUFS, ENOMEM), or an
+         * error that would come back at once: retry on a timer, never in a loop. */
         log_accept_error(wk, l, err);
         pause_accepting(wk, l);
         return 1;
-    default:
-        log_accept_error(wk, l, err);
-        return 0;
     }
 }
 

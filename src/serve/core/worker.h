@@ -167,8 +167,10 @@ struct worker {
     int finishing;                  /* the connections have been told to finish */
     int paused_listeners;
     int accept_retry_armed;
-    int64_t accept_log_ms;          /* last accept error logged */
-    unsigned long accept_errors_unlogged;
+    struct log_limit accept_log;    /* accept errors: a line a second at most */
+    const struct listener *accept_err_l;    /* the last one, for the tail's line */
+    int accept_err;
+    int log_flush_armed;            /* a timer will tell the tail of a burst */
 };
 
 /* The workers of a server, for readers in other threads (metrics, the exit
@@ -247,9 +249,13 @@ static inline int final_send_flags(int shut_after_send, int repeat)
     return shut_after_send && !repeat ? MSG_MORE : 0;
 }
 
+/* Write the lines a burst of drops or accept errors left unwritten (their count):
+ * on a timer, a second after the last line; with force, now (at exit). */
+void worker_flush_logs(struct worker *wk, int force);
+
 /* Called by the engines when accepting failed with err. Returns 1 if the listener is
- * paused now (out of descriptors or memory: it resumes by itself, and the engine's
- * listener_stop has been called), 0 otherwise. */
+ * paused now (out of descriptors or memory, or any error that would come back at once:
+ * it resumes by itself, and the engine's listener_stop has been called), 0 otherwise. */
 int worker_accept_error(struct worker *wk, struct listener *l, int err);
 
 #endif

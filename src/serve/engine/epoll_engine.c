@@ -30,10 +30,10 @@ static void accept_ready(struct loop *loop, struct watch *w, unsigned events)
                 worker_accepted(l->wk, l, &a);
             continue;
         }
+        /* A client that is gone or refused: on to the next; else stop here (all
+         * taken, or paused). */
         if (err == EAGAIN || worker_accept_error(l->wk, l, err))
             return;
-        if (err != ECONNABORTED && err != EPROTO && err != EPERM && err != EINTR)
-            return;     /* logged; the next readable event tries again */
     }
 }
 
