@@ -155,12 +155,16 @@ valgrind: kodama
 	    KODAMA_TIME_SCALE=$(VALGRIND_TIME_SCALE) $(PYTHON) -m pytest -q -rs -m valgrind tests/integration
 
 # Ten minutes of mixed and abusive load against one server, sampling its RSS and
-# descriptors each second (tests/soak/soak.py); not part of `make test`.
+# descriptors each second (tests/soak/soak.py), then a server run out of
+# descriptors again and again on every listening socket (tests/soak/exhaust.py);
+# not part of `make test`.
 SOAK_SECONDS ?= 600
+SOAK_EXHAUST_SECONDS ?= 60
 
 soak: kodama
 	$(PYTHON) tests/soak/soak.py --seconds $(SOAK_SECONDS) --kodama $(CURDIR)/kodama \
 	    --out $(BUILD)/soak
+	$(PYTHON) tests/soak/exhaust.py --seconds $(SOAK_EXHAUST_SECONDS) --kodama $(CURDIR)/kodama
 
 # The comparison harness and the profile on tiny runs: checks that they run and
 # write well-formed reports, not the numbers (without --quick they do).
