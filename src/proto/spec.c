@@ -232,6 +232,7 @@ static int one_port(const char *text, const char *s, size_t len, unsigned long m
 {
     char buf[16];
 
+    *port = 0;
     if (len == 0)
         return spec_error(err, errlen, text, "missing port");
     if (len >= sizeof buf)
@@ -248,7 +249,7 @@ static int parse_port(const char *text, const char *s, size_t len, struct spec *
                       char *err, size_t errlen)
 {
     const char *dash = memchr(s, '-', len);
-    unsigned long first, last;
+    unsigned long first = 0, last = 0;
 
     if (dash == NULL || dash == s) {   /* "-1" is no range: an invalid port */
         if (one_port(text, s, len, 0, &first, err, errlen) < 0)
@@ -391,7 +392,7 @@ static int parse_address(const char *text, const char *addr, size_t len, struct 
 {
     const char *colon;
 
-    if (strncmp(addr, "unix:", 5) == 0) {
+    if (len >= 5 && strncmp(addr, "unix:", 5) == 0) {
         sp->protos = PROTO_TCP;
         return parse_unix(text, addr + 5, len - 5, sp, err, errlen);
     }
@@ -503,7 +504,7 @@ static int parse_options(const char *text, const char *s, struct spec *sp, char 
 int spec_parse(const char *text, struct spec *sp, char *err, size_t errlen)
 {
     const char *at = strchr(text, '@'), *rest, *comma;
-    char addr[SPEC_TEXT_MAX];
+    char addr[SPEC_TEXT_MAX] = "";    /* all of it: the analyzers cannot follow decode() */
     long len;
     size_t alen;
 
