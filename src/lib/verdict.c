@@ -29,8 +29,8 @@ const char *verdict_name(int v)
 
 const char *verdict_summary(void)
 {
-    return "0 ok, 1 mismatch, 2 usage, 3 refused, 4 timeout, 5 reset, 6 resolve, 7 tls,\n"
-           "8 unreachable, 9 local";
+    return "  0 ok, 1 mismatch, 2 usage, 3 refused, 4 timeout, 5 reset, 6 resolve,\n"
+           "  7 tls, 8 unreachable, 9 local";
 }
 
 /* Shortages of this host: whatever call hit them, the path is not to blame. */

@@ -49,7 +49,8 @@ enum verdict verdict_of_local_errno(int err);
  * when the system ran out of something (EAI_MEMORY, EAI_SYSTEM with EMFILE...). */
 enum verdict verdict_of_gai(int rc, int err);
 
-/* The table for --help and the man page: "0 ok, 1 mismatch, 2 usage, ..., 9 local". */
+/* The table for --help: "  0 ok, 1 mismatch, 2 usage, ..., 9 local", on two lines
+ * indented by two spaces, without a final newline. */
 const char *verdict_summary(void);
 
 /* ------------------------------------------------------------------ JSON */
