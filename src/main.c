@@ -22,7 +22,9 @@ struct command {
 static const struct command commands[] = {
     { "serve", "run hello and echo services over tcp, udp and unix sockets", cmd_serve, help_serve },
     { "send", "send messages to an echo service and print each reply", cmd_send, help_send },
-    { "connect", "relay stdin and stdout to a socket, like netcat", cmd_connect, help_connect },
+    { "connect", "relay stdin and stdout to a socket, like netcat; listen, scan",
+      cmd_connect, help_connect },
+    { "ping", "probe a port again and again, as ping(8) does a host", cmd_ping, help_ping },
     { "bench", "generate load and measure latency against an echo or hello service", cmd_bench, help_bench },
     { NULL, NULL, NULL, NULL },
 };

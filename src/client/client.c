@@ -118,6 +118,7 @@ static int try_connect(const struct target *t, const struct sockaddr *sa, sockle
         report_fail(r, t->quiet, V_LOCAL, "cannot use %s: %s", src, strerror(err));
         return -1;
     }
+    r->t_connecting = now_ns();
     if (connect_to(fd, sa, len, t->timeout_ms) == 0) {
         r->t_connected = now_ns();
         sk_local(fd, p->local, sizeof p->local);

@@ -45,6 +45,7 @@ struct report {
     char local[ADDR_TEXT_MAX], peer[ADDR_TEXT_MAX];
     uint64_t bytes_out, bytes_in;
     int64_t t_start, t_connected, t_first_byte, t_end;
+    int64_t t_connecting;           /* the last connect began (after the lookup) */
     char error[320];                /* the one line told on stderr, without "kodama: " */
 };
 

@@ -227,6 +227,14 @@ static int parse_service(const char *text, const char *at, struct spec *sp, char
     return 0;
 }
 
+/* The reason quotes the text: no control character may reach a terminal. */
+static int port_error(char *err, size_t errlen)
+{
+    if (err && errlen)
+        printable(err);
+    return -1;
+}
+
 static int one_port(const char *s, size_t len, unsigned long *port, char *err, size_t errlen)
 {
     char buf[16];
@@ -237,13 +245,13 @@ static int one_port(const char *s, size_t len, unsigned long *port, char *err, s
     }
     if (len >= sizeof buf) {
         snprintf(err, errlen, "invalid port '%.*s'", (int)(len > 40 ? 40 : len), s);
-        return -1;
+        return port_error(err, errlen);
     }
     memcpy(buf, s, len);
     buf[len] = '\0';
     if (parse_uint(buf, 0, 65535, port, NULL, 0) < 0) {
         snprintf(err, errlen, "invalid port '%s'", buf);
-        return -1;
+        return port_error(err, errlen);
     }
     return 0;
 }
@@ -252,7 +260,7 @@ int spec_port_range(const char *s, size_t len, unsigned long max_ports, uint16_t
                     uint16_t *last, char *err, size_t errlen)
 {
     const char *dash = memchr(s, '-', len);
-    unsigned long a, b;
+    unsigned long a = 0, b = 0;     /* set by one_port; zeroed for the analyzer */
 
     if (dash == NULL || dash == s) {   /* "-1" is no range: an invalid port */
         if (one_port(s, len, &a, err, errlen) < 0)
@@ -274,7 +282,7 @@ int spec_port_range(const char *s, size_t len, unsigned long max_ports, uint16_t
         *last = (uint16_t)b;
         return 0;
     }
-    return -1;
+    return port_error(err, errlen);
 }
 
 /* PORT or PORT-PORT. */
