@@ -126,7 +126,8 @@ int udp_admit(struct listener *l, const void *peer, socklen_t len)
     return 0;
 }
 
-long udp_service_reply(struct listener *l, struct svc_ctx *ctx, const char **reply)
+long udp_service_reply_n(struct listener *l, struct svc_ctx *ctx, const char **reply,
+                         unsigned copies)
 {
     long rlen;
 
@@ -134,10 +135,13 @@ long udp_service_reply(struct listener *l, struct svc_ctx *ctx, const char **rep
     ctx->proto = "udp";
     rlen = l->svc->udp_reply(ctx, reply);
     if (rlen > 0) {
-        size_t max = guard_udp_reply_max(l->wk->guard, ctx->in_len, (size_t)rlen);
+        size_t max = guard_udp_reply_max(l->wk->guard, ctx->in_len,
+                                         guard_udp_overhead(ctx->peer), copies, (size_t)rlen);
 
         if (max < (size_t)rlen && l->svc->udp_record) {
-            /* A date or a report cut short is garbage: send it whole or not at all. */
+            /* A date or a report cut short is garbage: send it whole or not at all.
+             * A daytime line or a time value fits any request's bound; an info
+             * line may not. */
             worker_drop(l->wk, l, DROP_UDP_SHORT, -1, ctx->peer, ctx->peer_len);
             return -1;
         }
@@ -146,4 +150,9 @@ long udp_service_reply(struct listener *l, struct svc_ctx *ctx, const char **rep
         rlen = (long)max;
     }
     return rlen;
+}
+
+long udp_service_reply(struct listener *l, struct svc_ctx *ctx, const char **reply)
+{
+    return udp_service_reply_n(l, ctx, reply, 1);
 }
