@@ -87,13 +87,10 @@ int sk_accept(int lfd, struct sockaddr_storage *peer, socklen_t *len)
     fd = accept4(lfd, (struct sockaddr *)peer, len, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (TRACE_ON) {
         int err = errno;
-        char a[TRACE_ADDR_MAX];
+        char a[TRACE_ADDR_MAX], note[TRACE_ADDR_MAX + 8];
 
-        if (fd >= 0)
-            trace_call(fd, 0, NULL, "accept(%d) from %s", lfd,
-                       trace_addr((struct sockaddr *)peer, *len, a));
-        else
-            trace_call(fd, err, NULL, "accept(%d)", lfd);
+        snprintf(note, sizeof note, "from %s", fd >= 0 ? trace_addr((struct sockaddr *)peer, *len, a) : "");
+        trace_call(fd, err, fd >= 0 ? note : NULL, "accept(%d)", lfd);
     }
     return fd;
 }
@@ -236,13 +233,10 @@ ssize_t sk_recvfrom(int fd, void *buf, size_t cap, struct sockaddr_storage *from
     n = recvfrom(fd, buf, cap, 0, (struct sockaddr *)from, len);
     if (TRACE_ON) {
         int err = errno;
-        char a[TRACE_ADDR_MAX];
+        char a[TRACE_ADDR_MAX], note[TRACE_ADDR_MAX + 8];
 
-        if (n >= 0)
-            trace_call(n, 0, NULL, "recvfrom(%d, %zu) from %s", fd, cap,
-                       trace_addr((struct sockaddr *)from, *len, a));
-        else
-            trace_call(n, err, recv_note(fd, n, err), "recvfrom(%d, %zu)", fd, cap);
+        snprintf(note, sizeof note, "from %s", n >= 0 ? trace_addr((struct sockaddr *)from, *len, a) : "");
+        trace_call(n, err, n >= 0 ? note : recv_note(fd, n, err), "recvfrom(%d, %zu)", fd, cap);
     }
     return n;
 }

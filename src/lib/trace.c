@@ -117,6 +117,34 @@ void trace_note(const char *fmt, ...)
     errno = saved;
 }
 
+void trace_submit(const char *fmt, ...)
+{
+    char line[TRACE_LINE_MAX];
+    int saved = errno;
+    size_t off = stamp(line, sizeof line);
+    va_list ap;
+
+    off = append(line, off, "io_uring: submit ");
+    va_start(ap, fmt);
+    off = vappend(line, off, fmt, ap);
+    va_end(ap);
+    finish(line, off);
+    errno = saved;
+}
+
+void trace_accept(const char *where, int lfd, int fd, int err, const struct sockaddr *peer,
+                  socklen_t len)
+{
+    char a[TRACE_ADDR_MAX], note[TRACE_ADDR_MAX + 8];
+
+    if (fd >= 0 && len > 0) {
+        snprintf(note, sizeof note, "from %s", trace_addr(peer, len, a));
+        trace_call(fd, 0, note, "accept(%d) [%s]", lfd, where);
+    } else {
+        trace_call(fd, err, NULL, "accept(%d) [%s]", lfd, where);
+    }
+}
+
 void trace_call(long rc, int err, const char *note, const char *fmt, ...)
 {
     char line[TRACE_LINE_MAX], name[16];

@@ -36,6 +36,14 @@ void trace_call(long rc, int err, const char *note, const char *fmt, ...)
 void trace_cqe(int res, const char *note, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* An io_uring submission: "io_uring: submit <what>". */
+void trace_submit(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* An accept: "accept(5) [echo tcp 127.0.0.1:7007] = 9  (from 127.0.0.1:53422)", or
+ * "accept(5) [...] = -1 EAGAIN" (fd < 0, err its errno); where names the listener. */
+void trace_accept(const char *where, int lfd, int fd, int err, const struct sockaddr *peer,
+                  socklen_t len);
+
 /* "EAGAIN", "ECONNREFUSED", ...; "E123" for an errno glibc has no name for. */
 const char *trace_errno_name(int err, char *buf, size_t len);
 

@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <netinet/in.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 
@@ -104,6 +105,14 @@ void udp_ctx_local(struct svc_ctx *ctx, const struct listener *l, struct msghdr 
         ctx->local = (const struct sockaddr *)&l->local;
         ctx->local_len = l->local_len;
     }
+}
+
+void udp_trace_recv(const struct listener *l, const void *peer, socklen_t len, size_t n)
+{
+    char a[TRACE_ADDR_MAX], note[TRACE_ADDR_MAX + 8];
+
+    snprintf(note, sizeof note, "from %s", trace_addr(peer, len, a));
+    trace_cqe((int)n, note, "recvmsg(%d)", l->w.fd);
 }
 
 void udp_log_datagram(const struct listener *l, const void *peer, socklen_t len, size_t in,

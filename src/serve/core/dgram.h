@@ -52,6 +52,9 @@ void udp_ctx_local(struct svc_ctx *ctx, const struct listener *l, struct msghdr 
 
 #define UDP_DGRAM_MAX NET_DGRAM_MAX
 
+/* --trace: a datagram received on io_uring, "complete recvmsg(4) = 5  (from ADDR)". */
+void udp_trace_recv(const struct listener *l, const void *peer, socklen_t len, size_t n);
+
 /* The -v line for one datagram. */
 void udp_log_datagram(const struct listener *l, const void *peer, socklen_t len, size_t in,
                       long out);
