@@ -9,7 +9,11 @@
  *
  * udp as nmap reads it: an answer is "open", ICMP port unreachable "refused", and
  * silence "open|filtered" (a firewall that drops, or a service that says nothing),
- * which counts as open for the exit status. */
+ * which counts as open for the exit status.
+ *
+ * A free socket slot takes the next port at once, whatever is still pending below
+ * it, so a few dropped ports never hold up the rest; each port's outcome is kept in
+ * a small record (the range may be all 65535) until the lines before it are out. */
 #include <errno.h>
 #include <netdb.h>
 #include <poll.h>
@@ -27,23 +31,35 @@
 
 #define SCAN_PARALLEL 256
 #define SCAN_WAIT_DEFAULT_MS 2000
+#define NS_PER_MS 1000000LL
 
-struct probe {
-    int fd;                 /* -1 once done */
-    int done;
-    const char *state;      /* "open", "refused", "timeout", "open|filtered", ... */
-    int64_t deadline;
-    char port[8];
-    struct report r;
+/* What a port came to. */
+struct outcome {
+    int64_t t_start, t_connected, t_first_byte, t_end;
+    const char *state;              /* "open", "refused", "timeout", "open|filtered", ... */
+    int err;                        /* the errno behind a failure, or 0 */
+    uint16_t local_port;            /* our end's port (its address is the scan's) */
+    uint8_t verdict;
+    uint8_t done;
+};
+
+/* A socket slot: the port it is trying, or none. */
+struct active {
+    int fd;                         /* -1: free */
+    unsigned port;
+    int64_t deadline;               /* ns */
 };
 
 struct scan {
     struct connect_opts *o;
+    int udp;
     struct sockaddr_storage addr;   /* the first address HOST resolves to */
     socklen_t addrlen;
-    char host[ADDR_TEXT_MAX];       /* as messages show it */
-    struct probe *slot;             /* a window of nslots ports, by port % nslots */
-    size_t nslots;
+    char host[ADDR_TEXT_MAX];       /* as the lines show it */
+    char local_host[ADDR_TEXT_MAX]; /* our end's address, the same for every port */
+    struct outcome *out;            /* per port of the range */
+    struct active *act;
+    size_t nact;
     unsigned next_start, next_print;
     int first_failure;              /* the verdict of the lowest port not open */
 };
@@ -70,9 +86,9 @@ int scan_take_ports(int argc, char **argv, struct connect_opts *o)
     return EXIT_OK;
 }
 
-static struct probe *slot_of(struct scan *sc, unsigned port)
+static struct outcome *outcome_of(struct scan *sc, unsigned port)
 {
-    return &sc->slot[port % sc->nslots];
+    return &sc->out[port - sc->o->port_first];
 }
 
 static void set_port(struct scan *sc, unsigned port)
@@ -85,145 +101,196 @@ static void set_port(struct scan *sc, unsigned port)
         ((struct sockaddr_in *)sa)->sin_port = htons((uint16_t)port);
 }
 
-/* The port is decided: its state and verdict; the socket is closed. */
-static void finish(struct probe *p, enum verdict v, const char *state, int err)
+/* Our end of a probe: its port, and the address once for all. */
+static void note_local(struct scan *sc, int fd, struct outcome *oc)
 {
-    p->r.verdict = v;
-    p->state = state;
-    if (err && v != V_OK)
-        snprintf(p->r.error, sizeof p->r.error, "%s", strerror(err));
-    if (p->fd >= 0) {
-        sk_local(p->fd, p->r.local, sizeof p->r.local);
-        sk_close(p->fd);
-    }
-    p->fd = -1;
-    p->done = 1;
-    p->r.t_end = now_ns();
+    struct sockaddr_storage ss = { 0 };
+    socklen_t len = sizeof ss;
+
+    if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0 || addr_port((struct sockaddr *)&ss) <= 0)
+        return;
+    oc->local_port = (uint16_t)addr_port((struct sockaddr *)&ss);
+    if (sc->local_host[0] == '\0')
+        addr_format((struct sockaddr *)&ss, len, sc->local_host, sizeof sc->local_host);
 }
 
-/* What a connect's error means for this port. */
-static void finish_errno(struct scan *sc, struct probe *p, int err)
+/* The port is decided: its state and verdict; the socket is closed, its slot free. */
+static void finish(struct scan *sc, struct active *a, struct outcome *oc, enum verdict v,
+                   const char *state, int err)
+{
+    oc->verdict = (uint8_t)v;
+    oc->state = state;
+    oc->err = v == V_OK ? 0 : err;
+    if (a->fd >= 0) {
+        note_local(sc, a->fd, oc);
+        sk_close(a->fd);
+    }
+    a->fd = -1;
+    oc->done = 1;
+    oc->t_end = now_ns();
+}
+
+/* What an error means for this port. */
+static void finish_errno(struct scan *sc, struct active *a, struct outcome *oc, int err)
 {
     enum verdict v = verdict_of_errno(err);
 
-    if (sc->o->c.t.udp && v == V_TIMEOUT)
-        finish(p, V_OK, "open|filtered", 0);
+    if (sc->udp && v == V_TIMEOUT)
+        finish(sc, a, oc, V_OK, "open|filtered", 0);
     else
-        finish(p, v, v == V_REFUSED ? "refused" : verdict_name(v), err);
+        finish(sc, a, oc, v, v == V_REFUSED ? "refused" : verdict_name(v), err);
 }
 
-static void start_probe(struct scan *sc, unsigned port)
+static void start_probe(struct scan *sc, struct active *a, unsigned port)
 {
-    struct probe *p = slot_of(sc, port);
-    const struct target *t = &sc->o->c.t;
+    struct outcome *oc = outcome_of(sc, port);
     struct sockaddr *sa = (struct sockaddr *)&sc->addr;
 
-    report_start(&p->r, t);
-    snprintf(p->port, sizeof p->port, "%u", port);
-    p->r.port = p->port;
-    p->done = 0;
-    p->deadline = now_ms() + sc->o->c.wait_ms;
+    oc->t_start = now_ns();
+    a->port = port;
+    a->deadline = oc->t_start + (int64_t)sc->o->c.wait_ms * NS_PER_MS;
     set_port(sc, port);
-    addr_format(sa, sc->addrlen, p->r.peer, sizeof p->r.peer);
-    p->fd = sk_socket(sa->sa_family, t->udp ? SOCK_DGRAM : SOCK_STREAM);
-    if (p->fd < 0 || client_bind_source(p->fd, t, sa->sa_family) < 0) {
-        finish(p, V_LOCAL, "local", errno);
+    a->fd = sk_socket(sa->sa_family, sc->udp ? SOCK_DGRAM : SOCK_STREAM);
+    if (a->fd < 0 || client_bind_source(a->fd, &sc->o->c.t, sa->sa_family) < 0) {
+        finish(sc, a, oc, V_LOCAL, "local", errno);
         return;
     }
-    if (sk_connect(p->fd, sa, sc->addrlen) == 0) {
-        p->r.t_connected = now_ns();
-        if (!t->udp)
-            finish(p, V_OK, "open", 0);
-        else if (sk_send(p->fd, "", 0) < 0)
-            finish_errno(sc, p, errno);
+    if (sk_connect(a->fd, sa, sc->addrlen) == 0) {
+        oc->t_connected = now_ns();
+        if (!sc->udp)
+            finish(sc, a, oc, V_OK, "open", 0);
+        else if (sk_send(a->fd, "", 0) < 0)
+            finish_errno(sc, a, oc, errno);
         return;
     }
     if (errno != EINPROGRESS)
-        finish_errno(sc, p, errno);
+        finish_errno(sc, a, oc, errno);
 }
 
-/* A socket poll woke: the connect's outcome (tcp) or the datagram's (udp). */
-static void probe_event(struct scan *sc, struct probe *p)
+/* A socket's poll woke: the connect's outcome (tcp) or the datagram's (udp). */
+static void probe_event(struct scan *sc, struct active *a)
 {
+    struct outcome *oc = outcome_of(sc, a->port);
     char buf[512];
     int err = 0;
     socklen_t len = sizeof err;
 
-    if (!sc->o->c.t.udp) {
-        if (getsockopt(p->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+    if (!sc->udp) {
+        if (getsockopt(a->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
             err = errno;
         if (err == 0) {
-            p->r.t_connected = now_ns();
-            finish(p, V_OK, "open", 0);
+            oc->t_connected = now_ns();
+            finish(sc, a, oc, V_OK, "open", 0);
         } else {
-            finish_errno(sc, p, err);
+            finish_errno(sc, a, oc, err);
         }
         return;
     }
-    if (sk_recv(p->fd, buf, sizeof buf) >= 0) {
-        report_first_byte(&p->r);
-        finish(p, V_OK, "open", 0);
+    if (sk_recv(a->fd, buf, sizeof buf) >= 0) {
+        oc->t_first_byte = now_ns();
+        finish(sc, a, oc, V_OK, "open", 0);
     } else if (errno != EAGAIN && errno != EINTR) {
-        finish_errno(sc, p, errno);
+        finish_errno(sc, a, oc, errno);
     }
+}
+
+/* One port's --json object: the run report's keys, and its state. */
+static void print_json(struct scan *sc, unsigned port, const struct outcome *oc)
+{
+    struct json_obj j;
+    struct report r;
+    char ptext[12];
+
+    report_start(&r, &sc->o->c.t);
+    snprintf(ptext, sizeof ptext, "%u", port);
+    r.port = ptext;
+    r.verdict = oc->verdict;
+    r.t_start = oc->t_start;
+    r.t_connected = oc->t_connected;
+    r.t_first_byte = oc->t_first_byte;
+    r.t_end = oc->t_end;
+    if (oc->local_port) {
+        /* local_host is "ADDR:PORT" of the first probe: keep its address part. */
+        size_t n = strlen(sc->local_host);
+
+        while (n > 0 && sc->local_host[n - 1] != ':')
+            n--;
+        snprintf(r.local, sizeof r.local, "%.*s%u", (int)n, sc->local_host, oc->local_port);
+    }
+    set_port(sc, port);
+    addr_format((struct sockaddr *)&sc->addr, sc->addrlen, r.peer, sizeof r.peer);
+    if (oc->err)
+        snprintf(r.error, sizeof r.error, "%s", strerror(oc->err));
+    report_json(&r, &j);
+    json_str(&j, "state", oc->state);
+    fputs(json_end(&j), stdout);
 }
 
 /* Print the ports decided, in order, as far as the first one still pending. */
 static int print_done(struct scan *sc)
 {
-    while (sc->next_print < sc->next_start && slot_of(sc, sc->next_print)->done) {
-        struct probe *p = slot_of(sc, sc->next_print);
+    for (; sc->next_print < sc->next_start; sc->next_print++) {
+        struct outcome *oc = outcome_of(sc, sc->next_print);
 
-        if (p->r.verdict != V_OK && sc->first_failure == V_OK)
-            sc->first_failure = p->r.verdict;
-        if (sc->o->c.json) {
-            struct json_obj j;
-
-            report_json(&p->r, &j);
-            json_str(&j, "state", p->state);
-            fputs(json_end(&j), stdout);
-        } else {
-            printf("%s port %s (%s): %s\n", sc->host, p->port, p->r.proto, p->state);
+        if (!oc->done)
+            break;
+        if (oc->verdict != V_OK && sc->first_failure == V_OK)
+            sc->first_failure = oc->verdict;
+        if (sc->o->c.json)
+            print_json(sc, sc->next_print, oc);
+        else
+            printf("%s port %u (%s): %s\n", sc->host, sc->next_print, sc->udp ? "udp" : "tcp",
+                   oc->state);
+        if (fflush(stdout) == EOF) {
+            log_msg("cannot write to stdout: %s", strerror(errno));
+            return V_LOCAL;
         }
-        if (fflush(stdout) == EOF)
-            return report_fail(&p->r, 0, V_LOCAL, "cannot write to stdout: %s", strerror(errno));
-        sc->next_print++;
     }
     return V_OK;
 }
 
-/* One poll over every pending port; timeouts decided. */
+/* Give each free slot the next port. */
+static void start_more(struct scan *sc)
+{
+    for (size_t i = 0; i < sc->nact && sc->next_start <= sc->o->port_last; i++)
+        if (sc->act[i].fd < 0)
+            start_probe(sc, &sc->act[i], sc->next_start++);
+}
+
+/* One poll over every port under way; those past -w decided. */
 static int poll_round(struct scan *sc)
 {
     struct pollfd pfd[SCAN_PARALLEL];
-    unsigned port[SCAN_PARALLEL];
-    int64_t now = now_ms(), soonest = -1;
+    size_t idx[SCAN_PARALLEL];
+    int64_t now = now_ns(), soonest = -1;
     nfds_t n = 0;
     int rc;
 
-    for (unsigned q = sc->next_print; q < sc->next_start; q++) {
-        struct probe *p = slot_of(sc, q);
+    for (size_t i = 0; i < sc->nact; i++) {
+        struct active *a = &sc->act[i];
 
-        if (p->done)
+        if (a->fd < 0)
             continue;
-        if (now >= p->deadline) {
-            finish(p, sc->o->c.t.udp ? V_OK : V_TIMEOUT,
-                   sc->o->c.t.udp ? "open|filtered" : "timeout", 0);
+        if (now >= a->deadline) {
+            finish(sc, a, outcome_of(sc, a->port), sc->udp ? V_OK : V_TIMEOUT,
+                   sc->udp ? "open|filtered" : "timeout", 0);
             continue;
         }
-        pfd[n] = (struct pollfd){ .fd = p->fd, .events = sc->o->c.t.udp ? POLLIN : POLLOUT };
-        port[n++] = q;
-        if (soonest < 0 || p->deadline < soonest)
-            soonest = p->deadline;
+        pfd[n] = (struct pollfd){ .fd = a->fd, .events = sc->udp ? POLLIN : POLLOUT };
+        idx[n++] = i;
+        if (soonest < 0 || a->deadline < soonest)
+            soonest = a->deadline;
     }
     if (n == 0)
         return V_OK;
-    rc = sk_poll(pfd, n, (int)(soonest - now));
-    if (rc < 0 && errno != EINTR)
-        return report_fail(&slot_of(sc, port[0])->r, 0, V_LOCAL, "poll: %s", strerror(errno));
+    rc = sk_poll(pfd, n, (int)((soonest - now + NS_PER_MS - 1) / NS_PER_MS));
+    if (rc < 0 && errno != EINTR) {
+        log_msg("poll: %s", strerror(errno));
+        return V_LOCAL;
+    }
     for (nfds_t i = 0; rc > 0 && i < n; i++)
         if (pfd[i].revents)
-            probe_event(sc, slot_of(sc, port[i]));
+            probe_event(sc, &sc->act[idx[i]]);
     return V_OK;
 }
 
@@ -262,7 +329,8 @@ static int resolve_first(struct scan *sc)
 
 int scan_run(struct connect_opts *o)
 {
-    struct scan sc = { .o = o, .next_start = o->port_first, .next_print = o->port_first };
+    struct scan sc = { .o = o, .udp = o->c.t.udp, .next_start = o->port_first,
+                       .next_print = o->port_first };
     int v;
 
     if (!o->c.wait_given)
@@ -270,18 +338,21 @@ int scan_run(struct connect_opts *o)
     v = resolve_first(&sc);
     if (v != V_OK)
         return v;
-    sc.nslots = parallel();
-    sc.slot = xcalloc(sc.nslots, sizeof *sc.slot);
+    sc.out = xcalloc(o->port_last - o->port_first + 1, sizeof *sc.out);
+    sc.nact = parallel();
+    sc.act = xcalloc(sc.nact, sizeof *sc.act);
+    for (size_t i = 0; i < sc.nact; i++)
+        sc.act[i].fd = -1;
     while (v == V_OK && sc.next_print <= o->port_last) {
-        while (sc.next_start <= o->port_last && sc.next_start - sc.next_print < sc.nslots)
-            start_probe(&sc, sc.next_start++);
+        start_more(&sc);
         v = print_done(&sc);
         if (v == V_OK && sc.next_print <= o->port_last)
             v = poll_round(&sc);
     }
-    for (unsigned q = sc.next_print; q < sc.next_start; q++)
-        if (slot_of(&sc, q)->fd >= 0)
-            sk_close(slot_of(&sc, q)->fd);
-    free(sc.slot);
+    for (size_t i = 0; i < sc.nact; i++)
+        if (sc.act[i].fd >= 0)
+            sk_close(sc.act[i].fd);
+    free(sc.act);
+    free(sc.out);
     return v != V_OK ? v : sc.first_failure;
 }
