@@ -386,3 +386,23 @@ def test_unix_json_has_a_path(server, sockdir):
     assert set(j) == JSON_KEYS - {"host", "port"} | {"path"}, j
     assert j["proto"] == "unix" and j["path"] == path and "host" not in j, j
     assert j["peer"] == "unix:" + path, j
+
+
+def test_local_out_of_descriptors(srv):
+    """bench needs a descriptor per connection: a hard limit too low is a local
+    failure, told before anything starts. (That EMFILE itself maps to local is in
+    tests/unit/test_verdict.c: the dynamic loader needs descriptors of its own, so
+    a process cannot be started with none left.)"""
+    import resource
+
+    def few_fds():
+        resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
+
+    p = subprocess.run(kodama_cmd("bench", "-c", 1000, "-d", "0.3", "127.0.0.1",
+                                  srv.port("echo", "tcp")),
+                       stdin=subprocess.DEVNULL, capture_output=True, preexec_fn=few_fds,
+                       timeout=scaled(10))
+    err = p.stderr.decode()
+    assert not sanitizer_problems(err, "bench"), err
+    assert p.returncode == 9, (p.returncode, err)
+    assert err == "kodama: bench: -c 1000 needs 1033 open files; the limit is 64\n", err
