@@ -71,6 +71,8 @@ def check_stack_clash(elf):
         if not m:
             continue
         size = int(m.group(2), 16)
+        if size >= 1 << 63:
+            continue    # "sub rsp,-128": gcc's short form of giving 128 bytes back
         if size == 0x1000 and i + 1 < len(lines) and PROBE.match(lines[i + 1]):
             probes += 1
         elif size > 0x1000:

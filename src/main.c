@@ -8,6 +8,7 @@
 #include "bench/bench.h"
 #include "client/client.h"
 #include "lib/cli.h"
+#include "lib/verdict.h"
 #include "serve/serve.h"
 
 /* A subcommand: its entry point (argv[0] is its name) and its --help. */
@@ -21,7 +22,9 @@ struct command {
 static const struct command commands[] = {
     { "serve", "run hello and echo services over tcp, udp and unix sockets", cmd_serve, help_serve },
     { "send", "send messages to an echo service and print each reply", cmd_send, help_send },
-    { "connect", "relay stdin and stdout to a socket, like netcat", cmd_connect, help_connect },
+    { "connect", "relay stdin and stdout to a socket, like netcat; listen, scan",
+      cmd_connect, help_connect },
+    { "ping", "probe a port again and again, as ping(8) does a host", cmd_ping, help_ping },
     { "bench", "generate load and measure latency against an echo or hello service", cmd_bench, help_bench },
     { NULL, NULL, NULL, NULL },
 };
@@ -43,8 +46,10 @@ static void usage(FILE *out)
                  "client and a netcat-style relay.\n\nCommands:\n");
     for (const struct command *c = commands; c->name; c++)
         fprintf(out, "  %-9s %s\n", c->name, c->summary);
-    fprintf(out, "\nExit status: 0 ok, 1 runtime failure, 2 usage error.\n"
-                 "Run 'kodama COMMAND --help' for a command's options; 'man kodama' for more.\n");
+    fprintf(out, "\nExit status of send, connect, ping and bench (the verdict):\n%s.\n"
+                 "serve: 0 stopped by a signal, 1 failure, 2 usage error.\n"
+                 "Run 'kodama COMMAND --help' for a command's options; 'man kodama' for more.\n",
+            verdict_summary());
 }
 
 /* A descriptor 0, 1 or 2 that is not open would be handed to the first socket we

@@ -19,6 +19,8 @@ enum bench_mode { BENCH_ECHO, BENCH_UDP, BENCH_HELLO };
 #define BENCH_UDP_MAX 65507
 #define BENCH_SIZE_MAX (1ul << 20)
 
+struct target;
+
 struct bench_config {
     enum bench_mode mode;
     struct sockaddr_storage addr;   /* the address that answered the probe */
@@ -29,6 +31,7 @@ struct bench_config {
     int64_t duration_ns, warmup_ns;
     int64_t wait_ns;                /* connect timeout; udp reply timeout */
     int progress;                   /* a \r progress line on stderr each second */
+    const struct target *source;    /* --source, --source-port (client.h), if given */
 };
 
 struct bench_counts {
@@ -43,6 +46,7 @@ struct bench_result {
     int interrupted;                /* SIGINT or SIGTERM */
     int failed;                     /* a worker stopped the run, for this reason: */
     char fail_msg[256];
+    int fail_verdict;               /* its verdict (lib/verdict.h) */
 };
 
 static inline uint64_t bench_errors(const struct bench_counts *n)

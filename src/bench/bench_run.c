@@ -142,6 +142,7 @@ static void collect(const struct bench_config *cfg, struct bench_shared *sh,
     if (atomic_load(&sh->failed)) {
         res->failed = 1;
         snprintf(res->fail_msg, sizeof res->fail_msg, "%s", sh->fail_msg);
+        res->fail_verdict = sh->fail_verdict;
     }
 }
 

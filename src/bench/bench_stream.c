@@ -18,6 +18,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "client/client.h"
 #include "lib/pattern.h"
 #include "lib/util.h"
 
@@ -132,7 +133,7 @@ static int connect_start(struct bench_worker *w, struct sconn *c)
     int fd = socket(cfg->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 
     if (fd < 0) {
-        bw_fail(w, "cannot open a socket: %s", strerror(errno));
+        bw_fail(w, V_LOCAL, "cannot open a socket: %s", strerror(errno));
         return -1;
     }
     c->s.fd = fd;
@@ -141,7 +142,14 @@ static int connect_start(struct bench_worker *w, struct sconn *c)
     c->tx_off = c->tx_end = c->rx_off = c->got = 0;
     c->deadline = w->now + cfg->wait_ns;
     if (set_nodelay(w, fd) < 0) {
-        bw_fail(w, "setsockopt TCP_NODELAY: %s", strerror(errno));
+        bw_fail(w, V_LOCAL, "setsockopt TCP_NODELAY: %s", strerror(errno));
+        return -1;
+    }
+    if (cfg->source && client_bind_source(fd, cfg->source, cfg->addr.ss_family) < 0) {
+        char src[ADDR_TEXT_MAX + 32];
+
+        client_source_name(cfg->source, src, sizeof src);
+        bw_fail(w, V_LOCAL, "cannot use %s: %s", src, strerror(errno));
         return -1;
     }
     if (connect(fd, (const struct sockaddr *)&cfg->addr, cfg->addrlen) == 0) {
@@ -162,7 +170,7 @@ static int connect_start(struct bench_worker *w, struct sconn *c)
     }
     c->state = S_CONNECTING;
     if (bw_watch(w, &c->s, EPOLLOUT) < 0) {
-        bw_fail(w, "epoll_ctl: %s", strerror(errno));
+        bw_fail(w, V_LOCAL, "epoll_ctl: %s", strerror(errno));
         return -1;
     }
     return 0;
@@ -204,7 +212,7 @@ static int echo_flush(struct bench_worker *w, struct sconn *c)
             break;      /* the socket buffer is full */
     }
     if (bw_watch(w, &c->s, EPOLLIN | (c->tx_off < c->tx_end ? EPOLLOUT : 0)) < 0) {
-        bw_fail(w, "epoll_ctl: %s", strerror(errno));
+        bw_fail(w, V_LOCAL, "epoll_ctl: %s", strerror(errno));
         return -1;
     }
     return 0;
@@ -298,7 +306,7 @@ static void established(struct bench_worker *w, struct sconn *c)
     if (hello(w)) {
         c->deadline = c->deadline > w->now ? c->deadline : w->now;
         if (bw_watch(w, &c->s, EPOLLIN) < 0)
-            bw_fail(w, "epoll_ctl: %s", strerror(errno));
+            bw_fail(w, V_LOCAL, "epoll_ctl: %s", strerror(errno));
         return;
     }
     if (w->interval_ns > 0)
@@ -307,7 +315,7 @@ static void established(struct bench_worker *w, struct sconn *c)
         for (unsigned long i = 0; i < w->cfg->depth; i++)
             queue_msg(w, c, w->now);
     if (bw_watch(w, &c->s, EPOLLIN) < 0)
-        bw_fail(w, "epoll_ctl: %s", strerror(errno));
+        bw_fail(w, V_LOCAL, "epoll_ctl: %s", strerror(errno));
 }
 
 static void connect_done(struct bench_worker *w, struct sconn *c)

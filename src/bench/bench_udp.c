@@ -15,6 +15,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "client/client.h"
 #include "lib/pattern.h"
 #include "lib/util.h"
 
@@ -90,7 +91,7 @@ static void refused(struct bench_worker *w)
     /* The ICMP error of one datagram; the server is gone only if nothing at all
      * has come back for a whole -w. */
     if (w->now - w->last_reply >= w->cfg->wait_ns)
-        bw_fail(w, "no reply from %s (udp): %s", w->cfg->target, strerror(ECONNREFUSED));
+        bw_fail(w, V_REFUSED, "no reply from %s (udp): %s", w->cfg->target, strerror(ECONNREFUSED));
 }
 
 /* sendmmsg what is queued. Returns how many went out, or -1 if the socket cannot
@@ -114,7 +115,7 @@ static int send_batch(struct bench_worker *w, struct usock *u)
     if (r < 0 && errno == ECONNREFUSED)
         refused(w);
     else if (r < 0 && errno != EAGAIN && errno != ENOBUFS)
-        bw_fail(w, "send to %s (udp) failed: %s", w->cfg->target, strerror(errno));
+        bw_fail(w, verdict_of_errno(errno), "send to %s (udp) failed: %s", w->cfg->target, strerror(errno));
     if (r <= 0)
         return -1;
     for (int i = 0; i < r; i++) {
@@ -134,7 +135,7 @@ static void flush(struct bench_worker *w, struct usock *u)
         ;
     /* Writable interest only while something waits; a refusal waits for the scan. */
     if (bw_watch(w, &u->s, EPOLLIN | (u->qlen > 0 ? EPOLLOUT : 0)) < 0)
-        bw_fail(w, "epoll_ctl: %s", strerror(errno));
+        bw_fail(w, V_LOCAL, "epoll_ctl: %s", strerror(errno));
 }
 
 static void udp_flush_dirty(struct bench_worker *w)
@@ -197,7 +198,7 @@ static void readable(struct bench_worker *w, struct usock *u)
     if (r < 0 && errno == ECONNREFUSED)
         refused(w);
     else if (r < 0 && errno != EAGAIN)
-        bw_fail(w, "receive from %s (udp) failed: %s", w->cfg->target, strerror(errno));
+        bw_fail(w, verdict_of_errno(errno), "receive from %s (udp) failed: %s", w->cfg->target, strerror(errno));
     for (int i = 0; i < r; i++)
         reply(w, u, w->rx + (size_t)i * cap,
               (b->msgs[i].msg_hdr.msg_flags & MSG_TRUNC) ? cap + 1 : b->msgs[i].msg_len);
@@ -268,15 +269,22 @@ static int open_socket(struct bench_worker *w, struct usock *u)
 
     u->s.fd = socket(cfg->addr.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (u->s.fd < 0) {
-        bw_fail(w, "cannot open a socket: %s", strerror(errno));
+        bw_fail(w, V_LOCAL, "cannot open a socket: %s", strerror(errno));
+        return -1;
+    }
+    if (cfg->source && client_bind_source(u->s.fd, cfg->source, cfg->addr.ss_family) < 0) {
+        char src[ADDR_TEXT_MAX + 32];
+
+        client_source_name(cfg->source, src, sizeof src);
+        bw_fail(w, V_LOCAL, "cannot use %s: %s", src, strerror(errno));
         return -1;
     }
     if (connect(u->s.fd, (const struct sockaddr *)&cfg->addr, cfg->addrlen) < 0) {
-        bw_fail(w, "cannot connect to %s (udp): %s", cfg->target, strerror(errno));
+        bw_fail(w, verdict_of_errno(errno), "cannot connect to %s (udp): %s", cfg->target, strerror(errno));
         return -1;
     }
     if (bw_watch(w, &u->s, EPOLLIN) < 0) {
-        bw_fail(w, "epoll_ctl: %s", strerror(errno));
+        bw_fail(w, V_LOCAL, "epoll_ctl: %s", strerror(errno));
         return -1;
     }
     w->n.connections++;

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "lib/util.h"
+#include "lib/verdict.h"
 
 #define MAX_EVENTS 256
 #define STOP_CHECK_NS (20 * NS_PER_MS)  /* how soon a worker notices the stop flag */
@@ -85,7 +86,7 @@ void bench_stop(struct bench_shared *sh, int64_t now)
     atomic_store(&sh->stop, 1);
 }
 
-void bw_fail(struct bench_worker *w, const char *fmt, ...)
+void bw_fail(struct bench_worker *w, int verdict, const char *fmt, ...)
 {
     int expected = 0;
     va_list ap;
@@ -95,6 +96,7 @@ void bw_fail(struct bench_worker *w, const char *fmt, ...)
         va_start(ap, fmt);
         vsnprintf(w->sh->fail_msg, sizeof w->sh->fail_msg, fmt, ap);
         va_end(ap);
+        w->sh->fail_verdict = verdict;
         atomic_store(&w->sh->failed, 2);
     }
     bench_stop(w->sh, w->now);
@@ -103,7 +105,7 @@ void bw_fail(struct bench_worker *w, const char *fmt, ...)
 void bw_refused(struct bench_worker *w, int err, const char *what)
 {
     if (w->nopen == 0 && (err == ECONNREFUSED || err == ENOENT || err == ECONNRESET))
-        bw_fail(w, "%s %s: %s", what, w->cfg->target, strerror(err));
+        bw_fail(w, verdict_of_errno(err), "%s %s: %s", what, w->cfg->target, strerror(err));
 }
 
 static void issue_and_flush(struct bench_worker *w)
@@ -186,7 +188,7 @@ static void run_loop(struct bench_worker *w)
         publish(w);
         int n = wait_events(w, evs, wait_until(w));
         if (n < 0 && errno != EINTR) {
-            bw_fail(w, "epoll_wait: %s", strerror(errno));
+            bw_fail(w, V_LOCAL, "epoll_wait: %s", strerror(errno));
             break;
         }
         w->now = clock_ns();
@@ -203,7 +205,7 @@ static int setup(struct bench_worker *w)
 {
     w->ep = epoll_create1(EPOLL_CLOEXEC);
     if (w->ep < 0) {
-        bw_fail(w, "epoll_create1: %s", strerror(errno));
+        bw_fail(w, V_LOCAL, "epoll_create1: %s", strerror(errno));
         return -1;
     }
     w->tx = xmalloc(SCRATCH_LEN);

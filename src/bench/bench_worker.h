@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "bench/bench.h"
+#include "lib/verdict.h"
 
 #define NS_PER_S 1000000000LL
 #define NS_PER_MS 1000000LL
@@ -24,6 +25,7 @@ struct bench_shared {
     atomic_int finished;                /* workers that have returned */
     atomic_int failed;                  /* a worker gave up; why is in fail_msg */
     char fail_msg[256];
+    int fail_verdict;                   /* and its verdict (lib/verdict.h) */
 };
 
 /* One worker's share of the run, and what it reports back. */
@@ -96,7 +98,8 @@ int bw_measuring(const struct bench_worker *w);
 int64_t bw_due(const struct bench_worker *w);
 void bw_mark_dirty(struct bench_worker *w, struct bsock *s, int *flag);
 /* Stop the whole run: one line (without "kodama: bench: ") for the report. */
-void bw_fail(struct bench_worker *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void bw_fail(struct bench_worker *w, int verdict, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 /* A connect was refused with err: with nothing else established, the server is
  * gone and the run stops. */
 void bw_refused(struct bench_worker *w, int err, const char *what);

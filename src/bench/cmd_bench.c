@@ -1,6 +1,6 @@
 /* cmd_bench.c — `kodama bench`: a load generator with honest latency percentiles.
  * Reads the options, finds the target and checks that it answers (so a refused
- * server is one line and exit 1 at once, not a run full of errors), raises the
+ * server is one line and exit 3 at once, not a run full of errors), raises the
  * open-files limit, runs the workers (bench_run.c) and prints the report. */
 #include <errno.h>
 #include <netdb.h>
@@ -16,6 +16,7 @@
 #include "lib/log.h"
 #include "lib/net.h"
 #include "lib/util.h"
+#include "lib/verdict.h"
 
 #define CONNS_MAX 1000000ul
 #define DEPTH_MAX 4096ul
@@ -47,11 +48,15 @@ void help_bench(FILE *out)
         "                 udp 1: a datagram not back by then is lost)\n"
         "  -4, -6         IPv4 or IPv6 only\n"
         "  -U PATH        a unix stream socket (@NAME: abstract) instead of HOST PORT\n"
+        "  --source ADDR  connect from this local address\n"
+        "  --source-port PORT  connect from this local port (needs -c 1, echo or udp)\n"
         "  -q, --quiet    no progress line (it is shown only on a terminal anyway)\n"
         "  --json         print one JSON object instead of the text report\n"
         "  -h, --help     show this help\n\n"
-        "Exit status: 0 a clean run, 1 errors (the report is still printed) or cannot\n"
-        "connect, 2 usage error.\n");
+        "Exit status (the verdict):\n%s\n"
+        "(see 'man kodama', EXIT STATUS): 0 a clean run, 1 a run with errors (the\n"
+        "report is still printed), 3 to 9 why no exchange completed at all.\n",
+        verdict_summary());
 }
 
 struct bench_opts {
@@ -60,7 +65,7 @@ struct bench_opts {
     int json, quiet, shape_given;
 };
 
-enum { OPT_JSON = 256, OPT_WARMUP };
+enum { OPT_JSON = 256, OPT_WARMUP, OPT_SOURCE, OPT_SOURCE_PORT };
 
 /* A number option in [min, max], or a usage error naming it and the limits. */
 static int opt_uint(char opt, const char *s, unsigned long min, unsigned long max,
@@ -123,6 +128,8 @@ static int parse_option(struct bench_opts *o, int c, char **argv)
         return client_unix_path("bench", optarg);
     case 'q': o->quiet = 1; return EXIT_OK;
     case OPT_JSON: o->json = 1; return EXIT_OK;
+    case OPT_SOURCE: return client_opt_source("bench", optarg, &o->t);
+    case OPT_SOURCE_PORT: return client_opt_source_port("bench", optarg, &o->t);
     default: (void)argv; return EXIT_USAGE;
     }
 }
@@ -136,6 +143,15 @@ static int check_options(struct bench_opts *o)
         return usage_error("bench", "cannot use -U with -m udp (unix sockets are stream only)");
     if (o->t.unix_path && o->t.family != AF_UNSPEC)
         return usage_error("bench", "cannot use -U with -4 or -6");
+    if (o->t.unix_path && (o->t.source.ss_family != AF_UNSPEC || o->t.source_port))
+        return usage_error("bench", "cannot use -U with --source or --source-port");
+    if (o->t.source.ss_family != AF_UNSPEC && o->t.family != AF_UNSPEC &&
+        o->t.source.ss_family != o->t.family)
+        return usage_error("bench", "cannot use --source '%s' with -%c", o->t.source_text,
+                           o->t.family == AF_INET ? '4' : '6');
+    /* One port is one connection: a second, or hello's next, could not have it. */
+    if (o->t.source_port && (cfg->conns != 1 || cfg->mode == BENCH_HELLO))
+        return usage_error("bench", "--source-port needs -c 1 and -m echo or udp");
     if (cfg->mode == BENCH_HELLO && o->shape_given)
         return usage_error("bench", "-s and -p do not apply to -m hello");
     if (cfg->mode == BENCH_UDP && cfg->size > BENCH_UDP_MAX)
@@ -163,6 +179,8 @@ static int parse_bench_args(int argc, char **argv, struct bench_opts *o)
         { "quiet", no_argument, NULL, 'q' },
         { "json", no_argument, NULL, OPT_JSON },
         { "warmup", required_argument, NULL, OPT_WARMUP },
+        { "source", required_argument, NULL, OPT_SOURCE },
+        { "source-port", required_argument, NULL, OPT_SOURCE_PORT },
         { NULL, 0, NULL, 0 },
     };
     int c, rc;
@@ -224,16 +242,26 @@ static int udp_probe(int fd, long wait_ms)
     return n < 0 ? -1 : 0;
 }
 
-/* Connect to (and for udp, hear back from) one address. Returns 0 or -1 with errno. */
-static int probe(const struct bench_config *cfg, const struct sockaddr *sa, socklen_t len)
+/* Connect to (and for udp, hear back from) one address. Returns 0, or -1 with errno
+ * and *local set if the failure was ours (the socket, or the source address). */
+static int probe(const struct bench_config *cfg, const struct sockaddr *sa, socklen_t len,
+                 int *local)
 {
     int udp = cfg->mode == BENCH_UDP;
     long wait_ms = (long)(cfg->wait_ns / 1000000);
     int fd = socket(sa->sa_family, (udp ? SOCK_DGRAM : SOCK_STREAM) | SOCK_CLOEXEC, 0);
     int rc, saved;
 
+    *local = 1;
     if (fd < 0)
         return -1;
+    if (cfg->source && client_bind_source(fd, cfg->source, sa->sa_family) < 0) {
+        saved = errno;
+        close(fd);
+        errno = saved;
+        return -1;
+    }
+    *local = 0;
     rc = udp ? connect(fd, sa, len) : net_connect(fd, sa, len, wait_ms);
     if (rc == 0 && udp)
         rc = udp_probe(fd, wait_ms);
@@ -250,14 +278,25 @@ static void keep_target(struct bench_config *cfg, const struct sockaddr *sa, soc
     addr_format(sa, len, cfg->target, sizeof cfg->target);
 }
 
-static void cannot_reach(const struct bench_config *cfg, int err)
+/* The probe failed: one line, and the verdict. */
+static int cannot_reach(const struct bench_config *cfg, const struct target *t, int err, int local)
 {
-    if (cfg->mode == BENCH_UDP && err == ETIMEDOUT)
+    char src[ADDR_TEXT_MAX + 32];
+
+    if (local && (t->source_port || t->source.ss_family != AF_UNSPEC)) {
+        client_source_name(t, src, sizeof src);
+        log_msg("bench: cannot use %s: %s", src, strerror(err));
+        return V_LOCAL;
+    }
+    if (local)
+        log_msg("bench: socket: %s", strerror(err));
+    else if (cfg->mode == BENCH_UDP && err == ETIMEDOUT)
         log_msg("bench: no reply from %s (udp) within %.3g s", cfg->target, (double)cfg->wait_ns / 1e9);
     else if (cfg->mode == BENCH_UDP)
         log_msg("bench: no reply from %s (udp): %s", cfg->target, strerror(err));
     else
         log_msg("bench: cannot connect to %s: %s", cfg->target, strerror(err));
+    return local ? verdict_of_local_errno(err) : verdict_of_errno(err);
 }
 
 static int find_unix_target(const struct target *t, struct bench_config *cfg)
@@ -265,48 +304,47 @@ static int find_unix_target(const struct target *t, struct bench_config *cfg)
     struct sockaddr_un sun;
     int abstract = t->unix_path[0] == '@';
     socklen_t len = net_unix_addr(t->unix_path + abstract, abstract, &sun);
+    int local;
 
     if (len == (socklen_t)-1) {
         log_msg("bench: unix:%s: %s", t->unix_path, strerror(errno));
-        return -1;
+        return V_LOCAL;
     }
     keep_target(cfg, (struct sockaddr *)&sun, len);
-    if (probe(cfg, (struct sockaddr *)&sun, len) < 0) {
-        cannot_reach(cfg, errno);
-        return -1;
-    }
-    return 0;
+    if (probe(cfg, (struct sockaddr *)&sun, len, &local) < 0)
+        return cannot_reach(cfg, t, errno, local);
+    return V_OK;
 }
 
 /* The first address HOST resolves to that answers, netcat-style; only the last
- * failure is reported. Returns 0 or -1 after printing one line. */
+ * failure is reported. Returns V_OK, or the verdict after printing one line. */
 static int find_target(const struct target *t, struct bench_config *cfg)
 {
     struct addrinfo hints = { 0 }, *res, *ai;
-    int rc, err = 0;
+    int rc, err = 0, local = 0;
 
     if (t->unix_path)
         return find_unix_target(t, cfg);
-    hints.ai_family = t->family;
+    hints.ai_family = t->source.ss_family != AF_UNSPEC ? t->source.ss_family : t->family;
     hints.ai_socktype = cfg->mode == BENCH_UDP ? SOCK_DGRAM : SOCK_STREAM;
     hints.ai_flags = AI_NUMERICSERV;
     rc = getaddrinfo(t->host, t->port, &hints, &res);
     if (rc != 0) {
         log_msg("bench: %s: %s", t->host, rc == EAI_SYSTEM ? strerror(errno) : gai_strerror(rc));
-        return -1;
+        return verdict_of_gai(rc, errno);
     }
     for (ai = res; ai; ai = ai->ai_next) {
         keep_target(cfg, ai->ai_addr, ai->ai_addrlen);
-        if (probe(cfg, ai->ai_addr, ai->ai_addrlen) == 0)
+        if (probe(cfg, ai->ai_addr, ai->ai_addrlen, &local) == 0)
             break;
         err = errno;
+        if (local)
+            break;      /* no other address mends a local failure */
     }
     freeaddrinfo(res);
-    if (ai == NULL) {
-        cannot_reach(cfg, err);
-        return -1;
-    }
-    return 0;
+    if (ai == NULL || local)
+        return cannot_reach(cfg, t, err, local);
+    return V_OK;
 }
 
 /* Each connection is a descriptor: lift the soft limit to the hard one. */
@@ -336,27 +374,42 @@ static int raise_nofile(const struct bench_config *cfg)
 
 /* ------------------------------------------------------------------ run */
 
+/* What stopped a run in which nothing completed at all: the failure's own verdict,
+ * or the kind of error counted. */
+static int nothing_completed(const struct bench_result *res)
+{
+    const struct bench_counts *n = &res->n;
+
+    if (res->failed)
+        return res->fail_verdict;
+    if (n->resets > 0)
+        return V_RESET;
+    if (n->corrupt > 0)
+        return V_MISMATCH;
+    return V_TIMEOUT;   /* timeouts, lost datagrams, or no answer in the period */
+}
+
 static int verdict(const struct bench_config *cfg, const struct bench_result *res)
 {
     const struct bench_counts *n = &res->n;
-    int rc = EXIT_OK;
+    int rc = V_OK;
 
     if (res->failed) {
         log_msg("bench: %s", res->fail_msg);
-        rc = EXIT_FAIL;
+        rc = V_MISMATCH;
     }
     if (bench_errors(n) > 0) {
         log_msg("bench: %llu errors against %s: corrupt %llu lost %llu resets %llu timeouts %llu",
                 (unsigned long long)bench_errors(n), cfg->target, (unsigned long long)n->corrupt,
                 (unsigned long long)n->lost, (unsigned long long)n->resets,
                 (unsigned long long)n->timeouts);
-        rc = EXIT_FAIL;
+        rc = V_MISMATCH;
     }
-    if (n->msgs == 0 && rc == EXIT_OK) {
+    if (n->msgs == 0 && rc == V_OK)
         log_msg("bench: no %s completed against %s in the measured period",
                 cfg->mode == BENCH_HELLO ? "connection" : "message", cfg->target);
-        rc = EXIT_FAIL;
-    }
+    if (n->msgs == 0)
+        return nothing_completed(res);
     return rc;
 }
 
@@ -373,11 +426,16 @@ int cmd_bench(int argc, char **argv)
     if (rc != EXIT_OK)
         return rc;
     o.cfg.progress = !o.quiet && isatty(STDERR_FILENO);
-    if (find_target(&o.t, &o.cfg) < 0 || raise_nofile(&o.cfg) < 0)
-        return EXIT_FAIL;
+    if (o.t.source.ss_family != AF_UNSPEC || o.t.source_port)
+        o.cfg.source = &o.t;
+    rc = find_target(&o.t, &o.cfg);
+    if (rc != V_OK)
+        return rc;
+    if (raise_nofile(&o.cfg) < 0)
+        return V_LOCAL;
     if (bench_run(&o.cfg, &res) < 0) {
         free(res.hist);
-        return EXIT_FAIL;
+        return V_LOCAL;
     }
     if (o.json)
         bench_report_json(&o.cfg, &res);
@@ -386,7 +444,7 @@ int cmd_bench(int argc, char **argv)
     rc = verdict(&o.cfg, &res);
     if (fflush(stdout) == EOF || ferror(stdout)) {
         log_msg("bench: cannot write the report: %s", strerror(errno));
-        rc = EXIT_FAIL;
+        rc = V_LOCAL;
     }
     free(res.hist);
     return rc;

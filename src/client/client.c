@@ -1,45 +1,22 @@
-/* client.c — see client.h. */
+/* client.c — resolving and connecting netcat-style (see client.h): each address the
+ * name gives is tried in turn; only the last failure is the command's error. Every
+ * socket call goes through sock.c, so --trace tells each one. */
 #include "client/client.h"
 
 #include <errno.h>
 #include <netdb.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/time.h>
 #include <unistd.h>
 
-#include "lib/cli.h"
+#include "client/sock.h"
 #include "lib/log.h"
 #include "lib/net.h"
+#include "lib/trace.h"
 #include "lib/util.h"
-
-int client_unix_path(const char *cmd, const char *path)
-{
-    struct sockaddr_un sun;
-    int abstract = path[0] == '@';
-
-    if (path[abstract] == '\0')
-        return usage_error(cmd, "-U '%s': missing %s", path, abstract ? "name" : "path");
-    if (net_unix_addr(path + abstract, abstract, &sun) == (socklen_t)-1)
-        return usage_error(cmd, "-U: %s longer than %zu bytes", abstract ? "an abstract name" : "a path",
-                           sizeof sun.sun_path - 1);
-    return EXIT_OK;
-}
-
-int client_take_host_port(const char *cmd, int argc, char **argv, struct target *t)
-{
-    unsigned long port;
-
-    if (optind >= argc)
-        return usage_error(cmd, "missing HOST");
-    if (optind + 1 >= argc)
-        return usage_error(cmd, "missing PORT");
-    t->host = argv[optind++];
-    t->port = argv[optind++];
-    if (parse_uint(t->port, 1, 65535, &port, NULL, 0) < 0)
-        return usage_error(cmd, "invalid port '%s'", t->port);
-    return EXIT_OK;
-}
 
 static void describe(struct peer *p, const struct sockaddr *sa, socklen_t len, int udp)
 {
@@ -53,111 +30,206 @@ static void describe(struct peer *p, const struct sockaddr *sa, socklen_t len, i
                  addr_port(sa), udp ? "udp" : "tcp");
 }
 
-static int connect_unix(const struct target *t, struct peer *p)
+void client_source_name(const struct target *t, char *buf, size_t len)
+{
+    char host[ADDR_TEXT_MAX];
+
+    if (t->source.ss_family != AF_UNSPEC && t->source_port)
+        snprintf(buf, len, "source address %s port %u",
+                 addr_host((const struct sockaddr *)&t->source, host, sizeof host), t->source_port);
+    else if (t->source.ss_family != AF_UNSPEC)
+        snprintf(buf, len, "source address %s",
+                 addr_host((const struct sockaddr *)&t->source, host, sizeof host));
+    else
+        snprintf(buf, len, "source port %u", t->source_port);
+}
+
+int client_bind_source(int fd, const struct target *t, int family)
+{
+    struct sockaddr_storage ss = { 0 };
+    socklen_t len = family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+    int one = 1;
+
+    if (t->source.ss_family == AF_UNSPEC && t->source_port == 0)
+        return 0;
+    if (t->source.ss_family != AF_UNSPEC)
+        ss = t->source;
+    ss.ss_family = (sa_family_t)family;
+    if (family == AF_INET6)
+        ((struct sockaddr_in6 *)&ss)->sin6_port = htons((uint16_t)t->source_port);
+    else
+        ((struct sockaddr_in *)&ss)->sin_port = htons((uint16_t)t->source_port);
+    /* A port of ours still in TIME_WAIT from the last run may be bound again; one
+     * that a live socket holds may not (EADDRINUSE), as it should. */
+    if (t->source_port && setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0)
+        return -1;
+    return sk_bind(fd, (struct sockaddr *)&ss, len);
+}
+
+/* A unix listener whose backlog is full makes a non-blocking connect fail at once
+ * (EAGAIN); a blocking one waits for room, for at most SO_SNDTIMEO. */
+static int unix_connect(int fd, const struct sockaddr *sa, socklen_t len, long timeout_ms)
+{
+    struct timeval tv = { .tv_sec = timeout_ms / 1000, .tv_usec = (timeout_ms % 1000) * 1000 };
+    int rc;
+
+    if (net_set_nonblock(fd, 0) < 0 ||
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv) < 0)
+        return -1;
+    do
+        rc = sk_connect(fd, sa, len);
+    while (rc < 0 && errno == EINTR);
+    if (rc < 0 && errno == EAGAIN)
+        errno = ETIMEDOUT;      /* the backlog stayed full for the whole wait */
+    if (rc == 0 && net_set_nonblock(fd, 1) < 0)
+        return -1;
+    return rc;
+}
+
+/* Connect fd to sa within timeout_ms. Returns 0, or -1 with errno. */
+static int connect_to(int fd, const struct sockaddr *sa, socklen_t len, long timeout_ms)
+{
+    if (sa->sa_family == AF_UNIX)
+        return unix_connect(fd, sa, len, timeout_ms);
+    if (sk_connect(fd, sa, len) == 0)
+        return 0;
+    if (errno != EINPROGRESS && errno != EINTR)
+        return -1;
+    return sk_connect_wait(fd, timeout_ms);
+}
+
+/* A socket bound and connected to one address. Returns the descriptor, or -1: with
+ * errno if the connect failed, with the report's verdict set if the socket or its
+ * source did (those are local, and the message names the source). */
+static int try_connect(const struct target *t, const struct sockaddr *sa, socklen_t len,
+                       int socktype, struct peer *p, struct report *r)
+{
+    int fd = sk_socket(sa->sa_family, socktype), err;
+    char src[ADDR_TEXT_MAX + 32];
+
+    if (fd < 0) {
+        report_fail(r, t->quiet, verdict_of_local_errno(errno), "socket: %s", strerror(errno));
+        return -1;
+    }
+    if (client_bind_source(fd, t, sa->sa_family) < 0) {
+        err = errno;
+        client_source_name(t, src, sizeof src);
+        sk_close(fd);
+        report_fail(r, t->quiet, V_LOCAL, "cannot use %s: %s", src, strerror(err));
+        return -1;
+    }
+    r->t_connecting = now_ns();
+    if (connect_to(fd, sa, len, t->timeout_ms) == 0) {
+        r->t_connected = now_ns();
+        sk_local(fd, p->local, sizeof p->local);
+        snprintf(r->local, sizeof r->local, "%s", p->local);
+        return fd;
+    }
+    err = errno;
+    sk_close(fd);
+    errno = err;
+    return -1;
+}
+
+static int connect_unix(const struct target *t, struct peer *p, struct report *r)
 {
     struct sockaddr_un sun;
     int abstract = t->unix_path[0] == '@';
     socklen_t len = net_unix_addr(t->unix_path + abstract, abstract, &sun);
-    int fd;
 
-    if (len == (socklen_t)-1) {
-        log_msg("unix:%s: %s", t->unix_path, strerror(errno));
-        return -1;
-    }
+    if (len == (socklen_t)-1)
+        return report_fail(r, t->quiet, V_LOCAL, "unix:%s: %s", t->unix_path, strerror(errno));
     describe(p, (struct sockaddr *)&sun, len, 0);
-    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0 || net_connect(fd, (struct sockaddr *)&sun, len, t->timeout_ms) < 0) {
-        log_msg("connect to %s failed: %s", p->name, strerror(errno));
-        if (fd >= 0)
-            close(fd);
-        return -1;
+    snprintf(r->peer, sizeof r->peer, "%s", p->addr);
+    p->fd = try_connect(t, (struct sockaddr *)&sun, len, SOCK_STREAM, p, r);
+    if (p->fd >= 0)
+        return V_OK;
+    if (r->verdict != V_OK)
+        return r->verdict;      /* the socket or its source: told already */
+    return report_fail(r, t->quiet, verdict_of_errno(errno), "connect to %s failed: %s",
+                       p->name, strerror(errno));
+}
+
+/* "getaddrinfo(localhost, 7007) = [::1]:7007 127.0.0.1:7007", or the EAI_ text. */
+static void trace_resolved(const char *host, const char *port, int rc, const struct addrinfo *res)
+{
+    char list[400], a[TRACE_ADDR_MAX];
+    size_t off = 0;
+
+    list[0] = '\0';
+    for (; res && off + 2 < sizeof list; res = res->ai_next) {
+        int n = snprintf(list + off, sizeof list - off, "%s%s", off ? " " : "",
+                         trace_addr(res->ai_addr, res->ai_addrlen, a));
+
+        off = n > 0 && (size_t)n < sizeof list - off ? off + (size_t)n : sizeof list - 1;
     }
-    p->fd = fd;
-    return 0;
+    trace_note("getaddrinfo(%s, %s) = %s", host ? host : "NULL", port,
+               rc == 0 ? list : rc == EAI_SYSTEM ? strerror(errno) : gai_strerror(rc));
 }
 
-/* Try one address; returns the descriptor or -1 with errno. */
-static int try_connect(const struct addrinfo *ai, long timeout_ms)
+int client_resolve(const struct target *t, const char *port, int passive,
+                   struct addrinfo **res, struct report *r)
 {
-    int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
-    int saved;
+    struct addrinfo hints = { 0 };
+    int rc;
 
-    if (fd < 0)
-        return -1;
-    if (net_connect(fd, ai->ai_addr, ai->ai_addrlen, timeout_ms) == 0)
-        return fd;
-    saved = errno;
-    close(fd);
-    errno = saved;
-    return -1;
+    hints.ai_family = t->source.ss_family != AF_UNSPEC ? t->source.ss_family : t->family;
+    hints.ai_socktype = t->udp ? SOCK_DGRAM : SOCK_STREAM;
+    hints.ai_flags = AI_NUMERICSERV | (passive ? AI_PASSIVE : 0);
+    rc = getaddrinfo(t->host, port, &hints, res);
+    if (TRACE_ON)
+        trace_resolved(t->host, port, rc, rc == 0 ? *res : NULL);
+    if (rc == 0)
+        return V_OK;
+    return report_fail(r, t->quiet, verdict_of_gai(rc, errno), "%s: %s", t->host ? t->host : "*",
+                       rc == EAI_SYSTEM ? strerror(errno) : gai_strerror(rc));
 }
 
-int client_connect(const struct target *t, struct peer *p)
+int client_connect(const struct target *t, struct peer *p, struct report *r)
 {
-    struct addrinfo hints = { 0 }, *res, *ai;
-    int rc, fd = -1;
+    struct addrinfo *res, *ai;
+    int v, err = 0;
 
     p->fd = -1;
+    p->local[0] = '\0';
     if (t->unix_path)
-        return connect_unix(t, p);
-    hints.ai_family = t->family;
-    hints.ai_socktype = t->udp ? SOCK_DGRAM : SOCK_STREAM;
-    hints.ai_flags = AI_NUMERICSERV;
-    rc = getaddrinfo(t->host, t->port, &hints, &res);
-    if (rc != 0) {
-        log_msg("%s: %s", t->host, rc == EAI_SYSTEM ? strerror(errno) : gai_strerror(rc));
-        return -1;
-    }
+        return connect_unix(t, p, r);
+    v = client_resolve(t, t->port, 0, &res, r);
+    if (v != V_OK)
+        return v;
     for (ai = res; ai; ai = ai->ai_next) {
         describe(p, ai->ai_addr, ai->ai_addrlen, t->udp);
-        fd = try_connect(ai, t->timeout_ms);
-        if (fd >= 0)
-            break;
+        snprintf(r->peer, sizeof r->peer, "%s", p->addr);
+        p->fd = try_connect(t, ai->ai_addr, ai->ai_addrlen, ai->ai_socktype, p, r);
+        if (p->fd >= 0 || r->verdict != V_OK)
+            break;      /* connected, or a local failure no other address would mend */
+        err = errno;
         /* Only the last failure is the command's error; -v tells each one. */
-        if (t->verbose || ai->ai_next == NULL)
-            log_msg("connect to %s failed: %s", p->name, strerror(errno));
+        if (t->verbose && ai->ai_next && !t->quiet)
+            log_msg("connect to %s failed: %s", p->name, strerror(err));
     }
     freeaddrinfo(res);
-    if (fd < 0)
-        return -1;
-    p->fd = fd;
-    return 0;
+    if (p->fd >= 0)
+        return V_OK;
+    if (r->verdict != V_OK)
+        return r->verdict;
+    return report_fail(r, t->quiet, verdict_of_errno(err), "connect to %s failed: %s", p->name,
+                       strerror(err));
 }
 
-int client_parse_options(const char *cmd, int argc, char **argv, struct client_opts *o,
-                         void (*help)(FILE *out))
+int client_write_stdout(const void *buf, size_t len)
 {
-    static const struct option longopts[] = {
-        { "help", no_argument, NULL, 'h' },
-        { NULL, 0, NULL, 0 },
-    };
-    int c;
+    const char *p = buf;
 
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, "+:46hU:uvw:", longopts, NULL)) != -1) {
-        switch (c) {
-        case '4': o->t.family = AF_INET; break;
-        case '6': o->t.family = AF_INET6; break;
-        case 'U':
-            if (client_unix_path(cmd, optarg) != EXIT_OK)
-                return EXIT_USAGE;
-            o->t.unix_path = optarg;
-            break;
-        case 'u': o->t.udp = 1; break;
-        case 'v': o->t.verbose = 1; break;
-        case 'w':
-            o->wait_text = optarg;
-            o->wait_ms = parse_seconds(optarg, NULL, 0);
-            if (o->wait_ms < 0)
-                return usage_error(cmd, "invalid timeout '%s'", optarg);
-            break;
-        case 'h': help(stdout); exit(EXIT_OK);
-        default: return option_error(cmd, c, argv, longopts);
-        }
+    while (len > 0) {
+        ssize_t n = write(STDOUT_FILENO, p, len);
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return -1;
+        p += n;
+        len -= (size_t)n;
     }
-    if (o->t.unix_path && o->t.udp)
-        return usage_error(cmd, "cannot use -U with -u");
-    if (o->t.unix_path && o->t.family != AF_UNSPEC)
-        return usage_error(cmd, "cannot use -U with -4 or -6");
-    return EXIT_OK;
+    return 0;
 }

@@ -1,11 +1,17 @@
-/* client.h — finding and connecting to a peer, for send and connect. */
+/* client.h — finding and connecting to a peer, the options the client commands
+ * share, and the report of a run (its verdict, addresses, counts and times), for
+ * send, connect, ping and bench. */
 #ifndef KODAMA_CLIENT_H
 #define KODAMA_CLIENT_H
 
+#include <getopt.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <sys/socket.h>
 
 #include "lib/addr.h"
+#include "lib/verdict.h"
 
 struct target {
     const char *host, *port;    /* tcp/udp */
@@ -14,18 +20,76 @@ struct target {
     int udp;
     long timeout_ms;            /* connect timeout; <= 0: the kernel's */
     int verbose;
+    int quiet;                  /* failures go to the report only (ping's probes) */
+    /* --source ADDR, --source-port PORT: the local end, bound before connecting. */
+    const char *source_text;
+    struct sockaddr_storage source;     /* family AF_UNSPEC: no --source */
+    unsigned source_port;               /* 0: none */
 };
 
 struct peer {
     int fd;
     char name[ADDR_TEXT_MAX + 24];  /* "127.0.0.1 port 7007 (tcp)", "unix:/tmp/s" */
     char addr[ADDR_TEXT_MAX];       /* "127.0.0.1:7007", "[::1]:7", "unix:/tmp/s" */
+    char local[ADDR_TEXT_MAX];      /* our end, once connected */
 };
 
-/* Connect to the first address of t that accepts, netcat-style. Returns 0, or -1
- * after printing one line: "connect to 127.0.0.1 port 9 (tcp) failed: Connection
- * refused", or "nosuchhost: Name or service not known". */
-int client_connect(const struct target *t, struct peer *p);
+/* ------------------------------------------------------------------ the report */
+
+/* What one run (one connection, one probe series, one scanned port) came to; the
+ * --json object is made from it. Times are now_ns() values, 0 until reached. */
+struct report {
+    enum verdict verdict;
+    const char *proto;              /* "tcp", "udp" or "unix" */
+    const char *host, *port, *path; /* as the user named the peer */
+    char local[ADDR_TEXT_MAX], peer[ADDR_TEXT_MAX];
+    uint64_t bytes_out, bytes_in;
+    int64_t t_start, t_connected, t_first_byte, t_end;
+    int64_t t_connecting;           /* the last connect began (after the lookup) */
+    char error[320];                /* the one line told on stderr, without "kodama: " */
+};
+
+void report_start(struct report *r, const struct target *t);
+/* The run failed: the first failure decides the verdict. Writes the line on stderr
+ * (unless quiet) and keeps it for --json. Returns v. */
+int report_fail(struct report *r, int quiet, enum verdict v, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* The peer answered for the first time (the first reply byte). */
+void report_first_byte(struct report *r);
+/* The object's common keys: verdict, exit, proto, host and port (or path), local,
+ * peer, bytes_out, bytes_in, connect_ms, first_byte_ms, total_ms, error. The
+ * caller may add its own, then json_end. t_end is set if it was not. */
+void report_json(struct report *r, struct json_obj *j);
+/* Milliseconds from the start of the run to t, or -1 (null) if t was not reached. */
+double report_ms(const struct report *r, int64_t t);
+/* The relay's run is over (connect, connect -l): with json, its object as the last
+ * line on stderr, since stdout is the peer's data. Returns v. */
+int report_end(struct report *r, int json, int v);
+/* The object, alone on its line, on stdout (send, ping, scan) or stderr (connect,
+ * whose stdout is the peer's). Returns 0, or -1 if stdout could not take it. */
+int report_print(struct report *r, FILE *out);
+
+/* ------------------------------------------------------------------ connecting */
+
+/* Connect to the first address of t that accepts, netcat-style. Returns V_OK, or
+ * the verdict after one line on stderr (the report keeps it): "connect to 127.0.0.1
+ * port 9 (tcp) failed: Connection refused", "nosuch!host: Name or service not
+ * known", "cannot use source address 192.0.2.1: Cannot assign requested address". */
+int client_connect(const struct target *t, struct peer *p, struct report *r);
+
+/* Bind fd to t's --source and --source-port, if any (family: fd's). Returns 0, or
+ * -1 with errno. */
+int client_bind_source(int fd, const struct target *t, int family);
+/* "source address 192.0.2.1", "source port 4000", "source address ::1 port 4000". */
+void client_source_name(const struct target *t, char *buf, size_t len);
+
+/* Resolve t (not a unix path) to its addresses, for the scan and listen modes.
+ * Returns 0, or the verdict after the line on stderr. */
+struct addrinfo;
+int client_resolve(const struct target *t, const char *port, int passive,
+                   struct addrinfo **res, struct report *r);
+
+/* ------------------------------------------------------------------ options */
 
 /* -U PATH (or @NAME): EXIT_OK if it fits a unix socket address, else a usage error
  * already reported. */
@@ -35,22 +99,50 @@ int client_unix_path(const char *cmd, const char *path);
  * EXIT_OK, or a usage error already reported. */
 int client_take_host_port(const char *cmd, int argc, char **argv, struct target *t);
 
+/* --source ADDR (a numeric address: no lookup) and --source-port PORT. Return
+ * EXIT_OK, or a usage error already reported. */
+int client_opt_source(const char *cmd, const char *arg, struct target *t);
+int client_opt_source_port(const char *cmd, const char *arg, struct target *t);
+
 struct client_opts {
     struct target t;
     const char *wait_text;      /* -w as given, for messages */
     long wait_ms;               /* -w; the caller sets the default */
+    int wait_given;
+    int json;                   /* --json */
+    int trace;                  /* --trace */
 };
 
-/* The options send and connect share: -4 -6 -U PATH -u -v -w SECS -h. Options end at
- * the first operand (so a message may start with '-'); optind is left there. Returns
+/* A command's own options, besides the shared ones: it returns EXIT_OK, a usage
+ * error already reported, or -1 if c is not its option. */
+typedef int client_opt_fn(void *ctx, int c, const char *arg);
+
+struct client_cmd {
+    const char *name;
+    void (*help)(FILE *out);
+    const char *shortopts;              /* its own, getopt style ("lkz", "s:p:") */
+    const struct option *longopts;      /* its own, or NULL; vals at 512 and up */
+    client_opt_fn *opt;
+    void *ctx;
+};
+
+/* The options the clients share: -4 -6 -U PATH -u -v -w SECS -h, --source ADDR,
+ * --source-port PORT, --json, --trace; then the command's own. Options end at the
+ * first operand (so a message may start with '-'); optind is left there. Returns
  * EXIT_OK, or a usage error already reported. */
-int client_parse_options(const char *cmd, int argc, char **argv, struct client_opts *o,
-                         void (*help)(FILE *out));
+int client_parse_options(const struct client_cmd *cmd, int argc, char **argv,
+                         struct client_opts *o);
+
+/* Write buf to stdout whole (the replies, the relay's output). Returns 0, or -1
+ * with errno. */
+int client_write_stdout(const void *buf, size_t len);
 
 /* The commands (main.c's table). */
 int cmd_send(int argc, char **argv);
 int cmd_connect(int argc, char **argv);
+int cmd_ping(int argc, char **argv);
 void help_send(FILE *out);
 void help_connect(FILE *out);
+void help_ping(FILE *out);
 
 #endif

@@ -1,15 +1,19 @@
 /* cmd_send.c — `kodama send`: the tutorial's echo client. Each MESSAGE goes out as is
  * and exactly as many bytes must come back, equal to it; each reply is printed on a
- * line of its own. Anything else (a different reply, an early close, silence for
- * -w seconds) is a failure with one line saying which. */
+ * line of its own. Over a stream, after the last reply our side is shut down and the
+ * peer's FIN awaited (for at most -w), so that a byte more than was sent is caught.
+ * Anything else (a different or longer reply, an early close, silence for -w
+ * seconds) ends the run with one line saying which, and the exit status says it too
+ * (lib/verdict.h). */
 #include <errno.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "lib/cli.h"
 #include "client/client.h"
+#include "client/sock.h"
+#include "lib/cli.h"
 #include "lib/log.h"
 #include "lib/net.h"
 #include "lib/util.h"
@@ -17,189 +21,285 @@
 void help_send(FILE *out)
 {
     fprintf(out,
-        "Usage: kodama send [-u] [-4|-6] [-v] [-w SECS] HOST PORT MESSAGE...\n"
-        "       kodama send [-v] [-w SECS] -U PATH MESSAGE...\n\n"
+        "Usage: kodama send [-u] [-4|-6] [-v] [-w SECS] [OPTION...] HOST PORT MESSAGE...\n"
+        "       kodama send [-v] [-w SECS] [OPTION...] -U PATH MESSAGE...\n\n"
         "Send each MESSAGE to an echo service, read back exactly as many bytes, check\n"
         "they are the same and print them, one line per MESSAGE. Over tcp (and unix)\n"
-        "all messages share one connection; with -u each is one datagram.\n\n"
+        "all messages share one connection, and after the last reply the write side is\n"
+        "shut down and the peer's close awaited (up to -w): a byte more is a mismatch.\n"
+        "With -u each MESSAGE is one datagram.\n\n"
         "Options:\n"
-        "  -u          udp\n"
-        "  -4, -6      IPv4 or IPv6 only\n"
-        "  -U PATH     a unix stream socket (@NAME: abstract)\n"
-        "  -w SECS     connect timeout and wait for each reply (default 5)\n"
-        "  -v          print 'Received N bytes from ADDR' on stderr for each reply\n"
-        "  -h, --help  show this help\n\n"
-        "Exit status: 0 every reply matched, 1 failure, 2 usage error.\n");
+        "  -u                 udp\n"
+        "  -4, -6             IPv4 or IPv6 only\n"
+        "  -U PATH            a unix stream socket (@NAME: abstract)\n"
+        "  -w SECS            connect timeout and wait for each reply (default 5)\n"
+        "  -v                 print 'Received N bytes from ADDR' on stderr for each reply\n"
+        "      --source ADDR  connect from this local address\n"
+        "      --source-port PORT  connect from this local port\n"
+        "      --json         print one JSON object (the verdict, addresses, bytes and\n"
+        "                     times) instead of the replies\n"
+        "      --trace        narrate each socket call on stderr\n"
+        "  -h, --help         show this help\n\n"
+        "Exit status (the verdict):\n%s\n"
+        "(see 'man kodama', EXIT STATUS).\n", verdict_summary());
 }
 
-struct send_opts {
+struct send_run {
     struct client_opts c;
     char **msgs;
     int nmsgs;
+    struct peer p;
+    struct report r;
+    char *buf;                  /* a reply, and room for more */
+    size_t cap;
 };
 
-static int write_reply(const char *data, size_t len)
+static int fail(struct send_run *s, enum verdict v, const char *fmt, const char *arg)
+    __attribute__((format(printf, 3, 0)));
+
+/* One failure line naming the peer: fmt has one %s for its name, arg fills a
+ * second one if the format has it. */
+static int fail(struct send_run *s, enum verdict v, const char *fmt, const char *arg)
 {
-    if (fwrite(data, 1, len, stdout) != len || putchar('\n') == EOF || fflush(stdout) == EOF) {
-        log_msg("cannot write to stdout: %s", strerror(errno));
-        return -1;
-    }
-    return 0;
+    char text[300];
+
+    snprintf(text, sizeof text, fmt, s->p.name, arg);
+    return report_fail(&s->r, 0, v, "%s", text);
 }
 
+static int no_reply(struct send_run *s)
+{
+    return fail(s, V_TIMEOUT, "no reply from %s within %s s", s->c.wait_text);
+}
+
+static int write_reply(struct send_run *s, const char *data, size_t len)
+{
+    if (s->c.t.verbose)
+        log_plain("Received %zu bytes from %s", len, s->p.addr);
+    if (s->c.json)
+        return V_OK;    /* the object replaces the replies */
+    if (fwrite(data, 1, len, stdout) != len || putchar('\n') == EOF || fflush(stdout) == EOF)
+        return report_fail(&s->r, 0, V_LOCAL, "cannot write to stdout: %s", strerror(errno));
+    return V_OK;
+}
+
+/* poll one socket until deadline; returns its revents, 0 on timeout, -1 on error. */
 static int wait_fd(int fd, short events, int64_t deadline)
 {
     struct pollfd pfd = { .fd = fd, .events = events };
-    int64_t left;
     int rc;
 
     do {
-        left = deadline - now_ms();
-        if (left < 0)
-            left = 0;
-        rc = poll(&pfd, 1, (int)left);
+        int64_t left = deadline - now_ms();
+
+        rc = sk_poll(&pfd, 1, left > 0 ? (int)left : 0);
     } while (rc < 0 && errno == EINTR);
-    return rc < 0 ? -1 : pfd.revents;
+    return rc <= 0 ? rc : pfd.revents;
 }
 
-static int no_reply(const struct send_opts *o, const struct peer *p)
+/* A received piece of the reply to msg (len bytes, got of them in so far). */
+static int check_piece(struct send_run *s, const char *msg, size_t len, size_t got, size_t n)
 {
-    log_msg("no reply from %s within %s s", p->name, o->c.wait_text);
-    return EXIT_FAIL;
+    report_first_byte(&s->r);
+    s->r.bytes_in += n;
+    if (memcmp(s->buf + got, msg + got, (got + n > len ? len : got + n) - got) != 0)
+        return fail(s, V_MISMATCH, "reply from %s differs from the message sent", NULL);
+    if (got + n > len)
+        return fail(s, V_MISMATCH, "reply from %s is longer than the message sent", NULL);
+    return V_OK;
+}
+
+/* Send as much of msg as the socket takes now. Returns V_OK or the failure. */
+static int send_some(struct send_run *s, const char *msg, size_t len, size_t *sent)
+{
+    ssize_t n = sk_send(s->p.fd, msg + *sent, len - *sent);
+
+    if (n >= 0) {
+        *sent += (size_t)n;
+        s->r.bytes_out += (uint64_t)n;
+        return V_OK;
+    }
+    if (errno == EAGAIN || errno == EINTR)
+        return V_OK;
+    return report_fail(&s->r, 0, verdict_of_errno(errno), "send to %s failed: %s", s->p.name,
+                       strerror(errno));
+}
+
+/* Read what came of the reply. Returns V_OK or the failure. */
+static int recv_some(struct send_run *s, const char *msg, size_t len, size_t *got)
+{
+    size_t room = s->cap - *got;
+    ssize_t n = sk_recv(s->p.fd, s->buf + *got, room < SK_RECV_CHUNK ? room : SK_RECV_CHUNK);
+
+    if (n > 0) {
+        int v = check_piece(s, msg, len, *got, (size_t)n);
+
+        *got += (size_t)n;
+        return v;
+    }
+    if (n == 0) {
+        char text[64];
+
+        snprintf(text, sizeof text, "%zu of %zu", *got, len);
+        return fail(s, V_RESET, "%s closed the connection after %s bytes", text);
+    }
+    if (errno == EAGAIN || errno == EINTR)
+        return V_OK;
+    return report_fail(&s->r, 0, verdict_of_errno(errno), "receive from %s failed: %s",
+                       s->p.name, strerror(errno));
 }
 
 /* Send msg and read its echo on a stream, both at once: a long message would
- * otherwise fill both directions' buffers and wait forever. */
-static int exchange_stream(const struct send_opts *o, const struct peer *p, const char *msg,
-                           char *reply)
+ * otherwise fill both directions' buffers and wait forever. Sends are tried before
+ * any wait (the trace shows a full socket as EAGAIN); reads wait for poll. */
+static int exchange_stream(struct send_run *s, const char *msg, size_t len)
 {
-    size_t len = strlen(msg), sent = 0, got = 0;
-    int64_t deadline = now_ms() + o->c.wait_ms;
+    size_t sent = 0, got = 0;
+    int64_t deadline = now_ms() + s->c.wait_ms;
+    int v = V_OK;
 
-    while (got < len) {
-        int ev = wait_fd(p->fd, (short)(POLLIN | (sent < len ? POLLOUT : 0)), deadline);
-        ssize_t n;
+    while (v == V_OK && got < len) {
+        int ev;
 
+        if (sent < len && (v = send_some(s, msg, len, &sent)) != V_OK)
+            break;
+        ev = wait_fd(s->p.fd, (short)(POLLIN | (sent < len ? POLLOUT : 0)), deadline);
         if (ev == 0)
-            return no_reply(o, p);
-        if (ev > 0 && (ev & POLLOUT) && sent < len) {
-            n = send(p->fd, msg + sent, len - sent, MSG_NOSIGNAL);
-            if (n < 0 && errno != EAGAIN && errno != EINTR) {
-                log_msg("send to %s failed: %s", p->name, strerror(errno));
-                return EXIT_FAIL;
-            }
-            sent += n > 0 ? (size_t)n : 0;
-        }
-        if (ev > 0 && !(ev & (POLLIN | POLLHUP | POLLERR)))
-            continue;
-        n = recv(p->fd, reply + got, len - got, 0);
-        if (n == 0) {
-            log_msg("%s closed the connection after %zu of %zu bytes", p->name, got, len);
-            return EXIT_FAIL;
-        }
-        if (n < 0 && errno != EAGAIN && errno != EINTR) {
-            log_msg("receive from %s failed: %s", p->name, strerror(errno));
-            return EXIT_FAIL;
-        }
-        if (n > 0) {
-            got += (size_t)n;
-            deadline = now_ms() + o->c.wait_ms;
+            return no_reply(s);
+        if (ev < 0)
+            return report_fail(&s->r, 0, V_LOCAL, "poll: %s", strerror(errno));
+        if (ev & (POLLIN | POLLHUP | POLLERR)) {
+            size_t before = got;
+
+            v = recv_some(s, msg, len, &got);
+            if (got > before)
+                deadline = now_ms() + s->c.wait_ms;
         }
     }
-    return EXIT_OK;
+    return v;
 }
 
-static int exchange_udp(const struct send_opts *o, const struct peer *p, const char *msg,
-                        char *reply, size_t *rlen)
+/* After the last reply: our FIN, then the peer's, for at most -w. A byte more is a
+ * mismatch; a peer that keeps the connection open past -w still passes. */
+static int drain_stream(struct send_run *s)
 {
-    size_t len = strlen(msg);
+    int64_t deadline = now_ms() + s->c.wait_ms;
+
+    if (sk_shutdown_wr(s->p.fd) < 0)
+        return V_OK;    /* ENOTCONN: the peer has gone already, every reply in */
+    for (;;) {
+        int ev = wait_fd(s->p.fd, POLLIN, deadline);
+        ssize_t n;
+
+        if (ev <= 0)
+            return V_OK;
+        n = sk_recv(s->p.fd, s->buf, SK_RECV_CHUNK);
+        if (n == 0)
+            return V_OK;
+        if (n > 0) {
+            s->r.bytes_in += (uint64_t)n;
+            return fail(s, V_MISMATCH, "reply from %s is longer than the message sent", NULL);
+        }
+        if (errno != EAGAIN && errno != EINTR)
+            return report_fail(&s->r, 0, verdict_of_errno(errno), "receive from %s failed: %s",
+                               s->p.name, strerror(errno));
+    }
+}
+
+static int exchange_udp(struct send_run *s, const char *msg, size_t len, size_t *rlen)
+{
     int64_t deadline;
     ssize_t n;
 
-    if (send(p->fd, msg, len, MSG_NOSIGNAL) < 0) {
-        log_msg("send to %s failed: %s", p->name, strerror(errno));
-        return EXIT_FAIL;
-    }
-    deadline = now_ms() + o->c.wait_ms;
+    if (sk_send(s->p.fd, msg, len) < 0)
+        return report_fail(&s->r, 0, verdict_of_errno(errno), "send to %s failed: %s",
+                           s->p.name, strerror(errno));
+    s->r.bytes_out += len;
+    deadline = now_ms() + s->c.wait_ms;
     for (;;) {
-        int ev = wait_fd(p->fd, POLLIN, deadline);
+        int ev = wait_fd(s->p.fd, POLLIN, deadline);
 
         if (ev == 0)
-            return no_reply(o, p);
-        n = recv(p->fd, reply, NET_DGRAM_MAX, MSG_DONTWAIT);
+            return no_reply(s);
+        n = sk_recv(s->p.fd, s->buf, NET_DGRAM_MAX);
         if (n >= 0)
             break;
-        if (errno != EAGAIN && errno != EINTR) {
+        if (errno != EAGAIN && errno != EINTR)
             /* A connected udp socket hears the ICMP "port unreachable" as this. */
-            log_msg("no reply from %s: %s", p->name, strerror(errno));
-            return EXIT_FAIL;
-        }
+            return report_fail(&s->r, 0, verdict_of_errno(errno), "no reply from %s: %s",
+                               s->p.name, strerror(errno));
     }
+    report_first_byte(&s->r);
+    s->r.bytes_in += (uint64_t)n;
     *rlen = (size_t)n;
-    return EXIT_OK;
+    if (*rlen > len && memcmp(s->buf, msg, len) == 0)
+        return fail(s, V_MISMATCH, "reply from %s is longer than the message sent", NULL);
+    if (*rlen != len || memcmp(s->buf, msg, len) != 0)
+        return fail(s, V_MISMATCH, "reply from %s differs from the message sent", NULL);
+    return V_OK;
 }
 
-static int send_all(const struct send_opts *o, const struct peer *p)
+static int send_all(struct send_run *s)
 {
-    char *reply = xmalloc(NET_DGRAM_MAX + 1);
-    int rc = EXIT_OK;
+    int v = V_OK;
 
-    for (int i = 0; i < o->nmsgs && rc == EXIT_OK; i++) {
-        size_t len = strlen(o->msgs[i]), rlen = len;
+    for (int i = 0; i < s->nmsgs && v == V_OK; i++) {
+        size_t len = strlen(s->msgs[i]), rlen = len;
 
-        if (len > NET_DGRAM_MAX && !o->c.t.udp) {
-            free(reply);
-            reply = xmalloc(len + 1);
+        if (!s->c.t.udp && len + SK_RECV_CHUNK > s->cap) {
+            free(s->buf);
+            s->cap = len + SK_RECV_CHUNK;
+            s->buf = xmalloc(s->cap);
         }
-        rc = o->c.t.udp ? exchange_udp(o, p, o->msgs[i], reply, &rlen)
-                      : exchange_stream(o, p, o->msgs[i], reply);
-        if (rc != EXIT_OK)
-            break;
-        if (rlen != len || memcmp(reply, o->msgs[i], len) != 0) {
-            log_msg("reply from %s differs from the message sent", p->name);
-            rc = EXIT_FAIL;
-            break;
-        }
-        if (o->c.t.verbose)
-            log_plain("Received %zu bytes from %s", rlen, p->addr);
-        if (write_reply(reply, rlen) < 0)
-            rc = EXIT_FAIL;
+        v = s->c.t.udp ? exchange_udp(s, s->msgs[i], len, &rlen)
+                       : exchange_stream(s, s->msgs[i], len);
+        if (v == V_OK)
+            v = write_reply(s, s->buf, rlen);
     }
-    free(reply);
-    return rc;
+    if (v == V_OK && !s->c.t.udp)
+        v = drain_stream(s);
+    return v;
 }
 
-static int parse_send_args(int argc, char **argv, struct send_opts *o)
+static int parse_send_args(int argc, char **argv, struct send_run *s)
 {
-    int rc = client_parse_options("send", argc, argv, &o->c, help_send);
+    const struct client_cmd cmd = { .name = "send", .help = help_send };
+    int rc = client_parse_options(&cmd, argc, argv, &s->c);
 
-    if (rc == EXIT_OK && !o->c.t.unix_path)
-        rc = client_take_host_port("send", argc, argv, &o->c.t);
+    if (rc == EXIT_OK && !s->c.t.unix_path)
+        rc = client_take_host_port("send", argc, argv, &s->c.t);
     if (rc != EXIT_OK)
         return rc;
-    o->msgs = argv + optind;
-    o->nmsgs = argc - optind;
-    if (o->nmsgs == 0)
+    s->msgs = argv + optind;
+    s->nmsgs = argc - optind;
+    if (s->nmsgs == 0)
         return usage_error("send", "missing MESSAGE");
-    if (o->c.t.udp)
-        for (int i = 0; i < o->nmsgs; i++)
-            if (strlen(o->msgs[i]) > NET_UDP_PAYLOAD_MAX)
+    if (s->c.t.udp)
+        for (int i = 0; i < s->nmsgs; i++)
+            if (strlen(s->msgs[i]) > NET_UDP_PAYLOAD_MAX)
                 return usage_error("send", "MESSAGE %d is longer than a udp datagram (65507 bytes)", i + 1);
     return EXIT_OK;
 }
 
 int cmd_send(int argc, char **argv)
 {
-    struct send_opts o = { .c = { .t.family = AF_UNSPEC, .wait_text = "5", .wait_ms = 5000 } };
-    struct peer p;
-    int rc = parse_send_args(argc, argv, &o);
+    struct send_run s = { .c = { .t.family = AF_UNSPEC, .wait_text = "5", .wait_ms = 5000 } };
+    int rc = parse_send_args(argc, argv, &s);
 
     if (rc != EXIT_OK)
         return rc;
-    o.c.t.timeout_ms = o.c.wait_ms;
-    if (client_connect(&o.c.t, &p) < 0)
-        return EXIT_FAIL;
-    rc = send_all(&o, &p);
-    close(p.fd);
+    s.c.t.timeout_ms = s.c.wait_ms;
+    report_start(&s.r, &s.c.t);
+    rc = client_connect(&s.c.t, &s.p, &s.r);
+    if (rc == V_OK) {
+        s.cap = NET_DGRAM_MAX;
+        s.buf = xmalloc(s.cap);
+        rc = send_all(&s);
+        sk_close(s.p.fd);
+        free(s.buf);
+    }
+    s.r.t_end = now_ns();
+    if (s.c.json && report_print(&s.r, stdout) < 0 && rc == V_OK)
+        rc = V_LOCAL;
     return rc;
 }

@@ -241,6 +241,17 @@ void log_msg(const char *fmt, ...)
     va_end(ap);
 }
 
+void log_raw(const char *line, size_t len)
+{
+    int saved = errno;
+
+    if (use_syslog)
+        syslog(LOG_DEBUG, "%.*s", (int)(len > 0 && line[len - 1] == '\n' ? len - 1 : len), line);
+    else
+        write_all(line, len);
+    errno = saved;
+}
+
 void log_plain(const char *fmt, ...)
 {
     va_list ap;

@@ -13,6 +13,10 @@ void log_vmsg(const char *fmt, va_list ap);
 /* Print a message without the prefix (send -v's "Received ..." lines). */
 void log_plain(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* A line made elsewhere (the --trace lines, newline included), as it is: one
+ * write(2) on stderr, or to syslog when the log goes there. */
+void log_raw(const char *line, size_t len);
+
 /* From now on, send the lines to syslog(3) (facility daemon) instead of stderr:
  * for serve --inetd, when stderr is the client's socket. */
 void log_to_syslog(void);

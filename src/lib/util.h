@@ -40,6 +40,8 @@ char *xstrdup(const char *s);
 
 /* Monotonic clock in milliseconds. */
 int64_t now_ms(void);
+/* The same clock in nanoseconds. */
+int64_t now_ns(void);
 
 /* Descriptors this process has open (from /proc/self/fd, not counting the one used
  * to read it), or -1 without /proc. */

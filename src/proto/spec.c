@@ -227,48 +227,73 @@ static int parse_service(const char *text, const char *at, struct spec *sp, char
     return 0;
 }
 
-static int one_port(const char *text, const char *s, size_t len, unsigned long min,
-                    unsigned long *port, char *err, size_t errlen)
+/* The reason quotes the text: no control character may reach a terminal. */
+static int port_error(char *err, size_t errlen)
+{
+    if (err && errlen)
+        printable(err);
+    return -1;
+}
+
+static int one_port(const char *s, size_t len, unsigned long *port, char *err, size_t errlen)
 {
     char buf[16];
 
     *port = 0;
-    if (len == 0)
-        return spec_error(err, errlen, text, "missing port");
-    if (len >= sizeof buf)
-        return spec_error(err, errlen, text, "invalid port '%.*s'", (int)(len > 40 ? 40 : len), s);
+    if (len == 0) {
+        snprintf(err, errlen, "missing port");
+        return -1;
+    }
+    if (len >= sizeof buf) {
+        snprintf(err, errlen, "invalid port '%.*s'", (int)(len > 40 ? 40 : len), s);
+        return port_error(err, errlen);
+    }
     memcpy(buf, s, len);
     buf[len] = '\0';
-    if (parse_uint(buf, min, 65535, port, NULL, 0) < 0)
-        return spec_error(err, errlen, text, "invalid port '%s'", buf);
+    if (parse_uint(buf, 0, 65535, port, NULL, 0) < 0) {
+        snprintf(err, errlen, "invalid port '%s'", buf);
+        return port_error(err, errlen);
+    }
     return 0;
+}
+
+int spec_port_range(const char *s, size_t len, unsigned long max_ports, uint16_t *first,
+                    uint16_t *last, char *err, size_t errlen)
+{
+    const char *dash = memchr(s, '-', len);
+    unsigned long a = 0, b = 0;     /* set by one_port; zeroed for the analyzer */
+
+    if (dash == NULL || dash == s) {   /* "-1" is no range: an invalid port */
+        if (one_port(s, len, &a, err, errlen) < 0)
+            return -1;
+        *first = *last = (uint16_t)a;
+        return 0;
+    }
+    if (one_port(s, (size_t)(dash - s), &a, err, errlen) < 0 ||
+        one_port(dash + 1, (size_t)(s + len - dash - 1), &b, err, errlen) < 0)
+        return -1;
+    if (a == 0)
+        snprintf(err, errlen, "a port range cannot start at 0");
+    else if (b < a)
+        snprintf(err, errlen, "port range %lu-%lu runs backwards", a, b);
+    else if (b - a + 1 > max_ports)
+        snprintf(err, errlen, "port range of %lu ports (at most %lu)", b - a + 1, max_ports);
+    else {
+        *first = (uint16_t)a;
+        *last = (uint16_t)b;
+        return 0;
+    }
+    return port_error(err, errlen);
 }
 
 /* PORT or PORT-PORT. */
 static int parse_port(const char *text, const char *s, size_t len, struct spec *sp,
                       char *err, size_t errlen)
 {
-    const char *dash = memchr(s, '-', len);
-    unsigned long first = 0, last = 0;
+    char why[96];
 
-    if (dash == NULL || dash == s) {   /* "-1" is no range: an invalid port */
-        if (one_port(text, s, len, 0, &first, err, errlen) < 0)
-            return -1;
-        sp->port = sp->port_last = (uint16_t)first;
-        return 0;
-    }
-    if (one_port(text, s, (size_t)(dash - s), 0, &first, err, errlen) < 0 ||
-        one_port(text, dash + 1, (size_t)(s + len - dash - 1), 0, &last, err, errlen) < 0)
-        return -1;
-    if (first == 0)
-        return spec_error(err, errlen, text, "a port range cannot start at 0");
-    if (last < first)
-        return spec_error(err, errlen, text, "port range %lu-%lu runs backwards", first, last);
-    if (last - first + 1 > SPEC_PORTS_MAX)
-        return spec_error(err, errlen, text, "port range of %lu ports (at most %d)",
-                          last - first + 1, SPEC_PORTS_MAX);
-    sp->port = (uint16_t)first;
-    sp->port_last = (uint16_t)last;
+    if (spec_port_range(s, len, SPEC_PORTS_MAX, &sp->port, &sp->port_last, why, sizeof why) < 0)
+        return spec_error(err, errlen, text, "%s", why);
     return 0;
 }
 
@@ -504,7 +529,8 @@ static int parse_options(const char *text, const char *s, struct spec *sp, char 
 int spec_parse(const char *text, struct spec *sp, char *err, size_t errlen)
 {
     const char *at = strchr(text, '@'), *rest, *comma;
-    char addr[SPEC_TEXT_MAX] = "";    /* all of it: the analyzers cannot follow decode() */
+    /* Zeroed: clang's analyzer cannot follow strncmp into what decode wrote. */
+    char addr[SPEC_TEXT_MAX] = { 0 };
     long len;
     size_t alen;
 

@@ -94,6 +94,12 @@ struct spec {
  * err. */
 int spec_parse(const char *text, struct spec *sp, char *err, size_t errlen);
 
+/* PORT or PORT-PORT (the len bytes at s; a range from 1, never backwards, of at most
+ * max_ports), for SPECs and for `connect -z`. Returns 0, or -1 with a reason in err
+ * ("invalid port 'x'", "port range 9-7 runs backwards", ...). */
+int spec_port_range(const char *s, size_t len, unsigned long max_ports, uint16_t *first,
+                    uint16_t *last, char *err, size_t errlen);
+
 /* The option named key, or NULL. */
 const struct spec_opt *spec_opt(const struct spec *sp, const char *key);
 

@@ -12,6 +12,7 @@
 #include "serve/listen.h"
 #include "lib/loop_uring.h"
 #include "lib/log.h"
+#include "lib/trace.h"
 #include "serve/metrics.h"
 #include "serve/privdrop.h"
 #include "serve/serve.h"
@@ -67,7 +68,8 @@ void help_serve(FILE *out)
         "                          (default 64K)\n"
         "      --udp-guard on|off  drop datagrams from ports below 1024 or from our\n"
         "                          own ports, limit each source's rate, never answer\n"
-        "                          more bytes than came in (default on)\n"
+        "                          more than 3x the bytes that came in, counted on\n"
+        "                          the wire (default on)\n"
         "      --udp-rate PPS      datagrams answered per second per source address\n"
         "                          (default 100; 0: no limit)\n"
         "      --limit-loopback    apply --max-per-ip and --udp-rate to loopback\n"
@@ -89,7 +91,9 @@ void help_serve(FILE *out)
         "                          ADDR is PORT, HOST:PORT or [IPV6]:PORT\n"
         "      --log-format FMT    text (default; after 'ready', lines start with the\n"
         "                          UTC time unless stderr is the journal) or json\n"
-        "                          (one object per line)\n\n"
+        "                          (one object per line)\n"
+        "      --trace             narrate each connection's socket calls on stderr\n"
+        "                          (io_uring: each submission and completion)\n\n"
         "stderr gets 'kodama: listening SERVICE PROTO ADDR' per listener, then\n"
         "'kodama: ready'. Exit status: 0 stopped by a signal, 1 failure, 2 usage error.\n");
 }
@@ -138,7 +142,7 @@ enum {
     OPT_INETD,
     OPT_NAME, OPT_INFO_FORMAT,
     OPT_PROXY_TIMEOUT,
-    OPT_METRICS, OPT_LOG_FORMAT,
+    OPT_METRICS, OPT_LOG_FORMAT, OPT_TRACE,
 };
 
 static const struct option serve_longopts[] = {
@@ -163,6 +167,7 @@ static const struct option serve_longopts[] = {
     { "proxy-timeout", required_argument, NULL, OPT_PROXY_TIMEOUT },
     { "metrics", required_argument, NULL, OPT_METRICS },
     { "log-format", required_argument, NULL, OPT_LOG_FORMAT },
+    { "trace", no_argument, NULL, OPT_TRACE },
     { NULL, 0, NULL, 0 },
 };
 
@@ -294,6 +299,9 @@ static int outside_option(int c, const char *arg, struct serve_opts *o)
             return usage_error("serve", "--log-format '%s': not text or json", arg);
         o->log_format = strcmp(arg, "json") == 0 ? LOG_FORMAT_JSON : LOG_FORMAT_TEXT;
         break;
+    case OPT_TRACE:
+        trace_start();      /* before any thread: the flag is only read after */
+        break;
     }
     return EXIT_OK;
 }
@@ -339,7 +347,7 @@ static int parse_serve_args(int argc, char **argv, struct serve_opts *o)
             if (info_option(c, optarg, o) != EXIT_OK)
                 return EXIT_USAGE;
             break;
-        case OPT_METRICS: case OPT_LOG_FORMAT:
+        case OPT_METRICS: case OPT_LOG_FORMAT: case OPT_TRACE:
             if (outside_option(c, optarg, o) != EXIT_OK)
                 return EXIT_USAGE;
             break;

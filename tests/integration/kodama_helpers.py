@@ -101,6 +101,8 @@ IO_NOTE_RE = re.compile(r"^kodama: (io_uring unavailable \(.*\); using epoll"
                         r"|max-conns \d+ \(from the descriptor limit\)"
                         r"|running as user \S+ \(uid \d+, gid \d+\))$")
 LISTEN_RE = re.compile(r"^kodama: listening (\S+) (tcp|udp|unix) (\S+)$")
+# A --trace line: the time since the trace began, then the call (kodama.1, TRACE).
+TRACE_RE = re.compile(r"^\+\d+\.\d{6} ")
 # serve's text log lines after "ready" start with the time (kodama.1, LOGGING).
 TIMESTAMP_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z ")
 
@@ -293,6 +295,8 @@ class Server:
                 break
             if IO_NOTE_RE.match(line) or (self.prefix and not line.startswith("kodama: ")):
                 continue
+            if TRACE_RE.match(line):
+                continue    # serve --trace: io_uring's first submissions come before ready
             if WRAPPER and (VALGRIND_LINE_RE.match(line) or VALGRIND_NOTE_RE.match(line)):
                 continue  # a finding: stop() and cleanup() report it
             m = LISTEN_RE.match(line)

@@ -205,10 +205,10 @@ def refuse_burst(s, n):
     keep.sendall(b"k")
     assert kh.recv_exact(keep, 1) == b"k"
     for _ in range(n):
-        try:    # the reset may come before connect() returns, under load
+        try:
             c = socket.create_connection(s.addr("echo"), timeout=kh.scaled(5))
         except ConnectionResetError:
-            continue
+            continue    # the reset came before connect() returned: refused all the same
         try:
             c.recv(1)
         except (ConnectionResetError, socket.timeout):

@@ -21,8 +21,11 @@ def test_top_level_help(args):
     assert r.rc == 0, r
     assert r.stderr == ""
     out = r.stdout.decode()
-    for cmd in ("serve", "send", "connect"):
+    for cmd in ("serve", "send", "connect", "ping", "bench"):
         assert cmd in out, out
+    # the verdicts, in the top-level help's exit status
+    assert ("0 ok, 1 mismatch, 2 usage, 3 refused, 4 timeout, 5 reset, 6 resolve,\n"
+            "  7 tls, 8 unreachable, 9 local." in out), out
 
 
 def test_top_level_help_forms_agree():
@@ -30,7 +33,7 @@ def test_top_level_help_forms_agree():
     assert len(set(outs.values())) == 1, outs
 
 
-@pytest.mark.parametrize("cmd", ["serve", "send", "connect"])
+@pytest.mark.parametrize("cmd", ["serve", "send", "connect", "ping", "bench"])
 def test_command_help(cmd):
     a = run_kodama(["help", cmd])
     b = run_kodama([cmd, "--help"])

@@ -25,7 +25,7 @@ def test_man_page_renders_without_warnings():
         assert re.search(r"^%s$" % heading, r.stdout, re.M), heading
 
 
-@pytest.mark.parametrize("cmd", ["serve", "send", "connect"])
+@pytest.mark.parametrize("cmd", ["serve", "send", "connect", "ping", "bench"])
 def test_man_page_documents_every_option(cmd):
     page = render_man_page().stdout
     # man renders hyphens as U+2010 in some locales: compare on plain ASCII.
@@ -37,3 +37,33 @@ def test_man_page_documents_every_option(cmd):
     missing = sorted(o for o in options if not re.search(r"(?<![-\w])%s(?![-\w])" % re.escape(o), page))
     assert missing == [], "options in 'kodama %s --help' but not in the man page" % cmd
     assert re.search(r"\b%s\b" % cmd, page)
+
+
+VERDICTS = ["ok", "mismatch", "usage", "refused", "timeout", "reset", "resolve", "tls",
+            "unreachable", "local"]
+
+
+def test_exit_status_lists_every_verdict():
+    """The man page's EXIT STATUS, the README's table and every client's --help
+    name the same ten verdicts with the same codes."""
+    page = render_man_page().stdout
+    section = page[page.index("\nEXIT STATUS\n"):page.index("\nEXAMPLES\n")]
+    for code, name in enumerate(VERDICTS):
+        assert re.search(r"^\s+%d %s\b" % (code, name), section, re.M), (code, name)
+    with open(os.path.join(ROOT, "README.md")) as f:
+        readme = f.read()
+    for code, name in enumerate(VERDICTS):
+        assert re.search(r"^\| %d \| %s \|" % (code, name), readme, re.M), (code, name)
+    summary = ", ".join("%d %s" % (c, n) for c, n in enumerate(VERDICTS))
+    for cmd in ("send", "connect", "ping", "bench"):
+        text = " ".join(run_kodama([cmd, "--help"]).stdout.decode().split())
+        assert summary in text, cmd
+
+
+def test_man_page_documents_the_new_sections():
+    page = render_man_page().stdout
+    for heading in ("PING", "LISTEN AND SCAN", "JSON OUTPUT", "TRACE"):
+        assert re.search(r"^%s$" % heading, page, re.M), heading
+    # ping's probe format, the scan's states, the json keys
+    for text in ("KDMP", "open|filtered", "first_byte_ms", "kodama: listening relay tcp"):
+        assert text in page.replace("\u2010", "-"), text

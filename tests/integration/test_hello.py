@@ -46,21 +46,41 @@ def test_hello_stream_transports(server, sockdir):
     assert not os.path.exists(path), "unix socket file left after SIGTERM"
 
 
+# The UDP guard's bound: a reply's wire bytes (payload + IP and UDP headers) at most
+# three times the request's (RFC 9000 §8.1). Headers: IPv4 28 bytes, IPv6 48.
+WIRE = {"127.0.0.1": 28, "::1": 48}
+
+
+def udp_bound(host, request_len):
+    return 3 * (request_len + WIRE[host]) - WIRE[host]
+
+
 @pytest.mark.valgrind
 @pytest.mark.parametrize("host", ["127.0.0.1", "::1"])
 def test_hello_udp(server, host):
-    """With the UDP guard on (the default), no reply is longer than its datagram."""
+    """With the UDP guard on (the default), short probes get the whole greeting:
+    even an empty datagram may bring back 56 bytes over IPv4, 96 over IPv6."""
     s = server.start(["hello@%s:0/udp" % (host if host != "::1" else "[::1]")])
     dest = s.addr("hello", "udp")
     assert dest[0] == host
-    for payload in (b"anything at all\n" * 10, b"x" * len(GREETING)):
+    for payload in (b"anything at all\n" * 10, b"x" * len(GREETING), b"hi\n", b""):
         reply, src = udp_exchange(dest, payload)
         assert reply == GREETING
         assert src[:2] == dest
-    reply, _ = udp_exchange(dest, b"hey")
-    assert reply == GREETING[:3]
-    with pytest.raises(socket.timeout):
-        udp_exchange(dest, b"", timeout=0.5)
+    s.stop()
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "::1"])
+def test_hello_udp_long_greeting_is_cut_at_three_times(server, host):
+    """A greeting longer than the bound is cut to it, byte for byte."""
+    msg = "".join(chr(ord("a") + i % 26) for i in range(500))
+    s = server.start(["--message", msg, "hello@%s:0/udp" % (host if host != "::1" else "[::1]")])
+    dest = s.addr("hello", "udp")
+    for n in (0, 1, 10, 100):
+        reply, _ = udp_exchange(dest, b"x" * n)
+        assert reply == msg.encode()[:udp_bound(host, n)], (n, len(reply))
+    reply, _ = udp_exchange(dest, b"x" * 200)
+    assert reply == msg.encode()
     s.stop()
 
 

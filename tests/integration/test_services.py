@@ -153,19 +153,37 @@ def test_chargen_and_discard_end_with_the_drain(server):
     dc.close()
 
 
+# The UDP guard's bound: a reply's wire bytes (payload + IP and UDP headers) at most
+# three times the request's (RFC 9000 §8.1). Headers: IPv4 28 bytes, IPv6 48.
+WIRE = {"127.0.0.1": 28, "::1": 48}
+
+
+def udp_bound(host, request_len):
+    return 3 * (request_len + WIRE[host]) - WIRE[host]
+
+
+def shortest_request(host, reply_len):
+    """The shortest request whose bound holds a reply of reply_len bytes."""
+    return max(0, -(-(reply_len + WIRE[host]) // 3) - WIRE[host])
+
+
 @pytest.mark.parametrize("host", ["127.0.0.1", "::1"])
 def test_chargen_udp(server, host):
-    """Six whole lines (444 bytes) per datagram, cut by the guard to the request's
-    length; with the guard off every datagram, empty too, gets all six."""
+    """Six whole lines (444 bytes) per datagram, cut by the guard to three times the
+    request on the wire (any prefix is still chargen); with the guard off every
+    datagram, empty too, gets all six."""
     h = "[::1]" if host == "::1" else host
     s = server.start(["chargen@%s:0/udp" % h])
     dest = s.addr("chargen", "udp")
     reply, src = udp_exchange(dest, b"x" * 1000)
     assert reply == chargen(6) and len(reply) == 444
     assert src[:2] == dest
-    reply, _ = udp_exchange(dest, b"x" * 100)
-    assert reply == chargen(6)[:100]
-    no_reply(dest, b"")
+    for n in (100, 1, 0):
+        reply, _ = udp_exchange(dest, b"x" * n)
+        assert reply == chargen(6)[:udp_bound(host, n)], (n, len(reply))
+    assert len(udp_exchange(dest, b"")[0]) == (56 if host == "127.0.0.1" else 96)
+    reply, _ = udp_exchange(dest, b"x" * shortest_request(host, 444))
+    assert reply == chargen(6)
     s.stop()
     s = server.start(["--udp-guard", "off", "chargen@%s:0/udp" % h])
     for payload in (b"", b"x", b"x" * 2000):
@@ -216,25 +234,23 @@ def test_time_tcp_all_transports(server, sockdir):
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "::1"])
-def test_daytime_and_time_udp_whole_or_nothing(server, host):
-    """Guard on: a request at least as long as the record gets it whole, a shorter
-    one gets nothing (counted as udp_short_request); guard off: RFC 867/868's empty
-    request is answered."""
+def test_daytime_and_time_udp_answer_rfc_empty_requests(server, host):
+    """RFC 867/868 clients send an empty datagram: with the guard on it may bring back
+    56 bytes (IPv4) or 96 (IPv6), room for the whole daytime line (at most 41) and
+    time value (4), so every request is answered and none counts as short."""
     h = "[::1]" if host == "::1" else host
     s = server.start(["-v", "daytime@%s:0/udp" % h, "time@%s:0/udp" % h])
-    reply, _ = udp_exchange(s.addr("daytime", "udp"), b"?" * 64)
-    check_daytime(reply)
-    no_reply(s.addr("daytime", "udp"), b"?" * 20)
-    no_reply(s.addr("daytime", "udp"), b"")
-    reply, _ = udp_exchange(s.addr("time", "udp"), b"?" * 4)
-    check_time(reply)
-    reply, _ = udp_exchange(s.addr("time", "udp"), b"?" * 500)
-    check_time(reply)
-    no_reply(s.addr("time", "udp"), b"???")
+    for n in (64, 20, 0):
+        reply, _ = udp_exchange(s.addr("daytime", "udp"), b"?" * n)
+        check_daytime(reply)
+    for n in (4, 500, 3, 0):
+        reply, _ = udp_exchange(s.addr("time", "udp"), b"?" * n)
+        check_time(reply)
     log = s.stop()
-    assert counters(log, "daytime", "udp")["udp_short_request"] == 2
-    assert counters(log, "time", "udp")["udp_short_request"] == 1
-    assert counters(log, "time", "udp")["datagrams_out"] == 2
+    assert counters(log, "daytime", "udp")["udp_short_request"] == 0
+    assert counters(log, "daytime", "udp")["datagrams_out"] == 3
+    assert counters(log, "time", "udp")["udp_short_request"] == 0
+    assert counters(log, "time", "udp")["datagrams_out"] == 4
     s = server.start(["--udp-guard", "off", "daytime@%s:0/udp" % h, "time@%s:0/udp" % h])
     reply, _ = udp_exchange(s.addr("daytime", "udp"), b"")
     check_daytime(reply)
@@ -394,16 +410,20 @@ def test_info_name_needing_quotes(server):
 @pytest.mark.parametrize("host", ["127.0.0.1", "::1"])
 def test_info_udp_whole_or_nothing(server, host):
     h = "[::1]" if host == "::1" else host
-    s = server.start(["-v", "--name", "u", "info@%s:0/udp" % h])
+    name = "n" * 64      # a line longer than any empty request's bound (96 over IPv6)
+    s = server.start(["-v", "--name", name, "info@%s:0/udp" % h])
     dest = s.addr("info", "udp")
     with socket.socket(socket.AF_INET6 if host == "::1" else socket.AF_INET,
                        socket.SOCK_DGRAM) as u:
         reply, src = udp_exchange(dest, b"?" * 200, sock=u)
-        want = "name=u proto=udp local=%s peer=%s\n" % (text_of(dest), udp_peer_text(u, dest))
+        want = "name=%s proto=udp local=%s peer=%s\n" % (name, text_of(dest),
+                                                        udp_peer_text(u, dest))
         assert reply == want.encode()
         assert src[:2] == dest
-        no_reply(dest, b"?" * (len(want) - 1), wait=0.3)
-        reply, _ = udp_exchange(dest, b"?" * len(want), sock=u)
+        n = shortest_request(host, len(want))
+        assert n > 0, len(want)
+        no_reply(dest, b"?" * (n - 1), wait=0.3)
+        reply, _ = udp_exchange(dest, b"?" * n, sock=u)
         assert reply == want.encode()
     log = s.stop()
     assert counters(log, "info", "udp")["udp_short_request"] == 1

@@ -280,18 +280,41 @@ static void test_udp_rate_burst_per_source(void **state)
     guard_free(g);
 }
 
-static void test_udp_reply_never_longer(void **state)
+/* Three times the request on the wire, headers included (RFC 9000 §8.1). */
+static void test_udp_reply_bound(void **state)
 {
     struct guard_config on = { .udp_guard = 1 }, off = { 0 };
     struct guard *g = guard_new(&on, NULL, 0), *h = guard_new(&off, NULL, 0);
 
     (void)state;
-    assert_int_equal(guard_udp_reply_max(g, 3, 19), 3);
-    assert_int_equal(guard_udp_reply_max(g, 0, 19), 0);
-    assert_int_equal(guard_udp_reply_max(g, 100, 19), 19);
-    assert_int_equal(guard_udp_reply_max(h, 3, 19), 19);
+    /* An empty IPv4 request is 28 bytes on the wire: 84 may come back, 56 of payload. */
+    assert_int_equal(guard_udp_reply_max(g, 0, UDP_WIRE_V4, 1, 1000), 56);
+    assert_int_equal(guard_udp_reply_max(g, 0, UDP_WIRE_V4, 1, 19), 19);
+    /* "hi\n" gets the whole greeting; 100 bytes, 356 of chargen's 444. */
+    assert_int_equal(guard_udp_reply_max(g, 3, UDP_WIRE_V4, 1, 19), 19);
+    assert_int_equal(guard_udp_reply_max(g, 100, UDP_WIRE_V4, 1, 444), 3 * 128 - 28);
+    /* IPv6: 48 bytes of headers, so an empty request may bring back 96. */
+    assert_int_equal(guard_udp_reply_max(g, 0, UDP_WIRE_V6, 1, 1000), 96);
+    /* Two copies share the bound: each carries (84 / 2) - 28. */
+    assert_int_equal(guard_udp_reply_max(g, 0, UDP_WIRE_V4, 2, 1000), 14);
+    assert_int_equal(guard_udp_reply_max(g, 0, UDP_WIRE_V4, 3, 1000), 0);
+    assert_int_equal(guard_udp_reply_max(g, 0, UDP_WIRE_V4, 4, 1000), 0);
+    assert_int_equal(guard_udp_reply_max(h, 0, UDP_WIRE_V4, 4, 1000), 1000);
     guard_free(g);
     guard_free(h);
+}
+
+static void test_udp_overhead(void **state)
+{
+    struct sockaddr_in sin = { .sin_family = AF_INET };
+    struct sockaddr_in6 v6 = { .sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT };
+    struct sockaddr_in6 mapped = { .sin6_family = AF_INET6 };
+
+    (void)state;
+    inet_pton(AF_INET6, "::ffff:127.0.0.1", &mapped.sin6_addr);
+    assert_int_equal(guard_udp_overhead((struct sockaddr *)&sin), 28);
+    assert_int_equal(guard_udp_overhead((struct sockaddr *)&v6), 48);
+    assert_int_equal(guard_udp_overhead((struct sockaddr *)&mapped), 28);
 }
 
 static void test_reason_names(void **state)
@@ -319,7 +342,8 @@ int main(void)
         cmocka_unit_test(test_per_ip_refusal_gives_back_total),
         cmocka_unit_test(test_udp_ports),
         cmocka_unit_test(test_udp_rate_burst_per_source),
-        cmocka_unit_test(test_udp_reply_never_longer),
+        cmocka_unit_test(test_udp_reply_bound),
+        cmocka_unit_test(test_udp_overhead),
         cmocka_unit_test(test_reason_names),
     };
 

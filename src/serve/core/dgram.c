@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <netinet/in.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 
@@ -106,6 +107,14 @@ void udp_ctx_local(struct svc_ctx *ctx, const struct listener *l, struct msghdr 
     }
 }
 
+void udp_trace_recv(const struct listener *l, const void *peer, socklen_t len, size_t n)
+{
+    char a[TRACE_ADDR_MAX], note[TRACE_ADDR_MAX + 8];
+
+    snprintf(note, sizeof note, "from %s", trace_addr(peer, len, a));
+    trace_cqe((int)n, note, "recvmsg(%d)", l->w.fd);
+}
+
 void udp_log_datagram(const struct listener *l, const void *peer, socklen_t len, size_t in,
                       long out)
 {
@@ -126,7 +135,8 @@ int udp_admit(struct listener *l, const void *peer, socklen_t len)
     return 0;
 }
 
-long udp_service_reply(struct listener *l, struct svc_ctx *ctx, const char **reply)
+long udp_service_reply_n(struct listener *l, struct svc_ctx *ctx, const char **reply,
+                         unsigned copies)
 {
     long rlen;
 
@@ -134,10 +144,13 @@ long udp_service_reply(struct listener *l, struct svc_ctx *ctx, const char **rep
     ctx->proto = "udp";
     rlen = l->svc->udp_reply(ctx, reply);
     if (rlen > 0) {
-        size_t max = guard_udp_reply_max(l->wk->guard, ctx->in_len, (size_t)rlen);
+        size_t max = guard_udp_reply_max(l->wk->guard, ctx->in_len,
+                                         guard_udp_overhead(ctx->peer), copies, (size_t)rlen);
 
         if (max < (size_t)rlen && l->svc->udp_record) {
-            /* A date or a report cut short is garbage: send it whole or not at all. */
+            /* A date or a report cut short is garbage: send it whole or not at all.
+             * A daytime line or a time value fits any request's bound; an info
+             * line may not. */
             worker_drop(l->wk, l, DROP_UDP_SHORT, -1, ctx->peer, ctx->peer_len);
             return -1;
         }
@@ -146,4 +159,9 @@ long udp_service_reply(struct listener *l, struct svc_ctx *ctx, const char **rep
         rlen = (long)max;
     }
     return rlen;
+}
+
+long udp_service_reply(struct listener *l, struct svc_ctx *ctx, const char **reply)
+{
+    return udp_service_reply_n(l, ctx, reply, 1);
 }

@@ -31,8 +31,13 @@ int udp_admit(struct listener *l, const void *peer, socklen_t len);
 struct svc_ctx;
 
 /* The service's reply to the datagram ctx holds (in, out and peer filled by the
- * engine), cut to what the guard allows; -1: none. */
+ * engine), cut to what the guard allows (guard.h: three times the request, on the
+ * wire); -1: none. */
 long udp_service_reply(struct listener *l, struct svc_ctx *ctx, const char **reply);
+/* The same for a reply sent as `copies` datagrams (a fault that duplicates it):
+ * they count against the bound together. */
+long udp_service_reply_n(struct listener *l, struct svc_ctx *ctx, const char **reply,
+                         unsigned copies);
 
 /* Ask once, at start-up, for the address a udp listener is bound to (l->local), for
  * services that want addresses: asking per datagram would cost a system call each. */
@@ -46,6 +51,9 @@ void udp_ctx_local(struct svc_ctx *ctx, const struct listener *l, struct msghdr 
                    struct sockaddr_storage *room);
 
 #define UDP_DGRAM_MAX NET_DGRAM_MAX
+
+/* --trace: a datagram received on io_uring, "complete recvmsg(4) = 5  (from ADDR)". */
+void udp_trace_recv(const struct listener *l, const void *peer, socklen_t len, size_t n);
 
 /* The -v line for one datagram. */
 void udp_log_datagram(const struct listener *l, const void *peer, socklen_t len, size_t in,

@@ -335,11 +335,26 @@ int guard_udp_check(struct guard *g, const struct sockaddr *src, socklen_t len,
     return -1;
 }
 
-size_t guard_udp_reply_max(const struct guard *g, size_t in_len, size_t reply_len)
+size_t guard_udp_overhead(const struct sockaddr *peer)
 {
-    if (g->cfg.udp_guard && reply_len > in_len)
-        return in_len;
-    return reply_len;
+    if (peer->sa_family == AF_INET6 &&
+        !IN6_IS_ADDR_V4MAPPED(&((const struct sockaddr_in6 *)peer)->sin6_addr))
+        return UDP_WIRE_V6;
+    return UDP_WIRE_V4;
+}
+
+size_t guard_udp_reply_max(const struct guard *g, size_t in_len, size_t overhead,
+                           unsigned copies, size_t reply_len)
+{
+    size_t budget, each;
+
+    if (!g->cfg.udp_guard)
+        return reply_len;
+    budget = GUARD_UDP_FACTOR * (in_len + overhead);
+    each = copies > 0 ? budget / copies : budget;
+    if (each <= overhead)
+        return 0;
+    return reply_len < each - overhead ? reply_len : each - overhead;
 }
 
 struct log_limit *guard_log_limit(struct guard *g, enum drop_reason r)

@@ -66,9 +66,26 @@ int guard_conn_admit_addr(struct guard *g, const struct sockaddr *addr, socklen_
 int guard_udp_check(struct guard *g, const struct sockaddr *src, socklen_t len,
                     enum drop_reason *why);
 
-/* The most a reply to a datagram of in_len bytes may have: never more than came
- * in, unless the guard is off. */
-size_t guard_udp_reply_max(const struct guard *g, size_t in_len, size_t reply_len);
+/* The bound on amplification, as QUIC's before it has validated an address (RFC
+ * 9000 §8.1): every datagram a reply becomes (each copy, each GSO segment), counted
+ * on the wire with its IP and UDP headers, adds up to at most this many times the
+ * request's own wire size. So an empty IPv4 request (28 bytes on the wire) may
+ * bring back up to 56 bytes of payload in one datagram, and "hi\n" the greeting. */
+#define GUARD_UDP_FACTOR 3
+#define UDP_WIRE_V4 28              /* IPv4 header 20 + UDP header 8 */
+#define UDP_WIRE_V6 48              /* IPv6 header 40 + UDP header 8 */
+
+/* The header bytes of one datagram exchanged with peer: UDP_WIRE_V6 for IPv6,
+ * UDP_WIRE_V4 for IPv4, a v4-mapped address on an AF_INET6 socket included (it is
+ * IPv4 on the wire). */
+size_t guard_udp_overhead(const struct sockaddr *peer);
+
+/* The most each datagram of a reply sent as `copies` datagrams may carry, in answer
+ * to a request of in_len bytes with `overhead` header bytes per datagram (both
+ * ways alike): copies * (payload + overhead) <= GUARD_UDP_FACTOR * (in_len +
+ * overhead). reply_len, whatever it is, with the guard off. */
+size_t guard_udp_reply_max(const struct guard *g, size_t in_len, size_t overhead,
+                           unsigned copies, size_t reply_len);
 
 /* One log line a second per reason, shared by every worker. */
 struct log_limit *guard_log_limit(struct guard *g, enum drop_reason r);

@@ -38,9 +38,12 @@ static void pw_read(struct pwait *p);
 static void pw_free(struct pwait *p)
 {
     struct worker *wk = p->wk;
+    int rc;
 
     dlist_remove(&p->all);
-    close(p->a.fd);
+    rc = close(p->a.fd);
+    if (TRACE_ON)
+        trace_call(rc, errno, NULL, "close(%d)", p->a.fd);
     free(p);
     wk->nconns--;
     worker_conn_closed(wk);
@@ -115,6 +118,8 @@ static int pw_take(struct pwait *p, size_t n)
     do
         got = recv(p->a.fd, p->buf + p->have, n, MSG_DONTWAIT);
     while (got < 0 && errno == EINTR);
+    if (TRACE_ON)
+        trace_call(got, errno, NULL, "recv(%d, %zu)", p->a.fd, n);
     if (got != (ssize_t)n)
         return -1;
     p->have += n;
@@ -130,6 +135,9 @@ static void pw_read(struct pwait *p)
     do
         n = recv(p->a.fd, p->buf + p->have, sizeof p->buf - p->have, MSG_PEEK | MSG_DONTWAIT);
     while (n < 0 && errno == EINTR);
+    if (TRACE_ON)
+        trace_call(n, errno, n == 0 ? "peer closed: FIN" : NULL, "recv(%d, %zu, MSG_PEEK)",
+                   p->a.fd, sizeof p->buf - p->have);
     if (n < 0 && errno == EAGAIN) {
         pw_arm(p);
         return;

@@ -171,6 +171,18 @@ char *conn_log_accept(const struct listener *l, const struct accepted *a)
     return xstrdup(peer);
 }
 
+void listener_trace_accept(const struct listener *l, int fd, int err,
+                           const struct sockaddr *peer, socklen_t len, int completion)
+{
+    char where[ADDR_TEXT_MAX + 48];
+
+    snprintf(where, sizeof where, "%s %s %s", l->svc->name, listener_kind_name(l->kind), l->addr);
+    if (completion)
+        trace_cqe(fd >= 0 ? fd : -err, NULL, "accept(%d) [%s]", l->w.fd, where);
+    else
+        trace_accept(where, l->w.fd, fd, err, peer, len);
+}
+
 void svc_ctx_for_conn(struct svc_ctx *ctx, const struct worker *wk,
                       const struct listener *l, const struct accepted *a,
                       struct sockaddr_storage *local)

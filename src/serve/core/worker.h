@@ -23,6 +23,7 @@
 #include "lib/list.h"
 #include "lib/loop.h"
 #include "lib/pool.h"
+#include "lib/trace.h"              /* --trace: the engines' hooks (TRACE_ON) */
 #include "serve/core/guard.h"
 #include "serve/services/service.h"
 
@@ -202,6 +203,11 @@ void worker_serve(struct worker *wk, struct listener *l, const struct accepted *
 void svc_ctx_for_conn(struct svc_ctx *ctx, const struct worker *wk,
                       const struct listener *l, const struct accepted *a,
                       struct sockaddr_storage *local);
+
+/* --trace: an accept on l (fd < 0: the error err), as a system call (epoll) or a
+ * completion (io_uring). */
+void listener_trace_accept(const struct listener *l, int fd, int err,
+                           const struct sockaddr *peer, socklen_t len, int completion);
 
 /* -v: log the accept line of a; returns the peer's text for the close line (the
  * client a PROXY header named, if any), to free. */

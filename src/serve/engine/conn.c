@@ -65,6 +65,9 @@ static ssize_t conn_read_echo(struct conn *c)
     if (cnt == 0)
         return 0;
     n = readv(c->s.fd, iov, cnt);
+    if (TRACE_ON)
+        trace_call(n, errno, n == 0 ? "peer closed: FIN" : NULL, "recv(%d, %zu)", c->s.fd,
+                   ring_space(&c->ring));
     if (n > 0)
         ring_produce(&c->ring, (size_t)n);
     else
@@ -84,6 +87,9 @@ static int conn_read(struct conn *c)
         n = conn_read_echo(c);
     } else {
         n = read(c->s.fd, discard, sizeof discard);
+        if (TRACE_ON)
+            trace_call(n, errno, n == 0 ? "peer closed: FIN" : NULL, "recv(%d, %zu)", c->s.fd,
+                       sizeof discard);
         if (n == 0)
             c->s.rd_eof = 1;
     }
@@ -113,6 +119,9 @@ static int conn_write(struct conn *c)
     /* MSG_NOSIGNAL: a peer that vanished is an error code here, never a SIGPIPE. */
     n = sendmsg(c->s.fd, &msg, MSG_NOSIGNAL | final_send_flags(c->s.shut_after_send,
                                                               c->s.repeat));
+    if (TRACE_ON)
+        trace_call(n, errno, NULL, "send(%d, %zu)", c->s.fd,
+                   (stream_tx_left(&c->s) ? c->s.tx_len - c->s.tx_off : 0) + ring_used(&c->ring));
     if (n < 0)
         return errno == EAGAIN || errno == EINTR ? 0 : -1;
     ring_consume(&c->ring, stream_sent(&c->s, (size_t)n));
@@ -230,9 +239,12 @@ static void conn_close(struct conn *c)
 {
     struct worker *wk = conn_wk(c);
     struct ip_count *ipc = c->s.ipc;
+    int rc;
 
     loop_unwatch(wk->loop, &c->w);
-    close(c->s.fd);
+    rc = close(c->s.fd);
+    if (TRACE_ON)
+        trace_call(rc, errno, NULL, "close(%d)", c->s.fd);
     stream_retire(&c->s);
     if (c->ring.data) {
         c->ring.len = 0;

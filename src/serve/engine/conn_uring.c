@@ -215,6 +215,8 @@ static void submit_sendmsg(struct uconn *c, struct send_ctx *sx)
     io_uring_prep_sendmsg(sqe, c->s.fd, &sx->msg, MSG_NOSIGNAL | (c->no_spill ? 0 : MSG_DONTWAIT) |
                           final_send_flags(c->s.shut_after_send, c->s.repeat));
     io_uring_sqe_set_data64(sqe, uring_ud(c, TAG_SEND));
+    if (TRACE_ON)
+        trace_submit("sendmsg(%d, %u buffers)", c->s.fd, n);
 }
 
 /* Output goes in order: the greeting, then spilled bytes, then the queue. Only a
@@ -259,6 +261,8 @@ static void submit_send(struct uconn *c)
     sqe = uring_get_sqe(us->ring);
     io_uring_prep_send(sqe, c->s.fd, data, len, flags);
     io_uring_sqe_set_data64(sqe, uring_ud(c, TAG_SEND));
+    if (TRACE_ON)
+        trace_submit("send(%d, %zu)", c->s.fd, len);
 }
 
 /* n bytes went out from the source of the send. */
@@ -295,6 +299,8 @@ static void submit_recv(struct uconn *c)
     sqe->flags |= IOSQE_BUFFER_SELECT;
     sqe->buf_group = STREAM_GROUP;
     io_uring_sqe_set_data64(sqe, uring_ud(c, TAG_RECV));
+    if (TRACE_ON)
+        trace_submit("recv_multishot(%d)", c->s.fd);
     c->recv_on = 1;
     c->recv_cancelled = 0;
     c->ops++;
@@ -306,6 +312,8 @@ static void submit_hup_wait(struct uconn *c)
 
     io_uring_prep_poll_add(sqe, c->s.fd, POLLRDHUP);
     io_uring_sqe_set_data64(sqe, uring_ud(c, TAG_HUP));
+    if (TRACE_ON)
+        trace_submit("poll(%d, POLLRDHUP)", c->s.fd);
     c->hup_on = 1;
     c->ops++;
 }
@@ -316,13 +324,18 @@ static void uconn_free(struct uconn *c, int close_now)
     struct ip_count *ipc = c->s.ipc;
 
     if (close_now) {
-        close(c->s.fd);
+        int rc = close(c->s.fd);
+
+        if (TRACE_ON)
+            trace_call(rc, errno, NULL, "close(%d)", c->s.fd);
     } else {
         /* Nothing holds the descriptor any more: it can close with the next batch. */
         struct io_uring_sqe *sqe = uring_get_sqe(ring_of(wk));
 
         io_uring_prep_close(sqe, c->s.fd);
         io_uring_sqe_set_data64(sqe, 0);
+        if (TRACE_ON)
+            trace_submit("close(%d)", c->s.fd);
     }
     queue_clear(c);
     if (spilling(c)) {
@@ -352,6 +365,8 @@ static void uconn_close(struct uconn *c)
     sqe = uring_get_sqe(ring_of(uc_wk(c)));
     io_uring_prep_cancel_fd(sqe, c->s.fd, IORING_ASYNC_CANCEL_ALL);
     io_uring_sqe_set_data64(sqe, 0);
+    if (TRACE_ON)
+        trace_submit("cancel_fd(%d)", c->s.fd);
 }
 
 static void uconn_advance(struct uconn *c);
@@ -428,6 +443,8 @@ static void uconn_step(struct uconn *c)
             submit_recv(c);
     } else if (c->recv_on && !c->recv_cancelled && !c->s.rd_eof) {
         uring_cancel(uc_wk(c), uring_ud(c, TAG_RECV));
+        if (TRACE_ON)
+            trace_submit("cancel recv(%d)", c->s.fd);
         c->recv_cancelled = 1;
     }
     if (c->s.echo && c->s.stopping && c->s.wr_shut && !c->hup_on)
@@ -565,8 +582,22 @@ void uconn_close_all(struct worker *wk)
     }
 }
 
+static void trace_complete(const struct uconn *c, unsigned tag, int32_t res, uint32_t flags)
+{
+    const char *op = tag == TAG_RECV ? "recv" : tag == TAG_SEND ? "send" : "poll";
+    const char *note = NULL;
+
+    if (tag == TAG_RECV && res == 0)
+        note = "peer closed: FIN";
+    else if (tag == TAG_RECV && res > 0 && !(flags & IORING_CQE_F_MORE))
+        note = "multishot ended";
+    trace_cqe(res, note, "%s(%d)", op, c->s.fd);
+}
+
 void uconn_complete(void *obj, unsigned tag, int32_t res, uint32_t flags)
 {
+    if (TRACE_ON)
+        trace_complete(obj, tag, res, flags);
     switch (tag) {
     case TAG_RECV: on_recv(obj, res, flags); break;
     case TAG_SEND: on_send(obj, res); break;

@@ -23,6 +23,8 @@ static void accept_ready(struct loop *loop, struct watch *w, unsigned events)
 
         a.fd = net_accept(l->w.fd, &a.peer, &a.peer_len);
         err = errno;
+        if (TRACE_ON)
+            listener_trace_accept(l, a.fd, err, (struct sockaddr *)&a.peer, a.peer_len, 0);
         a.client_len = 0;
         if (a.fd >= 0) {
             if (worker_admit(l->wk, l, a.fd, (struct sockaddr *)&a.peer, a.peer_len,

@@ -1,6 +1,7 @@
 /* stream.c — the stream connection rules both engines share (see stream.h). */
 #include "serve/engine/stream.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <sys/socket.h>
 
@@ -90,8 +91,13 @@ void stream_stop_repeating(struct stream *s)
 
 void stream_shutdown(struct stream *s)
 {
+    int rc;
+
     s->wr_shut = 1;
-    if (shutdown(s->fd, SHUT_WR) < 0) {
+    rc = shutdown(s->fd, SHUT_WR);
+    if (TRACE_ON)
+        trace_call(rc, errno, NULL, "shutdown(%d, SHUT_WR)", s->fd);
+    if (rc < 0) {
         /* ENOTCONN: the peer reset first; nothing is left to say goodbye to. */
         s->rd_eof = 1;
         return;

@@ -238,7 +238,11 @@ static int send_run_singly(struct udp_batch *b, struct listener *l, int k)
     m.msg_iovlen = 1;
     for (int i = 0; i < b->dgrams[k]; i++) {
         m.msg_iov = &iov[i];
-        if (sendmsg(l->w.fd, &m, MSG_DONTWAIT | MSG_NOSIGNAL) >= 0) {
+        ssize_t n = sendmsg(l->w.fd, &m, MSG_DONTWAIT | MSG_NOSIGNAL);
+
+        if (TRACE_ON)
+            trace_call(n, errno, NULL, "sendmsg(%d, %zu)", l->w.fd, iov[i].iov_len);
+        if (n >= 0) {
             counter_add(&l->stats.bytes_out, iov[i].iov_len);
             sent++;
         }
@@ -261,6 +265,10 @@ static void batch_send(struct udp_batch *b, struct listener *l, int nmsg)
     while (done < nmsg) {
         int sent = sendmmsg(l->w.fd, b->out + done, (unsigned)(nmsg - done),
                             MSG_DONTWAIT | MSG_NOSIGNAL);
+
+        if (TRACE_ON)
+            trace_call(sent, errno, b->dgrams[done] > 1 ? "GSO" : NULL, "sendmmsg(%d, %d)",
+                       l->w.fd, nmsg - done);
 
         if (sent < 0) {
             int ok = 0;
@@ -290,6 +298,8 @@ static int udp_answer_batch(struct listener *l)
 
     batch_arm(b, l);
     n = recvmmsg(l->w.fd, b->in, UDP_BATCH, MSG_DONTWAIT, NULL);
+    if (TRACE_ON)
+        trace_call(n, errno, NULL, "recvmmsg(%d, %d)", l->w.fd, UDP_BATCH);
     if (n <= 0) {
         /* EAGAIN: all read. Other errors are queued by ICMP for earlier replies and
          * are not this batch's business; the next event tries again. */

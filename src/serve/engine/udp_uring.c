@@ -85,6 +85,8 @@ void udp_uring_start(struct worker *wk, struct listener *l)
     sqe->flags |= IOSQE_BUFFER_SELECT;
     sqe->buf_group = DGRAM_GROUP;
     io_uring_sqe_set_data64(sqe, uring_ud(l, TAG_UDP_RECV));
+    if (TRACE_ON)
+        trace_submit("recvmsg_multishot(%d)", l->w.fd);
     l->armed = 1;
 }
 
@@ -105,6 +107,8 @@ static int build_reply(struct worker *wk, struct listener *l, struct udp_slot *s
     counter_add(&l->stats.dgrams_in, 1);
     counter_add(&l->stats.bytes_in, len);
     memcpy(&slot->peer, io_uring_recvmsg_name(o), namelen);
+    if (TRACE_ON)
+        udp_trace_recv(l, &slot->peer, namelen, len);
     if (!udp_admit(l, &slot->peer, namelen))
         return -1;
     ctx.peer = (const struct sockaddr *)&slot->peer;
@@ -169,6 +173,8 @@ static void answer(struct worker *wk, struct listener *l, unsigned bid, int res)
     sqe = uring_get_sqe(us->ring);
     io_uring_prep_sendmsg(sqe, l->w.fd, &slot->msg, MSG_NOSIGNAL);
     io_uring_sqe_set_data64(sqe, uring_ud(slot, TAG_UDP_SEND));
+    if (TRACE_ON)
+        trace_submit("sendmsg(%d, %zu)", l->w.fd, slot->len);
 }
 
 /* A receive that ran out of buffers (ENOBUFS) has ended; it can start again once
@@ -188,6 +194,8 @@ static void rearm_waiting(struct worker *wk)
 
 void udp_uring_on_recv(struct worker *wk, struct listener *l, int res, unsigned flags)
 {
+    if (TRACE_ON && res < 0)    /* a datagram is told by build_reply, with its size */
+        trace_cqe(res, NULL, "recvmsg(%d)", l->w.fd);
     if (!(flags & IORING_CQE_F_MORE))
         l->armed = 0;
     if (flags & IORING_CQE_F_BUFFER) {
@@ -212,6 +220,8 @@ void udp_uring_on_send(struct worker *wk, struct udp_slot *slot, int res)
     struct uring_state *us = wk->uring;
     struct listener *l = slot->l;
 
+    if (TRACE_ON)
+        trace_cqe(res, NULL, "sendmsg(%d)", l->w.fd);
     if (res >= 0) {
         counter_add(&l->stats.dgrams_out, 1);
         counter_add(&l->stats.bytes_out, slot->len);

@@ -38,6 +38,8 @@ static void submit_accept(struct worker *wk, struct listener *l)
     /* Blocking sockets: io_uring waits for them itself, and nothing else blocks. */
     io_uring_prep_multishot_accept(sqe, l->w.fd, NULL, NULL, SOCK_CLOEXEC);
     io_uring_sqe_set_data64(sqe, uring_ud(l, TAG_ACCEPT));
+    if (TRACE_ON)
+        trace_submit("accept_multishot(%d)", l->w.fd);
     l->armed = 1;
 }
 
@@ -45,6 +47,8 @@ static void on_accept(struct worker *wk, struct listener *l, int res, unsigned f
 {
     if (!(flags & IORING_CQE_F_MORE))
         l->armed = 0;
+    if (TRACE_ON)
+        listener_trace_accept(l, res, -res, NULL, 0, 1);
     if (res >= 0) {
         if (l->w.fd < 0 || wk->stopping)
             close(res);
