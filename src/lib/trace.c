@@ -165,6 +165,32 @@ void trace_call(long rc, int err, const char *note, const char *fmt, ...)
     errno = saved;
 }
 
+void trace_io(const char *op, int fd, long n, size_t len)
+{
+    int err = errno;
+
+    trace_call(n, err, n == 0 && op[0] == 'r' ? "peer closed: FIN" : NULL, "%s(%d, %zu)", op, fd,
+               len);
+}
+
+void trace_fd(const char *call, int fd, long rc)
+{
+    char line[TRACE_LINE_MAX];
+    int err = errno;
+
+    /* call is one of ours, a literal with a single %d. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+    snprintf(line, sizeof line, call, fd);
+#pragma GCC diagnostic pop
+    trace_call(rc, err, NULL, "%s", line);
+}
+
+void trace_cqe_fd(const char *op, int fd, int res)
+{
+    trace_cqe(res, NULL, "%s(%d)", op, fd);
+}
+
 void trace_cqe(int res, const char *note, const char *fmt, ...)
 {
     char line[TRACE_LINE_MAX], name[16];

@@ -24,25 +24,36 @@ extern int trace_enabled;
 void trace_start(void);
 
 /* "+T.TTTTTT <text>". */
-void trace_note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void trace_note(const char *fmt, ...) __attribute__((cold, format(printf, 1, 2)));
 
 /* A system call and its result: "<call> = RC", or "<call> = -1 ENAME" when rc < 0
  * (err is the call's errno), then "  (note)" if note is not NULL. */
 void trace_call(long rc, int err, const char *note, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
+    __attribute__((cold, format(printf, 4, 5)));
+
+/* The common case, kept short so that a hot path pays nothing for it (cold: the
+ * compiler keeps it, and what it needs, off that path): "OP(FD, LEN) = N", with
+ * errno read here, so call it right after the system call; a recv of 0 is told as
+ * the peer's FIN. */
+void trace_io(const char *op, int fd, long n, size_t len) __attribute__((cold));
+/* The same for a call on a descriptor alone: call is a format with one %d for fd,
+ * "close(%d)", "shutdown(%d, SHUT_WR)". */
+void trace_fd(const char *call, int fd, long rc) __attribute__((cold));
+/* An io_uring completion on a descriptor: "io_uring: complete OP(FD) = RES". */
+void trace_cqe_fd(const char *op, int fd, int res) __attribute__((cold));
 
 /* An io_uring completion: "io_uring: complete <what> = RES", or "= -ENAME" for a
  * negative res (liburing's -errno), then "  (note)" if note is not NULL. */
 void trace_cqe(int res, const char *note, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+    __attribute__((cold, format(printf, 3, 4)));
 
 /* An io_uring submission: "io_uring: submit <what>". */
-void trace_submit(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void trace_submit(const char *fmt, ...) __attribute__((cold, format(printf, 1, 2)));
 
 /* An accept: "accept(5) [echo tcp 127.0.0.1:7007] = 9  (from 127.0.0.1:53422)", or
  * "accept(5) [...] = -1 EAGAIN" (fd < 0, err its errno); where names the listener. */
 void trace_accept(const char *where, int lfd, int fd, int err, const struct sockaddr *peer,
-                  socklen_t len);
+                  socklen_t len) __attribute__((cold));
 
 /* "EAGAIN", "ECONNREFUSED", ...; "E123" for an errno glibc has no name for. */
 const char *trace_errno_name(int err, char *buf, size_t len);

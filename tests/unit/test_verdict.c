@@ -119,6 +119,11 @@ static void emit_calls(void)
     trace_call(0, 0, "peer closed: FIN", "recv(3, %d)", 65536);
     trace_cqe(-ECONNRESET, NULL, "recv(7)");
     trace_note("bad\nname");
+    trace_io("recv", 9, 0, 16384);
+    errno = EAGAIN;
+    trace_io("send", 9, -1, 5);
+    trace_fd("shutdown(%d, SHUT_WR)", 9, 0);
+    trace_cqe_fd("send", 7, 19);
     trace_enabled = 0;
 }
 
@@ -131,7 +136,11 @@ static void test_trace_lines(void **state)
         "\\+0\\.0[0-9]{5} connect\\(3, \\[::1\\]:7007\\) = -1 EINPROGRESS\n"
         "\\+0\\.0[0-9]{5} recv\\(3, 65536\\) = 0  \\(peer closed: FIN\\)\n"
         "\\+0\\.0[0-9]{5} io_uring: complete recv\\(7\\) = -ECONNRESET\n"
-        "\\+0\\.0[0-9]{5} bad\\?name\n$";
+        "\\+0\\.0[0-9]{5} bad\\?name\n"
+        "\\+0\\.0[0-9]{5} recv\\(9, 16384\\) = 0  \\(peer closed: FIN\\)\n"
+        "\\+0\\.0[0-9]{5} send\\(9, 5\\) = -1 EAGAIN\n"
+        "\\+0\\.0[0-9]{5} shutdown\\(9, SHUT_WR\\) = 0\n"
+        "\\+0\\.0[0-9]{5} io_uring: complete send\\(7\\) = 19\n$";
 
     (void)state;
     read_trace(out, sizeof out, emit_calls);

@@ -43,7 +43,7 @@ static void pw_free(struct pwait *p)
     dlist_remove(&p->all);
     rc = close(p->a.fd);
     if (TRACE_ON)
-        trace_call(rc, errno, NULL, "close(%d)", p->a.fd);
+        trace_fd("close(%d)", p->a.fd, rc);
     free(p);
     wk->nconns--;
     worker_conn_closed(wk);

@@ -66,8 +66,7 @@ static ssize_t conn_read_echo(struct conn *c)
         return 0;
     n = readv(c->s.fd, iov, cnt);
     if (TRACE_ON)
-        trace_call(n, errno, n == 0 ? "peer closed: FIN" : NULL, "recv(%d, %zu)", c->s.fd,
-                   ring_space(&c->ring));
+        trace_io("recv", c->s.fd, n, ring_space(&c->ring));
     if (n > 0)
         ring_produce(&c->ring, (size_t)n);
     else
@@ -88,8 +87,7 @@ static int conn_read(struct conn *c)
     } else {
         n = read(c->s.fd, discard, sizeof discard);
         if (TRACE_ON)
-            trace_call(n, errno, n == 0 ? "peer closed: FIN" : NULL, "recv(%d, %zu)", c->s.fd,
-                       sizeof discard);
+            trace_io("recv", c->s.fd, n, sizeof discard);
         if (n == 0)
             c->s.rd_eof = 1;
     }
@@ -120,8 +118,8 @@ static int conn_write(struct conn *c)
     n = sendmsg(c->s.fd, &msg, MSG_NOSIGNAL | final_send_flags(c->s.shut_after_send,
                                                               c->s.repeat));
     if (TRACE_ON)
-        trace_call(n, errno, NULL, "send(%d, %zu)", c->s.fd,
-                   (stream_tx_left(&c->s) ? c->s.tx_len - c->s.tx_off : 0) + ring_used(&c->ring));
+        trace_io("send", c->s.fd, n,
+                 (stream_tx_left(&c->s) ? c->s.tx_len - c->s.tx_off : 0) + ring_used(&c->ring));
     if (n < 0)
         return errno == EAGAIN || errno == EINTR ? 0 : -1;
     ring_consume(&c->ring, stream_sent(&c->s, (size_t)n));
@@ -244,7 +242,7 @@ static void conn_close(struct conn *c)
     loop_unwatch(wk->loop, &c->w);
     rc = close(c->s.fd);
     if (TRACE_ON)
-        trace_call(rc, errno, NULL, "close(%d)", c->s.fd);
+        trace_fd("close(%d)", c->s.fd, rc);
     stream_retire(&c->s);
     if (c->ring.data) {
         c->ring.len = 0;

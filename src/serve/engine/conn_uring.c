@@ -327,7 +327,7 @@ static void uconn_free(struct uconn *c, int close_now)
         int rc = close(c->s.fd);
 
         if (TRACE_ON)
-            trace_call(rc, errno, NULL, "close(%d)", c->s.fd);
+            trace_fd("close(%d)", c->s.fd, rc);
     } else {
         /* Nothing holds the descriptor any more: it can close with the next batch. */
         struct io_uring_sqe *sqe = uring_get_sqe(ring_of(wk));

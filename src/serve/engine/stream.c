@@ -96,7 +96,7 @@ void stream_shutdown(struct stream *s)
     s->wr_shut = 1;
     rc = shutdown(s->fd, SHUT_WR);
     if (TRACE_ON)
-        trace_call(rc, errno, NULL, "shutdown(%d, SHUT_WR)", s->fd);
+        trace_fd("shutdown(%d, SHUT_WR)", s->fd, rc);
     if (rc < 0) {
         /* ENOTCONN: the peer reset first; nothing is left to say goodbye to. */
         s->rd_eof = 1;

@@ -195,7 +195,7 @@ static void rearm_waiting(struct worker *wk)
 void udp_uring_on_recv(struct worker *wk, struct listener *l, int res, unsigned flags)
 {
     if (TRACE_ON && res < 0)    /* a datagram is told by build_reply, with its size */
-        trace_cqe(res, NULL, "recvmsg(%d)", l->w.fd);
+        trace_cqe_fd("recvmsg", l->w.fd, res);
     if (!(flags & IORING_CQE_F_MORE))
         l->armed = 0;
     if (flags & IORING_CQE_F_BUFFER) {
@@ -221,7 +221,7 @@ void udp_uring_on_send(struct worker *wk, struct udp_slot *slot, int res)
     struct listener *l = slot->l;
 
     if (TRACE_ON)
-        trace_cqe(res, NULL, "sendmsg(%d)", l->w.fd);
+        trace_cqe_fd("sendmsg", l->w.fd, res);
     if (res >= 0) {
         counter_add(&l->stats.dgrams_out, 1);
         counter_add(&l->stats.bytes_out, slot->len);
