@@ -5,7 +5,8 @@ set -eu
 
 PACKAGES="gcc make libc6-dev clang pkg-config libcmocka-dev liburing-dev python3 python3-pytest
 netcat-openbsd socat ruby man-db groff-base procps iproute2 strace libclang-rt-14-dev valgrind
-systemd xinetd haproxy python3-yaml prometheus clang-tools binutils"
+systemd xinetd haproxy python3-yaml prometheus clang-tools binutils
+libssl-dev openssl"
 
 missing=""
 for p in $PACKAGES; do

@@ -19,6 +19,7 @@
 #include "serve/server.h"
 #include "serve/services/service.h"
 #include "serve/systemd.h"
+#include "serve/tls_setup.h"
 #include "serve/services/svc_formats.h"
 #include "lib/util.h"
 
@@ -134,6 +135,7 @@ struct serve_opts {
     struct spec metrics;            /* --metrics ADDR */
     int have_metrics;
     enum log_format log_format;
+    struct tls_opts tls;
 };
 
 enum {
@@ -170,6 +172,7 @@ static const struct option serve_longopts[] = {
     { "trace", no_argument, NULL, OPT_TRACE },
     { NULL, 0, NULL, 0 },
 };
+#define SERVE_LONGOPTS_N (sizeof serve_longopts / sizeof serve_longopts[0] - 1)
 
 #define MAX_CONNS_LIMIT 10000000UL
 #define MAX_BUFFER_MIN 1024UL
@@ -188,6 +191,7 @@ static void serve_defaults(struct serve_opts *o)
     o->cfg.proxy_timeout_ms = 5 * 1000;
     o->cfg.max_buffer = ECHO_BUF_SIZE;
     o->cfg.inetd_conn = -1;
+    tls_opts_defaults(&o->tls);
 }
 
 static int opt_count(const char *name, const char *arg, unsigned long min, unsigned long max,
@@ -306,9 +310,20 @@ static int outside_option(int c, const char *arg, struct serve_opts *o)
     return EXIT_OK;
 }
 
+/* serve's own options and the TLS ones, in one getopt_long table. */
+static struct option all_longopts[SERVE_LONGOPTS_N + TLS_LONGOPTS_N + 1];
+
+static const struct option *longopts_table(void)
+{
+    memcpy(all_longopts, serve_longopts, SERVE_LONGOPTS_N * sizeof serve_longopts[0]);
+    memcpy(all_longopts + SERVE_LONGOPTS_N, tls_longopts, TLS_LONGOPTS_N * sizeof tls_longopts[0]);
+    memset(&all_longopts[SERVE_LONGOPTS_N + TLS_LONGOPTS_N], 0, sizeof all_longopts[0]);
+    return all_longopts;
+}
+
 static int parse_serve_args(int argc, char **argv, struct serve_opts *o)
 {
-    const struct option *longopts = serve_longopts;
+    const struct option *longopts = longopts_table();
     char err[KODAMA_ERR_LEN];
     const char *text = "Hello from server!\\n";
     unsigned long n;
@@ -352,7 +367,8 @@ static int parse_serve_args(int argc, char **argv, struct serve_opts *o)
                 return EXIT_USAGE;
             break;
         default:
-            if (limit_option(c, optarg, o) != EXIT_OK)
+            if ((c >= TLS_OPT_FIRST ? tls_option(c, optarg, &o->tls)
+                                    : limit_option(c, optarg, o)) != EXIT_OK)
                 return EXIT_USAGE;
             break;
         }
@@ -375,8 +391,6 @@ static int parse_specs(int n, char **texts, struct spec *specs)
             return usage_error("serve", "%s", err);
         if (service_find(specs[i].service) == NULL)
             return usage_error("serve", "unknown service '%s' in '%s'", specs[i].service, texts[i]);
-        if (specs[i].tls)
-            return usage_error("serve", "'+tls' in '%s': this kodama has no TLS yet", texts[i]);
     }
     return EXIT_OK;
 }
@@ -385,6 +399,12 @@ static int parse_specs(int n, char **texts, struct spec *specs)
  * by name, it must work. */
 static int choose_io(const char *mode, struct serve_config *cfg)
 {
+    /* For now "+tls" listeners are served by the readiness engine alone. */
+    if (cfg->tls) {
+        if (cfg->verbose && strcmp(mode, "epoll") != 0)
+            log_msg("TLS listeners: using epoll");
+        mode = "epoll";
+    }
     if (strcmp(mode, "epoll") == 0) {
         cfg->io = LOOP_IO_EPOLL;
         return 0;
@@ -550,6 +570,22 @@ int cmd_serve(int argc, char **argv)
         }
         o.cfg.metrics = &ml;
     }
+    if (rc == EXIT_OK) {
+        rc = tls_opts_check(&o.tls, ls, nls);
+        if (rc == EXIT_OK && tls_setup(&o.tls, ls, nls, o.hostname, &o.cfg.tls) < 0)
+            rc = EXIT_FAIL;
+        if (rc != EXIT_OK)
+            listeners_close(ls, nls);
+    }
+    o.cfg.tls_timeout_ms = o.tls.timeout_ms;
+    if (rc == EXIT_OK && o.cfg.tls && o.cfg.verbose) {
+        const char *why = NULL;
+
+        if (tls_ktls_available(&why))
+            log_msg("kTLS: available: the kernel takes the record layer after each handshake");
+        else
+            log_msg("kTLS: unavailable (%s): OpenSSL does the records", why);
+    }
     if (rc == EXIT_OK)
         notify_open();
     if (o.have_user)
@@ -562,6 +598,7 @@ int cmd_serve(int argc, char **argv)
         rc = server_run(ls, nls, &o.cfg);
     if (ml.fd >= 0)
         close(ml.fd);
+    tls_server_free(o.cfg.tls);
     free(o.message);
     return rc;
 }

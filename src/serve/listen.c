@@ -280,8 +280,10 @@ static int bind_spec(struct binder *b, const struct spec *sp)
                 return -1;
         }
     }
-    for (size_t i = first; i < b->n; i++)
+    for (size_t i = first; i < b->n; i++) {
         b->ls[i].proxy = sp->proxy;
+        b->ls[i].tls = sp->tls;
+    }
     return 0;
 }
 

@@ -129,6 +129,29 @@ static void write_drops(FILE *out, const struct metrics_snapshot *s)
         }
 }
 
+/* "+tls" listeners only: handshakes done, split by whether the kernel took the
+ * record layer (kTLS) or OpenSSL keeps it. */
+static void write_tls(FILE *out, const struct metrics_snapshot *s)
+{
+    int any = 0;
+
+    for (size_t i = 0; i < s->n; i++) {
+        const struct metrics_listener *l = &s->listeners[i];
+
+        if (!l->tls)
+            continue;
+        if (!any++)
+            header(out, "kodama_tls_handshakes_total", "counter",
+                   "TLS handshakes completed, by whether the kernel does the records (kTLS).");
+        for (int k = 1; k >= 0; k--) {
+            fputs("kodama_tls_handshakes_total{", out);
+            listener_labels(out, l);
+            fprintf(out, ",ktls=\"%s\"} %llu\n", k ? "yes" : "no",
+                    (unsigned long long)(k ? l->t.tls_ktls : l->t.tls_handshakes - l->t.tls_ktls));
+        }
+    }
+}
+
 static void write_gauge(FILE *out, const char *name, const char *help, int64_t v)
 {
     if (v < 0)
@@ -159,6 +182,7 @@ int metrics_write(FILE *out, const struct metrics_snapshot *s)
     for (size_t f = 0; f < sizeof families / sizeof families[0]; f++)
         write_family(out, s, &families[f]);
     write_drops(out, s);
+    write_tls(out, s);
     write_process(out, &s->proc);
     return ferror(out) ? -1 : 0;
 }

@@ -26,6 +26,7 @@
 #include "lib/util.h"
 #include "serve/core/dgram.h"
 #include "serve/core/proxy_wait.h"
+#include "serve/core/tls_wait.h"
 #include "serve/listen.h"
 #include "serve/metrics.h"
 #include "serve/privdrop.h"
@@ -54,6 +55,7 @@ struct server {
 static void close_all(struct worker *wk)
 {
     proxy_wait_close_all(wk);
+    tls_wait_close_all(wk);
     wk->ops->close_all(wk);
 }
 
@@ -116,6 +118,7 @@ static void begin_stop(struct worker *wk)
     wk->stopping = 1;
     close_listeners(wk);
     proxy_wait_close_all(wk);
+    tls_wait_close_all(wk);
     if (worker_check_done(wk))
         return;
     if (wk->cfg->drain_timeout_ms > 0)
@@ -145,8 +148,19 @@ static void server_stop_all(struct server *srv)
  * to stop; what can be read again is (and a failure keeps what was there). */
 static void server_reload(struct server *srv)
 {
-    (void)srv;
-    log_msg("SIGHUP: nothing to reload");
+    struct tls_server *tls = srv->workers[0].cfg->tls;
+    char err[KODAMA_ERR_LEN + 600];
+    int rc = tls ? tls_server_reload(tls, err, sizeof err) : 0;
+
+    if (rc > 0)
+        log_msg("SIGHUP: reloaded the certificate, tls fingerprint sha256 %s",
+                tls_server_fingerprint(tls));
+    else if (rc < 0)
+        log_msg("SIGHUP: kept the certificate in use: %s", err);
+    else if (tls)
+        log_msg("SIGHUP: nothing to reload (the certificate is self-signed)");
+    else
+        log_msg("SIGHUP: nothing to reload");
 }
 
 static void signal_ready(struct loop *loop, struct watch *w, unsigned events)
@@ -235,8 +249,10 @@ static int worker_init(struct server *srv, struct worker *wk, size_t id,
     watch_init(&wk->wake, -1, wake_ready);
     for (size_t i = 0; i < n; i++) {
         ls[i].wk = wk;
-        /* A PROXY header comes first; then the engine serves the connection. */
-        ls[i].on_accepted = ls[i].proxy ? proxy_wait_start : worker_serve;
+        /* A PROXY header comes first, then the TLS handshake; then the engine
+         * serves the connection. */
+        ls[i].after_proxy = ls[i].tls ? tls_wait_start : worker_serve;
+        ls[i].on_accepted = ls[i].proxy ? proxy_wait_start : ls[i].after_proxy;
         if (ls[i].kind == LISTEN_UDP && ls[i].svc->wants_addresses)
             udp_listener_local(&ls[i]);
     }
@@ -244,6 +260,7 @@ static int worker_init(struct server *srv, struct worker *wk, size_t id,
     if (wk->loop == NULL || wk->ops->init(wk) < 0)
         return -1;
     proxy_wait_init(wk);
+    tls_wait_init(wk);
     fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (fd < 0)
         return -1;
@@ -449,6 +466,8 @@ static int server_serve(struct server *srv, const struct listener *ls, size_t n)
     }
     if (rc == 0 && !srv->workers[0].cfg->inetd) {
         log_listening(ls, n);
+        if (srv->workers[0].cfg->tls)
+            log_msg("tls fingerprint sha256 %s", tls_server_fingerprint(srv->workers[0].cfg->tls));
         if (srv->metrics)
             log_msg("listening metrics tcp %s", srv->workers[0].cfg->metrics->addr);
         log_msg("ready");

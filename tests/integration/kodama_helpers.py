@@ -99,7 +99,12 @@ READY_LINE = "kodama: ready"
 # limit derived from the descriptor limit, the user the server runs as.
 IO_NOTE_RE = re.compile(r"^kodama: (io_uring unavailable \(.*\); using epoll"
                         r"|max-conns \d+ \(from the descriptor limit\)"
-                        r"|running as user \S+ \(uid \d+, gid \d+\))$")
+                        r"|running as user \S+ \(uid \d+, gid \d+\)"
+                        r"|TLS listeners: using epoll"
+                        r"|kTLS: .*"
+                        r"|tls fingerprint sha256 [0-9A-F:]{95})$")
+# The certificate's fingerprint, printed once before ready when a SPEC has +tls.
+FINGERPRINT_RE = re.compile(r"^kodama: tls fingerprint sha256 ([0-9A-F:]{95})$", re.M)
 LISTEN_RE = re.compile(r"^kodama: listening (\S+) (tcp|udp|unix) (\S+)$")
 # A --trace line: the time since the trace began, then the call (kodama.1, TRACE).
 TRACE_RE = re.compile(r"^\+\d+\.\d{6} ")

@@ -119,7 +119,8 @@ static void check_info(const struct info_fields *f, int json, const char *want)
 
 static void test_info_kv(void **state)
 {
-    struct info_fields f = { "web-1", "tcp", "127.0.0.1:7", "[::1]:40000", NULL };
+    struct info_fields f = { .name = "web-1", .proto = "tcp", .local = "127.0.0.1:7",
+                            .peer = "[::1]:40000" };
 
     (void)state;
     check_info(&f, 0, "name=web-1 proto=tcp local=127.0.0.1:7 peer=[::1]:40000\n");
@@ -132,7 +133,8 @@ static void test_info_kv(void **state)
 
 static void test_info_kv_escapes(void **state)
 {
-    struct info_fields f = { "a b\"c\\d\te\x80", "unix", "unix:/tmp/x=y", "", NULL };
+    struct info_fields f = { .name = "a b\"c\\d\te\x80", .proto = "unix",
+                            .local = "unix:/tmp/x=y", .peer = "" };
 
     (void)state;
     check_info(&f, 0, "name=\"a b\\\"c\\\\d\\x09e\\x80\" proto=unix local=unix:/tmp/x=y "
@@ -141,17 +143,38 @@ static void test_info_kv_escapes(void **state)
 
 static void test_info_json(void **state)
 {
-    struct info_fields f = { "a \"b\"\n\x01\xff", "udp", "[::1]:7", "[::1]:9", "10.0.0.1:1" };
+    struct info_fields f = { .name = "a \"b\"\n\x01\xff", .proto = "udp", .local = "[::1]:7",
+                            .peer = "[::1]:9", .client = "10.0.0.1:1" };
 
     (void)state;
     check_info(&f, 1, "{\"name\":\"a \\\"b\\\"\\n\\u0001\\u00ff\",\"proto\":\"udp\","
                       "\"local\":\"[::1]:7\",\"peer\":\"[::1]:9\",\"client\":\"10.0.0.1:1\"}\n");
 }
 
+static void test_info_tls(void **state)
+{
+    struct info_fields f = { .name = "web-1", .proto = "tcp", .local = "127.0.0.1:7",
+                            .peer = "127.0.0.1:9", .tls_version = "TLSv1.3",
+                            .tls_cipher = "TLS_AES_128_GCM_SHA256", .sni = "", .alpn = "h2" };
+
+    (void)state;
+    check_info(&f, 0, "name=web-1 proto=tcp local=127.0.0.1:7 peer=127.0.0.1:9 tls=TLSv1.3 "
+                      "cipher=TLS_AES_128_GCM_SHA256 sni=\"\" alpn=h2 client_cert=no\n");
+    f.client_cert = 1;
+    f.cert_subject = "CN=alice,O=Example Corp";
+    f.cert_issuer = "CN=ca";
+    f.cert_fingerprint = "AB:CD";
+    check_info(&f, 1, "{\"name\":\"web-1\",\"proto\":\"tcp\",\"local\":\"127.0.0.1:7\","
+                      "\"peer\":\"127.0.0.1:9\",\"tls\":\"TLSv1.3\",\"cipher\":"
+                      "\"TLS_AES_128_GCM_SHA256\",\"sni\":\"\",\"alpn\":\"h2\",\"client_cert\":"
+                      "\"yes\",\"cert_subject\":\"CN=alice,O=Example Corp\",\"cert_issuer\":"
+                      "\"CN=ca\",\"cert_fingerprint\":\"AB:CD\"}\n");
+}
+
 static void test_info_too_long(void **state)
 {
     char name[INFO_LINE_MAX], buf[INFO_LINE_MAX];
-    struct info_fields f = { name, "tcp", "", "", NULL };
+    struct info_fields f = { .name = name, .proto = "tcp", .local = "", .peer = "" };
 
     (void)state;
     memset(name, 'x', sizeof name - 1);
@@ -165,7 +188,7 @@ static void test_info_worst_ip_case_fits(void **state)
 {
     char name[INFO_NAME_MAX + 1], buf[INFO_LINE_MAX];
     const char *v6 = "[ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255%interface-name0]:65535";
-    struct info_fields f = { name, "unix", v6, v6, v6 };
+    struct info_fields f = { .name = name, .proto = "unix", .local = v6, .peer = v6, .client = v6 };
 
     (void)state;
     memset(name, 0x01, INFO_NAME_MAX);
@@ -186,6 +209,7 @@ int main(void)
         cmocka_unit_test(test_info_kv),
         cmocka_unit_test(test_info_kv_escapes),
         cmocka_unit_test(test_info_json),
+        cmocka_unit_test(test_info_tls),
         cmocka_unit_test(test_info_too_long),
         cmocka_unit_test(test_info_worst_ip_case_fits),
     };

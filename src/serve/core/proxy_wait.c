@@ -106,7 +106,7 @@ static void pw_done(struct pwait *p, const struct proxy_header *h)
     free(p);
     wk->nconns--;   /* the engine counts it again */
     if (worker_admit_client(wk, l, a.fd, who, wlen, &a.slot) == 0)
-        worker_serve(wk, l, &a);
+        l->after_proxy(wk, l, &a);
 }
 
 /* Take the n bytes at p->buf + p->have off the socket: they were peeked at, so

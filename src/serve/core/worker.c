@@ -185,7 +185,7 @@ void listener_trace_accept(const struct listener *l, int fd, int err,
 
 void svc_ctx_for_conn(struct svc_ctx *ctx, const struct worker *wk,
                       const struct listener *l, const struct accepted *a,
-                      struct sockaddr_storage *local)
+                      struct sockaddr_storage *local, struct tls_info *tls)
 {
     socklen_t len = sizeof *local;
 
@@ -202,6 +202,10 @@ void svc_ctx_for_conn(struct svc_ctx *ctx, const struct worker *wk,
     ctx->peer_len = a->peer_len;
     ctx->client = (const struct sockaddr *)&a->client;
     ctx->client_len = a->client_len;
+    if (a->tls) {
+        tls_describe(a->tls, tls);
+        ctx->tls = tls;
+    }
 }
 
 static const char *drop_noun(enum drop_reason why)
@@ -367,6 +371,8 @@ void listener_totals_add(struct listener_totals *t, const struct listener_stats 
     t->dgrams_out += counter_get(&st->dgrams_out);
     t->dgrams_dropped += counter_get(&st->dgrams_dropped);
     t->accept_errors += counter_get(&st->accept_errors);
+    t->tls_handshakes += counter_get(&st->tls_handshakes);
+    t->tls_ktls += counter_get(&st->tls_ktls);
     for (int r = 0; r < DROP_REASONS; r++)
         t->drops[r] += counter_get(&st->drops[r]);
 }

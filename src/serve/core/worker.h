@@ -24,6 +24,7 @@
 #include "lib/loop.h"
 #include "lib/pool.h"
 #include "lib/trace.h"              /* --trace: the engines' hooks (TRACE_ON) */
+#include "lib/tls.h"
 #include "serve/core/guard.h"
 #include "serve/services/service.h"
 
@@ -41,6 +42,8 @@ struct serve_config {
     long send_timeout_ms;       /* 0: none */
     long drain_timeout_ms;      /* after SIGTERM, connections go on this long */
     long proxy_timeout_ms;      /* "+proxy" listeners: wait this long for the header */
+    long tls_timeout_ms;        /* "+tls" listeners: the longest handshake */
+    struct tls_server *tls;     /* "+tls" listeners' certificate and settings */
     size_t max_buffer;          /* echoed bytes a connection may hold */
     const struct run_as *user;  /* run as this user once every socket is made */
     /* --inetd: serve the socket inetd passed on stdin, with no listening, ready or
@@ -60,6 +63,7 @@ struct listener_stats {
     counter_t accepted, active, bytes_in, bytes_out;
     counter_t dgrams_in, dgrams_out, dgrams_dropped;
     counter_t accept_errors;
+    counter_t tls_handshakes, tls_ktls;     /* "+tls": done, and of those with kTLS */
     counter_t drops[DROP_REASONS];  /* connections and datagrams turned away, by reason */
 };
 
@@ -68,6 +72,7 @@ struct listener_totals {
     uint64_t accepted, active, bytes_in, bytes_out;
     uint64_t dgrams_in, dgrams_out, dgrams_dropped;
     uint64_t accept_errors;
+    uint64_t tls_handshakes, tls_ktls;
     uint64_t drops[DROP_REASONS];
 };
 
@@ -85,6 +90,7 @@ struct accepted {
     socklen_t peer_len;                 /* 0: unknown (not asked for) */
     struct sockaddr_storage client;     /* the client a PROXY protocol header named */
     socklen_t client_len;               /* 0: none */
+    SSL *tls;                           /* "+tls": the connection, handshake done */
 };
 
 /* What happens to a connection once accepted and admitted: the first stage it goes
@@ -96,6 +102,7 @@ struct listener {
     struct worker *wk;
     const struct service *svc;
     accepted_fn *on_accepted;       /* set when its worker starts */
+    accepted_fn *after_proxy;       /* "+proxy": what follows the header */
     enum listener_kind kind;
     char addr[ADDR_TEXT_MAX];       /* as bound, for the listening line and logs */
     char *unlink_path;              /* a unix socket file to remove at exit */
@@ -108,6 +115,7 @@ struct listener {
     struct sockaddr_storage local;  /* udp, for services that want addresses: as bound */
     socklen_t local_len;            /* 0: unknown */
     int proxy;                      /* "+proxy": a PROXY protocol header comes first */
+    int tls;                        /* "+tls": a TLS handshake (after the header) */
     struct listener_stats stats;
 };
 
@@ -161,6 +169,8 @@ struct worker {
     struct deadline_list lingering, idle, stalled;
     struct dlink proxy_waits;       /* connections waiting for their PROXY header */
     struct deadline_list proxy_header;  /* their --proxy-timeout */
+    struct dlink tls_waits;         /* connections in their TLS handshake */
+    struct deadline_list tls_handshake; /* their --tls-timeout */
     struct pool pool;               /* echo buffers */
     struct udp_batch *udp;          /* epoll: datagrams in and out, if any udp listener */
     struct uring_state *uring;      /* the io_uring engine, if that is the loop's */
@@ -198,11 +208,12 @@ int worker_check_done(struct worker *wk);
  * cannot. */
 void worker_serve(struct worker *wk, struct listener *l, const struct accepted *a);
 
-/* What l's service may know of connection a (service.h); local is room for our own
- * address, asked for only if the service wants addresses. */
+/* What l's service may know of connection a (service.h); local and tls are room
+ * for our own address and what the TLS handshake said, asked for only if the
+ * service wants addresses. */
 void svc_ctx_for_conn(struct svc_ctx *ctx, const struct worker *wk,
                       const struct listener *l, const struct accepted *a,
-                      struct sockaddr_storage *local);
+                      struct sockaddr_storage *local, struct tls_info *tls);
 
 /* --trace: an accept on l (fd < 0: the error err), as a system call (epoll) or a
  * completion (io_uring). */

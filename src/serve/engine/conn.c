@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "lib/ring.h"
+#include "lib/tls.h"
 #include "lib/util.h"
 #include "serve/engine/stream.h"
 
@@ -21,6 +22,7 @@ struct conn {
     struct stream s;
     struct watch w;             /* w.fd is s.fd */
     struct ring ring;           /* copied and echoed bytes; storage only while any are held */
+    SSL *tls;                   /* "+tls": records through OpenSSL; NULL: plain */
 };
 
 /* What moved in the event just handled: the idle clock restarts on any byte, the
@@ -46,6 +48,59 @@ static void conn_release_buffer(struct conn *c)
         pool_put(&conn_wk(c)->pool, ring_detach(&c->ring));
 }
 
+/* The transport: the socket itself, or TLS records over it. Both return as
+ * readv/sendmsg do: bytes (0 at the end of input), or -1 with errno (EAGAIN when
+ * it must wait; for TLS, ECONNRESET or EPROTO when the session broke). */
+static ssize_t tls_errno(ssize_t rc)
+{
+    switch (rc) {
+    case TLS_CLOSED: return 0;
+    case TLS_WANT_READ: case TLS_WANT_WRITE: errno = EAGAIN; return -1;
+    case TLS_RESET: errno = ECONNRESET; return -1;
+    default: errno = EPROTO; return -1;
+    }
+}
+
+static ssize_t conn_recv(struct conn *c, struct iovec *iov, int cnt)
+{
+    char why[128];
+    ssize_t got = 0;
+
+    if (c->tls == NULL)
+        return readv(c->s.fd, iov, cnt);
+    for (int i = 0; i < cnt; i++) {
+        ssize_t n = tls_read(c->tls, iov[i].iov_base, iov[i].iov_len, why, sizeof why);
+
+        if (n <= 0)
+            return got > 0 ? got : tls_errno(n);
+        got += n;
+        if ((size_t)n < iov[i].iov_len)
+            break;
+    }
+    return got;
+}
+
+static ssize_t conn_send(struct conn *c, struct msghdr *msg, int flags)
+{
+    char why[128];
+    ssize_t sent = 0;
+
+    /* MSG_NOSIGNAL: a peer that vanished is an error code here, never a SIGPIPE. */
+    if (c->tls == NULL)
+        return sendmsg(c->s.fd, msg, MSG_NOSIGNAL | flags);
+    for (size_t i = 0; i < msg->msg_iovlen; i++) {
+        struct iovec *v = &msg->msg_iov[i];
+        ssize_t n = tls_write(c->tls, v->iov_base, v->iov_len, why, sizeof why);
+
+        if (n <= 0)
+            return sent > 0 ? sent : tls_errno(n);
+        sent += n;
+        if ((size_t)n < v->iov_len)
+            break;
+    }
+    return sent;
+}
+
 /* Returns the bytes read, 0 at the end of input or when there is nothing (or no
  * room) to read now, or -1 when the connection is broken (reset, out of memory). */
 static ssize_t conn_read_echo(struct conn *c)
@@ -64,7 +119,7 @@ static ssize_t conn_read_echo(struct conn *c)
     cnt = ring_space_iov(&c->ring, iov);
     if (cnt == 0)
         return 0;
-    n = readv(c->s.fd, iov, cnt);
+    n = conn_recv(c, iov, cnt);
     if (TRACE_ON)
         trace_io("recv", c->s.fd, n, ring_space(&c->ring));
     if (n > 0)
@@ -80,12 +135,13 @@ static ssize_t conn_read_echo(struct conn *c)
 static int conn_read(struct conn *c)
 {
     char discard[DISCARD_CHUNK];
+    struct iovec iov = { .iov_base = discard, .iov_len = sizeof discard };
     ssize_t n;
 
     if (stream_echoes_input(&c->s)) {
         n = conn_read_echo(c);
     } else {
-        n = read(c->s.fd, discard, sizeof discard);
+        n = conn_recv(c, &iov, 1);
         if (TRACE_ON)
             trace_io("recv", c->s.fd, n, sizeof discard);
         if (n == 0)
@@ -114,9 +170,7 @@ static int conn_write(struct conn *c)
         msg.msg_iovlen = 1;
     }
     msg.msg_iovlen += (size_t)ring_data_iov(&c->ring, iov + msg.msg_iovlen);
-    /* MSG_NOSIGNAL: a peer that vanished is an error code here, never a SIGPIPE. */
-    n = sendmsg(c->s.fd, &msg, MSG_NOSIGNAL | final_send_flags(c->s.shut_after_send,
-                                                              c->s.repeat));
+    n = conn_send(c, &msg, final_send_flags(c->s.shut_after_send, c->s.repeat));
     if (TRACE_ON)
         trace_io("send", c->s.fd, n,
                  (stream_tx_left(&c->s) ? c->s.tx_len - c->s.tx_off : 0) + ring_used(&c->ring));
@@ -156,6 +210,15 @@ void conn_engine_init(struct worker *wk)
     stream_clocks_init(wk, linger_expired, idle_expired, stall_expired);
 }
 
+/* Our goodbye: over TLS its close_notify first (best effort: a peer that is gone or
+ * full gets the FIN alone). */
+static void conn_shutdown(struct conn *c)
+{
+    if (c->tls)
+        tls_shutdown(c->tls);
+    stream_shutdown(&c->s);
+}
+
 static unsigned conn_wanted(const struct conn *c)
 {
     unsigned mask = 0;
@@ -181,7 +244,7 @@ static void conn_advance(struct conn *c, int moved)
         stream_stop_repeating(&c->s);
     if (!conn_has_output(c) && !c->s.wr_shut &&
         (c->s.shut_after_send || c->s.rd_eof || c->s.stopping))
-        stream_shutdown(&c->s);
+        conn_shutdown(c);
     if (c->s.wr_shut && c->s.rd_eof) {
         conn_close(c);
         return;
@@ -193,24 +256,36 @@ static void conn_advance(struct conn *c, int moved)
     stream_schedule(&c->s, conn_has_output(c), moved & MOVED_OUT, moved);
 }
 
+/* OpenSSL may hold records it has decrypted and we had no room for: the socket
+ * will not say so again, so they are read as soon as there is room. */
+static int tls_held(const struct conn *c)
+{
+    return c->tls && tls_pending(c->tls) > 0 && !c->s.rd_eof &&
+           (!stream_echoes_input(&c->s) || c->ring.data == NULL || ring_space(&c->ring) > 0);
+}
+
 static void conn_event(struct loop *loop, struct watch *w, unsigned events)
 {
     struct conn *c = container_of(w, struct conn, w);
     uint64_t in = c->s.in, out = c->s.out;
+    int rounds = 0;
 
     (void)loop;
     if ((events & LOOP_HUP) && c->s.stopping && c->s.echo && c->s.wr_shut) {
         conn_close(c);
         return;
     }
-    if ((events & LOOP_READ) && conn_read(c) < 0) {
-        conn_close(c);
-        return;
-    }
-    if (conn_has_output(c) && conn_write(c) < 0) {
-        conn_close(c);
-        return;
-    }
+    do {
+        if (((events & LOOP_READ) || tls_held(c)) && conn_read(c) < 0) {
+            conn_close(c);
+            return;
+        }
+        if (conn_has_output(c) && conn_write(c) < 0) {
+            conn_close(c);
+            return;
+        }
+        events = 0;
+    } while (tls_held(c) && ++rounds < 8);
     conn_advance(c, (c->s.in != in ? MOVED_IN : 0) | (c->s.out != out ? MOVED_OUT : 0));
 }
 
@@ -221,10 +296,13 @@ void conn_open(struct worker *wk, struct listener *l, const struct accepted *a)
 
     if (c == NULL) {
         worker_conn_release(wk, a->slot);
+        if (a->tls)
+            tls_conn_free(a->tls);
         close(a->fd);
         return;
     }
     watch_init(&c->w, a->fd, conn_event);
+    c->tls = a->tls;
     stream_open(&c->s, l, a, &plan);
     if (stream_queue_copy(&c->s, &c->ring, &plan) < 0 || (conn_has_output(c) && conn_write(c) < 0)) {
         conn_close(c);
@@ -240,6 +318,8 @@ static void conn_close(struct conn *c)
     int rc;
 
     loop_unwatch(wk->loop, &c->w);
+    if (c->tls)
+        tls_conn_free(c->tls);
     rc = close(c->s.fd);
     if (TRACE_ON)
         trace_fd("close(%d)", c->s.fd, rc);

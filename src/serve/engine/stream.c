@@ -12,6 +12,7 @@ void stream_open(struct stream *s, struct listener *l, const struct accepted *a,
 {
     struct worker *wk = l->wk;
     struct sockaddr_storage local;
+    struct tls_info tls;
     struct svc_ctx ctx;
 
     s->l = l;
@@ -24,7 +25,7 @@ void stream_open(struct stream *s, struct listener *l, const struct accepted *a,
     if (wk->cfg->verbose)
         s->peer = conn_log_accept(l, a);
     plan_init(plan);
-    svc_ctx_for_conn(&ctx, wk, l, a, &local);
+    svc_ctx_for_conn(&ctx, wk, l, a, &local, &tls);
     l->svc->tcp_open(plan, &ctx);
     s->tx = plan->tx;
     s->tx_len = (uint32_t)plan->tx_len;

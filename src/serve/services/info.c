@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "lib/addr.h"
+#include "lib/tls.h"
 #include "serve/services/svc_formats.h"
 
 struct out {
@@ -121,6 +122,18 @@ long info_format(const struct info_fields *f, int json, char *buf, size_t cap)
     put_field(&o, json, "peer", f->peer ? f->peer : "", 0);
     if (f->client && *f->client)
         put_field(&o, json, "client", f->client, 0);
+    if (f->tls_version) {
+        put_field(&o, json, "tls", f->tls_version, 0);
+        put_field(&o, json, "cipher", f->tls_cipher ? f->tls_cipher : "", 0);
+        put_field(&o, json, "sni", f->sni ? f->sni : "", 0);
+        put_field(&o, json, "alpn", f->alpn ? f->alpn : "", 0);
+        put_field(&o, json, "client_cert", f->client_cert ? "yes" : "no", 0);
+        if (f->client_cert) {
+            put_field(&o, json, "cert_subject", f->cert_subject ? f->cert_subject : "", 0);
+            put_field(&o, json, "cert_issuer", f->cert_issuer ? f->cert_issuer : "", 0);
+            put_field(&o, json, "cert_fingerprint", f->cert_fingerprint ? f->cert_fingerprint : "", 0);
+        }
+    }
     if (json)
         put_char(&o, '}');
     put_char(&o, '\n');
@@ -148,7 +161,23 @@ static long info_line(const struct svc_ctx *ctx, char *buf)
         .peer = addr_text(ctx->peer, ctx->peer_len, peer, sizeof peer),
         .client = addr_text(ctx->client, ctx->client_len, client, sizeof client),
     };
+    char subject[INFO_CERT_NAME_MAX + 1], issuer[INFO_CERT_NAME_MAX + 1];
+    char sni[INFO_SNI_MAX + 1];
 
+    if (ctx->tls) {
+        /* A certificate's names may be long: cut, so that the line fits. */
+        snprintf(subject, sizeof subject, "%.*s", INFO_CERT_NAME_MAX, ctx->tls->subject);
+        snprintf(issuer, sizeof issuer, "%.*s", INFO_CERT_NAME_MAX, ctx->tls->issuer);
+        f.tls_version = ctx->tls->version;
+        f.tls_cipher = ctx->tls->cipher;
+        snprintf(sni, sizeof sni, "%.*s", INFO_SNI_MAX, ctx->tls->sni);
+        f.sni = sni;
+        f.alpn = ctx->tls->alpn;
+        f.client_cert = ctx->tls->peer_cert;
+        f.cert_subject = subject;
+        f.cert_issuer = issuer;
+        f.cert_fingerprint = ctx->tls->fingerprint;
+    }
     return info_format(&f, ctx->set->info_json, buf, INFO_LINE_MAX);
 }
 

@@ -52,6 +52,8 @@ struct svc_settings {
     int info_json;              /* info answers with JSON, not key=value */
 };
 
+struct tls_info;
+
 /* What a service may know of the connection it opens or the datagram it answers.
  * An address of length 0 is unknown. */
 struct svc_ctx {
@@ -65,6 +67,7 @@ struct svc_ctx {
     socklen_t peer_len;
     const struct sockaddr *client;      /* the client a PROXY protocol header named */
     socklen_t client_len;
+    const struct tls_info *tls;         /* "+tls": what the handshake said; NULL: none */
     /* udp only: the datagram, and room for a reply made up on the spot, which may be
      * the datagram's own memory (read what you need of in before writing out). */
     const char *in;

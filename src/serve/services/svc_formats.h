@@ -41,14 +41,26 @@ struct info_fields {
     const char *local;          /* address:port as the peer reached us; "" unknown */
     const char *peer;           /* the peer as the socket sees it */
     const char *client;         /* the client a PROXY protocol header named */
+    /* "+tls" (tls_version NULL: none): what the handshake said, and the client's
+     * certificate if it sent one (client_cert). */
+    const char *tls_version, *tls_cipher, *sni, *alpn;
+    int client_cert;
+    const char *cert_subject, *cert_issuer, *cert_fingerprint;
 };
 
 #define INFO_LINE_MAX PLAN_COPY_MAX
 /* --name's longest: a host name's (HOST_NAME_MAX). With it the line always fits for
  * IP addresses, even escaped as JSON. */
 #define INFO_NAME_MAX 64
+/* A client certificate's subject and issuer, and the SNI, are cut to this many
+ * bytes, so that the line fits for any printable names (names full of bytes that
+ * must be escaped may still not fit: then nothing is sent, a clean close). */
+#define INFO_CERT_NAME_MAX 96
+#define INFO_SNI_MAX 64
 /* One line, ending in LF. key=value (json 0): name=V proto=V local=V peer=V
- * [client=V], space-separated; a value is bare when every byte is printable ASCII
+ * [client=V] [tls=V cipher=V sni=V alpn=V client_cert=yes|no [cert_subject=V
+ * cert_issuer=V cert_fingerprint=V]], space-separated (sni and alpn "" when
+ * none); a value is bare when every byte is printable ASCII
  * other than space, '"' and '\\', else in double quotes with \" \\ and \xHH (two
  * lowercase hex digits) for bytes outside 0x20..0x7E. json 1: one object with the
  * same keys in the same order, strings escaped as JSON (\" \\ \n \r \t, \u00XX for
