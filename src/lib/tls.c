@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "lib/tls_cert.h"
+#include "lib/tls_impl.h"
 #include "lib/util.h"
 
 #ifndef SSL_OP_ENABLE_KTLS
@@ -117,9 +118,7 @@ int tls_ktls_available(const char **why)
 
 /* ------------------------------------------------------------------ settings */
 
-/* "h2,http/1.1" in ALPN's wire form (each name with its length before it) into out;
- * returns its length, or -1 if a name is empty or longer than 255 bytes. */
-static int alpn_wire(const char *list, unsigned char *out, size_t cap)
+int tls_alpn_wire(const char *list, unsigned char *out, size_t cap)
 {
     size_t off = 0;
 
@@ -143,7 +142,7 @@ static int alpn_wire(const char *list, unsigned char *out, size_t cap)
  * connection should cost little more than a plain one), a FIN without
  * close_notify read as the end of the stream (many clients do that), and the
  * kernel's record layer where it has one. */
-static void common_settings(SSL_CTX *ctx)
+void tls_common_settings(SSL_CTX *ctx)
 {
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
     SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_IGNORE_UNEXPECTED_EOF |
@@ -258,7 +257,7 @@ static SSL_CTX *server_ctx(struct tls_server *ts, char *fp, char *err, size_t er
         tls_error_text(err, errlen, "cannot make a TLS context");
         return NULL;
     }
-    common_settings(ctx);
+    tls_common_settings(ctx);
     rc = ts->cfg.cert_file ? load_key_pair(ctx, &ts->cfg, fp, err, errlen)
                            : self_signed(ctx, &ts->cfg, fp, err, errlen);
     if (rc == 0)
@@ -278,7 +277,7 @@ struct tls_server *tls_server_new(const struct tls_server_config *cfg, char *err
     struct tls_server *ts = xcalloc(1, sizeof *ts);
 
     ts->cfg = *cfg;
-    if (cfg->alpn && (ts->alpn_len = alpn_wire(cfg->alpn, ts->alpn, sizeof ts->alpn)) < 0) {
+    if (cfg->alpn && (ts->alpn_len = tls_alpn_wire(cfg->alpn, ts->alpn, sizeof ts->alpn)) < 0) {
         snprintf(err, errlen, "--alpn '%s': not a comma-separated list of names of 1 to 255 "
                  "bytes", cfg->alpn);
         free(ts);
@@ -363,146 +362,6 @@ SSL *tls_server_conn_mem(struct tls_server *ts, BIO **in, BIO **out)
     SSL_set_bio(ssl, *in, *out);    /* the SSL owns them now */
     SSL_set_accept_state(ssl);
     return ssl;
-}
-
-/* ------------------------------------------------------------------ client */
-
-/* The pin as 32 bytes: 64 hex digits, colons anywhere, any case. */
-static int parse_pin(const char *pin, unsigned char out[32])
-{
-    int n = 0;
-
-    for (const char *p = pin; *p; p++) {
-        int v;
-
-        if (*p == ':')
-            continue;
-        if (*p >= '0' && *p <= '9')
-            v = *p - '0';
-        else if ((*p | 0x20) >= 'a' && (*p | 0x20) <= 'f')
-            v = (*p | 0x20) - 'a' + 10;
-        else
-            return -1;
-        if (n >= 64)
-            return -1;
-        if (n % 2 == 0)
-            out[n / 2] = (unsigned char)(v << 4);
-        else
-            out[n / 2] |= (unsigned char)v;
-        n++;
-    }
-    return n == 64 ? 0 : -1;
-}
-
-SSL_CTX *tls_client_ctx(const struct tls_client_config *cfg, char *err, size_t errlen)
-{
-    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
-    unsigned char pin[32], alpn[256];
-    char what[600];
-    int n;
-
-    if (ctx == NULL) {
-        tls_error_text(err, errlen, "cannot make a TLS context");
-        return NULL;
-    }
-    common_settings(ctx);
-    if (cfg->fingerprint && parse_pin(cfg->fingerprint, pin) < 0) {
-        snprintf(err, errlen, "--fingerprint '%s': not a SHA-256 fingerprint (64 hex digits, "
-                 "colons allowed)", cfg->fingerprint);
-        goto fail;
-    }
-    if (cfg->alpn) {
-        if ((n = alpn_wire(cfg->alpn, alpn, sizeof alpn)) < 0) {
-            snprintf(err, errlen, "--alpn '%s': not a comma-separated list of names of 1 to "
-                     "255 bytes", cfg->alpn);
-            goto fail;
-        }
-        if (SSL_CTX_set_alpn_protos(ctx, alpn, (unsigned)n) != 0) {
-            tls_error_text(err, errlen, "cannot offer ALPN");
-            goto fail;
-        }
-    }
-    if (cfg->cert_file &&
-        (SSL_CTX_use_certificate_chain_file(ctx, cfg->cert_file) != 1 ||
-         SSL_CTX_use_PrivateKey_file(ctx, cfg->key_file ? cfg->key_file : cfg->cert_file,
-                                     SSL_FILETYPE_PEM) != 1 ||
-         SSL_CTX_check_private_key(ctx) != 1)) {
-        snprintf(what, sizeof what, "cannot use the client certificate %s", cfg->cert_file);
-        tls_error_text(err, errlen, what);
-        goto fail;
-    }
-    if (cfg->insecure || cfg->fingerprint) {
-        SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);     /* a pin is checked after */
-        return ctx;
-    }
-    if (cfg->cafile ? SSL_CTX_load_verify_locations(ctx, cfg->cafile, NULL) != 1
-                    : SSL_CTX_set_default_verify_paths(ctx) != 1) {
-        snprintf(what, sizeof what, "cannot read the CA file %s",
-                 cfg->cafile ? cfg->cafile : "(the system's store)");
-        tls_error_text(err, errlen, what);
-        goto fail;
-    }
-    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
-    return ctx;
-fail:
-    SSL_CTX_free(ctx);
-    return NULL;
-}
-
-static int is_ip_literal(const char *host)
-{
-    unsigned char buf[16];
-
-    return inet_pton(AF_INET, host, buf) == 1 || inet_pton(AF_INET6, host, buf) == 1;
-}
-
-SSL *tls_client_conn(SSL_CTX *ctx, const struct tls_client_config *cfg, int fd,
-                     const char *host)
-{
-    SSL *ssl = SSL_new(ctx);
-    const char *sni = cfg->sni ? cfg->sni : host;
-
-    if (ssl == NULL)
-        return NULL;
-    if (SSL_set_fd(ssl, fd) != 1)
-        goto fail;
-    /* SNI carries a name, never an address (RFC 6066 §3). */
-    if (sni && !is_ip_literal(sni) && SSL_set_tlsext_host_name(ssl, sni) != 1)
-        goto fail;
-    if (!cfg->insecure && !cfg->fingerprint && sni) {
-        X509_VERIFY_PARAM *param = SSL_get0_param(ssl);
-
-        if (is_ip_literal(sni) ? X509_VERIFY_PARAM_set1_ip_asc(param, sni) != 1
-                               : SSL_set1_host(ssl, sni) != 1)
-            goto fail;
-    }
-    SSL_set_connect_state(ssl);
-    return ssl;
-fail:
-    SSL_free(ssl);
-    return NULL;
-}
-
-int tls_check_pin(SSL *ssl, const char *pin, char *err, size_t errlen)
-{
-    X509 *cert = SSL_get1_peer_certificate(ssl);
-    unsigned char want[32], md[EVP_MAX_MD_SIZE];
-    char got[TLS_FINGERPRINT_LEN];
-    unsigned int n = 0;
-    int ok;
-
-    if (cert == NULL) {
-        snprintf(err, errlen, "the server sent no certificate");
-        return -1;
-    }
-    ok = parse_pin(pin, want) == 0 && X509_digest(cert, EVP_sha256(), md, &n) == 1 && n == 32 &&
-         memcmp(md, want, 32) == 0;
-    if (!ok) {
-        tls_fingerprint(cert, got);
-        snprintf(err, errlen, "certificate fingerprint %s is not the pinned one", got);
-    }
-    X509_free(cert);
-    return ok ? 0 : -1;
 }
 
 /* ------------------------------------------------------------------ I/O */
@@ -605,6 +464,11 @@ int tls_pending(SSL *ssl)
     return SSL_pending(ssl);
 }
 
+int tls_got_close_notify(SSL *ssl)
+{
+    return (SSL_get_shutdown(ssl) & SSL_RECEIVED_SHUTDOWN) != 0;
+}
+
 static void name_text(X509_NAME *name, char *out, size_t len)
 {
     BIO *bio = BIO_new(BIO_s_mem());
@@ -619,12 +483,27 @@ static void name_text(X509_NAME *name, char *out, size_t len)
     BIO_free(bio);
 }
 
+X509 *tls_peer_cert(SSL *ssl)
+{
+    X509 *cert = SSL_get1_peer_certificate(ssl);
+    STACK_OF(X509) *chain;
+
+    if (cert || SSL_is_server(ssl))
+        return cert;
+    chain = SSL_get_peer_cert_chain(ssl);
+    if (chain == NULL || sk_X509_num(chain) == 0)
+        return NULL;
+    cert = sk_X509_value(chain, 0);
+    X509_up_ref(cert);
+    return cert;
+}
+
 void tls_describe(SSL *ssl, struct tls_info *info)
 {
     const unsigned char *alpn = NULL;
     unsigned int alen = 0;
     const char *sni = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
-    X509 *peer = SSL_get1_peer_certificate(ssl);
+    X509 *peer = tls_peer_cert(ssl);
 
     memset(info, 0, sizeof *info);
     snprintf(info->version, sizeof info->version, "%s", SSL_get_version(ssl));

@@ -132,6 +132,11 @@ void json_int(struct json_obj *j, const char *key, int64_t value)
     json_field(j, key, num);
 }
 
+void json_bool(struct json_obj *j, const char *key, int value)
+{
+    json_field(j, key, value ? "true" : "false");
+}
+
 void json_ms(struct json_obj *j, const char *key, double value)
 {
     char num[40];

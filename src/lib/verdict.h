@@ -10,7 +10,7 @@
  *   4 timeout      connect, or a reply, not within -w
  *   5 reset        ECONNRESET / EPIPE, or the peer closed before the whole reply came
  *   6 resolve      the name did not resolve
- *   7 tls          a TLS handshake or certificate check failed (no TLS yet)
+ *   7 tls          a TLS handshake or certificate check failed, or a TLS alert
  *   8 unreachable  ENETUNREACH, EHOSTUNREACH and other errors of the path
  *   9 local        a local failure: a --source bind, out of descriptors, stdout gone */
 #ifndef KODAMA_VERDICT_H
@@ -70,6 +70,7 @@ void json_begin(struct json_obj *j);
 void json_str(struct json_obj *j, const char *key, const char *value);     /* NULL: null */
 void json_uint(struct json_obj *j, const char *key, uint64_t value);
 void json_int(struct json_obj *j, const char *key, int64_t value);
+void json_bool(struct json_obj *j, const char *key, int value);
 /* A number with 3 decimals (milliseconds, percentages); negative: null. */
 void json_ms(struct json_obj *j, const char *key, double value);
 /* Close the object and add a newline; returns the text (NUL-terminated). */
