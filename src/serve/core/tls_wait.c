@@ -10,6 +10,7 @@
 
 #include "lib/net.h"
 #include "lib/tls.h"
+#include "lib/trace.h"
 #include "serve/core/worker.h"
 
 struct twait {
@@ -19,6 +20,7 @@ struct twait {
     struct accepted a;              /* a.tls: the handshake's SSL */
     struct deadline timer;          /* on wk->tls_handshake */
     struct dlink all;               /* wk->tls_waits */
+    struct tls_wire wire;           /* --trace: what the handshake has moved so far */
 };
 
 static void tw_free(struct twait *t)
@@ -76,6 +78,8 @@ static void tw_step(struct twait *t)
     char why[256] = "";
     int rc = tls_handshake(t->a.tls, why, sizeof why);
 
+    if (TRACE_ON)
+        tls_trace_op(t->a.tls, &t->wire, TLS_TRACE_HANDSHAKE, 0, rc, why);
     switch (rc) {
     case TLS_OK:
         tw_done(t);
@@ -126,6 +130,8 @@ void tls_wait_start(struct worker *wk, struct listener *l, const struct accepted
         close(a->fd);
         return;
     }
+    if (TRACE_ON)
+        tls_trace_attach(ssl);
     t->a = *a;
     t->a.tls = ssl;
     t->wk = wk;
