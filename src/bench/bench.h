@@ -12,6 +12,7 @@
 
 #include "lib/addr.h"
 #include "lib/histogram.h"
+#include "lib/tls.h"
 
 enum bench_mode { BENCH_ECHO, BENCH_UDP, BENCH_HELLO };
 
@@ -32,11 +33,17 @@ struct bench_config {
     int64_t wait_ns;                /* connect timeout; udp reply timeout */
     int progress;                   /* a \r progress line on stderr each second */
     const struct target *source;    /* --source, --source-port (client.h), if given */
+    /* --tls: a handshake on every connection before its traffic; NULL: plain. */
+    SSL_CTX *tls_ctx;
+    const struct tls_client_config *tls_cfg;
+    const char *tls_host;           /* the name the certificate must be for, or NULL */
+    int tls_resume;                 /* --resume: offer the worker's last session */
 };
 
 struct bench_counts {
     uint64_t msgs, bytes, connections;
     uint64_t corrupt, lost, resets, timeouts;
+    uint64_t handshakes, resumed;   /* --tls: counted as connections are */
 };
 
 struct bench_result {

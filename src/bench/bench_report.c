@@ -48,7 +48,11 @@ void bench_report_text(const struct bench_config *cfg, const struct bench_result
            cfg->threads, res->duration_s, cfg->rate);
     printf("msgs %llu msgs/s %.0f MiB/s %.2f bytes %llu\n", (unsigned long long)n->msgs,
            r.msgs, r.mib, (unsigned long long)n->bytes);
-    printf("connections %llu conns/s %.1f\n", (unsigned long long)n->connections, r.conns);
+    printf("connections %llu conns/s %.1f", (unsigned long long)n->connections, r.conns);
+    if (cfg->tls_ctx)
+        printf(" tls handshakes %llu resumed %llu", (unsigned long long)n->handshakes,
+               (unsigned long long)n->resumed);
+    putchar('\n');
     printf("errors %llu corrupt %llu lost %llu resets %llu timeouts %llu\n",
            (unsigned long long)bench_errors(n), (unsigned long long)n->corrupt,
            (unsigned long long)n->lost, (unsigned long long)n->resets,
@@ -91,6 +95,9 @@ void bench_report_json(const struct bench_config *cfg, const struct bench_result
            "\"connections\": %llu, \"conns_per_s\": %.1f, ",
            (unsigned long long)n->msgs, r.msgs, (unsigned long long)n->bytes, r.mib,
            (unsigned long long)n->connections, r.conns);
+    printf("\"tls\": %s, \"handshakes\": %llu, \"resumed\": %llu, ",
+           cfg->tls_ctx ? "true" : "false", (unsigned long long)n->handshakes,
+           (unsigned long long)n->resumed);
     printf("\"errors\": %llu, \"corrupt\": %llu, \"lost\": %llu, \"resets\": %llu, "
            "\"timeouts\": %llu, \"interrupted\": %s, ",
            (unsigned long long)bench_errors(n), (unsigned long long)n->corrupt,

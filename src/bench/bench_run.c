@@ -129,6 +129,8 @@ static void collect(const struct bench_config *cfg, struct bench_shared *sh,
         res->n.lost += n->lost;
         res->n.resets += n->resets;
         res->n.timeouts += n->timeouts;
+        res->n.handshakes += n->handshakes;
+        res->n.resumed += n->resumed;
         hist_merge(res->hist, t[i].hist);
     }
     for (unsigned i = 0; i < cfg->threads; i++) {

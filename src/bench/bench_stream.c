@@ -6,7 +6,11 @@
  * rx_off (received and checked). Message m is bytes [m*size, (m+1)*size), so the
  * messages in flight are rx_off/size .. tx_end/size - 1, and stamps[m % depth] is
  * when m was (or, in an open loop, was meant to be) sent. The bytes themselves are
- * never stored: they are made from the pattern when sent and when checked. */
+ * never stored: they are made from the pattern when sent and when checked.
+ *
+ * With --tls a connection makes its handshake (S_HANDSHAKE) before its traffic,
+ * and its bytes go through OpenSSL on the same non-blocking socket: sc_send and
+ * sc_recv return as send and recv do, so the rest does not care. */
 #include "bench/bench_worker.h"
 
 #include <errno.h>
@@ -25,6 +29,7 @@
 enum sstate {
     S_IDLE,         /* hello in an open loop: waiting for its turn */
     S_CONNECTING,   /* non-blocking connect under way */
+    S_HANDSHAKE,    /* --tls: connected, the TLS handshake under way */
     S_OPEN,         /* established */
     S_WAIT,         /* backing off before connecting again */
 };
@@ -39,6 +44,8 @@ struct sconn {
     int64_t started;        /* hello: when the exchange began (or was meant to) */
     uint64_t got;           /* hello: bytes of greeting */
     int64_t *stamps;        /* echo: per message in flight */
+    SSL *tls;               /* --tls: the session; NULL: plain */
+    int rd_wants_write;     /* --tls: the last read must write first (EPOLLOUT) */
 };
 
 enum err_kind { E_RESET, E_TIMEOUT, E_CORRUPT };
@@ -74,6 +81,9 @@ static void conn_close(struct bench_worker *w, struct sconn *c)
         if (!hello(w) && w->interval_ns > 0)
             w->room -= w->cfg->depth - in_flight(w, c);
     }
+    if (c->tls)
+        tls_conn_free(c->tls);
+    c->tls = NULL;
     if (c->s.fd >= 0)
         close(c->s.fd);     /* also drops it from epoll */
     c->s.fd = -1;
@@ -125,6 +135,118 @@ static int set_nodelay(const struct bench_worker *w, int fd)
 }
 
 static void established(struct bench_worker *w, struct sconn *c);
+static void connected(struct bench_worker *w, struct sconn *c);
+
+/* ------------------------------------------------------------------ transport */
+
+/* errno for a TLS status: EAGAIN for either readiness, EPROTO for a failure,
+ * which also stops the run (a TLS failure would only repeat), with its reason. */
+static ssize_t tls_errno(struct bench_worker *w, long rc, const char *why)
+{
+    switch (rc) {
+    case TLS_WANT_READ: case TLS_WANT_WRITE: errno = EAGAIN; return -1;
+    case TLS_RESET: errno = ECONNRESET; return -1;
+    case TLS_CLOSED: errno = EPIPE; return -1;
+    default:
+        bw_fail(w, V_TLS, "%s: tls: %s", w->cfg->target, why[0] ? why : "failed");
+        errno = EPROTO;
+        return -1;
+    }
+}
+
+static ssize_t sc_send(struct bench_worker *w, struct sconn *c, const void *buf, size_t len)
+{
+    char why[256] = "";
+    long n;
+
+    if (c->tls == NULL)
+        return send(c->s.fd, buf, len, MSG_NOSIGNAL);
+    n = tls_write(c->tls, buf, len, why, sizeof why);
+    return n > 0 ? n : tls_errno(w, n, why);
+}
+
+static ssize_t sc_recv(struct bench_worker *w, struct sconn *c, void *buf, size_t cap)
+{
+    char why[256] = "";
+    long n;
+
+    if (c->tls == NULL)
+        return recv(c->s.fd, buf, cap, 0);
+    n = tls_read(c->tls, buf, cap, why, sizeof why);
+    c->rd_wants_write = n == TLS_WANT_WRITE;
+    if (n > 0)
+        return n;
+    return n == TLS_CLOSED ? 0 : tls_errno(w, n, why);
+}
+
+/* What to watch while reading: EPOLLIN, and EPOLLOUT while TLS must write first. */
+static uint32_t read_events(const struct sconn *c)
+{
+    return EPOLLIN | (c->rd_wants_write ? EPOLLOUT : 0);
+}
+
+/* ------------------------------------------------------------------ handshake */
+
+/* A TLS failure (or a pin that does not match) repeats on every connection: stop. */
+static void handshake_failed(struct bench_worker *w, struct sconn *c, const char *why)
+{
+    bw_fail(w, V_TLS, "%s: tls: %s", w->cfg->target, why[0] ? why : "handshake failed");
+    conn_close(w, c);
+}
+
+static void handshake_done(struct bench_worker *w, struct sconn *c)
+{
+    const struct tls_client_config *tc = w->cfg->tls_cfg;
+    char why[256];
+
+    if (tc->fingerprint && tls_check_pin(c->tls, tc->fingerprint, why, sizeof why) < 0) {
+        handshake_failed(w, c, why);
+        return;
+    }
+    if (!hello(w) || bw_measuring(w)) {
+        w->n.handshakes++;
+        w->n.resumed += (uint64_t)tls_session_reused(c->tls);
+    }
+    established(w, c);
+}
+
+static void handshake_step(struct bench_worker *w, struct sconn *c)
+{
+    char why[256] = "";
+    int rc = tls_handshake(c->tls, why, sizeof why);
+
+    if (rc == TLS_OK) {
+        handshake_done(w, c);
+    } else if (rc == TLS_WANT_READ || rc == TLS_WANT_WRITE) {
+        if (bw_watch(w, &c->s, rc == TLS_WANT_READ ? EPOLLIN : EPOLLOUT) < 0)
+            bw_fail(w, V_LOCAL, "epoll_ctl: %s", strerror(errno));
+    } else if (rc == TLS_RESET) {
+        conn_lost(w, c, E_RESET);   /* counted; a server that resets them all ends with 5 */
+    } else {
+        handshake_failed(w, c, why);
+    }
+}
+
+/* The connect is done: the traffic starts, or first the TLS handshake (with the
+ * worker's last session on offer, with --resume). */
+static void connected(struct bench_worker *w, struct sconn *c)
+{
+    const struct bench_config *cfg = w->cfg;
+
+    if (cfg->tls_ctx == NULL) {
+        established(w, c);
+        return;
+    }
+    c->tls = tls_client_conn(cfg->tls_ctx, cfg->tls_cfg, c->s.fd, cfg->tls_host);
+    if (c->tls == NULL || (cfg->tls_resume && tls_offer_session(c->tls, w->session) < 0)) {
+        bw_fail(w, V_LOCAL, "tls: cannot make a connection (out of memory?)");
+        conn_close(w, c);
+        return;
+    }
+    c->rd_wants_write = 0;
+    c->state = S_HANDSHAKE;
+    handshake_step(w, c);
+}
 
 /* Start a non-blocking connect. Returns -1 if the connection is not under way. */
 static int connect_start(struct bench_worker *w, struct sconn *c)
@@ -153,7 +275,7 @@ static int connect_start(struct bench_worker *w, struct sconn *c)
         return -1;
     }
     if (connect(fd, (const struct sockaddr *)&cfg->addr, cfg->addrlen) == 0) {
-        established(w, c);
+        connected(w, c);
         return 0;
     }
     if (errno == EAGAIN) {
@@ -199,7 +321,7 @@ static int echo_flush(struct bench_worker *w, struct sconn *c)
         ssize_t n;
 
         pattern_fill(c->seed, c->tx_off, w->tx, len);
-        n = send(c->s.fd, w->tx, len, MSG_NOSIGNAL);
+        n = sc_send(w, c, w->tx, len);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && errno != EAGAIN) {
@@ -208,10 +330,11 @@ static int echo_flush(struct bench_worker *w, struct sconn *c)
         }
         if (n > 0)
             c->tx_off += (uint64_t)n;
-        if (n < 0 || (size_t)n < len)
-            break;      /* the socket buffer is full */
+        /* A short send is a full socket; over TLS it is one record of several. */
+        if (n < 0 || ((size_t)n < len && c->tls == NULL))
+            break;
     }
-    if (bw_watch(w, &c->s, EPOLLIN | (c->tx_off < c->tx_end ? EPOLLOUT : 0)) < 0) {
+    if (bw_watch(w, &c->s, read_events(c) | (c->tx_off < c->tx_end ? EPOLLOUT : 0)) < 0) {
         bw_fail(w, V_LOCAL, "epoll_ctl: %s", strerror(errno));
         return -1;
     }
@@ -246,34 +369,53 @@ static void echo_readable(struct bench_worker *w, struct sconn *c)
 {
     /* A few reads per event: enough to drain, not enough to starve the others. */
     for (int i = 0; i < 4; i++) {
-        ssize_t n = recv(c->s.fd, w->rx, SCRATCH_LEN, 0);
+        ssize_t n = sc_recv(w, c, w->rx, SCRATCH_LEN);
 
         if (n < 0 && errno == EINTR)
             continue;
-        if (n < 0 && errno == EAGAIN)
+        if (n < 0 && errno == EAGAIN) {
+            if (c->rd_wants_write)
+                bw_mark_dirty(w, &c->s, &c->dirty);     /* echo_flush watches EPOLLOUT */
             return;
+        }
         if (n <= 0) {
             /* Reset, or closed by the server: an echo server never closes first. */
             conn_lost(w, c, E_RESET);
             return;
         }
         w->now = clock_ns();
-        if (echo_input(w, c, (size_t)n) < 0 || (size_t)n < SCRATCH_LEN)
+        /* A short read drained the socket; over TLS it is one record of several. */
+        if (echo_input(w, c, (size_t)n) < 0 || ((size_t)n < SCRATCH_LEN && c->tls == NULL))
             return;
     }
 }
 
 /* ------------------------------------------------------------------ hello */
 
+/* --resume: the session this hello ended with is the next one offered. TLS 1.3
+ * sends its tickets after the handshake, so by the end of the greeting they came. */
+static void keep_session(struct bench_worker *w, struct sconn *c)
+{
+    SSL_SESSION *sess;
+
+    if (c->tls == NULL || !w->cfg->tls_resume || (sess = tls_resumable_session(c->tls)) == NULL)
+        return;
+    tls_session_free(w->session);
+    w->session = sess;
+}
+
 static void hello_readable(struct bench_worker *w, struct sconn *c)
 {
     for (int i = 0; i < 4; i++) {
-        ssize_t n = recv(c->s.fd, w->rx, SCRATCH_LEN, 0);
+        ssize_t n = sc_recv(w, c, w->rx, SCRATCH_LEN);
 
         if (n < 0 && errno == EINTR)
             continue;
-        if (n < 0 && errno == EAGAIN)
+        if (n < 0 && errno == EAGAIN) {
+            if (bw_watch(w, &c->s, read_events(c)) < 0)
+                bw_fail(w, V_LOCAL, "epoll_ctl: %s", strerror(errno));
             return;
+        }
         if (n < 0) {
             conn_lost(w, c, E_RESET);
             return;
@@ -281,6 +423,7 @@ static void hello_readable(struct bench_worker *w, struct sconn *c)
         if (n == 0) {
             w->now = clock_ns();
             bw_done(w, c->started, c->got);
+            keep_session(w, c);
             conn_close(w, c);
             if (open_loop_hello(w)) {
                 w->room++;
@@ -329,7 +472,7 @@ static void connect_done(struct bench_worker *w, struct sconn *c)
         connect_failed(w, c, err);
         return;
     }
-    established(w, c);
+    connected(w, c);
 }
 
 static void on_event(struct bench_worker *w, struct bsock *s, uint32_t events)
@@ -340,13 +483,17 @@ static void on_event(struct bench_worker *w, struct bsock *s, uint32_t events)
         connect_done(w, c);
         return;
     }
+    if (c->state == S_HANDSHAKE) {
+        handshake_step(w, c);
+        return;
+    }
     if (c->state != S_OPEN)
         return;
     if (hello(w)) {
         hello_readable(w, c);
         return;
     }
-    if (events & (EPOLLIN | EPOLLERR | EPOLLHUP))
+    if ((events & (EPOLLIN | EPOLLERR | EPOLLHUP)) || (c->rd_wants_write && (events & EPOLLOUT)))
         echo_readable(w, c);
     if (c->state == S_OPEN && (events & EPOLLOUT))
         bw_mark_dirty(w, &c->s, &c->dirty);
@@ -410,6 +557,8 @@ static int64_t stream_scan(struct bench_worker *w)
             connect_start(w, c);
         } else if (c->state == S_CONNECTING && w->now >= c->deadline) {
             connect_failed(w, c, ETIMEDOUT);
+        } else if (c->state == S_HANDSHAKE && w->now >= c->deadline) {
+            conn_lost(w, c, E_TIMEOUT);
         } else if (c->state == S_OPEN && w->now >= c->deadline
                    && (hello(w) || c->tx_end > c->rx_off)) {
             conn_lost(w, c, E_TIMEOUT);
@@ -446,6 +595,8 @@ static int stream_setup(struct bench_worker *w)
 static void stream_teardown(struct bench_worker *w)
 {
     for (size_t i = 0; w->conns && i < w->t->nconns; i++) {
+        if (w->conns[i].tls)
+            tls_conn_free(w->conns[i].tls);
         if (w->conns[i].s.fd >= 0)
             close(w->conns[i].s.fd);
         free(w->conns[i].stamps);

@@ -221,6 +221,7 @@ static void teardown(struct bench_worker *w)
     free(w->tx);
     free(w->rx);
     free(w->dirty);
+    tls_session_free(w->session);
 }
 
 void *bw_main(void *arg)

@@ -81,6 +81,7 @@ struct bench_worker {
     unsigned char *tx, *rx;             /* SCRATCH_LEN each (udp: sized by udp_setup) */
     struct bench_counts n;
     struct histogram *hist;
+    SSL_SESSION *session;               /* --resume: the last one a hello ended with */
 };
 
 int64_t clock_ns(void);

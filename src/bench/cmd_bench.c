@@ -51,7 +51,9 @@ void help_bench(FILE *out)
         "  --source ADDR  connect from this local address\n"
         "  --source-port PORT  connect from this local port (needs -c 1, echo or udp)\n"
         "  -q, --quiet    no progress line (it is shown only on a terminal anyway)\n"
-        "  --json         print one JSON object instead of the text report\n"
+        "  --json         print one JSON object instead of the text report\n");
+    client_tls_help(out, 2, 17, 1);
+    fprintf(out,
         "  -h, --help     show this help\n\n"
         "Exit status (the verdict):\n%s\n"
         "(see 'man kodama', EXIT STATUS): 0 a clean run, 1 a run with errors (the\n"
@@ -62,6 +64,7 @@ void help_bench(FILE *out)
 struct bench_opts {
     struct bench_config cfg;
     struct target t;
+    struct client_tls tls;
     int json, quiet, shape_given;
 };
 
@@ -130,7 +133,9 @@ static int parse_option(struct bench_opts *o, int c, char **argv)
     case OPT_JSON: o->json = 1; return EXIT_OK;
     case OPT_SOURCE: return client_opt_source("bench", optarg, &o->t);
     case OPT_SOURCE_PORT: return client_opt_source_port("bench", optarg, &o->t);
-    default: (void)argv; return EXIT_USAGE;
+    default:
+        (void)argv;
+        return client_tls_option("bench", &o->tls, c, optarg, 1) == -1 ? EXIT_USAGE : EXIT_OK;
     }
 }
 
@@ -163,6 +168,11 @@ static int check_options(struct bench_opts *o)
     if (cfg->threads > cfg->conns)
         return usage_error("bench", "cannot use more threads (-t %lu) than connections (-c %lu)",
                            cfg->threads, cfg->conns);
+    if (client_tls_check("bench", &o->tls, cfg->mode == BENCH_UDP ? "-m udp" : NULL) != EXIT_OK)
+        return EXIT_USAGE;
+    if (o->tls.resume && cfg->mode != BENCH_HELLO)
+        return usage_error("bench", "--resume needs -m hello (an echo connection makes one "
+                           "handshake)");
     if (cfg->mode == BENCH_HELLO) {
         cfg->size = 0;
         cfg->depth = 1;
@@ -174,16 +184,20 @@ static int check_options(struct bench_opts *o)
 
 static int parse_bench_args(int argc, char **argv, struct bench_opts *o)
 {
-    static const struct option longopts[] = {
+    static const struct option own[] = {
         { "help", no_argument, NULL, 'h' },
         { "quiet", no_argument, NULL, 'q' },
         { "json", no_argument, NULL, OPT_JSON },
         { "warmup", required_argument, NULL, OPT_WARMUP },
         { "source", required_argument, NULL, OPT_SOURCE },
         { "source-port", required_argument, NULL, OPT_SOURCE_PORT },
-        { NULL, 0, NULL, 0 },
     };
+    struct option longopts[sizeof own / sizeof own[0] + CLIENT_TLS_NLONGOPTS + 1] = { 0 };
+    size_t nown = sizeof own / sizeof own[0];
     int c, rc;
+
+    memcpy(longopts, own, sizeof own);
+    memcpy(longopts + nown, client_tls_longopts, sizeof client_tls_longopts);
 
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":46c:d:hm:p:qr:s:t:U:w:", longopts, NULL)) != -1) {
@@ -347,6 +361,46 @@ static int find_target(const struct target *t, struct bench_config *cfg)
     return V_OK;
 }
 
+/* --tls: the context, and one handshake with the target that answered, so that a
+ * certificate that does not verify is one line and exit 7 at once, not a run of
+ * failed connections. */
+static int start_tls(struct bench_opts *o)
+{
+    struct bench_config *cfg = &o->cfg;
+    long wait_ms = (long)(cfg->wait_ns / 1000000);
+    char err[CLIENT_TLS_ERR_LEN];
+    struct peer p = { .fd = -1 };
+    struct report r;
+    int v;
+
+    if (!o->tls.on)
+        return V_OK;
+    if (client_tls_setup(&o->tls, err, sizeof err) != V_OK) {
+        log_msg("bench: %s", err);
+        return V_LOCAL;
+    }
+    cfg->tls_ctx = o->tls.ctx;
+    cfg->tls_cfg = &o->tls.cfg;
+    cfg->tls_host = o->t.host;
+    cfg->tls_resume = o->tls.resume;
+    report_start(&r, &o->t);
+    p.fd = socket(cfg->addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (p.fd < 0 || net_connect(p.fd, (struct sockaddr *)&cfg->addr, cfg->addrlen, wait_ms) < 0 ||
+        net_set_nonblock(p.fd, 1) < 0) {
+        v = cannot_reach(cfg, &o->t, errno, p.fd < 0);
+        if (p.fd >= 0)
+            close(p.fd);
+        return v;
+    }
+    snprintf(p.addr, sizeof p.addr, "%s", cfg->target);
+    v = client_tls_handshake(&o->tls, &p, o->t.host, wait_ms, 0, 1, &r);
+    if (v != V_OK)
+        log_msg("bench: %s", r.error);
+    tls_conn_free(p.tls);
+    close(p.fd);
+    return v;
+}
+
 /* Each connection is a descriptor: lift the soft limit to the hard one. */
 static int raise_nofile(const struct bench_config *cfg)
 {
@@ -429,13 +483,17 @@ int cmd_bench(int argc, char **argv)
     if (o.t.source.ss_family != AF_UNSPEC || o.t.source_port)
         o.cfg.source = &o.t;
     rc = find_target(&o.t, &o.cfg);
-    if (rc != V_OK)
-        return rc;
-    if (raise_nofile(&o.cfg) < 0)
-        return V_LOCAL;
-    if (bench_run(&o.cfg, &res) < 0) {
+    if (rc == V_OK)
+        rc = start_tls(&o);
+    if (rc == V_OK && raise_nofile(&o.cfg) < 0)
+        rc = V_LOCAL;
+    if (rc == V_OK && bench_run(&o.cfg, &res) < 0) {
         free(res.hist);
-        return V_LOCAL;
+        rc = V_LOCAL;
+    }
+    if (rc != V_OK) {
+        client_tls_free(&o.tls);
+        return rc;
     }
     if (o.json)
         bench_report_json(&o.cfg, &res);
@@ -447,5 +505,6 @@ int cmd_bench(int argc, char **argv)
         rc = V_LOCAL;
     }
     free(res.hist);
+    client_tls_free(&o.tls);
     return rc;
 }

@@ -185,13 +185,28 @@ int client_resolve(const struct target *t, const char *port, int passive,
                        rc == EAI_SYSTEM ? strerror(errno) : gai_strerror(rc));
 }
 
-int client_connect(const struct target *t, struct peer *p, struct report *r)
+/* --tls: the handshake on the connection just made; a failure closes it. */
+static int start_tls(const struct target *t, struct peer *p, struct report *r)
+{
+    int v;
+
+    if (t->tls == NULL || !t->tls->on)
+        return V_OK;
+    v = client_tls_handshake(t->tls, p, t->host, t->timeout_ms, t->verbose, t->quiet, r);
+    if (v != V_OK) {
+        tls_conn_free(p->tls);
+        p->tls = NULL;
+        sk_close(p->fd);
+        p->fd = -1;
+    }
+    return v;
+}
+
+static int connect_plain(const struct target *t, struct peer *p, struct report *r)
 {
     struct addrinfo *res, *ai;
     int v, err = 0;
 
-    p->fd = -1;
-    p->local[0] = '\0';
     if (t->unix_path)
         return connect_unix(t, p, r);
     v = client_resolve(t, t->port, 0, &res, r);
@@ -215,6 +230,18 @@ int client_connect(const struct target *t, struct peer *p, struct report *r)
         return r->verdict;
     return report_fail(r, t->quiet, verdict_of_errno(err), "connect to %s failed: %s", p->name,
                        strerror(err));
+}
+
+int client_connect(const struct target *t, struct peer *p, struct report *r)
+{
+    int v;
+
+    p->fd = -1;
+    p->local[0] = '\0';
+    p->tls = NULL;
+    p->tls_failed = 0;
+    v = connect_plain(t, p, r);
+    return v == V_OK ? start_tls(t, p, r) : v;
 }
 
 int client_write_stdout(const void *buf, size_t len)

@@ -10,7 +10,9 @@
 #include <stdio.h>
 #include <sys/socket.h>
 
+#include "client/client_tls.h"
 #include "lib/addr.h"
+#include "lib/tls.h"
 #include "lib/verdict.h"
 
 struct target {
@@ -25,6 +27,8 @@ struct target {
     const char *source_text;
     struct sockaddr_storage source;     /* family AF_UNSPEC: no --source */
     unsigned source_port;               /* 0: none */
+    /* --tls: a handshake after each connect (client_tls.h); NULL or off: plain. */
+    const struct client_tls *tls;
 };
 
 struct peer {
@@ -32,6 +36,13 @@ struct peer {
     char name[ADDR_TEXT_MAX + 24];  /* "127.0.0.1 port 7007 (tcp)", "unix:/tmp/s" */
     char addr[ADDR_TEXT_MAX];       /* "127.0.0.1:7007", "[::1]:7", "unix:/tmp/s" */
     char local[ADDR_TEXT_MAX];      /* our end, once connected */
+    /* --tls: the session over fd (peer_io.h moves the bytes either way). */
+    SSL *tls;
+    struct tls_wire wire;           /* for --trace: what the socket had moved */
+    int tls_failed;                 /* a TLS failure (not the socket's) ended it */
+    int tls_shut;                   /* our close_notify is out */
+    int tls_read_wants_write;       /* the last read must write first (POLLOUT) */
+    char tls_why[200];              /* the reason of the failure */
 };
 
 /* ------------------------------------------------------------------ the report */
@@ -46,6 +57,10 @@ struct report {
     uint64_t bytes_out, bytes_in;
     int64_t t_start, t_connected, t_first_byte, t_end;
     int64_t t_connecting;           /* the last connect began (after the lookup) */
+    int64_t t_handshake;            /* --tls: the last handshake was done */
+    int tls;                        /* --tls: the facts of the last handshake */
+    char tls_version[16], tls_cipher[64], tls_alpn[64];
+    char tls_fingerprint[TLS_FINGERPRINT_LEN];  /* the server's certificate */
     char error[320];                /* the one line told on stderr, without "kodama: " */
 };
 
@@ -57,8 +72,10 @@ int report_fail(struct report *r, int quiet, enum verdict v, const char *fmt, ..
 /* The peer answered for the first time (the first reply byte). */
 void report_first_byte(struct report *r);
 /* The object's common keys: verdict, exit, proto, host and port (or path), local,
- * peer, bytes_out, bytes_in, connect_ms, first_byte_ms, total_ms, error. The
- * caller may add its own, then json_end. t_end is set if it was not. */
+ * peer, bytes_out, bytes_in, connect_ms, first_byte_ms, total_ms, error; with
+ * --tls also handshake_ms, tls, tls_version, tls_cipher, tls_alpn and
+ * tls_fingerprint. The caller may add its own, then json_end. t_end is set if it
+ * was not. */
 void report_json(struct report *r, struct json_obj *j);
 /* Milliseconds from the start of the run to t, or -1 (null) if t was not reached. */
 double report_ms(const struct report *r, int64_t t);
@@ -71,10 +88,12 @@ int report_print(struct report *r, FILE *out);
 
 /* ------------------------------------------------------------------ connecting */
 
-/* Connect to the first address of t that accepts, netcat-style. Returns V_OK, or
- * the verdict after one line on stderr (the report keeps it): "connect to 127.0.0.1
- * port 9 (tcp) failed: Connection refused", "nosuch!host: Name or service not
- * known", "cannot use source address 192.0.2.1: Cannot assign requested address". */
+/* Connect to the first address of t that accepts, netcat-style, and with --tls make
+ * the handshake on it. Returns V_OK, or the verdict after one line on stderr (the
+ * report keeps it): "connect to 127.0.0.1 port 9 (tcp) failed: Connection refused",
+ * "nosuch!host: Name or service not known", "cannot use source address 192.0.2.1:
+ * Cannot assign requested address", "127.0.0.1:8443: tls: certificate verify
+ * failed: self-signed certificate". p->tls is the session, or NULL. */
 int client_connect(const struct target *t, struct peer *p, struct report *r);
 
 /* Bind fd to t's --source and --source-port, if any (family: fd's). Returns 0, or
@@ -111,6 +130,7 @@ struct client_opts {
     int wait_given;
     int json;                   /* --json */
     int trace;                  /* --trace */
+    struct client_tls tls;      /* --tls and its options (t.tls points here if on) */
 };
 
 /* A command's own options, besides the shared ones: it returns EXIT_OK, a usage
@@ -127,7 +147,8 @@ struct client_cmd {
 };
 
 /* The options the clients share: -4 -6 -U PATH -u -v -w SECS -h, --source ADDR,
- * --source-port PORT, --json, --trace; then the command's own. Options end at the
+ * --source-port PORT, --json, --trace, the TLS options (client_tls.h); then the
+ * command's own. Options end at the
  * first operand (so a message may start with '-'); optind is left there. Returns
  * EXIT_OK, or a usage error already reported. */
 int client_parse_options(const struct client_cmd *cmd, int argc, char **argv,

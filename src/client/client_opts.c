@@ -83,6 +83,9 @@ static void merge_options(const struct client_cmd *cmd, char *shortopts, struct 
     snprintf(shortopts, SHORTOPTS_MAX, "+:46hU:uvw:%s", cmd->shortopts ? cmd->shortopts : "");
     for (size_t i = 0; i < sizeof shared_longopts / sizeof shared_longopts[0]; i++)
         longopts[n++] = shared_longopts[i];
+    for (size_t i = 0; i < CLIENT_TLS_NLONGOPTS; i++)
+        if (strcmp(client_tls_longopts[i].name, "resume") != 0)    /* bench's alone */
+            longopts[n++] = client_tls_longopts[i];
     for (const struct option *o = cmd->longopts; o && o->name && n < LONGOPTS_MAX - 1; o++)
         longopts[n++] = *o;
     memset(&longopts[n], 0, sizeof longopts[n]);
@@ -149,6 +152,8 @@ int client_parse_options(const struct client_cmd *cmd, int argc, char **argv,
         if (c == '?' || c == ':')
             return option_error(cmd->name, c, argv, longopts);
         rc = shared_option(cmd, c, o);
+        if (rc == -1)
+            rc = client_tls_option(cmd->name, &o->tls, c, optarg, 0);
         if (rc == -1 && cmd->opt)
             rc = cmd->opt(cmd->ctx, c, optarg);
         if (rc == -1)
@@ -157,6 +162,10 @@ int client_parse_options(const struct client_cmd *cmd, int argc, char **argv,
             return rc;
     }
     rc = check_shared(cmd->name, o);
+    if (rc == EXIT_OK)
+        rc = client_tls_check(cmd->name, &o->tls, o->t.udp ? "-u" : NULL);
+    if (rc == EXIT_OK && o->tls.on)
+        o->t.tls = &o->tls;
     if (rc == EXIT_OK && o->trace)
         trace_start();
     return rc;

@@ -8,6 +8,7 @@
 
 #include "client/client.h"
 #include "client/connect.h"
+#include "client/peer_io.h"
 #include "client/relay.h"
 #include "client/sock.h"
 #include "lib/cli.h"
@@ -46,7 +47,9 @@ void help_connect(FILE *out)
         "  -p, --source-port PORT  connect from this local port\n"
         "      --json         one JSON object per run (per port with -z): on stdout\n"
         "                     with -z, else as the last line on stderr\n"
-        "      --trace        narrate each socket call on stderr\n"
+        "      --trace        narrate each socket call on stderr\n");
+    client_tls_help(out, 6, 21, 0);
+    fprintf(out,
         "  -h, --help         show this help\n\n"
         "Exit status (the verdict):\n%s\n"
         "(see 'man kodama', EXIT STATUS). A udp relay that heard no reply exits 0.\n",
@@ -83,6 +86,11 @@ static int check_modes(const struct connect_opts *o)
                            "[ADDR] PORT)");
     if (o->scan && t->unix_path)
         return usage_error("connect", "cannot use -z with -U");
+    if (o->listen && o->c.tls.on)
+        return usage_error("connect", "cannot use --tls with -l (listen mode has no TLS: "
+                           "kodama serve's +tls is the server)");
+    if (o->scan && o->c.tls.on)
+        return usage_error("connect", "cannot use --tls with -z (the scan only connects)");
     return EXIT_OK;
 }
 
@@ -133,6 +141,7 @@ static int parse_connect_args(int argc, char **argv, struct connect_opts *o)
 static int relay_to(struct connect_opts *o)
 {
     struct target *t = &o->c.t;
+    char err[CLIENT_TLS_ERR_LEN];
     struct relay rl;
     struct report r;
     struct peer p;
@@ -140,15 +149,19 @@ static int relay_to(struct connect_opts *o)
 
     t->timeout_ms = t->udp ? 0 : o->c.wait_ms;
     report_start(&r, t);
+    v = client_tls_setup(&o->c.tls, err, sizeof err);
+    if (v != V_OK)
+        return report_end(&r, o->c.json, report_fail(&r, 0, v, "%s", err));
     v = client_connect(t, &p, &r);
+    client_tls_free(&o->c.tls);     /* the connection holds what it needs */
     if (v != V_OK)
         return report_end(&r, o->c.json, v);
     if (t->verbose)
         log_msg("connected to %s", p.name);
     relay_init(&rl, t->udp, o->c.wait_ms > 0 ? o->c.wait_ms : UDP_WAIT_DEFAULT_MS);
-    v = relay_run(&rl, p.fd, p.name, &r);
+    v = relay_run_peer(&rl, &p, &r);
     relay_free(&rl);
-    sk_close(p.fd);
+    peer_close(&p);
     return report_end(&r, o->c.json, v);
 }
 

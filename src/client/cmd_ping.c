@@ -54,7 +54,9 @@ void help_ping(FILE *out)
         "      --source ADDR  connect from this local address\n"
         "      --source-port PORT  connect from this local port (echo mode)\n"
         "      --json         print the summary as one JSON object, and no other line\n"
-        "      --trace        narrate each socket call on stderr\n"
+        "      --trace        narrate each socket call on stderr\n");
+    client_tls_help(out, 6, 21, 0);
+    fprintf(out,
         "  -h, --help         show this help\n\n"
         "Exit status (the verdict):\n%s\n"
         "0 every probe answered, 4 any lost; else the first other failure's verdict.\n",
@@ -178,6 +180,7 @@ static void print_summary(const struct ping_opts *o, const struct ping_stats *st
     print_series("rtt", &st->rtt);
     if (o->connect_mode)
         print_series("connect", &st->connect);
+    print_series("handshake", &st->handshake);
 }
 
 static void series_json(struct json_obj *j, const char *prefix, const struct ping_series *s)
@@ -210,6 +213,8 @@ static void print_json(const struct ping_opts *o, const struct ping_stats *st, s
     series_json(&j, "rtt", &st->rtt);
     if (o->connect_mode)
         series_json(&j, "connect", &st->connect);
+    if (o->c.tls.on)
+        series_json(&j, "handshake", &st->handshake);
     fputs(json_end(&j), stdout);
 }
 
@@ -231,7 +236,7 @@ int cmd_ping(int argc, char **argv)
     struct ping_stats st = { 0 };
     struct report r;
     struct peer p = { .fd = -1 };
-    char name[ADDR_TEXT_MAX + 32];
+    char name[ADDR_TEXT_MAX + 32], err[CLIENT_TLS_ERR_LEN];
     int rc = parse_ping_args(argc, argv, &o), v;
 
     if (rc != EXIT_OK)
@@ -239,9 +244,18 @@ int cmd_ping(int argc, char **argv)
     sk_catch_stop();
     report_start(&r, &o.c.t);
     target_name(&o.c.t, name, sizeof name);
+    v = client_tls_setup(&o.c.tls, err, sizeof err);
+    if (v != V_OK) {
+        report_fail(&r, 0, v, "%s", err);
+        if (o.c.json)
+            print_json(&o, &st, &r);
+        return v;
+    }
     if (!o.c.json)
-        printf("PING %s: %s%lu data bytes\n", name, o.connect_mode ? "connect, " : "", o.size);
+        printf("PING %s: %s%s%lu data bytes\n", name, o.connect_mode ? "connect, " : "",
+               o.c.tls.on ? "tls, " : "", o.size);
     v = o.connect_mode ? ping_connect_run(&o, &st, &r, &p) : ping_echo_run(&o, &st, &r, &p);
+    client_tls_free(&o.c.tls);
     r.verdict = verdict_of_run(&st, v);
     r.t_end = now_ns();
     if (o.c.json)

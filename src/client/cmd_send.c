@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "client/client.h"
+#include "client/peer_io.h"
 #include "client/sock.h"
 #include "lib/cli.h"
 #include "lib/log.h"
@@ -38,7 +39,9 @@ void help_send(FILE *out)
         "      --source-port PORT  connect from this local port\n"
         "      --json         print one JSON object (the verdict, addresses, bytes and\n"
         "                     times) instead of the replies\n"
-        "      --trace        narrate each socket call on stderr\n"
+        "      --trace        narrate each socket call on stderr\n");
+    client_tls_help(out, 6, 21, 0);
+    fprintf(out,
         "  -h, --help         show this help\n\n"
         "Exit status (the verdict):\n%s\n"
         "(see 'man kodama', EXIT STATUS).\n", verdict_summary());
@@ -112,7 +115,7 @@ static int check_piece(struct send_run *s, const char *msg, size_t len, size_t g
 /* Send as much of msg as the socket takes now. Returns V_OK or the failure. */
 static int send_some(struct send_run *s, const char *msg, size_t len, size_t *sent)
 {
-    ssize_t n = sk_send(s->p.fd, msg + *sent, len - *sent);
+    ssize_t n = peer_send(&s->p, msg + *sent, len - *sent);
 
     if (n >= 0) {
         *sent += (size_t)n;
@@ -121,15 +124,14 @@ static int send_some(struct send_run *s, const char *msg, size_t len, size_t *se
     }
     if (errno == EAGAIN || errno == EINTR)
         return V_OK;
-    return report_fail(&s->r, 0, verdict_of_errno(errno), "send to %s failed: %s", s->p.name,
-                       strerror(errno));
+    return peer_fail(&s->r, 0, &s->p, errno, "send to");
 }
 
 /* Read what came of the reply. Returns V_OK or the failure. */
 static int recv_some(struct send_run *s, const char *msg, size_t len, size_t *got)
 {
     size_t room = s->cap - *got;
-    ssize_t n = sk_recv(s->p.fd, s->buf + *got, room < SK_RECV_CHUNK ? room : SK_RECV_CHUNK);
+    ssize_t n = peer_recv(&s->p, s->buf + *got, room < SK_RECV_CHUNK ? room : SK_RECV_CHUNK);
 
     if (n > 0) {
         int v = check_piece(s, msg, len, *got, (size_t)n);
@@ -145,8 +147,7 @@ static int recv_some(struct send_run *s, const char *msg, size_t len, size_t *go
     }
     if (errno == EAGAIN || errno == EINTR)
         return V_OK;
-    return report_fail(&s->r, 0, verdict_of_errno(errno), "receive from %s failed: %s",
-                       s->p.name, strerror(errno));
+    return peer_fail(&s->r, 0, &s->p, errno, "receive from");
 }
 
 /* Send msg and read its echo on a stream, both at once: a long message would
@@ -163,7 +164,9 @@ static int exchange_stream(struct send_run *s, const char *msg, size_t len)
 
         if (sent < len && (v = send_some(s, msg, len, &sent)) != V_OK)
             break;
-        ev = wait_fd(s->p.fd, (short)(POLLIN | (sent < len ? POLLOUT : 0)), deadline);
+        ev = peer_recv_events(&s->p);
+        ev = ev == 0 ? POLLIN      /* TLS holds decrypted bytes: read them first */
+                     : wait_fd(s->p.fd, (short)(ev | (sent < len ? POLLOUT : 0)), deadline);
         if (ev == 0)
             return no_reply(s);
         if (ev < 0)
@@ -179,21 +182,35 @@ static int exchange_stream(struct send_run *s, const char *msg, size_t len)
     return v;
 }
 
+/* Our side's end: the FIN (TLS: close_notify first, which may have to wait for
+ * room). Returns 1 when done, 0 when the peer has gone already, or the failure. */
+static int shut_our_side(struct send_run *s, int64_t deadline)
+{
+    while (peer_shutdown_wr(&s->p) < 0) {
+        if (errno != EAGAIN)
+            return 0;   /* ENOTCONN: the peer has gone already, every reply in */
+        if (wait_fd(s->p.fd, POLLOUT, deadline) <= 0)
+            return 0;
+    }
+    return 1;
+}
+
 /* After the last reply: our FIN, then the peer's, for at most -w. A byte more is a
  * mismatch; a peer that keeps the connection open past -w still passes. */
 static int drain_stream(struct send_run *s)
 {
     int64_t deadline = now_ms() + s->c.wait_ms;
 
-    if (sk_shutdown_wr(s->p.fd) < 0)
-        return V_OK;    /* ENOTCONN: the peer has gone already, every reply in */
+    if (shut_our_side(s, deadline) != 1)
+        return V_OK;
     for (;;) {
-        int ev = wait_fd(s->p.fd, POLLIN, deadline);
+        short want = peer_recv_events(&s->p);
+        int ev = want ? wait_fd(s->p.fd, want, deadline) : POLLIN;
         ssize_t n;
 
         if (ev <= 0)
             return V_OK;
-        n = sk_recv(s->p.fd, s->buf, SK_RECV_CHUNK);
+        n = peer_recv(&s->p, s->buf, SK_RECV_CHUNK);
         if (n == 0)
             return V_OK;
         if (n > 0) {
@@ -201,8 +218,7 @@ static int drain_stream(struct send_run *s)
             return fail(s, V_MISMATCH, "reply from %s is longer than the message sent", NULL);
         }
         if (errno != EAGAIN && errno != EINTR)
-            return report_fail(&s->r, 0, verdict_of_errno(errno), "receive from %s failed: %s",
-                               s->p.name, strerror(errno));
+            return peer_fail(&s->r, 0, &s->p, errno, "receive from");
     }
 }
 
@@ -284,20 +300,26 @@ static int parse_send_args(int argc, char **argv, struct send_run *s)
 int cmd_send(int argc, char **argv)
 {
     struct send_run s = { .c = { .t.family = AF_UNSPEC, .wait_text = "5", .wait_ms = 5000 } };
+    char err[CLIENT_TLS_ERR_LEN];
     int rc = parse_send_args(argc, argv, &s);
 
     if (rc != EXIT_OK)
         return rc;
     s.c.t.timeout_ms = s.c.wait_ms;
     report_start(&s.r, &s.c.t);
-    rc = client_connect(&s.c.t, &s.p, &s.r);
+    rc = client_tls_setup(&s.c.tls, err, sizeof err);
+    if (rc != V_OK)
+        report_fail(&s.r, 0, rc, "%s", err);
+    if (rc == V_OK)
+        rc = client_connect(&s.c.t, &s.p, &s.r);
     if (rc == V_OK) {
         s.cap = NET_DGRAM_MAX;
         s.buf = xmalloc(s.cap);
         rc = send_all(&s);
-        sk_close(s.p.fd);
+        peer_close(&s.p);
         free(s.buf);
     }
+    client_tls_free(&s.c.tls);
     s.r.t_end = now_ns();
     if (s.c.json && report_print(&s.r, stdout) < 0 && rc == V_OK)
         rc = V_LOCAL;

@@ -30,6 +30,7 @@ struct ping_stats {
     uint64_t probes, replies, duplicates, corrupt, late, failed;
     struct ping_series rtt;         /* echo: send to reply; connect: to the first byte */
     struct ping_series connect;     /* connect mode: the connect itself */
+    struct ping_series handshake;   /* --tls: the TLS handshake, after the connect */
     int first_failure;              /* the verdict of the first failure not a loss */
     int64_t t_first, t_last;        /* when the first probe went, when it ended */
 };

@@ -1,10 +1,12 @@
 /* ping_connect.c — ping's connect mode (--connect): each probe is a connection of its
- * own. It is timed from the connect to the handshake's end and to the first byte
- * back: against hello the greeting, against echo the echo of the -s bytes sent
- * (-s 0 sends none). Then our side is shut down and the connection closed as soon as
- * the peer's is, so the server sees a clean end:
+ * own. It is timed from the connect to the handshake's end, with --tls the TLS
+ * handshake after it, and from the connect to the first byte back: against hello
+ * the greeting, against echo the echo of the -s bytes sent (-s 0 sends none). Then
+ * our side is shut down and the connection closed as soon as the peer's is, so the
+ * server sees a clean end:
  *
  *   connected to 127.0.0.1:8080: seq=0 connect=0.061 ms first_byte=0.120 ms
+ *   connected to 127.0.0.1:8443: seq=0 connect=0.058 ms handshake=1.202 ms first_byte=1.411 ms
  *   seq=1: connect to 127.0.0.1 port 8081 (tcp) failed: Connection refused
  *   no first byte from 127.0.0.1:8080: seq=2 within 1 s */
 #include <errno.h>
@@ -13,6 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "client/peer_io.h"
 #include "client/ping.h"
 #include "client/sock.h"
 #include "lib/util.h"
@@ -49,19 +52,19 @@ static int wait_until(int fd, short events, int64_t deadline)
 }
 
 /* Send the probe's bytes (all of them, within the deadline). 0, or -1 with errno. */
-static int send_probe(struct probe_run *pr, int fd, int64_t deadline)
+static int send_probe(struct probe_run *pr, struct peer *p, int64_t deadline)
 {
     size_t off = 0, size = pr->o->size;
 
     while (off < size) {
-        ssize_t n = sk_send(fd, pr->buf + off, size - off);
+        ssize_t n = peer_send(p, pr->buf + off, size - off);
 
         if (n >= 0) {
             off += (size_t)n;
             pr->r->bytes_out += (uint64_t)n;
         } else if (errno != EAGAIN && errno != EINTR) {
             return -1;
-        } else if (wait_until(fd, POLLOUT, deadline) <= 0) {
+        } else if (wait_until(p->fd, POLLOUT, deadline) <= 0) {
             errno = ETIMEDOUT;
             return -1;
         }
@@ -69,35 +72,57 @@ static int send_probe(struct probe_run *pr, int fd, int64_t deadline)
     return 0;
 }
 
-/* After the first byte: our FIN, and the rest read until the peer's (within -w). */
-static void finish_probe(struct probe_run *pr, int fd, int64_t deadline)
+/* Wait until p can be read (at once if TLS holds decrypted bytes). */
+static int wait_readable(struct peer *p, int64_t deadline)
 {
-    if (sk_shutdown_wr(fd) == 0)
-        while (wait_until(fd, POLLIN, deadline) > 0) {
-            ssize_t n = sk_recv(fd, pr->buf, pr->o->size > 0 ? pr->o->size : 1);
+    short want = peer_recv_events(p);
+
+    return want ? wait_until(p->fd, want, deadline) : POLLIN;
+}
+
+/* After the first byte: our FIN (TLS: close_notify first), and the rest read until
+ * the peer's (within -w). */
+static void finish_probe(struct probe_run *pr, struct peer *p, int64_t deadline)
+{
+    int rc;
+
+    while ((rc = peer_shutdown_wr(p)) < 0 && errno == EAGAIN &&
+           wait_until(p->fd, POLLOUT, deadline) > 0)
+        ;
+    if (rc == 0)
+        while (wait_readable(p, deadline) > 0) {
+            ssize_t n = peer_recv(p, pr->buf, pr->o->size > 0 ? pr->o->size : 1);
 
             if (n > 0)
                 pr->r->bytes_in += (uint64_t)n;
             else if (n == 0 || (errno != EAGAIN && errno != EINTR))
                 break;
         }
-    sk_close(fd);
+    peer_close(p);
+}
+
+/* A send or receive failed with err: its verdict and line, in r alone. */
+static int probe_failed(struct report *r, const struct peer *p, int err, const char *what)
+{
+    if (p->tls_failed)
+        return report_fail(r, 1, V_TLS, "tls: %s", p->tls_why);
+    return report_fail(r, 1, verdict_of_errno(err), "%s failed: %s", what, strerror(err));
 }
 
 /* Wait for the first byte. Returns V_OK with the time in *first, V_TIMEOUT, or the
  * verdict of the failure (its text in r->error). */
-static int first_byte(struct probe_run *pr, int fd, int64_t deadline, int64_t *first,
+static int first_byte(struct probe_run *pr, struct peer *p, int64_t deadline, int64_t *first,
                       struct report *r)
 {
     for (;;) {
-        int ev = wait_until(fd, POLLIN, deadline);
+        int ev = wait_readable(p, deadline);
         ssize_t n;
 
         if (ev == 0)
             return V_TIMEOUT;
         if (ev < 0)
             return report_fail(r, 1, V_LOCAL, "poll: %s", strerror(errno));
-        n = sk_recv(fd, pr->buf, pr->o->size > 0 ? pr->o->size : 1);
+        n = peer_recv(p, pr->buf, pr->o->size > 0 ? pr->o->size : 1);
         if (n > 0) {
             *first = now_ns();
             pr->r->bytes_in += (uint64_t)n;
@@ -107,16 +132,49 @@ static int first_byte(struct probe_run *pr, int fd, int64_t deadline, int64_t *f
         if (n == 0)
             return report_fail(r, 1, V_RESET, "closed by the peer before the first byte");
         if (errno != EAGAIN && errno != EINTR)
-            return report_fail(r, 1, verdict_of_errno(errno), "receive failed: %s",
-                               strerror(errno));
+            return probe_failed(r, p, errno, "receive");
     }
+}
+
+/* The run's report takes the first connection's addresses and TLS facts. */
+static void keep_first(struct report *run, const struct report *r)
+{
+    snprintf(run->local, sizeof run->local, "%s", r->local);
+    if (run->t_connected == 0)
+        run->t_connected = r->t_connected;
+    if (r->tls && run->t_handshake == 0) {
+        run->tls = 1;
+        run->t_handshake = r->t_handshake;
+        memcpy(run->tls_version, r->tls_version, sizeof run->tls_version);
+        memcpy(run->tls_cipher, r->tls_cipher, sizeof run->tls_cipher);
+        memcpy(run->tls_alpn, r->tls_alpn, sizeof run->tls_alpn);
+        memcpy(run->tls_fingerprint, r->tls_fingerprint, sizeof run->tls_fingerprint);
+    }
+}
+
+static int probe_done(struct probe_run *pr, uint32_t seq, const struct peer *p,
+                      const struct report *r, int64_t first)
+{
+    double connect = (double)(r->t_connected - r->t_connecting) / 1e6;
+    double to_first = (double)(first - r->t_connecting) / 1e6;
+
+    pr->st->replies++;
+    ping_series_add(&pr->st->connect, r->t_connected - r->t_connecting);
+    ping_series_add(&pr->st->rtt, first - r->t_connecting);
+    if (!r->tls)
+        return ping_line(pr->o, "connected to %s: seq=%u connect=%.3f ms first_byte=%.3f ms",
+                         p->addr, seq, connect, to_first);
+    ping_series_add(&pr->st->handshake, r->t_handshake - r->t_connected);
+    return ping_line(pr->o, "connected to %s: seq=%u connect=%.3f ms handshake=%.3f ms "
+                     "first_byte=%.3f ms", p->addr, seq, connect,
+                     (double)(r->t_handshake - r->t_connected) / 1e6, to_first);
 }
 
 /* One probe, from the connect to the close. Returns 0, or -1 if stdout failed. */
 static int probe(struct probe_run *pr, uint32_t seq)
 {
     struct ping_opts *o = pr->o;
-    int64_t wait = (int64_t)o->c.wait_ms * NS_PER_MS, first = 0;
+    int64_t wait = (int64_t)o->c.wait_ms * NS_PER_MS, first = 0, ready;
     struct report r;
     struct peer p;
     int v;
@@ -131,19 +189,18 @@ static int probe(struct probe_run *pr, uint32_t seq)
             ping_failed(pr->st, v);
         return ping_line(o, "seq=%u: %s", seq, r.error);
     }
-    snprintf(pr->r->local, sizeof pr->r->local, "%s", r.local);
-    if (pr->r->t_connected == 0)
-        pr->r->t_connected = r.t_connected;
+    keep_first(pr->r, &r);
+    ready = r.tls ? r.t_handshake : r.t_connected;
     if (o->size >= PING_HEADER)
         ping_build(pr->buf, o->size, pr->id, seq);
     else
         memset(pr->buf, 'k', o->size);     /* too short for a probe's header */
-    if (o->size > 0 && send_probe(pr, p.fd, r.t_connected + wait) < 0)
-        v = report_fail(&r, 1, verdict_of_errno(errno), "send failed: %s", strerror(errno));
+    if (o->size > 0 && send_probe(pr, &p, ready + wait) < 0)
+        v = probe_failed(&r, &p, errno, "send");
     if (v == V_OK)
-        v = first_byte(pr, p.fd, r.t_connected + wait, &first, &r);
+        v = first_byte(pr, &p, ready + wait, &first, &r);
     if (v != V_OK) {
-        sk_close(p.fd);
+        peer_close(&p);
         if (v != V_TIMEOUT) {
             ping_failed(pr->st, v);
             return ping_line(o, "seq=%u: %s: %s", seq, p.addr, r.error);
@@ -151,13 +208,8 @@ static int probe(struct probe_run *pr, uint32_t seq)
         return ping_line(o, "no first byte from %s: seq=%u within %s s", p.addr, seq,
                          o->c.wait_text);
     }
-    finish_probe(pr, p.fd, first + wait);
-    pr->st->replies++;
-    ping_series_add(&pr->st->connect, r.t_connected - r.t_connecting);
-    ping_series_add(&pr->st->rtt, first - r.t_connecting);
-    return ping_line(o, "connected to %s: seq=%u connect=%.3f ms first_byte=%.3f ms", p.addr,
-                     seq, (double)(r.t_connected - r.t_connecting) / 1e6,
-                     (double)(first - r.t_connecting) / 1e6);
+    finish_probe(pr, &p, first + wait);
+    return probe_done(pr, seq, &p, &r, first);
 }
 
 int ping_connect_run(struct ping_opts *o, struct ping_stats *st, struct report *r,

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "client/peer_io.h"
 #include "client/ping.h"
 #include "client/sock.h"
 #include "lib/util.h"
@@ -136,15 +137,14 @@ static int probe_refused(struct echo *e, int err)
 static int echo_read(struct echo *e)
 {
     size_t size = e->o->size, done = 0;
-    ssize_t n = sk_recv(e->p->fd, e->rx + e->rx_len, e->rx_cap - e->rx_len);
+    ssize_t n = peer_recv(e->p, e->rx + e->rx_len, e->rx_cap - e->rx_len);
 
     if (n < 0 && (errno == EAGAIN || errno == EINTR))
         return V_OK;
     if (n < 0 && !e->stream)
         return probe_refused(e, errno) < 0 ? V_LOCAL : V_OK;
     if (n < 0)
-        return report_fail(e->r, 0, verdict_of_errno(errno), "receive from %s failed: %s",
-                           e->p->name, strerror(errno));
+        return peer_fail(e->r, 0, e->p, errno, "receive from");
     e->r->bytes_in += (uint64_t)n;
     if (!e->stream)
         return reply(e, e->rx, (size_t)n) < 0 ? V_LOCAL : V_OK;
@@ -188,7 +188,7 @@ static int flush_tx(struct echo *e)
 
     if (e->tx_off == e->tx_len)
         return V_OK;
-    n = sk_send(e->p->fd, e->tx + e->tx_off, e->tx_len - e->tx_off);
+    n = peer_send(e->p, e->tx + e->tx_off, e->tx_len - e->tx_off);
     if (n >= 0) {
         e->tx_off += (size_t)n;
         e->r->bytes_out += (uint64_t)n;
@@ -198,8 +198,7 @@ static int flush_tx(struct echo *e)
         return V_OK;
     if (!e->stream)     /* an earlier datagram's error; this one goes out next time */
         return probe_refused(e, errno) < 0 ? V_LOCAL : V_OK;
-    return report_fail(e->r, 0, verdict_of_errno(errno), "send to %s failed: %s", e->p->name,
-                       strerror(errno));
+    return peer_fail(e->r, 0, e->p, errno, "send to");
 }
 
 /* Is the next probe due, and is there room for it? */
@@ -251,9 +250,9 @@ static int poll_timeout(const struct echo *e, int64_t now)
 
 static int echo_step(struct echo *e)
 {
-    struct pollfd pfd = { .fd = e->p->fd, .events = POLLIN };
+    struct pollfd pfd = { .fd = e->p->fd, .events = peer_recv_events(e->p) };
     int64_t now = now_ns();
-    int v = expire(e, now), n;
+    int v = expire(e, now), n, read_now = pfd.events == 0;
 
     if (v == V_OK && may_send(e, now))
         v = send_probe(e, now);
@@ -261,12 +260,17 @@ static int echo_step(struct echo *e)
         return v;   /* a failure, or the last probe is answered or lost */
     if (e->tx_off < e->tx_len)
         pfd.events |= POLLOUT;
-    n = sk_poll(&pfd, 1, poll_timeout(e, now_ns()));
+    n = sk_poll(&pfd, 1, read_now ? 0 : poll_timeout(e, now_ns()));
     if (n < 0 && errno != EINTR)
         return report_fail(e->r, 0, V_LOCAL, "poll: %s", strerror(errno));
+    if (read_now && n >= 0) {
+        pfd.revents |= POLLIN;      /* TLS holds decrypted replies already */
+        n++;
+    }
     if (n > 0 && (pfd.revents & POLLOUT))
         v = flush_tx(e);
-    if (v == V_OK && n > 0 && (pfd.revents & (POLLIN | POLLHUP | POLLERR)))
+    if (v == V_OK && n > 0 && ((pfd.revents & (POLLIN | POLLHUP | POLLERR)) ||
+                               (e->p->tls_read_wants_write && (pfd.revents & POLLOUT))))
         v = echo_read(e);
     return v;
 }
@@ -288,6 +292,12 @@ int ping_echo_run(struct ping_opts *o, struct ping_stats *st, struct report *r, 
         return v;
     }
     e->peer = ping_peer_text(p);
+    if (r->tls) {
+        ping_series_add(&st->handshake, r->t_handshake - r->t_connected);
+        if (ping_line(o, "%s %s with %s: handshake=%.3f ms", r->tls_version, r->tls_cipher,
+                      e->peer, (double)(r->t_handshake - r->t_connected) / 1e6) < 0)
+            v = report_fail(r, 0, V_LOCAL, "cannot write to stdout: %s", strerror(errno));
+    }
     e->id = (uint32_t)now_ns() ^ ((uint32_t)getpid() << 16);
     e->tx = xmalloc(o->size);
     e->rx_cap = o->size * 2 + SK_RECV_CHUNK;
@@ -296,7 +306,7 @@ int ping_echo_run(struct ping_opts *o, struct ping_stats *st, struct report *r, 
     while (v == V_OK && !sk_stop_requested() && (ping_more(o, st) || e->outstanding > 0))
         v = echo_step(e);
     st->t_last = now_ns();
-    sk_close(p->fd);
+    peer_close(p);
     free(e->tx);
     free(e->rx);
     free(e);

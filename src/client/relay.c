@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "client/peer_io.h"
 #include "client/sock.h"
 #include "lib/log.h"
 #include "lib/net.h"
@@ -78,13 +79,15 @@ static int net_write(struct relay *rl)
 {
     struct iovec iov[2];
     int cnt = ring_data_iov(&rl->to_net, iov);
-    ssize_t n = sk_sendv(rl->fd, iov, rl->udp ? 1 : cnt);
+    ssize_t n;
 
+    if (cnt == 0)
+        return V_OK;    /* woken to retry our close_notify (shut_net_out) */
+    n = peer_sendv(rl->p, iov, rl->udp ? 1 : cnt);
     if (n < 0) {
         if (errno == EINTR || errno == EAGAIN)
             return V_OK;
-        return report_fail(rl->r, 0, verdict_of_errno(errno), "send to %s failed: %s", rl->name,
-                           strerror(errno));
+        return peer_fail(rl->r, 0, rl->p, errno, "send to");
     }
     if (rl->udp)
         rl->dgrams_sent++;
@@ -97,16 +100,15 @@ static int net_read(struct relay *rl)
 {
     struct iovec iov[2];
     int cnt = ring_space_iov(&rl->to_out, iov);
-    ssize_t n = sk_recvv(rl->fd, iov, rl->udp ? 1 : cnt);
+    ssize_t n = peer_recvv(rl->p, iov, rl->udp ? 1 : cnt);
 
     if (n < 0) {
         if (errno == EINTR || errno == EAGAIN)
             return V_OK;
         if (rl->udp)
             return report_fail(rl->r, 0, verdict_of_errno(errno), "no reply from %s: %s",
-                               rl->name, strerror(errno));
-        return report_fail(rl->r, 0, verdict_of_errno(errno), "receive from %s failed: %s",
-                           rl->name, strerror(errno));
+                               rl->p->name, strerror(errno));
+        return peer_fail(rl->r, 0, rl->p, errno, "receive from");
     }
     if (rl->udp)
         rl->dgrams_received++;
@@ -119,12 +121,23 @@ static int net_read(struct relay *rl)
     return V_OK;
 }
 
-/* Our side is done: tell the peer (tcp, unix) so it can finish and close. */
+/* Our side is done: tell the peer (tcp, unix) so it can finish and close. Over
+ * TLS the close_notify may not fit in the socket yet: then it is tried again when
+ * the socket is writable (relay_poll_set watches for it while shut_wanted). */
 static void shut_net_out(struct relay *rl)
 {
+    if (!rl->udp && peer_shutdown_wr(rl->p) < 0) {
+        if (errno == EAGAIN)
+            return;
+        if (errno != ENOTCONN)
+            log_msg("shutdown: %s", strerror(errno));
+    }
     rl->net_out_open = 0;
-    if (!rl->udp && sk_shutdown_wr(rl->fd) < 0 && errno != ENOTCONN)
-        log_msg("shutdown: %s", strerror(errno));
+}
+
+static int shut_wanted(const struct relay *rl)
+{
+    return !rl->stdin_open && ring_empty(&rl->to_net) && rl->net_out_open;
 }
 
 static int relay_done(const struct relay *rl)
@@ -137,16 +150,18 @@ static int relay_done(const struct relay *rl)
     return !rl->net_in_open;
 }
 
-static void relay_poll_set(const struct relay *rl, struct pollfd pfd[POLL_N])
+static void relay_poll_set(struct relay *rl, struct pollfd pfd[POLL_N])
 {
     pfd[POLL_STDIN].fd = rl->stdin_open && rl->udp ? (ring_empty(&rl->to_net) ? STDIN_FILENO : -1)
                          : rl->stdin_open && ring_space(&rl->to_net) ? STDIN_FILENO : -1;
     pfd[POLL_STDIN].events = POLLIN;
-    pfd[POLL_NETOUT].fd = !ring_empty(&rl->to_net) ? rl->fd : -1;
+    pfd[POLL_NETOUT].fd = !ring_empty(&rl->to_net) || shut_wanted(rl) ? rl->p->fd : -1;
     pfd[POLL_NETOUT].events = POLLOUT;
-    pfd[POLL_NETIN].fd = rl->net_in_open &&
-                         ring_space(&rl->to_out) >= (rl->udp ? NET_DGRAM_MAX : 1) ? rl->fd : -1;
-    pfd[POLL_NETIN].events = POLLIN;
+    pfd[POLL_NETIN].fd = -1;
+    pfd[POLL_NETIN].events = peer_recv_events(rl->p);
+    if (rl->net_in_open && ring_space(&rl->to_out) >= (rl->udp ? NET_DGRAM_MAX : 1))
+        pfd[POLL_NETIN].fd = rl->p->fd;
+    rl->read_now = pfd[POLL_NETIN].fd >= 0 && pfd[POLL_NETIN].events == 0;
     pfd[POLL_STDOUT].fd = !ring_empty(&rl->to_out) ? STDOUT_FILENO : -1;
     pfd[POLL_STDOUT].events = POLLOUT;
 }
@@ -169,7 +184,7 @@ static int relay_step(struct relay *rl, struct pollfd pfd[POLL_N])
         return report_fail(rl->r, 0, V_LOCAL, "cannot write to stdout: %s", strerror(EBADF));
     if ((pfd[POLL_STDOUT].revents & any) && (v = stdout_write(rl)) != V_OK)
         return v;
-    if (!rl->stdin_open && ring_empty(&rl->to_net) && rl->net_out_open)
+    if (shut_wanted(rl))
         shut_net_out(rl);
     return V_OK;
 }
@@ -190,11 +205,19 @@ static int udp_quiet_left(const struct relay *rl, int64_t *quiet_since)
 
 int relay_run(struct relay *rl, int fd, const char *name, struct report *r)
 {
+    memset(&rl->plain, 0, sizeof rl->plain);
+    rl->plain.fd = fd;
+    snprintf(rl->plain.name, sizeof rl->plain.name, "%s", name);
+    snprintf(rl->plain.addr, sizeof rl->plain.addr, "%s", r->peer);
+    return relay_run_peer(rl, &rl->plain, r);
+}
+
+int relay_run_peer(struct relay *rl, struct peer *p, struct report *r)
+{
     struct pollfd pfd[POLL_N];
     int64_t quiet_since = 0;
 
-    rl->fd = fd;
-    rl->name = name;
+    rl->p = p;
     rl->r = r;
     rl->net_in_open = rl->net_out_open = 1;
     rl->dgrams_sent = rl->dgrams_received = 0;
@@ -204,7 +227,11 @@ int relay_run(struct relay *rl, int fd, const char *name, struct report *r)
         if (timeout == 0 || sk_stop_requested())
             return V_OK;
         relay_poll_set(rl, pfd);
-        n = sk_poll(pfd, POLL_N, timeout);
+        n = sk_poll(pfd, POLL_N, rl->read_now ? 0 : timeout);
+        if (rl->read_now && n >= 0) {
+            pfd[POLL_NETIN].revents = POLLIN;
+            n++;
+        }
         if (n < 0 && errno != EINTR)
             return report_fail(r, 0, V_LOCAL, "poll: %s", strerror(errno));
         if (n <= 0)

@@ -13,8 +13,8 @@
 #include "lib/ring.h"
 
 struct relay {
-    int fd;
-    const char *name;               /* the peer, for messages */
+    struct peer *p;                 /* the socket (and its TLS), and its name */
+    struct peer plain;              /* relay_run's, for a bare descriptor */
     int udp;
     long udp_wait_ms;               /* udp: after stdin's end, how long to wait */
     int udp_until_quiet;            /* udp: end only by that wait (connect -l -u),
@@ -22,6 +22,7 @@ struct relay {
     struct report *r;
     struct ring to_net, to_out;
     int stdin_open, net_in_open, net_out_open;
+    int read_now;                   /* TLS holds decrypted bytes: read without polling */
     unsigned long dgrams_sent, dgrams_received;
 };
 
@@ -35,5 +36,9 @@ void relay_free(struct relay *rl);
  * (stdin or stdout failed: "cannot write to stdout: Broken pipe"), refused (udp,
  * ICMP port unreachable). stdin left at its end stays there for the next peer. */
 int relay_run(struct relay *rl, int fd, const char *name, struct report *r);
+/* The same on a peer client_connect made, over TLS if it has it: at the end of
+ * stdin our close_notify, then the FIN, and reading goes on until the peer's
+ * close_notify or FIN. A TLS failure is tls (7). */
+int relay_run_peer(struct relay *rl, struct peer *p, struct report *r);
 
 #endif

@@ -21,6 +21,7 @@ void report_start(struct report *r, const struct target *t)
         r->host = t->host;
         r->port = t->port;
     }
+    r->tls = t->tls != NULL;
     r->t_start = now_ns();
 }
 
@@ -50,6 +51,19 @@ double report_ms(const struct report *r, int64_t t)
     return t ? (double)(t - r->t_start) / 1e6 : -1;
 }
 
+/* What the handshake said: null for what it did not get to (a failed handshake
+ * keeps only the certificate's fingerprint, which is what one would pin). */
+static void tls_json(const struct report *r, struct json_obj *j)
+{
+    int done = r->t_handshake != 0;
+
+    json_bool(j, "tls", 1);
+    json_str(j, "tls_version", done ? r->tls_version : NULL);
+    json_str(j, "tls_cipher", done ? r->tls_cipher : NULL);
+    json_str(j, "tls_alpn", done && r->tls_alpn[0] ? r->tls_alpn : NULL);
+    json_str(j, "tls_fingerprint", r->tls_fingerprint[0] ? r->tls_fingerprint : NULL);
+}
+
 void report_json(struct report *r, struct json_obj *j)
 {
     if (r->t_end == 0)
@@ -69,8 +83,12 @@ void report_json(struct report *r, struct json_obj *j)
     json_uint(j, "bytes_out", r->bytes_out);
     json_uint(j, "bytes_in", r->bytes_in);
     json_ms(j, "connect_ms", report_ms(r, r->t_connected));
+    if (r->tls)
+        json_ms(j, "handshake_ms", report_ms(r, r->t_handshake));
     json_ms(j, "first_byte_ms", report_ms(r, r->t_first_byte));
     json_ms(j, "total_ms", report_ms(r, r->t_end));
+    if (r->tls)
+        tls_json(r, j);
     json_str(j, "error", r->error[0] ? r->error : NULL);
 }
 

@@ -29,11 +29,19 @@
 
 void tls_error_text(char *err, size_t errlen, const char *what)
 {
-    unsigned long e, last = 0;
+    unsigned long e, last = 0, sys = 0;
     char reason[256] = "";
 
-    while ((e = ERR_get_error()) != 0)
+    while ((e = ERR_get_error()) != 0) {
         last = e;   /* the last is the most specific */
+        if (ERR_SYSTEM_ERROR(e) && sys == 0)
+            sys = e;
+    }
+    /* A file that cannot be opened: its errno says more than "system lib". */
+    if (sys) {
+        snprintf(reason, sizeof reason, "%s", strerror(ERR_GET_REASON(sys)));
+        last = 0;
+    }
     if (last) {
         const char *r = ERR_reason_error_string(last);
 

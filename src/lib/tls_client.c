@@ -76,15 +76,17 @@ static int use_client_cert(SSL_CTX *ctx, const struct tls_client_config *cfg, ch
         tls_error_text(err, errlen, what);
         return -1;
     }
-    if (SSL_CTX_use_PrivateKey_file(ctx, cfg->key_file, SSL_FILETYPE_PEM) != 1) {
+    /* Loading the key checks it against the certificate already. */
+    if (SSL_CTX_use_PrivateKey_file(ctx, cfg->key_file, SSL_FILETYPE_PEM) != 1 &&
+        ERR_GET_REASON(ERR_peek_last_error()) != X509_R_KEY_VALUES_MISMATCH) {
         snprintf(what, sizeof what, "cannot read the key %s", cfg->key_file);
         tls_error_text(err, errlen, what);
         return -1;
     }
     if (SSL_CTX_check_private_key(ctx) != 1) {
-        snprintf(what, sizeof what, "the key %s does not match the certificate %s",
-                 cfg->key_file, cfg->cert_file);
-        tls_error_text(err, errlen, what);
+        ERR_clear_error();      /* "no private key assigned": the mismatch, said better */
+        snprintf(err, errlen, "the key %s does not match the certificate %s", cfg->key_file,
+                 cfg->cert_file);
         return -1;
     }
     return 0;

@@ -20,6 +20,7 @@ import time
 import pytest
 
 import kodama_helpers as kh
+from tls_certs import cert_fingerprint_file, fingerprint_of, make_ca, make_leaf, openssl
 
 
 def have_openssl():
@@ -46,49 +47,10 @@ def tls_connect(addr, ctx=None, sni=None, timeout=10.0):
     return (ctx or client_ctx()).wrap_socket(raw, server_hostname=sni)
 
 
-def fingerprint_of(der):
-    h = hashlib.sha256(der).hexdigest().upper()
-    return ":".join(h[i:i + 2] for i in range(0, 64, 2))
-
-
 def served_fingerprint(s):
     m = kh.FINGERPRINT_RE.search(s.log())
     assert m, s.log()
     return m.group(1)
-
-
-def openssl(*args, input=None, timeout=20):
-    have_openssl()
-    p = subprocess.run(["openssl", *args], input=input, capture_output=True, timeout=timeout)
-    assert p.returncode == 0, p
-    return p.stdout
-
-
-def make_ca(d, name="kodama-test-ca"):
-    key, crt = os.path.join(d, name + ".key"), os.path.join(d, name + ".crt")
-    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-            "-keyout", key, "-out", crt, "-days", "2", "-subj", "/CN=" + name)
-    return key, crt
-
-
-def make_leaf(d, ca, cn, san=None, days=2, client=False):
-    key, csr, crt = (os.path.join(d, cn + s) for s in (".key", ".csr", ".crt"))
-    ext = os.path.join(d, cn + ".ext")
-    with open(ext, "w") as f:
-        f.write("basicConstraints=CA:FALSE\n")
-        f.write("extendedKeyUsage=%s\n" % ("clientAuth" if client else "serverAuth"))
-        if san:
-            f.write("subjectAltName=%s\n" % san)
-    openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-            "-keyout", key, "-out", csr, "-subj", "/CN=" + cn)
-    openssl("x509", "-req", "-in", csr, "-CA", ca[1], "-CAkey", ca[0], "-CAcreateserial",
-            "-out", crt, "-days", str(days), "-extfile", ext)
-    return key, crt
-
-
-def cert_fingerprint_file(path):
-    out = openssl("x509", "-in", path, "-noout", "-fingerprint", "-sha256").decode()
-    return out.strip().split("=", 1)[1]
 
 
 # --------------------------------------------------------------------------- basics
