@@ -174,3 +174,28 @@ def test_udp_echo_sends_one_peers_replies_as_one_gso_train(server):
         assert data == b"".join(sent)
         assert segs and segs[0] == 64, segs     # 20 × 64 B (+ the short "end") in trains
     s.stop()
+
+
+def test_udp_echo_groups_interleaved_peers_into_one_train_each(server):
+    """Replies to peers whose datagrams came interleaved (A B A B ...) in one batch
+    are brought together per peer first: on epoll each peer gets its ten 64-byte
+    replies and the short "end" as a single GSO train, one recvmsg."""
+    s = server.start(["--io", "epoll", "echo@127.0.0.1:0/udp"])
+    dest = s.addr("echo", "udp")
+    senders = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(2)]
+    try:
+        for u in senders:
+            u.bind(("127.0.0.1", 0))
+            u.setsockopt(SOL_UDP, UDP_GRO, 1)
+            u.settimeout(scaled(5))
+        sent = _burst_while_stopped(s, senders, dest, 10, 64)
+        for u in senders:
+            chunk, anc, _, _ = u.recvmsg(70000, socket.CMSG_SPACE(4))
+            segs = [struct.unpack("=H", d[:2])[0] for lvl, typ, d in anc
+                    if lvl == SOL_UDP and typ == UDP_GRO]
+            assert chunk == b"".join(sent[u]), (len(chunk), segs)
+            assert segs == [64]
+    finally:
+        for u in senders:
+            u.close()
+    s.stop()
