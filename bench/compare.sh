@@ -179,7 +179,7 @@ apt_install() {
 if [ "$QUICK" = 1 ]; then
     apt_install socat strace
 else
-    apt_install socat strace xinetd ncat nginx libnginx-mod-stream
+    apt_install socat strace xinetd ncat nginx libnginx-mod-stream gnuplot-nox
 fi
 
 mkdir -p "$B" "$(dirname "$OUT")"
@@ -489,6 +489,7 @@ done
 rec kind=meta "elapsed_s=$SECONDS"
 
 cp "$RES" "$B/results$([ "$QUICK" = 1 ] && echo -quick).tsv" # the raw records, for a second look
-python3 bench/report.py "$RES" >"$OUT.tmp"
+mapfile -t PLOTS < <(python3 bench/plot.py "$RES" "$(dirname "$OUT")")
+python3 bench/report.py "$RES" "${PLOTS[@]}" >"$OUT.tmp"
 mv "$OUT.tmp" "$OUT"
 log "wrote $OUT in ${SECONDS}s"

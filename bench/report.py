@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""report.py RESULTS.tsv: the Markdown report of one bench/compare.sh run.
+"""report.py RESULTS.tsv [PICTURE...]: the Markdown report of one bench/compare.sh run.
 
 Reads the records compare.sh wrote (one a line, tab-separated key=value) and
 prints the tables, the ratios to the best peer, a verdict per target and the
@@ -243,9 +243,10 @@ def table(header, rows):
     return out
 
 
-def fixed_section(o, runs, starts, bg, verdict):
+def fixed_section(o, runs, starts, bg, verdict, plots):
     """The open-loop cases: every server offered the same rate; its CPU per message
-    or connection, its latency, and whether it kept up."""
+    or connection, its latency, and whether it kept up. plots: the pictures of
+    them (bench/plot.py) beside the report."""
     cases = [c for c in dict.fromkeys(r.case for r in runs) if fixed_parts(c)]
     if not cases:
         return
@@ -256,6 +257,10 @@ def fixed_section(o, runs, starts, bg, verdict):
              "nothing lost, p99 under a second. Server µs from the server's own cgroup. The best peer is the "
              "lowest of the peers that kept up.")
     o.append("")
+    for name in plots:
+        what = "p99 latency" if "p99" in name else "server CPU per message"
+        o.append(f"![{what} against the offered rate, a line per server]({name})")
+        o.append("")
     header = ["case", "server", "offered/s", "answered/s", "kept up", "server µs", "p50 µs", "p99 µs",
               "p99.9 µs", "errors/lost", "µs ÷ best", "p99 − best p99 µs"]
     rows = []
@@ -445,7 +450,7 @@ def main(argv):
             verdict(f"{cse}: < 1 io_uring_enter per {unit} ({r.server})", r.uring is not None and r.uring < 1,
                     f"{fmt(r.uring)} io_uring_enter per {unit}, {fmt(r.sys)} syscalls per {unit}")
 
-    fixed_section(o, runs, starts, bg, verdict)
+    fixed_section(o, runs, starts, bg, verdict, argv[2:])
 
     if idles:
         n = idles[0].get("n", "?")
