@@ -55,6 +55,8 @@ struct uring_state {
     struct udp_slot *slots;         /* replies in flight */
     struct udp_slot *free_slots;
     struct msghdr *udp_tmpl;        /* per listener: what its recvmsg asks for */
+    unsigned expect_backoff;        /* sends left before echoes are again expected to
+                                     * complete whole while submitted */
 };
 
 /* Cancel the request whose user_data is ud (its completion says -ECANCELED). */
