@@ -252,6 +252,11 @@ void uring_unexpect(struct io_uring *ring)
         b->expected--;
 }
 
+void uring_unexpect_all(struct io_uring *ring)
+{
+    container_of(ring, struct backend, ring)->expected = 0;
+}
+
 /* The first poll runs on the loop's own thread: enable the ring there (it becomes
  * the ring's only issuer), and register the ring's descriptor with that thread, so
  * that each io_uring_enter skips looking it up. */

@@ -51,6 +51,8 @@ void uring_expect_inline(struct io_uring *ring);
  * take-back after the wait (the completion is then being handled anyway) only
  * makes the next wait end sooner, which is always safe. */
 void uring_unexpect(struct io_uring *ring);
+/* Take them all back. */
+void uring_unexpect_all(struct io_uring *ring);
 
 /* Can this process use io_uring with everything the engines need? 0, or -1 with
  * errno (ENOSYS: too old a kernel, EPERM: denied, as in many containers).

@@ -3,7 +3,13 @@
  * One multishot recvmsg per listener fills buffers from the ring: each holds the
  * sender's address, the IP_PKTINFO / IPV6_PKTINFO message of a wildcard bind, and
  * the payload. A reply goes out with a sendmsg from a slot that keeps its header
- * alive until it completes; an echo is sent from the very buffer it arrived in. */
+ * alive until it completes; an echo is sent from the very buffer it arrived in.
+ *
+ * A reply may not wait for room (MSG_DONTWAIT: UDP may drop, as on epoll), so its
+ * send completes while it is submitted, and the loop may sleep past that
+ * completion (uring_expect_inline): a datagram ping-pong takes one io_uring_enter
+ * per datagram. Except while a receive waits for buffers that only those
+ * completions give back. */
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdlib.h>
@@ -167,8 +173,10 @@ static void answer(struct worker *wk, struct listener *l, unsigned bid, int res)
     slot->l = l;
     slot->bid = bid;
     sqe = uring_get_sqe(us->ring);
-    io_uring_prep_sendmsg(sqe, l->w.fd, &slot->msg, MSG_NOSIGNAL);
+    io_uring_prep_sendmsg(sqe, l->w.fd, &slot->msg, MSG_NOSIGNAL | MSG_DONTWAIT);
     io_uring_sqe_set_data64(sqe, uring_ud(slot, TAG_UDP_SEND));
+    if (l->armed)
+        uring_expect_inline(us->ring);
 }
 
 /* A receive that ran out of buffers (ENOBUFS) has ended; it can start again once
@@ -203,8 +211,11 @@ void udp_uring_on_recv(struct worker *wk, struct listener *l, int res, unsigned 
         rearm_waiting(wk);      /* if the buffers are all back already */
     else if (!l->armed && res != -ECANCELED && l->w.fd >= 0 && !wk->stopping)
         udp_uring_start(wk, l);
-    if (!l->armed)
+    if (!l->armed) {
+        /* The sends in flight give back the buffers it waits for: handle them. */
+        uring_unexpect_all(wk->uring->ring);
         worker_check_done(wk);
+    }
 }
 
 void udp_uring_on_send(struct worker *wk, struct udp_slot *slot, int res)
