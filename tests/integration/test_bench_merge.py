@@ -24,9 +24,9 @@ def bench_json(addr, *args, duration="1"):
     return json.loads(r.stdout)
 
 
-def run_parallel(addr, n, conns, duration="1.5"):
+def run_parallel(addr, n, conns, duration="1.5", extra=()):
     procs = [subprocess.Popen(kh.kodama_cmd("bench", "-c", str(conns), "-d", duration, "--json",
-                                            "-q", addr[0], str(addr[1])),
+                                            "-q", *extra, addr[0], str(addr[1])),
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
              for _ in range(n)]
     out = []
@@ -56,7 +56,9 @@ def test_json_carries_the_histogram_and_the_times(server):
 def test_three_runs_merged_agree_with_one(server, tmp_path):
     s = server.start(["-t", "2", "echo@127.0.0.1:0/tcp"])
     addr = s.addr("echo")
-    outs = run_parallel(addr, 3, 4)
+    # Open loop at a light load, so that both sides see the same arrivals and the
+    # latency is the path's, not a queue's: 3 × 1000/s over 4 connections each.
+    outs = run_parallel(addr, 3, 4, extra=("-r", "1000"))
     files = []
     for i, o in enumerate(outs):
         f = tmp_path / ("run%d.json" % i)
@@ -74,10 +76,13 @@ def test_three_runs_merged_agree_with_one(server, tmp_path):
     assert m["overlap_s"] > 1.0
     p99s = [x["latency_us"]["p99"] for x in runs]
     assert min(p99s) * 0.99 <= m["latency_us"]["p99"] <= max(p99s) * 1.01, (p99s, m["latency_us"])
-    # One process at the same total load: the same order of latency and rate.
-    one = bench_json(addr, "-c", "12", "-t", "3", duration="1.5")
-    assert one["latency_us"]["p99"] / 3 <= m["latency_us"]["p99"] <= one["latency_us"]["p99"] * 3
-    assert one["msgs_per_s"] / 3 <= m["msgs_per_s"] <= one["msgs_per_s"] * 3
+    # One process at the same total load: the same rate, exactly, and latency of
+    # the same order. The median is the path's round trip, which no averaging of
+    # percentiles would keep; the bounds leave room for this machine's noise.
+    one = bench_json(addr, "-c", "12", "-t", "3", "-r", "3000", duration="1.5")
+    assert abs(m["msgs_per_s"] - 3000) <= 30 and abs(one["msgs_per_s"] - 3000) <= 30, (m, one)
+    assert one["latency_us"]["p50"] / 3 <= m["latency_us"]["p50"] <= one["latency_us"]["p50"] * 3
+    assert m["latency_us"]["p99"] <= max(one["latency_us"]["p99"] * 10, 5000), (m, one)
     # The text report says how many runs it merged.
     r = kh.run_kodama(["bench", "--merge", *files])
     assert re.search(r"^runs 3 overlap \d+\.\d\d$", r.stdout.decode(), re.M), r
