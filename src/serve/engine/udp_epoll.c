@@ -2,7 +2,7 @@
  * with one recvmmsg, their replies (dgram.c) with one sendmmsg, a peer's equal
  * replies as one UDP GSO send. */
 #include "serve/engine/udp_epoll.h"
-#include "serve/engine/reply_order.h"
+#include "serve/engine/gso.h"
 
 #include <errno.h>
 #include <netinet/in.h>
@@ -18,11 +18,7 @@
 #define DGRAM_MAX UDP_DGRAM_MAX
 #define DGRAMS_PER_EVENT 64
 #define UDP_BATCH 32
-_Static_assert(UDP_BATCH <= REPLY_ORDER_MAX, "reply_order takes one batch");
-/* Replies to one peer go out as one UDP GSO send (UDP_SEGMENT) when they are of
- * one size, up to this size: within any path's MTU, where the kernel accepts it. */
-#define GSO_SEGMENT_MAX 1200
-#define GSO_SEGMENTS_MAX 64         /* the kernel's UDP_MAX_SEGMENTS (Linux 4.18 on) */
+_Static_assert(UDP_BATCH <= GSO_ORDER_MAX, "gso_order takes one batch");
 
 /* A reply's control data: the source address, and for several replies sent as one,
  * their segment size. */
@@ -147,7 +143,7 @@ static void group_by_peer(struct udp_batch *b, int nout)
     struct iovec iov[UDP_BATCH];
     int order[UDP_BATCH];
 
-    if (reply_order(nout, same_destination_at, b, order) == 0)
+    if (gso_order(nout, same_destination_at, b, order) == 0)
         return;
     for (int k = 0; k < nout; k++) {
         out[k] = b->out[order[k]];
@@ -246,11 +242,6 @@ static int send_run_singly(struct udp_batch *b, struct listener *l, int k)
         }
     }
     return sent;
-}
-
-static int gso_refused(int err)
-{
-    return err == EIO || err == EINVAL || err == ENOPROTOOPT || err == EOPNOTSUPP;
 }
 
 /* sendmmsg stops at the first failure: count that message's replies as dropped (a

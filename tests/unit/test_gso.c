@@ -1,4 +1,4 @@
-/* test_reply_order.c — unit tests for grouping a batch's replies by peer: each
+/* test_gso.c — unit tests for grouping a batch's replies by peer: each
  * peer's replies become one run, in the order they were asked. */
 #include <stdarg.h>
 #include <stddef.h>
@@ -8,7 +8,7 @@
 
 #include <string.h>
 
-#include "serve/engine/reply_order.h"
+#include "serve/engine/gso.h"
 
 static int same_letter(const void *ctx, int i, int j)
 {
@@ -17,13 +17,13 @@ static int same_letter(const void *ctx, int i, int j)
     return s[i] == s[j];
 }
 
-/* The places of s (one letter per item) in the order reply_order gives, and the
+/* The places of s (one letter per item) in the order gso_order gives, and the
  * number of runs of one place in that order. */
 static int runs_after(const char *s, char *out, int *moved)
 {
-    int order[REPLY_ORDER_MAX], n = (int)strlen(s), runs = 0;
+    int order[GSO_ORDER_MAX], n = (int)strlen(s), runs = 0;
 
-    *moved = reply_order(n, same_letter, s, order);
+    *moved = gso_order(n, same_letter, s, order);
     for (int k = 0; k < n; k++) {
         out[k] = s[order[k]];
         runs += k == 0 || out[k] != out[k - 1];
@@ -34,7 +34,7 @@ static int runs_after(const char *s, char *out, int *moved)
 
 static void test_interleaved_peers_become_one_run_each(void **state)
 {
-    char out[REPLY_ORDER_MAX + 1];
+    char out[GSO_ORDER_MAX + 1];
     int order[6], moved;
 
     (void)state;
@@ -42,14 +42,14 @@ static void test_interleaved_peers_become_one_run_each(void **state)
     assert_int_equal(runs_after("ABABAB", out, &moved), 2);
     assert_string_equal(out, "AAABBB");
     assert_int_equal(moved, 4);
-    reply_order(6, same_letter, "ABABAB", order);
+    gso_order(6, same_letter, "ABABAB", order);
     int want[6] = { 0, 2, 4, 1, 3, 5 };
     assert_memory_equal(order, want, sizeof want);
 }
 
 static void test_grouped_batch_stays_as_it_is(void **state)
 {
-    char out[REPLY_ORDER_MAX + 1];
+    char out[GSO_ORDER_MAX + 1];
     int moved;
 
     (void)state;
@@ -62,7 +62,7 @@ static void test_grouped_batch_stays_as_it_is(void **state)
 
 static void test_three_peers_in_first_seen_order(void **state)
 {
-    char out[REPLY_ORDER_MAX + 1];
+    char out[GSO_ORDER_MAX + 1];
     int moved;
 
     (void)state;
@@ -72,16 +72,25 @@ static void test_three_peers_in_first_seen_order(void **state)
     assert_int_equal(runs_after("Z", out, &moved), 1);
 }
 
+static void test_refusals_that_mean_no_gso(void **state)
+{
+    (void)state;
+    assert_true(gso_refused(EIO));
+    assert_true(gso_refused(EINVAL));
+    assert_false(gso_refused(EAGAIN));
+    assert_false(gso_refused(ECONNREFUSED));
+}
+
 static void test_full_batch_of_distinct_peers(void **state)
 {
-    char s[REPLY_ORDER_MAX + 1], out[REPLY_ORDER_MAX + 1];
+    char s[GSO_ORDER_MAX + 1], out[GSO_ORDER_MAX + 1];
     int moved;
 
     (void)state;
-    for (int i = 0; i < REPLY_ORDER_MAX; i++)
+    for (int i = 0; i < GSO_ORDER_MAX; i++)
         s[i] = (char)(' ' + i);
-    s[REPLY_ORDER_MAX] = '\0';
-    assert_int_equal(runs_after(s, out, &moved), REPLY_ORDER_MAX);
+    s[GSO_ORDER_MAX] = '\0';
+    assert_int_equal(runs_after(s, out, &moved), GSO_ORDER_MAX);
     assert_string_equal(out, s);
     assert_int_equal(moved, 0);
 }
@@ -93,6 +102,7 @@ int main(void)
         cmocka_unit_test(test_grouped_batch_stays_as_it_is),
         cmocka_unit_test(test_three_peers_in_first_seen_order),
         cmocka_unit_test(test_full_batch_of_distinct_peers),
+        cmocka_unit_test(test_refusals_that_mean_no_gso),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,11 +1,11 @@
-/* reply_order.c — group a batch's replies by destination, keeping each one's own
+/* gso.c — group a batch's replies by destination, keeping each one's own
  * order. Quadratic, but over at most one recvmmsg's batch, and one pass when the
  * whole batch comes from one peer, the case GSO is for. */
-#include "serve/engine/reply_order.h"
+#include "serve/engine/gso.h"
 
-int reply_order(int n, same_place_fn same, const void *ctx, int order[])
+int gso_order(int n, same_place_fn same, const void *ctx, int order[])
 {
-    char taken[REPLY_ORDER_MAX] = { 0 };
+    char taken[GSO_ORDER_MAX] = { 0 };
     int k = 0, moved = 0;
 
     for (int i = 0; i < n; i++) {
