@@ -63,6 +63,11 @@ void loop_stop(struct loop *loop);
 int64_t loop_now(const struct loop *loop);
 const char *loop_io_name(const struct loop *loop);
 void loop_on_completion(struct loop *loop, completion_fn *fn, void *data);
+/* Called after each batch of events has been handled, before the timers: work the
+ * batch's handlers queued to do at once for all of them (one send for several
+ * replies). One per loop. */
+typedef void batch_end_fn(struct loop *loop, void *data);
+void loop_on_batch_end(struct loop *loop, batch_end_fn *fn, void *data);
 /* The loop's io_uring ring, for the engines that drive it; NULL on epoll. */
 struct io_uring;
 struct io_uring *loop_ring(struct loop *loop);

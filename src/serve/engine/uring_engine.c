@@ -98,6 +98,12 @@ static void on_completion(struct loop *loop, uint64_t ud, int32_t res, uint32_t 
     }
 }
 
+static void on_batch_end(struct loop *loop, void *data)
+{
+    (void)loop;
+    udp_uring_batch_end(data);
+}
+
 static int uring_init(struct worker *wk)
 {
     struct uring_state *us = xcalloc(1, sizeof *us);
@@ -107,6 +113,7 @@ static int uring_init(struct worker *wk)
     if (uconn_init(wk) < 0 || udp_uring_init(wk) < 0)
         return -1;
     loop_on_completion(wk->loop, on_completion, wk);
+    loop_on_batch_end(wk->loop, on_batch_end, wk);
     return 0;
 }
 
