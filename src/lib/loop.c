@@ -110,6 +110,14 @@ void loop_unwatch(struct loop *loop, struct watch *w)
     w->mask = 0;
 }
 
+void loop_unwatch_closing(struct loop *loop, struct watch *w)
+{
+    if (w->registered && !loop->ops->close_drops_watch)
+        loop->ops->del(loop->backend, w->fd, w);
+    w->registered = 0;
+    w->mask = 0;
+}
+
 uint64_t loop_timer_add(struct loop *loop, long ms, timer_fn *fn, void *data)
 {
     struct timer *t = xmalloc(sizeof *t);

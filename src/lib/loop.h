@@ -51,6 +51,12 @@ void watch_init(struct watch *w, int fd, watch_fn *fn);
 int loop_watch(struct loop *loop, struct watch *w, unsigned mask);
 /* Forget the watch; call before closing its descriptor. */
 void loop_unwatch(struct loop *loop, struct watch *w);
+/* The same, for a descriptor about to be closed that is the only one, in this
+ * process or any other, referring to its socket: epoll drops it from the set with
+ * the close (epoll(7)), so it is only forgotten here, one epoll_ctl less per
+ * connection; io_uring still cancels its poll. Never for a socket that was
+ * inherited or duplicated: epoll would keep reporting it. */
+void loop_unwatch_closing(struct loop *loop, struct watch *w);
 
 uint64_t loop_timer_add(struct loop *loop, long ms, timer_fn *fn, void *data);
 void loop_timer_del(struct loop *loop, uint64_t id);

@@ -231,7 +231,11 @@ static void conn_close(struct conn *c)
     struct worker *wk = conn_wk(c);
     struct ip_count *ipc = c->s.ipc;
 
-    loop_unwatch(wk->loop, &c->w);
+    /* A socket of ours alone leaves the epoll set with its close: no epoll_ctl. */
+    if (c->s.inherited)
+        loop_unwatch(wk->loop, &c->w);
+    else
+        loop_unwatch_closing(wk->loop, &c->w);
     close(c->s.fd);
     stream_retire(&c->s);
     if (c->ring.data) {

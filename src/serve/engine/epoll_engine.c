@@ -24,6 +24,7 @@ static void accept_ready(struct loop *loop, struct watch *w, unsigned events)
         a.fd = net_accept(l->w.fd, &a.peer, &a.peer_len);
         err = errno;
         a.client_len = 0;
+        a.inherited = 0;
         if (a.fd >= 0) {
             if (worker_admit(l->wk, l, a.fd, (struct sockaddr *)&a.peer, a.peer_len,
                              &a.slot) == 0)

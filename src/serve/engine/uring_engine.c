@@ -21,6 +21,7 @@ static void uconn_accept(struct worker *wk, struct listener *l, int fd)
     a.fd = fd;
     a.peer_len = 0;
     a.client_len = 0;
+    a.inherited = 0;
     if (wk->cfg->verbose || l->svc->wants_addresses ||
         (wk->cfg->limits.max_per_ip && l->kind != LISTEN_UNIX)) {
         a.peer_len = sizeof a.peer;
