@@ -17,7 +17,7 @@ HARDEN_LDFLAGS = -pie -Wl,-z,relro,-z,now -Wl,-z,ibt,-z,shstk
 ALL_CFLAGS = -std=c17 -D_GNU_SOURCE -pthread -Isrc $(WARN) $(HARDEN_CFLAGS) $(CFLAGS) \
              $(EXTRA_CFLAGS) -MMD -MP
 ALL_LDFLAGS = $(HARDEN_LDFLAGS) $(LDFLAGS) $(EXTRA_LDFLAGS)
-LDLIBS   ?= -luring -pthread -lm
+LDLIBS   ?= -luring -lm -pthread
 SANFLAGS  = -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 
 # One folder per layer (docs/DESIGN.md); every .c below src/ but main.c is the library.

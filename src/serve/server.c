@@ -399,7 +399,7 @@ static long inetd_conn_start(struct loop *loop, void *data)
 {
     struct worker *wk = data;
     struct listener *l = &wk->listeners[0];
-    struct accepted a = { .fd = wk->cfg->inetd_conn };
+    struct accepted a = { .fd = wk->cfg->inetd_conn, .inherited = 1 };
 
     (void)loop;
     wk->stopping = 1;

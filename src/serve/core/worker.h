@@ -85,6 +85,8 @@ struct accepted {
     socklen_t peer_len;                 /* 0: unknown (not asked for) */
     struct sockaddr_storage client;     /* the client a PROXY protocol header named */
     socklen_t client_len;               /* 0: none */
+    int inherited;                      /* another process may hold the socket too
+                                         * (inetd's connection): see loop_unwatch_closing */
 };
 
 /* What happens to a connection once accepted and admitted: the first stage it goes

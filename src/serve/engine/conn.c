@@ -239,7 +239,11 @@ static void conn_close(struct conn *c)
     struct ip_count *ipc = c->s.ipc;
     int rc;
 
-    loop_unwatch(wk->loop, &c->w);
+    /* A socket of ours alone leaves the epoll set with its close: no epoll_ctl. */
+    if (c->s.inherited)
+        loop_unwatch(wk->loop, &c->w);
+    else
+        loop_unwatch_closing(wk->loop, &c->w);
     rc = close(c->s.fd);
     if (TRACE_ON)
         trace_fd("close(%d)", c->s.fd, rc);

@@ -26,6 +26,7 @@ static void accept_ready(struct loop *loop, struct watch *w, unsigned events)
         if (TRACE_ON)
             listener_trace_accept(l, a.fd, err, (struct sockaddr *)&a.peer, a.peer_len, 0);
         a.client_len = 0;
+        a.inherited = 0;
         if (a.fd >= 0) {
             if (worker_admit(l->wk, l, a.fd, (struct sockaddr *)&a.peer, a.peer_len,
                              &a.slot) == 0)

@@ -17,6 +17,7 @@ void stream_open(struct stream *s, struct listener *l, const struct accepted *a,
     s->l = l;
     s->fd = a->fd;
     s->ipc = a->slot;
+    s->inherited = a->inherited != 0;
     dlist_push_tail(&wk->conns, &s->all);
     wk->nconns++;
     counter_add(&l->stats.accepted, 1);

@@ -42,6 +42,7 @@ struct stream {
     unsigned wr_shut : 1;           /* we have shut down ours */
     unsigned stopping : 1;          /* the server is stopping */
     unsigned repeat : 1;            /* the static output starts again once sent */
+    unsigned inherited : 1;         /* the socket may be another process's too */
 };
 
 static inline struct worker *stream_wk(const struct stream *s)

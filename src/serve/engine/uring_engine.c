@@ -21,6 +21,7 @@ static void uconn_accept(struct worker *wk, struct listener *l, int fd)
     a.fd = fd;
     a.peer_len = 0;
     a.client_len = 0;
+    a.inherited = 0;
     if (wk->cfg->verbose || l->svc->wants_addresses ||
         (wk->cfg->limits.max_per_ip && l->kind != LISTEN_UNIX)) {
         a.peer_len = sizeof a.peer;
@@ -102,6 +103,12 @@ static void on_completion(struct loop *loop, uint64_t ud, int32_t res, uint32_t 
     }
 }
 
+static void on_batch_end(struct loop *loop, void *data)
+{
+    (void)loop;
+    udp_uring_batch_end(data);
+}
+
 static int uring_init(struct worker *wk)
 {
     struct uring_state *us = xcalloc(1, sizeof *us);
@@ -111,6 +118,7 @@ static int uring_init(struct worker *wk)
     if (uconn_init(wk) < 0 || udp_uring_init(wk) < 0)
         return -1;
     loop_on_completion(wk->loop, on_completion, wk);
+    loop_on_batch_end(wk->loop, on_batch_end, wk);
     return 0;
 }
 
