@@ -1,6 +1,7 @@
 /* cmd_serve.c — `kodama serve`: parse SPECs and options, bind, serve. */
 #include <netinet/in.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -30,13 +31,20 @@ void help_serve(FILE *out)
 {
     fprintf(out,
         "Usage: kodama serve [-4|-6] [-v] [OPTION...] [SPEC...]\n\n"
-        "Serve each SPEC until SIGINT or SIGTERM. SPEC is SERVICE@ADDRESS[/tcp|/udp][+proxy]:\n"
+        "Serve each SPEC until SIGINT or SIGTERM.\n"
+        "SPEC is SERVICE@ADDRESS[/tcp|/udp][+proxy][,KEY=VALUE...]:\n"
         "  ADDRESS  PORT (all addresses: one dual-stack [::] socket), HOST:PORT,\n"
         "           [IPV6]:PORT, unix:PATH or unix:@NAME (abstract); port 0 = any free;\n"
         "           PORT-PORT: a listener on each port of the range\n"
         "  proto    /tcp or /udp; without it, both (unix sockets: stream only)\n"
         "  +proxy   (after /tcp, or a unix address) each connection starts with a PROXY\n"
         "           protocol v1 or v2 header naming the client (behind a load balancer)\n"
+        "  KEY=VALUE faults (D: a duration, 250ms or 2s; N: bytes, k or m suffix; P: 0 to 1):\n"
+        "           latency=D[~J] rate=N (tcp and udp), slice=N[~V] slice-delay=D\n"
+        "           greet-delay=D close-after=N reset-after=N stall-after=N (tcp),\n"
+        "           drop=P dup=P (udp), toxicity=P name=NAME (both); relay@ADDRESS takes\n"
+        "           to=HOST:PORT or to=unix:PATH, connect-timeout=D, send-proxy,\n"
+        "           send-proxy-v2, and up-KEY=VALUE faults toward its target\n"
         "  In a unix path '\\,' is a comma; a trailing /tcp ends the path (unix:/x/tcp/tcp)\n"
         "Default: hello@8080 echo@7007\n\nServices:\n");
     for (size_t i = 0; services[i]; i++)
@@ -87,6 +95,12 @@ void help_serve(FILE *out)
         "Seen from outside:\n"
         "      --metrics ADDR      serve Prometheus metrics at http://ADDR/metrics;\n"
         "                          ADDR is PORT, HOST:PORT or [IPV6]:PORT\n"
+        "      --control ADDR      serve the fault API (GET, PUT, DELETE /faults/NAME)\n"
+        "                          on unix:PATH, or HOST:PORT on a loopback address\n"
+        "                          (PORT alone: 127.0.0.1)\n"
+        "      --control-any       allow --control on any address: it has no\n"
+        "                          authentication\n"
+        "      --seed N            the faults' random choices repeat from run to run\n"
         "      --log-format FMT    text (default; after 'ready', lines start with the\n"
         "                          UTC time unless stderr is the journal) or json\n"
         "                          (one object per line)\n\n"
@@ -139,6 +153,7 @@ enum {
     OPT_NAME, OPT_INFO_FORMAT,
     OPT_PROXY_TIMEOUT,
     OPT_METRICS, OPT_LOG_FORMAT,
+    OPT_SEED, OPT_CONTROL, OPT_CONTROL_ANY,
 };
 
 static const struct option serve_longopts[] = {
@@ -163,6 +178,7 @@ static const struct option serve_longopts[] = {
     { "proxy-timeout", required_argument, NULL, OPT_PROXY_TIMEOUT },
     { "metrics", required_argument, NULL, OPT_METRICS },
     { "log-format", required_argument, NULL, OPT_LOG_FORMAT },
+    { "seed", required_argument, NULL, OPT_SEED },
     { NULL, 0, NULL, 0 },
 };
 
@@ -243,6 +259,11 @@ static int limit_option(int c, const char *arg, struct serve_opts *o)
         cfg->limits.udp_guard = strcmp(arg, "on") == 0;
         break;
     case OPT_LIMIT_LOOPBACK: cfg->limits.limit_loopback = 1; break;
+    case OPT_SEED:
+        rc = opt_count("--seed", arg, 0, ULONG_MAX, &n);
+        cfg->seed = n;
+        cfg->seeded = 1;
+        break;
     case OPT_USER:
         if (run_as_lookup(arg, &o->user, err, sizeof err) < 0)
             return usage_error("serve", "--user '%s': %s", arg, err);

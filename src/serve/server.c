@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/random.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
@@ -25,6 +26,7 @@
 #include "lib/log.h"
 #include "lib/util.h"
 #include "serve/core/dgram.h"
+#include "serve/core/dgram_fault.h"
 #include "serve/core/proxy_wait.h"
 #include "serve/listen.h"
 #include "serve/metrics.h"
@@ -216,6 +218,28 @@ static int watch_signals(struct server *srv, const sigset_t *set)
     return loop_watch(srv->workers[0].loop, &srv->worker_done, LOOP_READ);
 }
 
+/* A listener's faults as it starts: its copy of the slot's, and whether its stream
+ * connections need a shaper (faults now, or a control API that may add some). */
+static void listener_faults_start(struct listener *l, const struct serve_config *cfg)
+{
+    faults_clear(&l->faults);
+    if (l->slot == NULL)
+        return;
+    listener_faults_copy(l);
+    l->shaped = l->kind != LISTEN_UDP &&
+                (cfg->control != NULL || faults_active_stream(&l->faults));
+}
+
+/* --seed N makes every worker's choices repeat; without it, they differ each run. */
+static void worker_rng_seed(struct worker *wk, const struct serve_config *cfg)
+{
+    uint64_t seed = cfg->seed;
+
+    if (!cfg->seeded && getrandom(&seed, sizeof seed, 0) != (ssize_t)sizeof seed)
+        seed = (uint64_t)now_ms() ^ ((uint64_t)getpid() << 32);
+    fault_rng_seed(&wk->rng, seed, wk->id);
+}
+
 static int worker_init(struct server *srv, struct worker *wk, size_t id,
                        struct listener *ls, size_t n, const struct serve_config *cfg)
 {
@@ -229,7 +253,8 @@ static int worker_init(struct server *srv, struct worker *wk, size_t id,
     wk->ops = cfg->io == LOOP_IO_URING ? &engine_uring : &engine_epoll;
     wk->listeners = ls;
     wk->nlisteners = n;
-    dlist_init(&wk->conns);
+    for (int k = 0; k < STREAM_KINDS; k++)
+        dlist_init(&wk->streams[k].conns);
     dlist_init(&wk->proxy_waits);
     pool_init(&wk->pool, cfg->max_buffer, POOL_KEEP);
     watch_init(&wk->wake, -1, wake_ready);
@@ -239,11 +264,14 @@ static int worker_init(struct server *srv, struct worker *wk, size_t id,
         ls[i].on_accepted = ls[i].proxy ? proxy_wait_start : worker_serve;
         if (ls[i].kind == LISTEN_UDP && ls[i].svc->wants_addresses)
             udp_listener_local(&ls[i]);
+        listener_faults_start(&ls[i], cfg);
     }
+    worker_rng_seed(wk, cfg);
     wk->loop = loop_new(cfg->io);
     if (wk->loop == NULL || wk->ops->init(wk) < 0)
         return -1;
     proxy_wait_init(wk);
+    theap_init(&wk->waits, wk->loop, worker_wait_due);
     fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (fd < 0)
         return -1;
@@ -264,6 +292,8 @@ static void worker_destroy(struct worker *wk)
     wk->stopping = 1;   /* closing connections must not resume accepting */
     close_all(wk);
     wk->ops->destroy(wk);
+    dgram_faults_free(wk);
+    theap_destroy(&wk->waits);
     pool_destroy(&wk->pool);
     if (wk->wake.fd >= 0)
         close(wk->wake.fd);

@@ -144,7 +144,8 @@ def test_passed_socket_needs_a_service_name(names, why):
         rc, err = run_with_passed([ls], [], env)
     assert rc == 1, err
     assert err == ("kodama: %s (set FileDescriptorName= or --fdname= to one of: "
-                   "hello, echo, discard, chargen, daytime, time, info)\n" % why), err
+                   "hello, echo, discard, chargen, daytime, time, info, relay; options may "
+                   "follow a ',', as in a SPEC)\n" % why), err
 
 
 def test_passed_sockets_and_specs_is_a_usage_error():

@@ -7,6 +7,7 @@
 #include "lib/net.h"
 #include "serve/core/worker.h"
 #include "serve/engine/conn.h"
+#include "serve/engine/stream.h"
 #include "serve/engine/udp_epoll.h"
 
 #define ACCEPTS_PER_EVENT 64
@@ -76,6 +77,8 @@ const struct engine_ops engine_epoll = {
     .listener_start = epoll_listener_start,
     .listener_stop = epoll_listener_stop,
     .serve = epoll_serve,
-    .stop_all = conn_stop_all,
-    .close_all = conn_close_all,
+    .serve_shaped = conn_open_shaped,
+    .serve_relay = conn_open,
+    .stop_all = stream_stop_all,
+    .close_all = stream_close_all,
 };
