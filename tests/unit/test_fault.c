@@ -152,19 +152,19 @@ static void test_shape_latency(void **state)
     shape_open(&sh, &f.down, 1000);
     assert_int_equal(shape_allow(&sh, &f.down, 0, 1000, &rng, &wait), 0);
     assert_int_equal(wait, -1);                 /* nothing to send */
-    shape_made(&sh, &f.down, 10, 1000, &rng);
+    shape_made(&sh, &f.down, 10, 1000, &rng);  /* due at 1101: never early */
     assert_int_equal(shape_allow(&sh, &f.down, 10, 1000, &rng, &wait), 0);
-    assert_int_equal(wait, 100);
-    shape_made(&sh, &f.down, 5, 1050, &rng);    /* due at 1150 */
-    assert_int_equal(shape_allow(&sh, &f.down, 15, 1099, &rng, &wait), 0);
+    assert_int_equal(wait, 101);
+    shape_made(&sh, &f.down, 5, 1050, &rng);    /* due at 1151 */
+    assert_int_equal(shape_allow(&sh, &f.down, 15, 1100, &rng, &wait), 0);
     assert_int_equal(wait, 1);
-    assert_int_equal(shape_allow(&sh, &f.down, 15, 1100, &rng, &wait), 10);
-    shape_sent(&sh, &f.down, 4, 1100);          /* a short send */
-    assert_int_equal(shape_allow(&sh, &f.down, 11, 1100, &rng, &wait), 6);
-    shape_sent(&sh, &f.down, 6, 1100);
-    assert_int_equal(shape_allow(&sh, &f.down, 5, 1100, &rng, &wait), 0);
+    assert_int_equal(shape_allow(&sh, &f.down, 15, 1101, &rng, &wait), 10);
+    shape_sent(&sh, &f.down, 4, 1101);          /* a short send */
+    assert_int_equal(shape_allow(&sh, &f.down, 11, 1101, &rng, &wait), 6);
+    shape_sent(&sh, &f.down, 6, 1101);
+    assert_int_equal(shape_allow(&sh, &f.down, 5, 1101, &rng, &wait), 0);
     assert_int_equal(wait, 50);
-    assert_int_equal(shape_allow(&sh, &f.down, 5, 1150, &rng, &wait), 5);
+    assert_int_equal(shape_allow(&sh, &f.down, 5, 1151, &rng, &wait), 5);
 }
 
 static void test_shape_latency_order(void **state)
@@ -205,16 +205,16 @@ static void test_shape_greet_slice(void **state)
     shape_open(&sh, &f.down, 0);
     shape_made(&sh, &f.down, 7, 0, &rng);
     assert_int_equal(shape_allow(&sh, &f.down, 7, 0, &rng, &wait), 0);
-    assert_int_equal(wait, 1000);
-    assert_int_equal(shape_allow(&sh, &f.down, 7, 1000, &rng, &wait), 3);
-    shape_sent(&sh, &f.down, 2, 1000);          /* a short send: the slice goes on */
-    assert_int_equal(shape_allow(&sh, &f.down, 5, 1000, &rng, &wait), 1);
-    shape_sent(&sh, &f.down, 1, 1000);
-    assert_int_equal(shape_allow(&sh, &f.down, 4, 1005, &rng, &wait), 0);
-    assert_int_equal(wait, 5);
-    assert_int_equal(shape_allow(&sh, &f.down, 4, 1010, &rng, &wait), 3);
-    shape_sent(&sh, &f.down, 3, 1010);
-    assert_int_equal(shape_allow(&sh, &f.down, 1, 1020, &rng, &wait), 1);
+    assert_int_equal(wait, 1001);
+    assert_int_equal(shape_allow(&sh, &f.down, 7, 1001, &rng, &wait), 3);
+    shape_sent(&sh, &f.down, 2, 1001);          /* a short send: the slice goes on */
+    assert_int_equal(shape_allow(&sh, &f.down, 5, 1001, &rng, &wait), 1);
+    shape_sent(&sh, &f.down, 1, 1001);
+    assert_int_equal(shape_allow(&sh, &f.down, 4, 1006, &rng, &wait), 0);
+    assert_int_equal(wait, 6);
+    assert_int_equal(shape_allow(&sh, &f.down, 4, 1012, &rng, &wait), 3);
+    shape_sent(&sh, &f.down, 3, 1012);
+    assert_int_equal(shape_allow(&sh, &f.down, 1, 1023, &rng, &wait), 1);
 }
 
 static void test_shape_rate(void **state)

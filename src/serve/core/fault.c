@@ -219,6 +219,15 @@ char *faults_format(const struct faults *f, char *out, size_t len)
 
 /* ------------------------------------------------------------------ randomness */
 
+/* The time callers pass is a clock cut to the millisecond: a wait of D from it
+ * might end up to 1 ms short of D, so every wait is 1 ms longer (never early). */
+#define CLOCK_SLACK_MS 1
+
+static int64_t after(int64_t now, uint64_t ms)
+{
+    return ms ? now + (int64_t)ms + CLOCK_SLACK_MS : now;
+}
+
 void fault_rng_seed(struct fault_rng *r, uint64_t seed, uint64_t worker)
 {
     r->s = seed ^ (worker * 0x9e3779b97f4a7c15ULL);
@@ -266,7 +275,9 @@ uint64_t fault_rng_jitter(struct fault_rng *r, uint64_t base, uint64_t jitter, u
 
 long fault_delay_ms(const struct fault_shape *s, struct fault_rng *r)
 {
-    return (long)fault_rng_jitter(r, s->latency_ms, s->latency_jitter_ms, 0);
+    uint64_t d = fault_rng_jitter(r, s->latency_ms, s->latency_jitter_ms, 0);
+
+    return d ? (long)d + CLOCK_SLACK_MS : 0;
 }
 
 int fault_dgram_copies(const struct faults *f, struct fault_rng *r)
@@ -283,7 +294,7 @@ int fault_dgram_copies(const struct faults *f, struct fault_rng *r)
 void shape_open(struct shaper *sh, const struct fault_shape *f, int64_t now)
 {
     memset(sh, 0, sizeof *sh);
-    sh->next_ms = now + f->greet_delay_ms;
+    sh->next_ms = after(now, f->greet_delay_ms);
 }
 
 static struct shape_mark *mark_at(struct shaper *sh, unsigned i)
@@ -302,7 +313,7 @@ void shape_made(struct shaper *sh, const struct fault_shape *f, uint64_t n, int6
         return;
     sh->made = n == FAULT_NONE || start + n < start ? FAULT_NONE : start + n;
     if (f->latency_ms || f->latency_jitter_ms)
-        due = now + (int64_t)fault_rng_jitter(r, f->latency_ms, f->latency_jitter_ms, 0);
+        due = after(now, fault_rng_jitter(r, f->latency_ms, f->latency_jitter_ms, 0));
     else if (last == NULL)
         return;                 /* no latency, none pending: free to go */
     if (last && due < last->due)
@@ -410,7 +421,7 @@ void shape_sent(struct shaper *sh, const struct fault_shape *f, size_t n, int64_
     if (f->slice)
         sh->piece_left -= min64(n, sh->piece_left);
     if (f->slice_delay_ms && (f->slice == 0 || sh->piece_left == 0))
-        sh->next_ms = now + f->slice_delay_ms;
+        sh->next_ms = after(now, f->slice_delay_ms);
 }
 
 enum shape_act shape_act(const struct shaper *sh, const struct fault_shape *f)

@@ -2,7 +2,9 @@
  * Toxiproxy's toxics: what they are, read from a SPEC's options (or the control
  * API's text, which is the same grammar), written back as that text, and the pure
  * decisions that carry them out. No sockets and no clock of its own: callers pass
- * the time, so that tests/unit/test_fault.c can check every decision.
+ * the time (a monotonic clock in ms, cut to the ms: every wait is one ms longer
+ * than asked, so that none ends early), so that tests/unit/test_fault.c can check
+ * every decision.
  *
  * A stream's output goes through a shaper, which answers one question before each
  * send: how many bytes may go now, and if none, when to ask again. latency,
@@ -94,7 +96,8 @@ int fault_rng_chance(struct fault_rng *r, double p);
 /* base plus or minus jitter, uniformly, never below min. */
 uint64_t fault_rng_jitter(struct fault_rng *r, uint64_t base, uint64_t jitter, uint64_t min);
 
-/* A datagram's delay: latency plus or minus its jitter, in ms. */
+/* A datagram's delay: latency plus or minus its jitter, in ms (and 1 more: the
+ * clock callers add it to is cut to the ms, and a delay is never short). */
 long fault_delay_ms(const struct fault_shape *s, struct fault_rng *r);
 
 /* How many copies of a datagram's reply to send: 0 (drop), 1, or 2 (dup). */

@@ -193,6 +193,7 @@ void listener_faults_copy(struct listener *l)
     l->faults = slot->cfg;
     l->fault_version = atomic_load_explicit(&slot->version, memory_order_relaxed);
     pthread_mutex_unlock(&slot->lock);
+    l->dgram_faulty = l->kind == LISTEN_UDP && faults_active_dgram(&l->faults);
 }
 
 char *conn_log_accept(const struct listener *l, const struct accepted *a)

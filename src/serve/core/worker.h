@@ -156,6 +156,7 @@ struct listener {
     const struct relay_conf *relay; /* a relay listener's target, or NULL */
     struct faults faults;           /* this worker's copy of slot->cfg ... */
     uint64_t fault_version;         /* ... as of this version */
+    int dgram_faulty;               /* udp, with datagram faults in that copy */
     struct listener_stats stats;
 };
 
