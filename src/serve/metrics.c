@@ -300,6 +300,7 @@ static char *exposition(const struct metrics *m, size_t *len)
         ls[i].service = l->svc->name;
         ls[i].proto = listener_kind_name(l->kind);
         ls[i].address = l->addr;
+        ls[i].name = l->slot ? l->slot->name : "";
     }
     s.proc = (struct metrics_process){ .version = KODAMA_VERSION, .open_fds = open_fd_count(),
                                        .max_fds = max_fds(), .rss_bytes = rss_bytes(),
