@@ -205,7 +205,10 @@ def refuse_burst(s, n):
     keep.sendall(b"k")
     assert kh.recv_exact(keep, 1) == b"k"
     for _ in range(n):
-        c = socket.create_connection(s.addr("echo"), timeout=kh.scaled(5))
+        try:        # the reset may come before connect() has returned
+            c = socket.create_connection(s.addr("echo"), timeout=kh.scaled(5))
+        except ConnectionResetError:
+            continue
         try:
             c.recv(1)
         except (ConnectionResetError, socket.timeout):
