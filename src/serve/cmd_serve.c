@@ -9,6 +9,7 @@
 #include "lib/addr.h"
 #include "proto/spec.h"
 #include "lib/cli.h"
+#include "serve/control.h"
 #include "serve/inetd.h"
 #include "serve/listen.h"
 #include "lib/loop_uring.h"
@@ -143,6 +144,8 @@ struct serve_opts {
     char hostname[INFO_NAME_MAX + 1];
     struct spec metrics;            /* --metrics ADDR */
     int have_metrics;
+    const char *control;            /* --control ADDR */
+    int control_any;
     enum log_format log_format;
 };
 
@@ -179,6 +182,8 @@ static const struct option serve_longopts[] = {
     { "metrics", required_argument, NULL, OPT_METRICS },
     { "log-format", required_argument, NULL, OPT_LOG_FORMAT },
     { "seed", required_argument, NULL, OPT_SEED },
+    { "control", required_argument, NULL, OPT_CONTROL },
+    { "control-any", no_argument, NULL, OPT_CONTROL_ANY },
     { NULL, 0, NULL, 0 },
 };
 
@@ -315,6 +320,8 @@ static int outside_option(int c, const char *arg, struct serve_opts *o)
             return usage_error("serve", "--log-format '%s': not text or json", arg);
         o->log_format = strcmp(arg, "json") == 0 ? LOG_FORMAT_JSON : LOG_FORMAT_TEXT;
         break;
+    case OPT_CONTROL: o->control = arg; break;
+    case OPT_CONTROL_ANY: o->control_any = 1; break;
     }
     return EXIT_OK;
 }
@@ -360,7 +367,7 @@ static int parse_serve_args(int argc, char **argv, struct serve_opts *o)
             if (info_option(c, optarg, o) != EXIT_OK)
                 return EXIT_USAGE;
             break;
-        case OPT_METRICS: case OPT_LOG_FORMAT:
+        case OPT_METRICS: case OPT_LOG_FORMAT: case OPT_CONTROL: case OPT_CONTROL_ANY:
             if (outside_option(c, optarg, o) != EXIT_OK)
                 return EXIT_USAGE;
             break;
@@ -526,12 +533,32 @@ static int get_listeners(struct serve_opts *o, int nspecs, char **texts,
     if (o->inetd && o->have_metrics)
         return usage_error("serve", "--metrics with --inetd: each connection's process "
                            "would need a port of its own");
+    if (o->inetd && o->control)
+        return usage_error("serve", "--control with --inetd: each connection's process "
+                           "would need a port of its own");
+    if (o->control_any && !o->control)
+        return usage_error("serve", "--control-any without --control");
     if (o->inetd)
         return listen_on_stdin(o, nspecs, ls, nls);
     rc = listen_on_passed(nspecs, ls, nls);
     if (rc != EXIT_OK || *nls > 0)
         return rc;
     return listen_on_specs(o, nspecs, texts, ls, nls);
+}
+
+/* --control: bound with the listeners, as --metrics is. Returns EXIT_OK, or
+ * EXIT_USAGE / EXIT_FAIL (reported). */
+static int listen_control(const struct serve_opts *o, struct control_listen *cl)
+{
+    char err[KODAMA_ERR_LEN + ADDR_TEXT_MAX];
+    int usage;
+
+    if (control_listen(o->control, o->control_any, cl, &usage, err, sizeof err) == 0)
+        return EXIT_OK;
+    if (usage)
+        return usage_error("serve", "%s", err);
+    log_msg("%s", err);
+    return EXIT_FAIL;
 }
 
 /* Type=notify: a NOTIFY_SOCKET we cannot use only costs the notifications. */
@@ -547,6 +574,7 @@ int cmd_serve(int argc, char **argv)
 {
     struct serve_opts o = { .family = AF_UNSPEC };
     struct metrics_listen ml = { .fd = -1 };
+    struct control_listen cl = { .fd = -1 };
     struct listener *ls = NULL;
     size_t nls = 0;
     int rc;
@@ -563,6 +591,12 @@ int cmd_serve(int argc, char **argv)
         }
         o.cfg.metrics = &ml;
     }
+    if (rc == EXIT_OK && o.control) {
+        rc = listen_control(&o, &cl);
+        if (rc != EXIT_OK)
+            listeners_close(ls, nls);
+        o.cfg.control = &cl;
+    }
     if (rc == EXIT_OK)
         notify_open();
     if (o.have_user)
@@ -575,6 +609,7 @@ int cmd_serve(int argc, char **argv)
         rc = server_run(ls, nls, &o.cfg);
     if (ml.fd >= 0)
         close(ml.fd);
+    control_listen_close(&cl);
     free(o.message);
     return rc;
 }

@@ -28,6 +28,7 @@
 #include "serve/core/dgram.h"
 #include "serve/core/dgram_fault.h"
 #include "serve/core/proxy_wait.h"
+#include "serve/control.h"
 #include "serve/listen.h"
 #include "serve/metrics.h"
 #include "serve/privdrop.h"
@@ -50,6 +51,7 @@ struct server {
     uint64_t dgrams_seen;           /* inetd udp: datagrams in at the last tick */
     int64_t dgram_ms;               /* and when that count last moved */
     struct metrics *metrics;        /* --metrics, or NULL */
+    struct control *control;        /* --control, or NULL */
 };
 
 /* The loop stops right after (a deadline, a second signal, or exit). */
@@ -481,6 +483,9 @@ static int server_serve(struct server *srv, const struct listener *ls, size_t n)
         log_listening(ls, n);
         if (srv->metrics)
             log_msg("listening metrics tcp %s", srv->workers[0].cfg->metrics->addr);
+        if (srv->control)
+            log_msg("listening control %s %s", srv->workers[0].cfg->control->kind,
+                    srv->workers[0].cfg->control->addr);
         log_msg("ready");
     }
     if (rc == 0) {
@@ -498,14 +503,22 @@ static int server_serve(struct server *srv, const struct listener *ls, size_t n)
 
 /* Once every socket is made (SO_REUSEPORT siblings must share their owner's uid),
  * before anything is served. */
-static int become_user(const struct run_as *user, int verbose, struct listener *ls, size_t n)
+static int become_user(const struct run_as *user, const struct serve_config *cfg,
+                       struct listener *ls, size_t n)
 {
     char err[KODAMA_ERR_LEN + ADDR_TEXT_MAX];
+    int verbose = cfg->verbose;
 
     if (user == NULL)
         return 0;
     if (listeners_give_files(ls, n, user->uid, user->gid, err, sizeof err) < 0) {
         log_msg("%s", err);
+        return -1;
+    }
+    if (cfg->control && cfg->control->unlink_path &&
+        chown(cfg->control->unlink_path, user->uid, user->gid) < 0) {
+        log_msg("cannot give the control socket file %s to the user: %s",
+                cfg->control->unlink_path, strerror(errno));
         return -1;
     }
     if (run_as_become(user, err, sizeof err) < 0) {
@@ -627,16 +640,21 @@ int server_run(struct listener *ls, size_t n, const struct serve_config *cfg)
         log_msg("cannot watch signals: %s", strerror(errno));
         goto end;
     }
-    if (become_user(run.user, run.verbose, ls, n) < 0)
+    if (become_user(run.user, &run, ls, n) < 0)
         goto end;
     /* Started before any worker thread; stopped once they have all ended, so that
      * it never reads a listener that is gone, and scrapes go on during the drain. */
     if (run.metrics && (srv.metrics = metrics_start(run.metrics, &srv.ws)) == NULL)
         goto end;
+    if (run.control && (srv.control = control_start(run.control, &srv.ws)) == NULL) {
+        metrics_stop(srv.metrics);
+        goto end;
+    }
     rc = server_serve(&srv, ls, n);
     for (size_t i = 0; i < srv.nworkers; i++)
         worker_flush_logs(&srv.workers[i], 1);     /* the tail of any burst */
     metrics_stop(srv.metrics);
+    control_stop(srv.control);
     if (run.verbose)
         log_counters(&srv, ls, n);
 end:
