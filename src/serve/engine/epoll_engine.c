@@ -7,6 +7,7 @@
 #include "lib/net.h"
 #include "serve/core/worker.h"
 #include "serve/engine/conn.h"
+#include "serve/engine/relay.h"
 #include "serve/engine/stream.h"
 #include "serve/engine/udp_epoll.h"
 
@@ -44,6 +45,7 @@ static int epoll_init(struct worker *wk)
         if (wk->listeners[i].kind == LISTEN_UDP && wk->udp == NULL)
             wk->udp = udp_batch_new();
     conn_engine_init(wk);
+    relay_init(wk);
     return 0;
 }
 
@@ -78,7 +80,7 @@ const struct engine_ops engine_epoll = {
     .listener_stop = epoll_listener_stop,
     .serve = epoll_serve,
     .serve_shaped = conn_open_shaped,
-    .serve_relay = conn_open,
+    .serve_relay = relay_open,
     .stop_all = stream_stop_all,
     .close_all = stream_close_all,
 };

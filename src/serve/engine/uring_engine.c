@@ -12,6 +12,7 @@
 #include "lib/util.h"
 #include "serve/core/worker.h"
 #include "serve/engine/conn.h"
+#include "serve/engine/relay.h"
 #include "serve/engine/stream.h"
 
 /* Multishot accept gives no peer address: ask for it only where it is needed, for
@@ -107,6 +108,7 @@ static int uring_init(struct worker *wk)
     wk->uring = us;
     us->ring = loop_ring(wk->loop);
     conn_engine_init(wk);   /* the readiness path's connections, shaped by faults */
+    relay_init(wk);
     if (uconn_init(wk) < 0 || udp_uring_init(wk) < 0)
         return -1;
     loop_on_completion(wk->loop, on_completion, wk);
@@ -131,7 +133,7 @@ const struct engine_ops engine_uring = {
     .listener_stop = uring_listener_stop,
     .serve = uconn_open,
     .serve_shaped = conn_open_shaped,
-    .serve_relay = conn_open,
+    .serve_relay = relay_open,
     .stop_all = stream_stop_all,
     .close_all = stream_close_all,
     .accepts_blocking = 1,
