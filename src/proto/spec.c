@@ -286,7 +286,7 @@ static int parse_port(const char *text, const char *s, size_t len, struct spec *
                       char *err, size_t errlen)
 {
     const char *dash = memchr(s, '-', len);
-    unsigned long first, last;
+    unsigned long first = 0, last = 0;
 
     if (dash == NULL || dash == s) {   /* "-1" is no range: an invalid port */
         if (one_port(text, s, len, 0, &first, err, errlen) < 0)
@@ -429,7 +429,7 @@ static int parse_address(const char *text, const char *addr, size_t len, struct 
 {
     const char *colon;
 
-    if (strncmp(addr, "unix:", 5) == 0) {
+    if (len >= 5 && strncmp(addr, "unix:", 5) == 0) {
         sp->protos = PROTO_TCP;
         return parse_unix(text, addr + 5, len - 5, sp, err, errlen);
     }
@@ -565,7 +565,7 @@ int spec_target_parse(const char *text, struct spec_target *t, char *err, size_t
     size_t len = strlen(text);
 
     memset(t, 0, sizeof *t);
-    memset(&sp, 0, offsetof(struct spec, opts));
+    memset(&sp, 0, sizeof sp);
     if (len == 0 || len >= SPEC_HOST_MAX + 16) {
         set_reason(err, errlen, len ? "too long" : "empty");
         return -1;
@@ -622,7 +622,7 @@ int spec_parse_options(const char *text, struct spec *sp, int fixed, char *err,
 int spec_parse(const char *text, struct spec *sp, char *err, size_t errlen)
 {
     const char *at = strchr(text, '@'), *rest, *comma;
-    char addr[SPEC_TEXT_MAX];
+    char addr[SPEC_TEXT_MAX] = { 0 };  /* all defined, for the analyzers */
     long len;
     size_t alen;
 

@@ -129,12 +129,13 @@ static void queue_due(struct worker_wait *w)
     struct dgram_faults *df = container_of(w, struct dgram_faults, wait);
     int64_t now = now_ms();
 
-    while (!dlist_empty(&df->queue)) {
-        struct held *h = container_of(df->queue.next, struct held, link);
+    for (struct dlink *node = df->queue.next, *next; node != &df->queue; node = next) {
+        struct held *h = container_of(node, struct held, link);
 
+        next = node->next;      /* sending frees h, and no other */
         if (h->due > now) {
-            if (worker_wait_set(h->l->wk, &df->wait, h->due) < 0)
-                break;      /* out of memory: the next reply that comes re-arms it */
+            /* Out of memory: the next reply that comes re-arms it. */
+            (void)worker_wait_set(h->l->wk, &df->wait, h->due);
             return;
         }
         send_copies(h->l, (struct sockaddr *)&h->peer, h->peer_len, h->control.buf,
@@ -278,8 +279,10 @@ void dgram_faults_free(struct worker *wk)
 
     if (df == NULL)
         return;
-    while (!dlist_empty(&df->queue))
-        held_free(df, container_of(df->queue.next, struct held, link));
+    for (struct dlink *node = df->queue.next, *next; node != &df->queue; node = next) {
+        next = node->next;
+        held_free(df, container_of(node, struct held, link));
+    }
     worker_wait_del(wk, &df->wait);
     free(df->peers);
     free(df);
