@@ -509,6 +509,9 @@ static int listen_on_stdin(struct serve_opts *o, int nspecs, struct listener **l
     svc = service_find(name);
     if (svc == NULL)
         return usage_error("serve", "unknown service '%s' in --inetd '%s'", name, o->inetd);
+    if (svc->relay)
+        return usage_error("serve", "--inetd '%s': a relay needs to=, which only a SPEC or "
+                           "FileDescriptorName= can give", o->inetd);
     *ls = xcalloc(1, sizeof **ls);
     if (inetd_take_stdin(svc, udp, *ls, &o->cfg.inetd_conn, err, sizeof err) < 0) {
         free(*ls);

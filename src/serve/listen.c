@@ -397,8 +397,13 @@ static int fds_group(struct listener *ls, size_t n, char *const *names, size_t i
                  ls[i].w.fd, names[i]);
         goto end;
     }
-    if (spec_parse_options(opts ? opts + 1 : "", sp, 1, err, errlen) < 0)
+    if (spec_parse_options(opts ? opts + 1 : "", sp, 1, err, errlen) < 0) {
+        char why[KODAMA_ERR_LEN];
+
+        snprintf(why, sizeof why, "%s", err);
+        snprintf(err, errlen, "descriptor %d is named '%s': %s", ls[i].w.fd, names[i], why);
         goto end;
+    }
     /* One slot for the group: made for the first, then shared. */
     if (listen_group(group[0], 1, sp, err, errlen) < 0)
         goto end;
