@@ -79,6 +79,7 @@ done
 mkdir -p "$B" "$(dirname "$OUT")"
 build_echoload "$B"
 make --no-print-directory -s kodama >&2
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 KODAMA=$ROOT/kodama
 ECHOLOAD=$ROOT/$B/echoload
 
@@ -134,18 +135,18 @@ start_relay() {
             RELAY_CMD="kodama serve -t 1 relay@127.0.0.1:PORT,to=127.0.0.1:TARGET"
             ;;
         socat)
-            # -b 8192: larger blocks let socat block writing to one side while the
-            # other waits for it to read.
-            launch "$TMP/socat.log" socat -b8192 \
-                "TCP4-LISTEN:$RELAY_PORT,bind=127.0.0.1,reuseaddr,fork,backlog=4096" \
-                "TCP4:127.0.0.1:$TARGET"
-            RELAY_CMD="socat -b8192 TCP4-LISTEN:PORT,bind=127.0.0.1,reuseaddr,fork,backlog=4096 TCP4:127.0.0.1:TARGET"
+            # nodelay, as kodama's relay and HAProxy have: without it socat's 8 KiB
+            # blocks meet Nagle and delayed ACKs, 40 ms a message.
+            launch "$TMP/socat.log" socat \
+                "TCP4-LISTEN:$RELAY_PORT,bind=127.0.0.1,reuseaddr,fork,backlog=4096,nodelay" \
+                "TCP4:127.0.0.1:$TARGET,nodelay"
+            RELAY_CMD="socat TCP4-LISTEN:PORT,bind=127.0.0.1,reuseaddr,fork,backlog=4096,nodelay TCP4:127.0.0.1:TARGET,nodelay"
             ;;
         haproxy)
             cat >"$TMP/haproxy.cfg" <<EOF
 global
 	nbthread 1
-	maxconn 10000
+	maxconn 2000
 defaults
 	mode tcp
 	timeout connect 5s

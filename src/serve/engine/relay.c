@@ -20,6 +20,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/sockios.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -733,6 +735,16 @@ static void note_faults(struct relay *r)
             faults_format(&only, text, sizeof text));
 }
 
+/* A relay adds no Nagle delay of its own: what a side sends goes on at once (a
+ * client's small writes, and the faults' own timing, stay its own). */
+static void no_delay(int fd)
+{
+    int on = 1;
+
+    /* Not a tcp socket (unix), or refused: the bytes still go, maybe merged. */
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
+}
+
 /* Start connecting to the target; returns 0, or the errno of a failure at once (a
  * unix socket's full backlog, EAGAIN, is one: it does not complete later). */
 static int start_connect(struct relay *r)
@@ -743,6 +755,8 @@ static int start_connect(struct relay *r)
     if (fd < 0)
         return errno;
     watch_init(&r->tw, fd, target_event);
+    if (rc->to.ss_family != AF_UNIX)
+        no_delay(fd);
     if (connect(fd, (const struct sockaddr *)&rc->to, rc->to_len) == 0) {
         r->connecting = 0;
         return 0;
@@ -770,6 +784,8 @@ void relay_open(struct worker *wk, struct listener *l, const struct accepted *a)
         return;
     }
     watch_init(&r->cw, a->fd, client_event);
+    if (l->kind == LISTEN_TCP)
+        no_delay(a->fd);
     watch_init(&r->tw, -1, target_event);
     worker_wait_init(&r->connect_wait, connect_timed_out);
     stream_open(&r->s, l, a, &plan, STREAM_RELAY);
