@@ -358,6 +358,7 @@ static ssize_t flush_buffer(struct relay *r, struct relay_dir *d, const struct f
 
     allow = shape_allow(&d->sh, f, ring_used(&d->buf), now, &wk->rng, &wait);
     if (allow == 0) {
+        d->want_write = 0;      /* the heap wakes it, not a writable socket */
         if (wait > 0 && worker_wait_set(wk, &d->wait, now + wait) < 0) {
             relay_broken(r, 1);
             return -1;
@@ -576,6 +577,12 @@ static void relay_step(struct relay *r)
         if (d < 0)
             return;
         moved = u || d;
+    }
+    if (moved) {
+        /* Out of turns with bytes still to go: a writable event brings us back, after
+         * the others' turn (nothing else might: a full buffer does not read). */
+        r->up.want_write = r->up.want_write || dir_held(&r->up) > 0;
+        r->down.want_write = r->down.want_write || dir_held(&r->down) > 0;
     }
     if (!r->stalled && (dir_pass_fin(r, &r->up) < 0 || dir_pass_fin(r, &r->down) < 0))
         return;
