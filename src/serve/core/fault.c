@@ -33,6 +33,10 @@ int fault_kind_on_dgram(enum fault_kind k)
     return k == FAULT_LATENCY || k == FAULT_RATE || k == FAULT_DROP || k == FAULT_DUP;
 }
 
+const struct fault_shape fault_shape_none = {
+    .close_after = FAULT_NONE, .reset_after = FAULT_NONE, .stall_after = FAULT_NONE,
+};
+
 static void shape_clear(struct fault_shape *s)
 {
     memset(s, 0, sizeof *s);

@@ -64,6 +64,9 @@ struct faults {
 /* No faults at all (toxicity 1). */
 void faults_clear(struct faults *f);
 
+/* A direction with no fault: what a connection the toxicity roll left out gets. */
+extern const struct fault_shape fault_shape_none;
+
 /* From a parsed SPEC's or option list's options (spec.c has checked them). */
 void faults_from_spec(struct faults *f, const struct spec *sp);
 

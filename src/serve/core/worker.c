@@ -185,6 +185,18 @@ void fault_slot_get(struct fault_slot *slot, struct faults *f)
     pthread_mutex_unlock(&slot->lock);
 }
 
+void listener_count_faults(struct listener *l, const struct fault_shape *f)
+{
+    if (f->latency_ms || f->latency_jitter_ms)
+        counter_add(&l->stats.faults[FAULT_LATENCY], 1);
+    if (f->rate)
+        counter_add(&l->stats.faults[FAULT_RATE], 1);
+    if (f->slice || f->slice_delay_ms)
+        counter_add(&l->stats.faults[FAULT_SLICE], 1);
+    if (f->greet_delay_ms)
+        counter_add(&l->stats.faults[FAULT_GREET_DELAY], 1);
+}
+
 void listener_faults_copy(struct listener *l)
 {
     struct fault_slot *slot = l->slot;

@@ -160,6 +160,10 @@ struct listener {
     struct listener_stats stats;
 };
 
+/* A connection opened under the faults f: count each that shapes its output
+ * (latency, rate, slice, greet-delay) once. */
+void listener_count_faults(struct listener *l, const struct fault_shape *f);
+
 /* Copy the listener's faults from its slot: call listener_faults_fresh. */
 void listener_faults_copy(struct listener *l);
 

@@ -328,10 +328,6 @@ static void conn_close(struct conn *c)
 
 /* ------------------------------------------------------------------ shaped */
 
-static const struct fault_shape no_faults = {
-    .close_after = FAULT_NONE, .reset_after = FAULT_NONE, .stall_after = FAULT_NONE,
-};
-
 /* The faults this connection is under now: its listener's, as the control API last
  * set them, unless its toxicity roll leaves it out. */
 static const struct fault_shape *conn_faults(struct conn *c)
@@ -339,7 +335,7 @@ static const struct fault_shape *conn_faults(struct conn *c)
     struct listener *l = c->s.l;
 
     listener_faults_fresh(l);
-    return c->shape->roll < l->faults.toxicity ? &l->faults.down : &no_faults;
+    return c->shape->roll < l->faults.toxicity ? &l->faults.down : &fault_shape_none;
 }
 
 static void conn_shape_due(struct worker_wait *w)
@@ -363,18 +359,10 @@ static void conn_shape_made(struct conn *c, uint64_t n)
 /* -v and the counters: which faults this connection got. */
 static void conn_shape_note(struct conn *c, const struct fault_shape *f)
 {
-    struct listener_stats *st = &c->s.l->stats;
     char text[FAULT_TEXT_MAX];
     struct faults only;
 
-    if (f->latency_ms || f->latency_jitter_ms)
-        counter_add(&st->faults[FAULT_LATENCY], 1);
-    if (f->rate)
-        counter_add(&st->faults[FAULT_RATE], 1);
-    if (f->slice || f->slice_delay_ms)
-        counter_add(&st->faults[FAULT_SLICE], 1);
-    if (f->greet_delay_ms)
-        counter_add(&st->faults[FAULT_GREET_DELAY], 1);
+    listener_count_faults(c->s.l, f);
     if (!c->s.peer || !fault_shape_active(f))
         return;
     faults_clear(&only);

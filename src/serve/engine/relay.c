@@ -67,10 +67,6 @@ struct relay {
     unsigned closed : 1;
 };
 
-static const struct fault_shape no_faults = {
-    .close_after = FAULT_NONE, .reset_after = FAULT_NONE, .stall_after = FAULT_NONE,
-};
-
 static void relay_step(struct relay *r);
 
 static struct worker *relay_wk(const struct relay *r)
@@ -101,7 +97,7 @@ static const struct fault_shape *dir_faults(struct relay *r, const struct relay_
 
     listener_faults_fresh(l);
     if (r->roll >= l->faults.toxicity)
-        return &no_faults;
+        return &fault_shape_none;
     return d->up ? &l->faults.up : &l->faults.down;
 }
 
@@ -281,7 +277,7 @@ static ssize_t fill_pipe(struct relay *r, struct relay_dir *d)
     }
     d->in_pipe += (size_t)n;
     count_in(r, d, (size_t)n);
-    shape_made(&d->sh, &no_faults, (uint64_t)n, now_ms(), &relay_wk(r)->rng);
+    shape_made(&d->sh, &fault_shape_none, (uint64_t)n, now_ms(), &relay_wk(r)->rng);
     return n;
 }
 
@@ -340,7 +336,7 @@ static ssize_t flush_pipe(struct relay *r, struct relay_dir *d)
     }
     d->in_pipe -= (size_t)n;
     d->want_write = d->in_pipe > 0;
-    shape_sent(&d->sh, &no_faults, (size_t)n, now_ms());
+    shape_sent(&d->sh, &fault_shape_none, (size_t)n, now_ms());
     count_out(r, d, (size_t)n);
     return n;
 }
@@ -716,23 +712,12 @@ static void dir_init(struct relay_dir *d, int up, const struct fault_shape *f, i
 /* -v and the counters: which faults this connection got. */
 static void note_faults(struct relay *r)
 {
-    struct listener_stats *st = &r->s.l->stats;
     const struct fault_shape *dirs[2] = { dir_faults(r, &r->down), dir_faults(r, &r->up) };
     char text[FAULT_TEXT_MAX];
     struct faults only;
 
-    for (int i = 0; i < 2; i++) {
-        const struct fault_shape *f = dirs[i];
-
-        if (f->latency_ms || f->latency_jitter_ms)
-            counter_add(&st->faults[FAULT_LATENCY], 1);
-        if (f->rate)
-            counter_add(&st->faults[FAULT_RATE], 1);
-        if (f->slice || f->slice_delay_ms)
-            counter_add(&st->faults[FAULT_SLICE], 1);
-        if (f->greet_delay_ms)
-            counter_add(&st->faults[FAULT_GREET_DELAY], 1);
-    }
+    listener_count_faults(r->s.l, dirs[0]);
+    listener_count_faults(r->s.l, dirs[1]);
     if (!r->s.peer || (!fault_shape_active(dirs[0]) && !fault_shape_active(dirs[1])))
         return;
     faults_clear(&only);
