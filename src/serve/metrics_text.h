@@ -16,6 +16,7 @@ struct metrics_listener {
     const char *service;
     const char *proto;              /* "tcp", "udp" or "unix" */
     const char *address;            /* as in its listening line */
+    const char *name;               /* its SPEC's name= (or SERVICE-PORT) */
     struct listener_totals t;
 };
 

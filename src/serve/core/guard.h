@@ -21,6 +21,7 @@ enum drop_reason {
     DROP_IDLE,              /* silent for --idle-timeout */
     DROP_SEND_TIMEOUT,      /* read nothing for --send-timeout while we had output */
     DROP_BAD_PROXY,         /* "+proxy" listener: no valid PROXY protocol header */
+    DROP_RELAY_TARGET,      /* relay: its target refused, timed out or failed */
     DROP_UDP_PORT,          /* source port 0 or below 1024; the udp reasons come last */
     DROP_UDP_OWN_PORT,      /* source port is one we serve on: a loop between servers */
     DROP_UDP_RATE,          /* over its source's --udp-rate */

@@ -587,36 +587,28 @@ void uconn_open(struct worker *wk, struct listener *l, const struct accepted *a)
     c->qhead = c->qtail = BUF_NONE;
     dlist_init(&c->starved);
     c->progressed = c->sent = 1;
-    stream_open(&c->s, l, a, &plan);
+    stream_open(&c->s, l, a, &plan, STREAM_UCONN);
     if (stream_queue_copy(&c->s, &c->spill, &plan) < 0)
         uconn_close(c);
     uconn_advance(c);
 }
 
-void uconn_stop_all(struct worker *wk)
+static void uconn_stop(struct stream *s)
 {
-    struct dlink *node = wk->conns.next;
+    struct uconn *c = container_of(s, struct uconn, s);
 
-    while (node != &wk->conns) {
-        struct uconn *c = container_of(node, struct uconn, s.all);
-
-        node = node->next;      /* uconn_advance may close c */
-        c->s.stopping = 1;
-        uconn_advance(c);
-    }
+    c->s.stopping = 1;
+    uconn_advance(c);       /* may close c */
 }
 
 /* The loop stops right after this (a deadline, or exit), and tearing down the ring
  * ends every request: connections are freed at once. */
-void uconn_close_all(struct worker *wk)
+static void uconn_close_now(struct stream *s)
 {
-    for (struct dlink *node = wk->conns.next, *next; node != &wk->conns; node = next) {
-        struct uconn *c = container_of(node, struct uconn, s.all);
+    struct uconn *c = container_of(s, struct uconn, s);
 
-        next = node->next;      /* closing one frees it, and no other */
-        uconn_close(c);
-        uconn_free(c, 1);
-    }
+    uconn_close(c);
+    uconn_free(c, 1);
 }
 
 static void trace_complete(const struct uconn *c, unsigned tag, int32_t res, uint32_t flags)
@@ -652,7 +644,8 @@ int uconn_init(struct worker *wk)
     pool_destroy(&wk->pool);
     pool_init(&wk->pool, us->max_held * STREAM_BUF_SIZE, wk->pool.keep);
     dlist_init(&us->starved);
-    stream_clocks_init(wk, linger_expired, idle_expired, stall_expired);
+    stream_set_init(wk, STREAM_UCONN, linger_expired, idle_expired, stall_expired, uconn_stop,
+                    uconn_close_now);
     us->next = xcalloc(STREAM_BUFS, sizeof *us->next);
     us->len = xcalloc(STREAM_BUFS, sizeof *us->len);
     return bufring_init(&us->stream, wk->loop, STREAM_GROUP, STREAM_BUFS, STREAM_BUF_SIZE,

@@ -7,6 +7,8 @@
 #include "lib/net.h"
 #include "serve/core/worker.h"
 #include "serve/engine/conn.h"
+#include "serve/engine/relay.h"
+#include "serve/engine/stream.h"
 #include "serve/engine/udp_epoll.h"
 
 #define ACCEPTS_PER_EVENT 64
@@ -46,6 +48,7 @@ static int epoll_init(struct worker *wk)
         if (wk->listeners[i].kind == LISTEN_UDP && wk->udp == NULL)
             wk->udp = udp_batch_new();
     conn_engine_init(wk);
+    relay_engine_init(wk);
     return 0;
 }
 
@@ -79,6 +82,8 @@ const struct engine_ops engine_epoll = {
     .listener_start = epoll_listener_start,
     .listener_stop = epoll_listener_stop,
     .serve = epoll_serve,
-    .stop_all = conn_stop_all,
-    .close_all = conn_close_all,
+    .serve_shaped = conn_open_shaped,
+    .serve_relay = relay_open,
+    .stop_all = stream_stop_all,
+    .close_all = stream_close_all,
 };

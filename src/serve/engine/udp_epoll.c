@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 
 #include "lib/log.h"
+#include "serve/core/dgram_fault.h"
 #include "serve/core/worker.h"
 #include "lib/util.h"
 
@@ -105,6 +106,11 @@ static int batch_answer(struct udp_batch *b, struct listener *l, int n)
             udp_log_datagram(l, &b->peer[i], in->msg_namelen, b->in[i].msg_len, rlen);
         if (rlen < 0)
             continue;
+        if (dgram_faulty(l)) {
+            dgram_fault_reply(l, in->msg_name, in->msg_namelen, in, reply, (size_t)rlen,
+                              b->in[i].msg_len);
+            continue;
+        }
         b->out_iov[nout].iov_base = (void *)reply;
         b->out_iov[nout].iov_len = (size_t)rlen;
         *out = *in;

@@ -28,6 +28,7 @@
 #include "serve/core/worker.h"
 #include "serve/core/dgram.h"
 #include "serve/engine/gso.h"
+#include "serve/core/dgram_fault.h"
 #include "serve/engine/uring_engine.h"
 #include "lib/util.h"
 
@@ -171,6 +172,17 @@ static int build_reply(struct worker *wk, struct listener *l, struct udp_slot *s
         udp_log_datagram(l, &slot->peer, namelen, len, rlen);
     if (rlen < 0)
         return -1;
+    if (dgram_faulty(l)) {
+        /* The control data follows the room the template gave the name. */
+        struct msghdr in = {
+            .msg_control = (char *)io_uring_recvmsg_name(o) + tmpl->msg_namelen,
+            .msg_controllen = o->controllen,
+        };
+
+        dgram_fault_reply(l, (struct sockaddr *)&slot->peer, namelen, &in, reply, (size_t)rlen,
+                          len);
+        return -1;      /* sent or held by the faults: nothing for the ring to send */
+    }
     memset(&slot->msg, 0, sizeof slot->msg);
     slot->iov.iov_base = (void *)reply;
     slot->iov.iov_len = (size_t)rlen;

@@ -11,6 +11,9 @@
 #include "lib/loop_uring.h"
 #include "lib/util.h"
 #include "serve/core/worker.h"
+#include "serve/engine/conn.h"
+#include "serve/engine/relay.h"
+#include "serve/engine/stream.h"
 
 /* Multishot accept gives no peer address: ask for it only where it is needed, for
  * the per-address limit or the -v log. */
@@ -115,6 +118,8 @@ static int uring_init(struct worker *wk)
 
     wk->uring = us;
     us->ring = loop_ring(wk->loop);
+    conn_engine_init(wk);   /* the readiness path's connections, shaped by faults */
+    relay_engine_init(wk);
     if (uconn_init(wk) < 0 || udp_uring_init(wk) < 0)
         return -1;
     loop_on_completion(wk->loop, on_completion, wk);
@@ -139,6 +144,9 @@ const struct engine_ops engine_uring = {
     .listener_start = uring_listener_start,
     .listener_stop = uring_listener_stop,
     .serve = uconn_open,
-    .stop_all = uconn_stop_all,
-    .close_all = uconn_close_all,
+    .serve_shaped = conn_open_shaped,
+    .serve_relay = relay_open,
+    .stop_all = stream_stop_all,
+    .close_all = stream_close_all,
+    .accepts_blocking = 1,
 };

@@ -74,13 +74,11 @@ static inline void uring_cancel(struct worker *wk, uint64_t ud)
 
 struct accepted;
 
-/* conn_uring.c: the stream buffers and deadlines, set up and torn down with the
- * engine; connections served, stopped, closed; a completion of theirs (tag). */
+/* conn_uring.c: the stream buffers and the set of its connections, set up and
+ * torn down with the engine; connections served; a completion of theirs (tag). */
 int uconn_init(struct worker *wk);
 void uconn_destroy(struct worker *wk);
 void uconn_open(struct worker *wk, struct listener *l, const struct accepted *a);
-void uconn_stop_all(struct worker *wk);
-void uconn_close_all(struct worker *wk);
 void uconn_complete(void *obj, unsigned tag, int32_t res, uint32_t flags);
 
 /* udp_uring.c */
