@@ -174,6 +174,9 @@ bench-quick: kodama
 	bench/profile.sh --quick -o $(BUILD)/bench/PROFILE-quick.md
 	@for c in tcp64 udp64 hello; do grep -q "^| $$c | [0-9]" $(BUILD)/bench/PROFILE-quick.md || \
 	    { echo "bench-quick: no $$c row in $(BUILD)/bench/PROFILE-quick.md" >&2; exit 1; }; done
+	bench/relay.sh --quick -o $(BUILD)/bench/RELAY-quick.md >/dev/null
+	@for r in kodama socat haproxy; do grep -q "^| 1 MiB × 4 conns | $$r | [0-9]" $(BUILD)/bench/RELAY-quick.md || \
+	    { echo "bench-quick: no $$r row in $(BUILD)/bench/RELAY-quick.md" >&2; exit 1; }; done
 
 # Where the server's user-space instructions per message go (callgrind), and its
 # user/kernel CPU split; writes bench/PROFILE.md in about a minute (bench-quick runs

@@ -10,10 +10,12 @@ are there.  Exit status 0 when it is, 1 with the reasons when not.
 import re
 import sys
 
-TEXT_COLUMNS = {"server", "client", "errors/lost", "still answers"}
-NUMBER = re.compile(r"^(n/a|-?[0-9]+(\.[0-9]+)?×?)$")
+TEXT_COLUMNS = {"case", "server", "client", "errors/lost", "still answers"}
+NUMBER = re.compile(r"^(n/a|[-+]?[0-9]+(\.[0-9]+)?×?)$")
+CHOICES = {"kept up": {"yes", "NO", "n/a"}}
 TITLES = ("## TCP echo, 64 B", "## TCP echo, 16 KiB", "## UDP echo, 64 B", "## hello:",
-          "idle connections: server memory", "closed at once")
+          "ping-pong", "## At fixed offered rates", "idle connections: server memory",
+          "closed at once")
 
 
 def cells(line):
@@ -51,10 +53,13 @@ def check(path):
             if len(c) != len(header):
                 problems.append(f"{path}:{n}: {len(c)} cells, header has {len(header)}")
                 continue
-            kodama |= c[0].startswith("kodama")
+            kodama |= any(v.startswith("kodama") for v in c[:2])
             for h, v in zip(header, c):
                 if v == "":
                     problems.append(f"{path}:{n}: empty cell in column '{h}'")
+                elif h in CHOICES:
+                    if v not in CHOICES[h]:
+                        problems.append(f"{path}:{n}: column '{h}' is not one of {sorted(CHOICES[h])}: '{v}'")
                 elif h not in TEXT_COLUMNS and not NUMBER.match(v):
                     problems.append(f"{path}:{n}: column '{h}' is not a number or n/a: '{v}'")
         if not kodama:

@@ -12,7 +12,8 @@
 # --baseline BIN: run BIN (another kodama, e.g. one built from an older commit)
 # beside ./kodama, in every kodama variant, each right after the other; the
 # report adds a before/after table (./kodama ÷ BIN) with these ratios.
-# --cases LIST: only these cases (comma-separated: tcp64,tcp16k,udp64,hello,idle).
+# --cases LIST: only these cases (comma-separated, from ALL_CASES below; "fixed"
+# stands for every fixed-rate case, "saturation" for tcp64,tcp16k,udp64,hello).
 # --no-peers: kodama (and the baseline) only.
 # --rounds N: every server N times, the rounds interleaved (kodama, baseline,
 # peers, then again); the tables show the median of the rounds.
@@ -26,7 +27,13 @@ usage() {
 QUICK=0
 OUT=
 BASELINE=
-CASES="tcp64,tcp16k,udp64,hello,idle"
+# Saturation (closed loop, as fast as the client goes), then fixed offered rates
+# (open loop: kodama bench -r, latency from each message's intended send), the
+# latency-bound ping-pong (one message in flight) and hello at 1 and 4 clients.
+SATURATION="tcp64 tcp16k udp64 hello"
+FIXED="tcp64@10k tcp64@20k tcp64@50k tcp64@100k tcp64x10@20k udp64@20k udp64@100k hello@2k hello@10k"
+ALL_CASES="$SATURATION $FIXED pingpong-tcp pingpong-udp hello1 hello4 idle"
+CASES=
 PEERS=1
 ROUNDS=1
 ARGS=("$@")
@@ -45,8 +52,15 @@ while [ $# -gt 0 ]; do
     esac
     shift
 done
+if [ -z "$CASES" ]; then
+    CASES=${ALL_CASES// /,}
+    # --quick: one case of each kind besides the saturation ones.
+    [ "$QUICK" = 1 ] && CASES="${SATURATION// /,},tcp64@20k,udp64@20k,hello@2k,pingpong-tcp,pingpong-udp,hello4,idle"
+fi
+CASES=${CASES//fixed/${FIXED// /,}}
+CASES=${CASES//saturation/${SATURATION// /,}}
 for c in ${CASES//,/ }; do
-    case "$c" in tcp64|tcp16k|udp64|hello|idle) ;; *) echo "compare.sh: unknown case '$c'" >&2; usage ;; esac
+    [[ " $ALL_CASES " == *" $c "* ]] || { echo "compare.sh: unknown case '$c'" >&2; usage; }
 done
 if [ -n "$BASELINE" ]; then
     [ -x "$BASELINE" ] || { echo "compare.sh: --baseline $BASELINE: not an executable" >&2; exit 2; }
@@ -120,6 +134,7 @@ cleanup() {
     trap - EXIT INT TERM
     for p in "${HELPERS[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
     for p in "${SERVERS[@]}"; do stop_tree "$p"; done
+    for p in "${CG_ROOT:-/nonexistent}"/kodama-compare.$$.*; do [ -d "$p" ] && rmdir "$p" 2>/dev/null; done
     [ -n "$POLICY_RC" ] && rm -f "$POLICY_RC"
     rm -rf "$TMP"
 }
@@ -164,7 +179,7 @@ apt_install() {
 if [ "$QUICK" = 1 ]; then
     apt_install socat strace
 else
-    apt_install socat strace xinetd ncat nginx libnginx-mod-stream
+    apt_install socat strace xinetd ncat nginx libnginx-mod-stream gnuplot-nox
 fi
 
 mkdir -p "$B" "$(dirname "$OUT")"
@@ -242,218 +257,10 @@ rec kind=meta "date=$(date -u '+%Y-%m-%d %H:%M:%S UTC')" "kernel=$(uname -sr)" \
     "baseline=$([ -n "$BASELINE" ] && "$BASELINE" --version 2>/dev/null | head -n1) $BASELINE" \
     "command=bench/compare.sh${ARGS[*]:+ ${ARGS[*]}}"
 
-# --- starting servers -------------------------------------------------------
+# --- starting servers: bench/servers.sh ------------------------------------
 
-NEXT_PORT=$((20000 + RANDOM % 8000))
-free_port() { # sets port: one below the ephemeral range, free for tcp and udp
-    while :; do
-        port=$NEXT_PORT
-        NEXT_PORT=$((NEXT_PORT + 1))
-        [ "$NEXT_PORT" -ge 32000 ] && NEXT_PORT=20000
-        [ -z "$(ss -Htuan "( sport = :$port )" 2>/dev/null)" ] && return
-    done
-}
-
-# launch LOG CMD...: starts CMD as its own session; SRV_PID is its pid.
-launch() {
-    local logf=$1
-    shift
-    setsid "$@" >"$logf" 2>&1 </dev/null &
-    SRV_PID=$!
-    disown "$SRV_PID" # bash still reaps it, without a "Killed" line
-    SERVERS+=("$SRV_PID")
-}
-
-wait_port() { # wait_port tcp|udp HOST PORT: until something listens there
-    local i flag=-Hltn
-    [ "$1" = udp ] && flag=-Hlun
-    for i in $(seq 100); do
-        kill -0 "$SRV_PID" 2>/dev/null || return 1
-        [ -n "$(ss "$flag" "( sport = :$3 )")" ] && return 0
-        sleep 0.05
-    done
-    return 1
-}
-
-# check SERVICE PROTO: does the server at SRV_HOST SRV_PORT answer correctly?
-check_server() {
-    local got want=kodama-compare-check
-    case "$1/$2" in
-        echo/tcp) got=$("$KODAMA" send -w 3 "$SRV_HOST" "$SRV_PORT" "$want" 2>&1) ;;
-        echo/udp) got=$("$KODAMA" send -u -w 3 "$SRV_HOST" "$SRV_PORT" "$want" 2>&1) ;;
-        hello/tcp)
-            # shellcheck disable=SC2016
-            got=$(timeout 3 bash -c 'exec 3<>"/dev/tcp/$1/$2" && cat <&3' _ "$SRV_HOST" "$SRV_PORT" 2>&1 | head -c 200)
-            if [ -n "$got" ]; then return 0; fi
-            SRV_ERR="no greeting"
-            return 1 ;;
-    esac
-    [ "$got" = "$want" ] && return 0
-    SRV_ERR="wrong echo: ${got//$'\n'/ }"
-    return 1
-}
-
-NSRV=0
-# start_server NAME SERVICE PROTO: starts server NAME (a kodama variant label
-# or a peer name) for SERVICE (echo|hello) over PROTO (tcp|udp) on loopback.
-# Sets SRV_PID, SRV_HOST, SRV_PORT, SRV_CMD; on failure SRV_ERR and status 1.
-start_server() {
-    local name=$1 svc=$2 proto=$3 d port opts line
-    NSRV=$((NSRV + 1))
-    d=$TMP/srv.$NSRV
-    mkdir -p "$d"
-    : >"$d/log"
-    SRV_HOST=127.0.0.1 SRV_ERR='' SRV_PID='' SRV_PORT=''
-    case "$name" in
-    kodama*|baseline*)
-        local bin=$KODAMA
-        [ "${name%% *}" = baseline ] && bin=$BASELINE
-        opts=
-        for line in "${KVARIANTS[@]}"; do [ "${line%%|*}" = "$name" ] && opts=${line#*|}; done
-        # shellcheck disable=SC2086
-        launch "$d/log" "$bin" serve $opts "$svc@127.0.0.1:0/$proto"
-        SRV_CMD="${name%% *} serve$opts $svc@127.0.0.1:0/$proto"
-        for _ in $(seq 100); do
-            grep -q '^kodama: ready' "$d/log" && break
-            kill -0 "$SRV_PID" 2>/dev/null || break
-            sleep 0.05
-        done
-        SRV_PORT=$(sed -n "s/^kodama: listening $svc $proto 127\.0\.0\.1:\([0-9]*\)$/\1/p" "$d/log" | head -n1)
-        if [ -z "$SRV_PORT" ]; then
-            SRV_ERR="did not start: $(tr '\n' ' ' <"$d/log" | cut -c1-200)"
-            return 1
-        fi
-        ;;
-    fork_echo*|udp_echo*|fork_hello*)
-        local prog=${name%% *}
-        launch "$d/log" "$ROOT/$B/$prog" 127.0.0.1 0
-        SRV_CMD="build/bench/$prog 127.0.0.1 0"
-        for _ in $(seq 100); do
-            grep -q '^listening' "$d/log" && break
-            kill -0 "$SRV_PID" 2>/dev/null || break
-            sleep 0.05
-        done
-        SRV_PORT=$(sed -n 's/^listening .*:\([0-9]*\)$/\1/p' "$d/log")
-        if [ -z "$SRV_PORT" ]; then
-            SRV_ERR="did not start: $(tr '\n' ' ' <"$d/log" | cut -c1-200)"
-            return 1
-        fi
-        ;;
-    socat)
-        free_port
-        case "$svc/$proto" in
-            echo/tcp) launch "$d/log" socat "TCP4-LISTEN:$port,bind=127.0.0.1,reuseaddr,fork,backlog=4096" PIPE ;;
-            echo/udp) launch "$d/log" socat "UDP4-LISTEN:$port,bind=127.0.0.1,reuseaddr,fork" PIPE ;;
-            hello/tcp)
-                printf 'Hello from server!\n' >"$d/greeting"
-                launch "$d/log" socat -U "TCP4-LISTEN:$port,bind=127.0.0.1,reuseaddr,fork,backlog=4096" "OPEN:$d/greeting" ;;
-        esac
-        SRV_CMD=$(ps -o args= -p "$SRV_PID" | sed "s|$TMP/[^/]*/|\$TMP/|g")
-        SRV_PORT=$port
-        ;;
-    xinetd)
-        free_port
-        local sname=$svc stype=stream wait=no
-        [ "$svc" = hello ] && sname=daytime
-        [ "$proto" = udp ] && { stype=dgram; wait=yes; }
-        cat >"$d/xinetd.conf" <<EOF
-defaults
-{
-	instances	= UNLIMITED
-	per_source	= UNLIMITED
-	cps		= 1000000 1
-	log_type	= FILE $d/xinetd.log
-	log_on_success	=
-	log_on_failure	=
-}
-service $sname
-{
-	type		= INTERNAL UNLISTED
-	id		= $sname-$stype
-	socket_type	= $stype
-	protocol	= $proto
-	port		= $port
-	bind		= 127.0.0.1
-	wait		= $wait
-	user		= root
-}
-EOF
-        launch "$d/log" xinetd -dontfork -stayalive -f "$d/xinetd.conf"
-        SRV_CMD="xinetd -dontfork -stayalive -f xinetd.conf  # built-in $sname $stype, instances/per_source UNLIMITED, cps 1000000 1"
-        SRV_PORT=$port
-        ;;
-    openbsd-inetd)
-        # Built-in services are found by their /etc/services name, so the
-        # port comes from /etc/services: give inetd its own copy in a private
-        # mount namespace, mapping echo/daytime to a free port.
-        free_port
-        local sname=$svc stype=stream wait=nowait.1000000000 p=tcp host=127.0.0.1
-        [ "$svc" = hello ] && sname=daytime
-        if [ "$proto" = udp ]; then
-            # inetd drops datagrams from 127.0.0.0/8 (its anti-loop check), so UDP goes over ::1.
-            stype=dgram wait=wait p=udp6 host=::1 SRV_HOST=::1
-        fi
-        printf '%s %s/tcp\n%s %s/udp\n' "$sname" "$port" "$sname" "$port" >"$d/services"
-        printf '%s:%s %s %s %s root internal\n' "$([ "$host" = ::1 ] && echo '[::1]' || echo "$host")" \
-            "$sname" "$stype" "$p" "$wait" >"$d/inetd.conf"
-        if unshare -m true 2>/dev/null; then
-            # shellcheck disable=SC2016
-            launch "$d/log" unshare -m sh -c 'mount --bind "$1" /etc/services && exec "$2" -i -q 4096 -R 1000000000 "$3"' \
-                sh "$d/services" "$INETD" "$d/inetd.conf"
-        else
-            SRV_ERR="needs unshare -m to give inetd a port of its own"
-            return 1
-        fi
-        SRV_CMD="inetd -i -q 4096 -R 1000000000 inetd.conf  # $(cat "$d/inetd.conf"), /etc/services bind-mounted: $sname $port"
-        SRV_PORT=$port
-        ;;
-    ncat)
-        free_port
-        case "$svc/$proto" in
-            echo/tcp) launch "$d/log" ncat -l -k -m 100000 127.0.0.1 "$port" -e /bin/cat ;;
-            echo/udp) launch "$d/log" ncat -u -l -k 127.0.0.1 "$port" -e /bin/cat ;;
-            hello/tcp) launch "$d/log" ncat -l -k -m 100000 127.0.0.1 "$port" -e "/bin/echo Hello from server!" ;;
-        esac
-        SRV_CMD=$(ps -o args= -p "$SRV_PID")
-        SRV_PORT=$port
-        ;;
-    nginx)
-        free_port
-        cat >"$d/nginx.conf" <<EOF
-load_module /usr/lib/nginx/modules/ngx_stream_module.so;
-daemon off;
-worker_processes auto;
-pid $d/nginx.pid;
-error_log $d/error.log;
-events { worker_connections $((NOFILE / 2)); }
-stream {
-	server {
-		listen 127.0.0.1:$port backlog=4096;
-		return "Hello from server!\n";
-	}
-}
-EOF
-        launch "$d/log" nginx -p "$d" -e "$d/error.log" -c "$d/nginx.conf"
-        SRV_CMD="nginx -c nginx.conf  # stream { server { listen 127.0.0.1:PORT backlog=4096; return \"Hello from server!\\n\"; } }, worker_processes auto"
-        SRV_PORT=$port
-        ;;
-    *) SRV_ERR="unknown server $name"; return 1 ;;
-    esac
-    if ! wait_port "$proto" "$SRV_HOST" "$SRV_PORT"; then
-        SRV_ERR="did not listen on $SRV_HOST:$SRV_PORT: $(cat "$d"/*.log "$d/log" 2>/dev/null | tr '\n' ' ' | cut -c1-200)"
-        return 1
-    fi
-    sleep 0.1 # let multi-process servers start their workers
-    check_server "$svc" "$proto" || return 1
-    return 0
-}
-
-stop_server() {
-    [ -n "$SRV_PID" ] || return 0
-    stop_tree "$SRV_PID"
-    forget SERVERS "$SRV_PID"
-    SRV_PID=
-}
+# shellcheck source=bench/servers.sh
+. bench/servers.sh
 
 # --- measuring ----------------------------------------------------------------
 
@@ -461,20 +268,38 @@ sleep_until() { # sleep_until EPOCH_SECONDS
     sleep "$(awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN { d = a - b; if (d < 0) d = 0; printf "%.3f", d }')"
 }
 
-# Client arguments per case: echoload's and kodama bench's.
-case_args() { # case_args CASE -> EL_ARGS, KB_ARGS, CASE_SVC, CASE_PROTO
+# Client arguments per case: echoload's (none: kodama bench only) and kodama
+# bench's. A fixed-rate case is NAME@RATE: tcp64@20k offers 20,000 msgs/s.
+case_args() { # case_args CASE -> EL_ARGS, KB_ARGS, CASE_SVC, CASE_PROTO, CASE_BASE
+    local rate=
+    case "$1" in *@*) rate=${1#*@}; rate=${rate%k}000 ;; esac
+    EL_ARGS=() CASE_SVC=echo CASE_PROTO=tcp CASE_BASE=$1
     case "$1" in
-        tcp64)  EL_ARGS=(-m tcp -c 100 -s 64 -p 16 -t 1);   KB_ARGS=(-m echo -c 100 -s 64 -p 16 -t 1);   CASE_SVC=echo CASE_PROTO=tcp ;;
-        tcp16k) EL_ARGS=(-m tcp -c 10 -s 16384 -p 1 -t 1);  KB_ARGS=(-m echo -c 10 -s 16384 -p 1 -t 1); CASE_SVC=echo CASE_PROTO=tcp ;;
-        udp64)  EL_ARGS=(-m udp -c 8 -s 64 -p 16 -t 1);     KB_ARGS=(-m udp -c 8 -s 64 -p 16 -t 1);      CASE_SVC=echo CASE_PROTO=udp ;;
-        hello)  EL_ARGS=(-m hello -c 50 -t 1);              KB_ARGS=(-m hello -c 50 -t 1);               CASE_SVC=hello CASE_PROTO=tcp ;;
-        idle)   EL_ARGS=(); KB_ARGS=(); CASE_SVC=echo CASE_PROTO=tcp ;;
+        tcp64)  EL_ARGS=(-m tcp -c 100 -s 64 -p 16 -t 1);   KB_ARGS=(-m echo -c 100 -s 64 -p 16 -t 1) ;;
+        tcp16k) EL_ARGS=(-m tcp -c 10 -s 16384 -p 1 -t 1);  KB_ARGS=(-m echo -c 10 -s 16384 -p 1 -t 1) ;;
+        udp64)  EL_ARGS=(-m udp -c 8 -s 64 -p 16 -t 1);     KB_ARGS=(-m udp -c 8 -s 64 -p 16 -t 1);      CASE_PROTO=udp ;;
+        hello)  EL_ARGS=(-m hello -c 50 -t 1);              KB_ARGS=(-m hello -c 50 -t 1);               CASE_SVC=hello ;;
+        tcp64@*)   KB_ARGS=(-m echo -c 100 -s 64 -p 16 -t 1 -r "$rate"); CASE_BASE=tcp64 ;;
+        tcp64x10@*) KB_ARGS=(-m echo -c 10 -s 64 -p 16 -t 1 -r "$rate"); CASE_BASE=tcp64 ;;
+        udp64@*)   KB_ARGS=(-m udp -c 8 -s 64 -p 16 -t 1 -r "$rate"); CASE_PROTO=udp CASE_BASE=udp64 ;;
+        hello@*)   KB_ARGS=(-m hello -c 50 -t 1 -r "$rate"); CASE_SVC=hello CASE_BASE=hello ;;
+        pingpong-tcp) EL_ARGS=(-m tcp -c 1 -s 64 -p 1 -t 1); KB_ARGS=(-m echo -c 1 -s 64 -p 1 -t 1); CASE_BASE=tcp64 ;;
+        pingpong-udp) EL_ARGS=(-m udp -c 1 -s 64 -p 1 -t 1); KB_ARGS=(-m udp -c 1 -s 64 -p 1 -t 1); CASE_PROTO=udp CASE_BASE=udp64 ;;
+        hello1) EL_ARGS=(-m hello -c 1 -t 1); KB_ARGS=(-m hello -c 1 -t 1); CASE_SVC=hello CASE_BASE=hello ;;
+        hello4) EL_ARGS=(-m hello -c 4 -t 1); KB_ARGS=(-m hello -c 4 -t 1); CASE_SVC=hello CASE_BASE=hello ;;
+        idle)   KB_ARGS=() ;;
     esac
+}
+
+cg_sample() { # "t=EPOCH ns=CPU" of the server's cgroup; ns=-1 without one
+    if [ -z "$SRV_CG" ]; then echo "t=$EPOCHREALTIME ns=-1"; return; fi
+    local t=$EPOCHREALTIME
+    echo "t=$t ns=$(cg_usage "$SRV_CG")"
 }
 
 # run_client CASE SERVER ROLE CLIENT: one measured run; appends a record.
 run_client() {
-    local cse=$1 server=$2 role=$3 client=$4 out err cpid rc t0 warm dur s1 s2 line
+    local cse=$1 server=$2 role=$3 client=$4 out err cpid rc t0 warm dur s1 s2 c1 c2 line
     out=$TMP/client.out err=$TMP/client.err
     t0=$EPOCHREALTIME
     if [ "$client" = echoload ]; then
@@ -488,8 +313,10 @@ run_client() {
     HELPERS+=("$cpid")
     # The server's CPU in the measured part of the run, sampled from outside.
     sleep_until "$(awk -v a="$t0" -v w="$warm" -v d="$dur" 'BEGIN { printf "%.6f", a + w + (d > 0.6 ? 0.15 : 0.05) }')"
+    c1=$(cg_sample)
     s1=$(python3 bench/proctree.py cpu "$SRV_PID" "$cpid")
     sleep_until "$(awk -v a="$t0" -v w="$warm" -v d="$dur" 'BEGIN { printf "%.6f", a + w + d - (d > 0.6 ? 0.15 : 0.05) }')"
+    c2=$(cg_sample)
     s2=$(python3 bench/proctree.py cpu "$SRV_PID" "$cpid")
     # A window that ends after the client does measures nothing.
     local win_ok=1
@@ -502,6 +329,8 @@ run_client() {
         "win_busy=$(( $(kv busy "$s2") - $(kv busy "$s1") ))"
         "win_srv_ns=$(( $(kv srv_ns "$s2") - $(kv srv_ns "$s1") ))"
         "win_cli=$(( $(kv cli "$s2") - $(kv cli "$s1") ))"
+        "win_cg_s=$(awk -v a="$(kv t "$c1")" -v b="$(kv t "$c2")" 'BEGIN { printf "%.4f", b - a }')"
+        "win_cg_ns=$([ "$(kv ns "$c1")" = -1 ] && echo -1 || echo $(( $(kv ns "$c2") - $(kv ns "$c1") )))"
         "procs=$(kv procs "$s2")" "win_ok=$win_ok")
     if [ "$client" = echoload ]; then
         line=$(tail -n1 "$out")
@@ -600,7 +429,8 @@ servers_for() { # servers_for CASE: "name|role" lines
         if [ "${name%% *}" = baseline ]; then echo "$name|baseline"; else echo "$name|kodama"; fi
     done < <(kodama_names)
     [ "$PEERS" = 1 ] || return 0
-    case "$1" in
+    case_args "$1"
+    case "$CASE_BASE" in
         tcp64|tcp16k|idle)
             echo "fork_echo (floor)|peer"; echo "socat|peer"
             [ "$QUICK" = 0 ] && printf '%s|peer\n' xinetd openbsd-inetd ncat ;;
@@ -617,12 +447,13 @@ servers_for() { # servers_for CASE: "name|role" lines
 busy_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat; }
 
 HZ=$(getconf CLK_TCK)
-for cse in tcp64 tcp16k udp64 hello idle; do
+for cse in $ALL_CASES; do
     [[ ",$CASES," == *",$cse,"* ]] || continue
     case_args "$cse"
     # Whatever else keeps this machine busy skews echoload's server µs/msg.
     b0=$(busy_ticks)
     sleep "$BG_SECS"
+    rec kind=args "case=$cse" "echoload=${EL_ARGS[*]}" "kodama_bench=${KB_ARGS[*]}"
     rec kind=bg "case=$cse" "busy_pct=$(awk -v d="$(($(busy_ticks) - b0))" -v hz="$HZ" -v n="$NCPU" -v s="$BG_SECS" 'BEGIN { printf "%.0f", d * 100 / (hz * n * s) }')"
     for ROUND in $(seq "$ROUNDS"); do
     # The idle case and the syscall counts are not figures a round's noise moves.
@@ -641,11 +472,13 @@ for cse in tcp64 tcp16k udp64 hello idle; do
         else
             # --quick with kodama bench built: echoload (1 s at least) only
             # against kodama, as the cross-check.
-            if [ "$QUICK" = 0 ] || [ "$HAS_BENCH" = 0 ] || [ "$role" != peer ]; then
+            # Fixed rates are kodama bench's alone: echoload has no rate.
+            if [ "${#EL_ARGS[@]}" -gt 0 ] && { [ "$QUICK" = 0 ] || [ "$HAS_BENCH" = 0 ] || [ "$role" != peer ]; }; then
                 run_client "$cse" "$server" "$role" echoload
             fi
             [ "$HAS_BENCH" = 1 ] && run_client "$cse" "$server" "$role" kodama-bench
-            if [ "$HAS_STRACE" = 1 ] && [ "$ROUND" = 1 ] && { [ "$QUICK" = 0 ] || [ "$role" != peer ]; }; then
+            if [ "$HAS_STRACE" = 1 ] && [ "$ROUND" = 1 ] && [ "${#EL_ARGS[@]}" -gt 0 ] &&
+                { [ "$QUICK" = 0 ] || [ "$role" != peer ]; }; then
                 strace_pass "$cse" "$server"
             fi
         fi
@@ -656,6 +489,7 @@ done
 rec kind=meta "elapsed_s=$SECONDS"
 
 cp "$RES" "$B/results$([ "$QUICK" = 1 ] && echo -quick).tsv" # the raw records, for a second look
-python3 bench/report.py "$RES" >"$OUT.tmp"
+mapfile -t PLOTS < <(python3 bench/plot.py "$RES" "$(dirname "$OUT")")
+python3 bench/report.py "$RES" "${PLOTS[@]}" >"$OUT.tmp"
 mv "$OUT.tmp" "$OUT"
 log "wrote $OUT in ${SECONDS}s"

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""report.py RESULTS.tsv: the Markdown report of one bench/compare.sh run.
+"""report.py RESULTS.tsv [PICTURE...]: the Markdown report of one bench/compare.sh run.
 
 Reads the records compare.sh wrote (one a line, tab-separated key=value) and
 prints the tables, the ratios to the best peer, a verdict per target and the
@@ -16,7 +16,35 @@ CASES = {
     "tcp16k": "TCP echo, 16 KiB messages, 10 connections, depth 1",
     "udp64": "UDP echo, 64 B datagrams, 8 sockets, depth 16",
     "hello": "hello: connections per second, 50 concurrent",
+    "hello4": "hello: connections per second, 4 concurrent",
+    "hello1": "hello: connections per second, one at a time",
+    "pingpong-tcp": "TCP ping-pong: one connection, one 64 B message in flight",
+    "pingpong-udp": "UDP ping-pong: one socket, one 64 B datagram in flight",
 }
+# Fixed offered rates (open loop): NAME@RATE.
+FIXED = {
+    "tcp64": "TCP echo, 64 B messages, 100 connections",
+    "tcp64x10": "TCP echo, 64 B messages, 10 connections",
+    "udp64": "UDP echo, 64 B datagrams, 8 sockets",
+    "hello": "hello, at most 50 connections at a time",
+}
+
+
+def is_hello(cse):
+    return cse.startswith("hello")
+
+
+def engine(server):
+    """The io engine of a kodama variant's label, "default" when it names none."""
+    return "uring" if "uring" in server else "epoll" if "epoll" in server else "default"
+
+
+def fixed_parts(cse):
+    """("tcp64", 20000.0) for "tcp64@20k"; None for a case of no fixed rate."""
+    if "@" not in cse:
+        return None
+    base, rate = cse.split("@", 1)
+    return base, float(rate.rstrip("k")) * (1000 if rate.endswith("k") else 1)
 # Why peers break, shown when they do.
 KNOWN = [
     ("socat", "socat: forks a child per connection (`fork`) and echoes through a pipe (`PIPE`); the ≈44 ms per "
@@ -83,9 +111,10 @@ class Run:
         self.failure = None
         rc = int(rec.get("rc", "1"))
         self.errors = self.lost = None
-        self.rate = self.mib = self.p50 = self.p99 = self.srv_us = None
+        self.rate = self.mib = self.p50 = self.p99 = self.p999 = self.srv_us = None
+        self.offered = None     # open loop: the rate asked for (kodama bench -r)
         if self.client == "echoload":
-            self.rate = num(rec.get("conns_per_s" if self.case == "hello" else "msgs_per_s"))
+            self.rate = num(rec.get("conns_per_s" if is_hello(self.case) else "msgs_per_s"))
             self.mib = num(rec.get("mib_per_s"))
             self.p50, self.p99 = num(rec.get("p50_us")), num(rec.get("p99_us"))
             self.srv_us = num(rec.get("server_us_per_msg"))
@@ -97,10 +126,12 @@ class Run:
             except ValueError:
                 j = None
             if isinstance(j, dict):
-                self.rate = num(j.get("conns_per_s" if self.case == "hello" else "msgs_per_s"))
+                self.rate = num(j.get("conns_per_s" if is_hello(self.case) else "msgs_per_s"))
                 self.mib = num(j.get("mib_per_s"))
                 lat = j.get("latency_us") or {}
                 self.p50, self.p99 = num(lat.get("p50")), num(lat.get("p99"))
+                self.p999 = num(lat.get("p999"))
+                self.offered = num(j.get("rate")) or None
                 self.errors = sum(num(j.get(k)) or 0 for k in ("errors", "resets", "timeouts", "corrupt"))
                 self.lost = num(j.get("lost")) or 0
         if self.rate is None:
@@ -122,18 +153,34 @@ class Run:
             self.proc_us = int(rec["win_srv_ns"]) / 1e3 / win_msgs
             if self.client != "echoload":
                 self.srv_us = (int(rec["win_busy"]) - int(rec["win_cli"])) / HZ * 1e6 / win_msgs
+        # The server's own cgroup: its CPU, forked children included, and nothing
+        # else's. Where there is one, it is the server µs column, for both clients.
+        self.cg_us = None
+        cg_ns, cg_s = num(rec.get("win_cg_ns")), num(rec.get("win_cg_s"))
+        if cg_ns is not None and cg_ns >= 0 and cg_s and rec.get("win_ok", "1") == "1" and self.rate:
+            self.cg_us = cg_ns / 1e3 / (self.rate * cg_s)
+            self.srv_us = self.cg_us
         # Syscalls per message, from the strace pass against this server.
         self.sys = self.uring = None
         st = strace.get((self.case, self.server))
         # Syscalls per message depend on the client's batching: only on the
         # row of the client that ran under strace.
         if st and st.get("client", "echoload") == self.client:
-            srate = num(st.get("conns_per_s" if self.case == "hello" else "msgs_per_s"))
+            srate = num(st.get("conns_per_s" if is_hello(self.case) else "msgs_per_s"))
             calls = num(st.get("calls"))
             if srate and calls is not None:
                 msgs = srate * float(st.get("secs", "1"))
                 self.sys = calls / msgs
                 self.uring = (num(st.get("uring_enter")) or 0) / msgs
+
+    @property
+    def kept_up(self):
+        """Open loop: did the server answer at the offered rate? Within 2 % of it,
+        nothing lost, and a p99 under a second (a queue that grows would not be)."""
+        if self.offered is None:
+            return None
+        return (self.failure is None and self.rate is not None and self.rate >= 0.98 * self.offered
+                and not self.lost and not self.errors and (self.p99 or 0) < 1e6)
 
     @property
     def clean(self):
@@ -147,7 +194,7 @@ class Run:
         return f"{e}/{lo}"
 
 
-MEDIAN_ATTRS = ("rate", "mib", "p50", "p99", "srv_us", "proc_us")
+MEDIAN_ATTRS = ("rate", "mib", "p50", "p99", "p999", "srv_us", "proc_us", "cg_us")
 
 
 def median(vals):
@@ -194,6 +241,69 @@ def table(header, rows):
     for row in rows:
         out.append("| " + " | ".join(row) + " |")
     return out
+
+
+def fixed_section(o, runs, starts, bg, verdict, plots):
+    """The open-loop cases: every server offered the same rate; its CPU per message
+    or connection, its latency, and whether it kept up. plots: the pictures of
+    them (bench/plot.py) beside the report."""
+    cases = [c for c in dict.fromkeys(r.case for r in runs) if fixed_parts(c)]
+    if not cases:
+        return
+    o.append("## At fixed offered rates (open loop)")
+    o.append("")
+    o.append("`kodama bench -r RATE` offers the same arrivals to every server, and times each message from "
+             "when it was due, however late it went out. *Kept up*: answered within 2 % of the offered rate, "
+             "nothing lost, p99 under a second. Server µs from the server's own cgroup. The best peer is the "
+             "lowest of the peers that kept up.")
+    o.append("")
+    for name in plots:
+        what = "p99 latency" if "p99" in name else "server CPU per message"
+        o.append(f"![{what} against the offered rate, a line per server]({name})")
+        o.append("")
+    header = ["case", "server", "offered/s", "answered/s", "kept up", "server µs", "p50 µs", "p99 µs",
+              "p99.9 µs", "errors/lost", "µs ÷ best", "p99 − best p99 µs"]
+    rows = []
+    for cse in cases:
+        base, rate = fixed_parts(cse)
+        crs = [r for r in runs if r.case == cse]
+        kept = [r for r in crs if r.role == "peer" and r.kept_up and r.clean]
+        bus = min((r.srv_us for r in kept if r.srv_us is not None), default=None)
+        bp99 = min((r.p99 for r in kept if r.p99 is not None), default=None)
+        for r in crs:
+            d99 = "n/a" if r.p99 is None or bp99 is None else f"{r.p99 - bp99:+.0f}"
+            rows.append([cse, r.server, fmt(rate, 0), fmt(r.rate, 0),
+                         "n/a" if r.kept_up is None else "yes" if r.kept_up else "NO",
+                         fmt(r.srv_us), fmt(r.p50, 0), fmt(r.p99, 0), fmt(r.p999, 0), r.errcell(),
+                         ratio(r.srv_us, bus), d99])
+        for st in starts:
+            if st["case"] == cse:
+                rows.append([cse, st["server"], fmt(rate, 0)] + ["n/a"] * 6 +
+                            ["FAILED to start: " + st["error"].replace("|", "/")[:60], "n/a", "n/a"])
+        everyone = [r for r in crs if r.kept_up is not None]
+        behind = [r.server for r in everyone if not r.kept_up]
+        o.append(f"- {cse} ({FIXED.get(base, base)}, {fmt(rate, 0)}/s; machine busy before: "
+                 f"{bg.get(cse, '?')} %): " + ("every server kept up" if everyone and not behind else
+                                               "fell behind: " + ", ".join(behind) if behind else "no runs"))
+        unit = "µs/conn" if is_hello(base) else "µs/msg"
+        for eng in ("epoll", "uring", "default"):
+            ks = [r for r in crs if r.role == "kodama" and engine(r.server) == eng and r.srv_us is not None]
+            if not ks:
+                continue
+            k = min(ks, key=lambda r: r.srv_us)
+            if bus is None:
+                verdict(f"{cse}: server {unit} ≤ 0.6× best peer ({eng})", False, "no peer kept up to compare with")
+                continue
+            verdict(f"{cse}: server {unit} ≤ 0.6× best peer ({eng})", k.kept_up and k.srv_us <= 0.6 * bus,
+                    f"{k.server} {fmt(k.srv_us)} vs {fmt(bus)} ({ratio(k.srv_us, bus)})"
+                    + ("" if k.kept_up else ", and it fell behind"))
+            if not is_hello(base) and bp99 is not None and k.p99 is not None:
+                kp = min((r for r in ks if r.p99 is not None), key=lambda r: r.p99)
+                verdict(f"{cse}: p99 ≤ best peer's + 100 µs ({eng})", kp.p99 <= bp99 + 100,
+                        f"{kp.server} {fmt(kp.p99, 0)} µs vs {fmt(bp99, 0)} µs ({kp.p99 - bp99:+.0f})")
+    o.append("")
+    o.extend(table(header, rows))
+    o.append("")
 
 
 def main(argv):
@@ -247,11 +357,15 @@ def main(argv):
     def kodama_runs(cse, client):
         return [r for r in runs if r.case == cse and r.client == client and r.role == "kodama"]
 
-    def compare(cse, client, attr, low, factor, target, unit):
-        """A verdict: the best kodama variant's attr against factor × the best peer's."""
+    def compare(cse, client, attr, low, factor, target, unit, eng=None):
+        """A verdict: the best kodama variant's attr (of engine eng, if given) against
+        factor × the best peer's."""
         peer_v, peer_r = best([r for r in runs if r.case == cse and r.client == client], attr, low)
-        ks = [r for r in kodama_runs(cse, client) if getattr(r, attr) is not None and r.failure is None]
+        ks = [r for r in kodama_runs(cse, client) if getattr(r, attr) is not None and r.failure is None
+              and (eng is None or engine(r.server) == eng)]
         cname = CLIENT_NAMES[client]
+        if eng is not None and not any(engine(r.server) == eng for r in kodama_runs(cse, client)):
+            return      # that engine was not run (--quick, or an old build)
         if peer_v is None or not ks:
             verdict(f"{target} ({cname})", False, "no figure to compare" +
                     ("" if ks else " (no kodama run)") + ("" if peer_v is not None else " (no clean peer run)"))
@@ -269,8 +383,8 @@ def main(argv):
         cstarts = [s for s in starts if s["case"] == cse]
         if not cruns and not cstarts:
             continue
-        unit = "conn" if cse == "hello" else "msg"
-        ratecol = "conns/s" if cse == "hello" else "msgs/s"
+        unit = "conn" if is_hello(cse) else "msg"
+        ratecol = "conns/s" if is_hello(cse) else "msgs/s"
         big = cse == "tcp16k"
         header = ["server", "client", ratecol] + (["MiB/s"] if big else []) + [
             "p50 µs", "p99 µs", f"server µs/{unit}", f"proc µs/{unit}", f"syscalls/{unit}"]
@@ -311,15 +425,23 @@ def main(argv):
                 compare(cse, client, "p99", True, 1.0, f"{cse}: p99 ≤ best peer", "µs")
             elif cse == "tcp16k":
                 compare(cse, client, "mib", False, 1.0, "tcp16k: MiB/s ≥ best peer", "MiB/s")
-            elif cse == "hello":
-                compare(cse, client, "rate", False, 1.2, "hello: connections/s ≥ 1.2× best peer", "conns/s")
-                compare(cse, client, "srv_us", True, 0.6, "hello: server µs/connection ≤ 0.6× best peer", "µs")
+            elif is_hello(cse):
+                compare(cse, client, "rate", False, 1.2, f"{cse}: connections/s ≥ 1.2× best peer", "conns/s")
+                compare(cse, client, "srv_us", True, 0.6, f"{cse}: server µs/connection ≤ 0.6× best peer", "µs")
+            elif cse.startswith("pingpong"):
+                for eng, factor in (("uring", 0.8), ("epoll", 1.0)):
+                    compare(cse, client, "srv_us", True, factor,
+                            f"{cse}: server µs/msg ≤ {factor:g}× best peer on {eng}", "µs", eng)
+                    compare(cse, client, "p99", True, 1.0, f"{cse}: p99 ≤ best peer on {eng}", "µs", eng)
             ks = kodama_runs(cse, client)
             bad = [f"{r.server}: {r.errcell()}" for r in ks if not r.clean]
             what = {"tcp64": "100-connection burst, no resets or errors",
                     "tcp16k": "16 KiB messages, no errors",
                     "udp64": "8 concurrent UDP senders, 0 lost",
-                    "hello": "50 concurrent connects, no errors"}[cse]
+                    "hello": "50 concurrent connects, no errors",
+                    "hello4": "4 concurrent connects, no errors",
+                    "hello1": "one connect at a time, no errors",
+                    "pingpong-tcp": "no errors", "pingpong-udp": "0 lost"}[cse]
             if ks:
                 verdict(f"{cse}: {what} ({CLIENT_NAMES[client]})", not bad,
                         "; ".join(bad) if bad else f"{len(ks)} kodama run(s) clean")
@@ -327,6 +449,8 @@ def main(argv):
         for r in ur.values():
             verdict(f"{cse}: < 1 io_uring_enter per {unit} ({r.server})", r.uring is not None and r.uring < 1,
                     f"{fmt(r.uring)} io_uring_enter per {unit}, {fmt(r.sys)} syscalls per {unit}")
+
+    fixed_section(o, runs, starts, bg, verdict, argv[2:])
 
     if idles:
         n = idles[0].get("n", "?")
@@ -457,14 +581,13 @@ def main(argv):
     o.append("Clients (HOST PORT of the server under test; `-d`/`-w` as above):")
     o.append("")
     o.append("```")
-    el = {"tcp64": "-m tcp -c 100 -s 64 -p 16 -t 1", "tcp16k": "-m tcp -c 10 -s 16384 -p 1 -t 1",
-          "udp64": "-m udp -c 8 -s 64 -p 16 -t 1", "hello": "-m hello -c 50 -t 1"}
-    kb = {"tcp64": "-m echo -c 100 -s 64 -p 16 -t 1", "tcp16k": "-m echo -c 10 -s 16384 -p 1 -t 1",
-          "udp64": "-m udp -c 8 -s 64 -p 16 -t 1", "hello": "-m hello -c 50 -t 1"}
-    for cse in CASES:
-        o.append(f"build/bench/echoload {el[cse]} -d {meta.get('dur')} -w {meta.get('warm')} HOST PORT   # {cse}")
-        if meta.get("has_bench") == "1":
-            o.append(f"kodama bench {kb[cse]} -d {meta.get('kb_dur')} --warmup {meta.get('kb_warm')} --json -q HOST PORT   # {cse}")
+    for a in (r for r in recs if r.get("kind") == "args"):
+        if a.get("echoload"):
+            o.append(f"build/bench/echoload {a['echoload']} -d {meta.get('dur')} -w {meta.get('warm')} HOST PORT"
+                     f"   # {a['case']}")
+        if meta.get("has_bench") == "1" and a.get("kodama_bench"):
+            o.append(f"kodama bench {a['kodama_bench']} -d {meta.get('kb_dur')} --warmup {meta.get('kb_warm')} "
+                     f"--json -q HOST PORT   # {a['case']}")
     o.append(f"strace -c -f -qq -p PID...   # every process of the server, during: echoload ... -d {meta.get('strace_dur')} -w 0")
     o.append(f"build/bench/holdconns -n {meta.get('idle_n')} -b 100 -w 5 -t {meta.get('idle_secs')} HOST PORT   # idle, then SIGUSR1: close all")
     o.append("```")

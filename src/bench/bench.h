@@ -38,6 +38,7 @@ struct bench_config {
     const struct tls_client_config *tls_cfg;
     const char *tls_host;           /* the name the certificate must be for, or NULL */
     int tls_resume;                 /* --resume: offer the worker's last session */
+    const char *label;              /* --label: says which run a --json report is */
 };
 
 struct bench_counts {
@@ -50,6 +51,10 @@ struct bench_result {
     struct bench_counts n;
     struct histogram *hist;         /* latencies in ns, all workers merged */
     double duration_s;              /* the measured time actually run */
+    double start_unix, end_unix;    /* when it began and ended (s since the epoch) */
+    unsigned runs;                  /* runs merged into this one (--merge); 1 */
+    double overlap_s;               /* --merge: the time all the runs shared */
+    double msgs_per_s, mib_per_s, conns_per_s;  /* --merge: the runs' sums; else 0 */
     int interrupted;                /* SIGINT or SIGTERM */
     int failed;                     /* a worker stopped the run, for this reason: */
     char fail_msg[256];
@@ -66,6 +71,12 @@ const char *bench_mode_name(enum bench_mode mode);
 /* Run the benchmark described by cfg. Returns 0 with *res filled (res->hist is the
  * caller's to free), or -1 if it could not start (after printing one line). */
 int bench_run(const struct bench_config *cfg, struct bench_result *res);
+
+/* --merge: the reports in files (bench --json output, one a line, after any prefix
+ * a log adds) summed into cfg and res (res->hist is the caller's to free). Returns
+ * 0, or -1 after printing one line. */
+int bench_merge(char *const *files, size_t nfiles, struct bench_config *cfg,
+                struct bench_result *res);
 
 /* The report on stdout: `key value` lines, or one JSON object. */
 void bench_report_text(const struct bench_config *cfg, const struct bench_result *res);

@@ -29,6 +29,11 @@ static void rates(const struct bench_result *res, struct rates *r)
     r->msgs = (double)res->n.msgs / d;
     r->mib = (double)res->n.bytes / MIB / d;
     r->conns = (double)res->n.connections / d;
+    if (res->runs > 1) {    /* merged: each run's rate over its own time, summed */
+        r->msgs = res->msgs_per_s;
+        r->mib = res->mib_per_s;
+        r->conns = res->conns_per_s;
+    }
     r->p50 = us(hist_percentile(h, 50));
     r->p90 = us(hist_percentile(h, 90));
     r->p99 = us(hist_percentile(h, 99));
@@ -59,6 +64,8 @@ void bench_report_text(const struct bench_config *cfg, const struct bench_result
            (unsigned long long)n->timeouts);
     printf("latency_us p50 %.1f p90 %.1f p99 %.1f p99.9 %.1f max %.1f mean %.1f\n",
            r.p50, r.p90, r.p99, r.p999, r.max, r.mean);
+    if (res->runs > 1)
+        printf("runs %u overlap %.2f\n", res->runs, res->overlap_s);
     fflush(stdout);
 }
 
@@ -79,6 +86,26 @@ static void json_string(const char *s)
     putchar('"');
 }
 
+/* Every bucket that holds a value, so that runs can be merged exactly (--merge):
+ * "histogram": {"unit": "ns", "sub_bits": 7, "count": N, "min": .., "max": ..,
+ * "sum": .., "buckets": [[INDEX, COUNT], ...]} (lib/histogram.h's layout). */
+static void json_histogram(const struct histogram *h)
+{
+    int first = 1;
+
+    printf("\"histogram\": {\"unit\": \"ns\", \"sub_bits\": %d, \"count\": %llu, "
+           "\"min\": %llu, \"max\": %llu, \"sum\": %.17g, \"buckets\": [", HIST_SUB_BITS,
+           (unsigned long long)h->count, (unsigned long long)(h->count ? h->min : 0),
+           (unsigned long long)h->max, h->sum);
+    for (size_t i = 0; i < HIST_BUCKETS; i++) {
+        if (h->buckets[i] == 0)
+            continue;
+        printf("%s[%zu, %llu]", first ? "" : ", ", i, (unsigned long long)h->buckets[i]);
+        first = 0;
+    }
+    printf("]}");
+}
+
 void bench_report_json(const struct bench_config *cfg, const struct bench_result *res)
 {
     const struct bench_counts *n = &res->n;
@@ -87,6 +114,10 @@ void bench_report_json(const struct bench_config *cfg, const struct bench_result
     rates(res, &r);
     printf("{\"mode\": \"%s\", \"target\": ", bench_mode_name(cfg->mode));
     json_string(cfg->target);
+    if (cfg->label) {
+        printf(", \"label\": ");
+        json_string(cfg->label);
+    }
     printf(", \"conns\": %lu, \"size\": %lu, \"depth\": %lu, \"threads\": %lu, \"rate\": %lu, "
            "\"warmup_s\": %.3f, \"duration_s\": %.3f, ",
            cfg->conns, cfg->size, cfg->depth, cfg->threads, cfg->rate,
@@ -104,7 +135,11 @@ void bench_report_json(const struct bench_config *cfg, const struct bench_result
            (unsigned long long)n->lost, (unsigned long long)n->resets,
            (unsigned long long)n->timeouts, res->interrupted ? "true" : "false");
     printf("\"latency_us\": {\"p50\": %.1f, \"p90\": %.1f, \"p99\": %.1f, \"p999\": %.1f, "
-           "\"max\": %.1f, \"mean\": %.1f}}\n", r.p50, r.p90, r.p99, r.p999, r.max, r.mean);
+           "\"max\": %.1f, \"mean\": %.1f}, ", r.p50, r.p90, r.p99, r.p999, r.max, r.mean);
+    printf("\"start_unix\": %.6f, \"end_unix\": %.6f, \"runs\": %u, \"overlap_s\": %.3f, ",
+           res->start_unix, res->end_unix, res->runs, res->overlap_s);
+    json_histogram(res->hist);
+    printf("}\n");
     fflush(stdout);
 }
 

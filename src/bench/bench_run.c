@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "bench/bench_worker.h"
@@ -141,11 +142,25 @@ static void collect(const struct bench_config *cfg, struct bench_shared *sh,
     if (stop != 0 && stop < until)
         until = stop;
     res->duration_s = until > sh->measure ? (double)(until - sh->measure) / NS_PER_S : 0.0;
+    res->end_unix = sh->measure_unix + res->duration_s;
+    res->start_unix = sh->measure_unix;
+    res->overlap_s = res->duration_s;
+    res->runs = 1;
     if (atomic_load(&sh->failed)) {
         res->failed = 1;
         snprintf(res->fail_msg, sizeof res->fail_msg, "%s", sh->fail_msg);
         res->fail_verdict = sh->fail_verdict;
     }
+}
+
+/* The real-time clock, for the report's start and end: runs on several machines
+ * are merged by it (the monotonic clock is each machine's own). */
+static double wall_seconds(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 int bench_run(const struct bench_config *cfg, struct bench_result *res)
@@ -164,6 +179,7 @@ int bench_run(const struct bench_config *cfg, struct bench_result *res)
     memset(res, 0, sizeof *res);
     sh->start = clock_ns();
     sh->measure = sh->start + cfg->warmup_ns;
+    sh->measure_unix = wall_seconds() + (double)cfg->warmup_ns / NS_PER_S;
     sh->end = sh->measure + cfg->duration_ns;
     plan(cfg, sh, t);
     for (; started < cfg->threads; started++) {

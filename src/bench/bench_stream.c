@@ -519,7 +519,7 @@ static struct sconn *find_room(struct bench_worker *w)
 
         if ((hello(w) && c->state == S_IDLE)
             || (!hello(w) && c->state == S_OPEN && in_flight(w, c) < w->cfg->depth)) {
-            w->cursor = k;
+            w->cursor = (k + 1) % w->t->nconns;   /* the next message, the next one */
             return c;
         }
     }

@@ -220,7 +220,7 @@ static struct usock *find_room(struct bench_worker *w)
         size_t k = (w->cursor + i) % w->t->nconns;
 
         if (w->socks[k].nfree > 0) {
-            w->cursor = k;
+            w->cursor = (k + 1) % w->t->nconns;   /* the next message, the next one */
             return &w->socks[k];
         }
     }

@@ -20,6 +20,7 @@
 /* What the calling thread and the workers share. */
 struct bench_shared {
     int64_t start, measure, end;        /* CLOCK_MONOTONIC ns: warm-up, measured period */
+    double measure_unix;                /* the measured period's start, real time */
     atomic_int stop;                    /* signal, end of a failed run */
     atomic_llong stop_at;               /* when stop was first set (0: not yet) */
     atomic_int finished;                /* workers that have returned */

@@ -27,7 +27,8 @@ void help_bench(FILE *out)
 {
     fprintf(out,
         "Usage: kodama bench [OPTIONS] HOST PORT\n"
-        "       kodama bench [OPTIONS] -U PATH\n\n"
+        "       kodama bench [OPTIONS] -U PATH\n"
+        "       kodama bench --merge [--json] [--hgrm FILE] REPORT...\n\n"
         "Generate load against an echo or hello service, check every byte that comes\n"
         "back, and report messages/s, MiB/s, connections/s, errors and latency\n"
         "percentiles (microseconds). Closed loop by default: each connection sends its\n"
@@ -51,7 +52,14 @@ void help_bench(FILE *out)
         "  --source ADDR  connect from this local address\n"
         "  --source-port PORT  connect from this local port (needs -c 1, echo or udp)\n"
         "  -q, --quiet    no progress line (it is shown only on a terminal anyway)\n"
-        "  --json         print one JSON object instead of the text report\n");
+        "  --json         print one JSON object instead of the text report (with the\n"
+        "                 whole latency histogram and the run's start and end)\n"
+        "  --label TEXT   name this run in the --json report (which pod it was)\n"
+        "  --hgrm FILE    also write the latency distribution to FILE in\n"
+        "                 HdrHistogram's text form (milliseconds), for its plotter\n"
+        "  --merge        sum the --json REPORTs of several runs (files; a log with a\n"
+        "                 report a line is fine) into one report: counts and rates\n"
+        "                 added, percentiles from the merged histogram\n");
     client_tls_help(out, 2, 17, 1);
     fprintf(out,
         "  -h, --help     show this help\n\n"
@@ -66,9 +74,11 @@ struct bench_opts {
     struct target t;
     struct client_tls tls;
     int json, quiet, shape_given;
+    int merge;                  /* --merge: the operands are reports */
+    const char *hgrm;           /* --hgrm FILE */
 };
 
-enum { OPT_JSON = 256, OPT_WARMUP, OPT_SOURCE, OPT_SOURCE_PORT };
+enum { OPT_JSON = 256, OPT_WARMUP, OPT_SOURCE, OPT_SOURCE_PORT, OPT_HGRM, OPT_MERGE, OPT_LABEL };
 
 /* A number option in [min, max], or a usage error naming it and the limits. */
 static int opt_uint(char opt, const char *s, unsigned long min, unsigned long max,
@@ -133,6 +143,9 @@ static int parse_option(struct bench_opts *o, int c, char **argv)
     case OPT_JSON: o->json = 1; return EXIT_OK;
     case OPT_SOURCE: return client_opt_source("bench", optarg, &o->t);
     case OPT_SOURCE_PORT: return client_opt_source_port("bench", optarg, &o->t);
+    case OPT_HGRM: o->hgrm = optarg; return EXIT_OK;
+    case OPT_MERGE: o->merge = 1; return EXIT_OK;
+    case OPT_LABEL: o->cfg.label = optarg; return EXIT_OK;
     default:
         (void)argv;
         return client_tls_option("bench", &o->tls, c, optarg, 1) == -1 ? EXIT_USAGE : EXIT_OK;
@@ -191,6 +204,9 @@ static int parse_bench_args(int argc, char **argv, struct bench_opts *o)
         { "warmup", required_argument, NULL, OPT_WARMUP },
         { "source", required_argument, NULL, OPT_SOURCE },
         { "source-port", required_argument, NULL, OPT_SOURCE_PORT },
+        { "hgrm", required_argument, NULL, OPT_HGRM },
+        { "merge", no_argument, NULL, OPT_MERGE },
+        { "label", required_argument, NULL, OPT_LABEL },
     };
     struct option longopts[sizeof own / sizeof own[0] + CLIENT_TLS_NLONGOPTS + 1] = { 0 };
     size_t nown = sizeof own / sizeof own[0];
@@ -210,6 +226,11 @@ static int parse_bench_args(int argc, char **argv, struct bench_opts *o)
         rc = parse_option(o, c, argv);
         if (rc != EXIT_OK)
             return rc;
+    }
+    if (o->merge) {
+        if (optind >= argc)
+            return usage_error("bench", "--merge needs the REPORT files");
+        return EXIT_OK;
     }
     if (!o->t.unix_path) {
         rc = client_take_host_port("bench", argc, argv, &o->t);
@@ -467,6 +488,43 @@ static int verdict(const struct bench_config *cfg, const struct bench_result *re
     return rc;
 }
 
+/* --hgrm FILE: the distribution for HdrHistogram's plotter. */
+static int write_hgrm(const char *path, const struct histogram *h)
+{
+    FILE *f = fopen(path, "w");
+    int rc;
+
+    if (f == NULL) {
+        log_msg("bench: cannot write %s: %s", path, strerror(errno));
+        return -1;
+    }
+    rc = hist_write_hgrm(f, h, 1e6);
+    if (fclose(f) != 0 || rc < 0) {
+        log_msg("bench: cannot write %s: %s", path, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+/* The report of a run, or of merged runs, and its exit status. */
+static int report(struct bench_opts *o, struct bench_result *res)
+{
+    int rc;
+
+    if (o->json)
+        bench_report_json(&o->cfg, res);
+    else
+        bench_report_text(&o->cfg, res);
+    rc = verdict(&o->cfg, res);
+    if (fflush(stdout) == EOF || ferror(stdout)) {
+        log_msg("bench: cannot write the report: %s", strerror(errno));
+        rc = V_LOCAL;
+    }
+    if (o->hgrm && write_hgrm(o->hgrm, res->hist) < 0)
+        rc = V_LOCAL;
+    return rc;
+}
+
 int cmd_bench(int argc, char **argv)
 {
     struct bench_opts o = {
@@ -479,31 +537,31 @@ int cmd_bench(int argc, char **argv)
 
     if (rc != EXIT_OK)
         return rc;
-    o.cfg.progress = !o.quiet && isatty(STDERR_FILENO);
-    if (o.t.source.ss_family != AF_UNSPEC || o.t.source_port)
-        o.cfg.source = &o.t;
-    rc = find_target(&o.t, &o.cfg);
-    if (rc == V_OK)
-        rc = start_tls(&o);
-    if (rc == V_OK && raise_nofile(&o.cfg) < 0)
-        rc = V_LOCAL;
-    if (rc == V_OK && bench_run(&o.cfg, &res) < 0) {
-        free(res.hist);
-        rc = V_LOCAL;
+    if (o.merge) {
+        o.cfg.conns = o.cfg.threads = 0;    /* the runs' sums */
+        if (bench_merge(argv + optind, (size_t)(argc - optind), &o.cfg, &res) < 0) {
+            free(res.hist);
+            return V_LOCAL;
+        }
+    } else {
+        o.cfg.progress = !o.quiet && isatty(STDERR_FILENO);
+        if (o.t.source.ss_family != AF_UNSPEC || o.t.source_port)
+            o.cfg.source = &o.t;
+        rc = find_target(&o.t, &o.cfg);
+        if (rc == V_OK)
+            rc = start_tls(&o);
+        if (rc == V_OK && raise_nofile(&o.cfg) < 0)
+            rc = V_LOCAL;
+        if (rc == V_OK && bench_run(&o.cfg, &res) < 0) {
+            free(res.hist);
+            rc = V_LOCAL;
+        }
+        if (rc != V_OK) {
+            client_tls_free(&o.tls);
+            return rc;
+        }
     }
-    if (rc != V_OK) {
-        client_tls_free(&o.tls);
-        return rc;
-    }
-    if (o.json)
-        bench_report_json(&o.cfg, &res);
-    else
-        bench_report_text(&o.cfg, &res);
-    rc = verdict(&o.cfg, &res);
-    if (fflush(stdout) == EOF || ferror(stdout)) {
-        log_msg("bench: cannot write the report: %s", strerror(errno));
-        rc = V_LOCAL;
-    }
+    rc = report(&o, &res);
     free(res.hist);
     client_tls_free(&o.tls);
     return rc;

@@ -1,6 +1,8 @@
 /* histogram.c — see histogram.h. */
 #include "lib/histogram.h"
 
+#include <inttypes.h>
+#include <math.h>
 #include <string.h>
 
 void hist_init(struct histogram *h)
@@ -41,6 +43,23 @@ uint64_t hist_bucket_value(size_t index)
     uint64_t width, low = bucket_low(index, &width);
 
     return low + (width >> 1);
+}
+
+uint64_t hist_bucket_high(size_t index)
+{
+    uint64_t width, low = bucket_low(index, &width);
+
+    return low + (width - 1);
+}
+
+int hist_add_bucket(struct histogram *h, size_t index, uint64_t count)
+{
+    if (index >= HIST_BUCKETS || h->buckets[index] > UINT64_MAX - count ||
+        h->count > UINT64_MAX - count)
+        return -1;
+    h->buckets[index] += count;
+    h->count += count;
+    return 0;
 }
 
 void hist_record(struct histogram *h, uint64_t v)
@@ -101,4 +120,68 @@ uint64_t hist_percentile(const struct histogram *h, double pct)
 double hist_mean(const struct histogram *h)
 {
     return h->count ? h->sum / (double)h->count : 0.0;
+}
+
+static double stddev(const struct histogram *h)
+{
+    double mean = hist_mean(h), sq = 0;
+
+    if (h->count == 0)
+        return 0;
+    for (size_t i = 0; i < HIST_BUCKETS; i++)
+        if (h->buckets[i]) {
+            double d = (double)hist_bucket_value(i) - mean;
+
+            sq += d * d * (double)h->buckets[i];
+        }
+    return sqrt(sq / (double)h->count);
+}
+
+/* HdrHistogram's percentile iteration: after reporting percentile p, the next is
+ * p + 100 / (ticks * 2^(floor(log2(100 / (100 - p))) + 1)): evenly spaced ticks
+ * that halve their step each time the distance to 100 halves. */
+static double next_percentile(double p)
+{
+    double half = pow(2.0, floor(log(100.0 / (100.0 - p)) / log(2.0)) + 1.0);
+
+    return p + 100.0 / (5.0 * half);
+}
+
+int hist_write_hgrm(FILE *out, const struct histogram *h, double scale)
+{
+    uint64_t seen = 0;
+    double target = 0.0;
+    size_t i = 0, rows = 0;
+
+    fprintf(out, "%12s %12s %12s %12s\n\n", "Value", "Percentile", "TotalCount",
+            "1/(1-Percentile)");
+    while (h->count > 0 && i < HIST_BUCKETS) {
+        double pct;
+
+        if (h->buckets[i] == 0 || (pct = 100.0 * (double)(seen + h->buckets[i]) /
+                                        (double)h->count) < target) {
+            seen += h->buckets[i++];
+            continue;
+        }
+        /* This bucket reaches the target percentile: one row, then the next. */
+        fprintf(out, "%12.3f %12f %12" PRIu64 " %12.2f\n", (double)hist_bucket_high(i) / scale,
+                target / 100.0, seen + h->buckets[i], 1.0 / (1.0 - target / 100.0));
+        rows++;
+        target = next_percentile(target);
+        /* Finer than one value in count tells nothing more: on to the 100 % row. */
+        if (target / 100.0 > 1.0 - 1.0 / (double)h->count || rows > 10000)
+            break;
+    }
+    if (h->count > 0) {
+        uint64_t last = h->max < UINT64_MAX ? hist_bucket_high(hist_index(h->max)) : h->max;
+
+        fprintf(out, "%12.3f %12f %12" PRIu64 " %12s\n", (double)last / scale, 1.0, h->count,
+                "inf");
+    }
+    fprintf(out, "#[Mean    = %12.3f, StdDeviation   = %12.3f]\n"
+                 "#[Max     = %12.3f, Total count    = %12" PRIu64 "]\n"
+                 "#[Buckets = %12d, SubBuckets     = %12d]\n",
+            hist_mean(h) / scale, stddev(h) / scale, (double)(h->count ? h->max : 0) / scale,
+            h->count, 64 - HIST_SUB_BITS + 1, HIST_SUB_BUCKETS);
+    return ferror(out) ? -1 : 0;
 }

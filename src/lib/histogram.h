@@ -11,6 +11,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #define HIST_SUB_BITS 7
 #define HIST_SUB_BUCKETS (1u << HIST_SUB_BITS)
@@ -35,9 +36,25 @@ void hist_merge(struct histogram *dst, const struct histogram *src);
 uint64_t hist_percentile(const struct histogram *h, double pct);
 double hist_mean(const struct histogram *h);
 
-/* The bucket a value falls in, and the value that bucket reports (its middle);
- * exposed for the unit tests of the error bound. */
+/* The bucket a value falls in, the value that bucket reports (its middle), and
+ * its highest value; exposed for the unit tests of the error bound and for
+ * writers of the buckets. */
 size_t hist_index(uint64_t v);
 uint64_t hist_bucket_value(size_t index);
+uint64_t hist_bucket_high(size_t index);
+
+/* Add count values to bucket index (buckets written by another run, min, max and
+ * sum set by the caller): 0, or -1 if the index is out of range or the counts
+ * would overflow. */
+int hist_add_bucket(struct histogram *h, size_t index, uint64_t count);
+
+/* The percentile distribution in HdrHistogram's text form (the .hgrm files wrk2
+ * writes and HdrHistogram's plotter reads): a row at each percentile that
+ * HdrHistogram's iterator reports with 5 ticks per half distance (0, 10, 20, ...,
+ * 50, 55, ..., 90, 91.25, ...), each with its bucket's highest value divided by
+ * scale (1e6: nanoseconds as milliseconds), then the footer with the mean, the
+ * standard deviation (of the bucket values), the maximum and the count. Returns 0,
+ * or -1 if out reported an error. */
+int hist_write_hgrm(FILE *out, const struct histogram *h, double scale);
 
 #endif

@@ -27,6 +27,8 @@ struct loop {
     struct backend *backend;
     completion_fn *on_completion;
     void *completion_data;
+    batch_end_fn *on_batch_end;
+    void *batch_end_data;
     struct timer *timers;
     uint64_t next_timer_id;
     uint64_t timer_pass;
@@ -103,6 +105,14 @@ int loop_watch(struct loop *loop, struct watch *w, unsigned mask)
 void loop_unwatch(struct loop *loop, struct watch *w)
 {
     if (w->registered)
+        loop->ops->del(loop->backend, w->fd, w);
+    w->registered = 0;
+    w->mask = 0;
+}
+
+void loop_unwatch_closing(struct loop *loop, struct watch *w)
+{
+    if (w->registered && !loop->ops->close_drops_watch)
         loop->ops->del(loop->backend, w->fd, w);
     w->registered = 0;
     w->mask = 0;
@@ -207,6 +217,8 @@ int loop_run(struct loop *loop)
             if (w->registered && events)
                 w->fn(loop, w, events);
         }
+        if (loop->on_batch_end && n > 0)
+            loop->on_batch_end(loop, loop->batch_end_data);
         run_timers(loop);
     }
     return 0;
@@ -225,6 +237,12 @@ void loop_stop(struct loop *loop)
 const char *loop_io_name(const struct loop *loop)
 {
     return loop->ops->name;
+}
+
+void loop_on_batch_end(struct loop *loop, batch_end_fn *fn, void *data)
+{
+    loop->on_batch_end = fn;
+    loop->batch_end_data = data;
 }
 
 struct io_uring *loop_ring(struct loop *loop)

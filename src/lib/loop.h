@@ -51,6 +51,12 @@ void watch_init(struct watch *w, int fd, watch_fn *fn);
 int loop_watch(struct loop *loop, struct watch *w, unsigned mask);
 /* Forget the watch; call before closing its descriptor. */
 void loop_unwatch(struct loop *loop, struct watch *w);
+/* The same, for a descriptor about to be closed that is the only one, in this
+ * process or any other, referring to its socket: epoll drops it from the set with
+ * the close (epoll(7)), so it is only forgotten here, one epoll_ctl less per
+ * connection; io_uring still cancels its poll. Never for a socket that was
+ * inherited or duplicated: epoll would keep reporting it. */
+void loop_unwatch_closing(struct loop *loop, struct watch *w);
 
 uint64_t loop_timer_add(struct loop *loop, long ms, timer_fn *fn, void *data);
 void loop_timer_del(struct loop *loop, uint64_t id);
@@ -63,6 +69,11 @@ void loop_stop(struct loop *loop);
 int64_t loop_now(const struct loop *loop);
 const char *loop_io_name(const struct loop *loop);
 void loop_on_completion(struct loop *loop, completion_fn *fn, void *data);
+/* Called after each batch of events has been handled, before the timers: work the
+ * batch's handlers queued to do at once for all of them (one send for several
+ * replies). One per loop. */
+typedef void batch_end_fn(struct loop *loop, void *data);
+void loop_on_batch_end(struct loop *loop, batch_end_fn *fn, void *data);
 /* The loop's io_uring ring, for the engines that drive it; NULL on epoll. */
 struct io_uring;
 struct io_uring *loop_ring(struct loop *loop);

@@ -27,6 +27,8 @@ struct backend_ops {
     int (*add)(struct backend *b, int fd, unsigned mask, void *ptr);
     int (*mod)(struct backend *b, int fd, unsigned mask, void *ptr);
     void (*del)(struct backend *b, int fd, void *ptr);
+    /* Closing a descriptor that is its socket's only one takes it out of the set. */
+    int close_drops_watch;
     /* Wait up to timeout_ms (-1: forever); fills at most max; returns the count, or
      * -1 with errno. */
     int (*poll)(struct backend *b, int timeout_ms, struct fired *out, int max);

@@ -106,5 +106,6 @@ const struct backend_ops backend_epoll = {
     .add = epoll_add,
     .mod = epoll_mod,
     .del = epoll_del,
+    .close_drops_watch = 1,
     .poll = epoll_poll,
 };

@@ -39,6 +39,21 @@ struct io_uring_sqe *uring_get_sqe(struct io_uring *ring);
 /* Submit what is queued now (before closing a descriptor a request still holds). */
 void uring_submit(struct io_uring *ring);
 
+/* The request just queued completes while it is submitted (a send that may not
+ * wait), and its completion needs nothing done before the next event: the next
+ * wait may sleep past it, so that submitting it and waiting for what comes next
+ * take one io_uring_enter, not two. Should the kernel queue such a request after
+ * all, the wait ends one event late; after a few waits seen to end short of the
+ * completions expected, the backend stops expecting any. */
+void uring_expect_inline(struct io_uring *ring);
+/* Take one expectation back: something happened to the request's owner before the
+ * wait (more input, the end of it, a timer), and its completion now matters. A
+ * take-back after the wait (the completion is then being handled anyway) only
+ * makes the next wait end sooner, which is always safe. */
+void uring_unexpect(struct io_uring *ring);
+/* Take them all back. */
+void uring_unexpect_all(struct io_uring *ring);
+
 /* Can this process use io_uring with everything the engines need? 0, or -1 with
  * errno (ENOSYS: too old a kernel, EPERM: denied, as in many containers).
  * KODAMA_NO_IO_URING=1 in the environment makes it say EPERM, for tests. */

@@ -196,6 +196,12 @@ void *xcalloc(size_t n, size_t size)
     return p ? p : oom(n * size);
 }
 
+void *xrealloc(void *p, size_t n)
+{
+    void *q = realloc(p, n ? n : 1);
+    return q ? q : oom(n);
+}
+
 char *xstrdup(const char *s)
 {
     char *p = strdup(s);

@@ -36,6 +36,7 @@ void printable(char *s);
 
 void *xmalloc(size_t n);
 void *xcalloc(size_t n, size_t size);
+void *xrealloc(void *p, size_t n);
 char *xstrdup(const char *s);
 
 /* Monotonic clock in milliseconds. */

@@ -5,6 +5,7 @@
 #include <netinet/in.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/un.h>
 
@@ -336,4 +337,86 @@ enum proxy_status proxy_parse(const void *data, size_t len, struct proxy_header 
     if (buf[0] == '\r')
         return parse_v2(buf, len, h);
     return invalid(h, "not a PROXY protocol header");
+}
+
+/* ------------------------------------------------------------------ writing */
+
+/* An address as the header carries it: family AF_INET or AF_INET6 (16 bytes, 4
+ * used for AF_INET), the port in host order. 0 if it is neither. */
+static int wire_addr(const struct sockaddr *sa, uint8_t a[16], unsigned *port)
+{
+    if (sa && sa->sa_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+
+        memcpy(a, &in->sin_addr, 4);
+        *port = ntohs(in->sin_port);
+        return AF_INET;
+    }
+    if (sa && sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+
+        *port = ntohs(in6->sin6_port);
+        if (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr)) {
+            memcpy(a, in6->sin6_addr.s6_addr + 12, 4);
+            return AF_INET;
+        }
+        memcpy(a, &in6->sin6_addr, 16);
+        return AF_INET6;
+    }
+    return 0;
+}
+
+/* An IPv4 address as IPv4-mapped IPv6, in place. */
+static void map_v6(uint8_t a[16])
+{
+    memmove(a + 12, a, 4);
+    memset(a, 0, 10);
+    a[10] = a[11] = 0xff;
+}
+
+size_t proxy_write(int version, const struct sockaddr *src, const struct sockaddr *dst,
+                   void *out, size_t cap)
+{
+    uint8_t s[16], d[16], *o = out;
+    unsigned sport = 0, dport = 0;
+    int sf = wire_addr(src, s, &sport), df = wire_addr(dst, d, &dport), fam;
+    size_t alen, n;
+
+    fam = sf && df ? (sf == df ? sf : AF_INET6) : 0;
+    if (fam == AF_INET6 && sf == AF_INET)
+        map_v6(s);
+    if (fam == AF_INET6 && df == AF_INET)
+        map_v6(d);
+    if (version == 1) {
+        char sa[INET6_ADDRSTRLEN], da[INET6_ADDRSTRLEN];
+        int k;
+
+        if (fam == 0)
+            k = snprintf((char *)out, cap, "PROXY UNKNOWN\r\n");
+        else
+            k = snprintf((char *)out, cap, "PROXY %s %s %s %u %u\r\n",
+                         fam == AF_INET ? "TCP4" : "TCP6", inet_ntop(fam, s, sa, sizeof sa),
+                         inet_ntop(fam, d, da, sizeof da), sport, dport);
+        return k > 0 && (size_t)k < cap ? (size_t)k : 0;
+    }
+    alen = fam == AF_INET ? V2_INET_LEN : fam == AF_INET6 ? V2_INET6_LEN : 0;
+    n = V2_FIXED + alen;
+    if (cap < n)
+        return 0;
+    memcpy(o, V2_SIG, V2_SIG_LEN);
+    o[12] = 0x21;                       /* version 2, PROXY */
+    o[13] = fam == AF_INET ? 0x11 : fam == AF_INET6 ? 0x21 : 0x00;  /* STREAM */
+    o[14] = (uint8_t)(alen >> 8);
+    o[15] = (uint8_t)alen;
+    if (alen) {
+        size_t w = fam == AF_INET ? 4 : 16;
+
+        memcpy(o + V2_FIXED, s, w);
+        memcpy(o + V2_FIXED + w, d, w);
+        o[V2_FIXED + 2 * w] = (uint8_t)(sport >> 8);
+        o[V2_FIXED + 2 * w + 1] = (uint8_t)sport;
+        o[V2_FIXED + 2 * w + 2] = (uint8_t)(dport >> 8);
+        o[V2_FIXED + 2 * w + 3] = (uint8_t)dport;
+    }
+    return n;
 }

@@ -45,4 +45,15 @@ struct proxy_header {
 /* Parse the len bytes received so far at buf. */
 enum proxy_status proxy_parse(const void *buf, size_t len, struct proxy_header *h);
 
+#define PROXY_WRITE_MAX PROXY_V1_MAX    /* the longest header proxy_write makes */
+
+/* Write the header a relay sends first (HAProxy's send-proxy, send-proxy-v2):
+ * version 1 or 2, the client src and the address it reached, dst. Two IPv4 (or
+ * IPv4-mapped) addresses go as TCP4, two IPv6 as TCP6, one of each as TCP6 with
+ * the IPv4 one mapped; anything else (a unix socket) as v1 UNKNOWN or v2 PROXY
+ * with no addresses (UNSPEC), so that the receiver keeps the connection's own.
+ * Returns the length (at most PROXY_WRITE_MAX), or 0 if cap is too small. */
+size_t proxy_write(int version, const struct sockaddr *src, const struct sockaddr *dst,
+                   void *out, size_t cap);
+
 #endif

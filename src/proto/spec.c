@@ -17,9 +17,38 @@
 #define SPEC_QUOTE_MAX 64
 #define SPEC_TEXT_MAX 1024          /* longer SPECs are refused whole */
 
-/* No key is known yet: the faults and the relay bring theirs. */
+#define BOTH (PROTO_TCP | PROTO_UDP)
+#define RELAY_UP (SPEC_KEY_RELAY)
+#define RELAY_FIXED (SPEC_KEY_RELAY | SPEC_KEY_FIXED)
+
+/* The faults (docs/kodama.1, FAULTS) and the relay's keys. A fault key "up-KEY" is
+ * KEY toward a relay's target. */
 const struct spec_key spec_keys[] = {
-    { NULL, SPEC_TEXT, 0 },
+    { "latency", SPEC_DURATION_JITTER, BOTH, 0 },
+    { "rate", SPEC_SIZE, BOTH, 0 },
+    { "slice", SPEC_SIZE_JITTER, PROTO_TCP, 0 },
+    { "slice-delay", SPEC_DURATION, PROTO_TCP, 0 },
+    { "greet-delay", SPEC_DURATION, PROTO_TCP, 0 },
+    { "close-after", SPEC_SIZE, PROTO_TCP, 0 },
+    { "reset-after", SPEC_SIZE, PROTO_TCP, 0 },
+    { "stall-after", SPEC_SIZE, PROTO_TCP, 0 },
+    { "drop", SPEC_PROBABILITY, PROTO_UDP, 0 },
+    { "dup", SPEC_PROBABILITY, PROTO_UDP, 0 },
+    { "toxicity", SPEC_PROBABILITY, BOTH, 0 },
+    { "name", SPEC_NAME, BOTH, SPEC_KEY_FIXED },
+    { "to", SPEC_TEXT, PROTO_TCP, RELAY_FIXED },
+    { "connect-timeout", SPEC_DURATION, PROTO_TCP, RELAY_FIXED },
+    { "send-proxy", SPEC_FLAG, PROTO_TCP, RELAY_FIXED },
+    { "send-proxy-v2", SPEC_FLAG, PROTO_TCP, RELAY_FIXED },
+    { "up-latency", SPEC_DURATION_JITTER, PROTO_TCP, RELAY_UP },
+    { "up-rate", SPEC_SIZE, PROTO_TCP, RELAY_UP },
+    { "up-slice", SPEC_SIZE_JITTER, PROTO_TCP, RELAY_UP },
+    { "up-slice-delay", SPEC_DURATION, PROTO_TCP, RELAY_UP },
+    { "up-greet-delay", SPEC_DURATION, PROTO_TCP, RELAY_UP },
+    { "up-close-after", SPEC_SIZE, PROTO_TCP, RELAY_UP },
+    { "up-reset-after", SPEC_SIZE, PROTO_TCP, RELAY_UP },
+    { "up-stall-after", SPEC_SIZE, PROTO_TCP, RELAY_UP },
+    { NULL, SPEC_TEXT, 0, 0 },
 };
 
 static int spec_error(char *err, size_t errlen, const char *text, const char *fmt, ...)
@@ -166,6 +195,15 @@ static int parse_value(struct spec_opt *o, const char *text, char *err, size_t e
     case SPEC_TEXT:
         if (buf[0] == '\0' || strcspn(buf, " \t") != strlen(buf))
             return spec_error(err, errlen, text, "%s needs a value without spaces", o->key->name);
+        return 0;
+    case SPEC_NAME:
+        if (buf[0] == '\0' || strlen(buf) > SPEC_NAME_MAX ||
+            strspn(buf, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") !=
+                strlen(buf))
+            return spec_error(err, errlen, text, "%s needs 1 to %d letters, digits, '.', '_' "
+                              "or '-'", o->key->name, SPEC_NAME_MAX);
+        return 0;
+    case SPEC_FLAG:
         return 0;
     }
 bad:
@@ -466,13 +504,33 @@ const struct spec_opt *spec_opt(const struct spec *sp, const char *key)
     return NULL;
 }
 
-/* One KEY=VALUE of s[0..len). */
+static int is_relay(const struct spec *sp)
+{
+    return strcmp(sp->service, SPEC_RELAY_SERVICE) == 0;
+}
+
+/* May key k stand in sp (its service, its protocols, now or at run time)? */
+static int key_allowed(const char *text, const struct spec_key *k, const struct spec *sp,
+                       int fixed, char *err, size_t errlen)
+{
+    if ((k->flags & SPEC_KEY_RELAY) && !is_relay(sp))
+        return spec_error(err, errlen, text, "'%s' is for relay listeners", k->name);
+    if ((k->flags & SPEC_KEY_FIXED) && !fixed)
+        return spec_error(err, errlen, text, "'%s' cannot change at run time", k->name);
+    if (!(k->protos & sp->protos))
+        return spec_error(err, errlen, text, "'%s' is for %s listeners", k->name,
+                          k->protos & PROTO_TCP ? "stream" : "udp");
+    return 0;
+}
+
+/* One KEY=VALUE (or a flag's KEY) of s[0..len). */
 static int parse_option(const char *text, const char *s, size_t len, struct spec *sp,
-                        char *err, size_t errlen)
+                        int fixed, char *err, size_t errlen)
 {
     const char *eq = memchr(s, '=', len);
     char key[SPEC_KEY_MAX + 1];
     size_t klen = eq ? (size_t)(eq - s) : len;
+    const struct spec_key *k;
     struct spec_opt *o;
 
     if (len == 0)
@@ -483,31 +541,31 @@ static int parse_option(const char *text, const char *s, size_t len, struct spec
         return spec_error(err, errlen, text, "unknown option '%.*s...'", SPEC_KEY_MAX, s);
     memcpy(key, s, klen);
     key[klen] = '\0';
-    if (find_key(key) == NULL)
+    k = find_key(key);
+    if (k == NULL)
         return spec_error(err, errlen, text, "unknown option '%s'", key);
-    if (eq == NULL)
+    if (eq == NULL && k->type != SPEC_FLAG)
         return spec_error(err, errlen, text, "option '%s' needs a value (%s=VALUE)", key, key);
+    if (eq != NULL && k->type == SPEC_FLAG)
+        return spec_error(err, errlen, text, "option '%s' takes no value", key);
     if (spec_opt(sp, key))
         return spec_error(err, errlen, text, "option '%s' given twice", key);
     if (sp->nopts == SPEC_OPTS_MAX)
         return spec_error(err, errlen, text, "more than %d options", SPEC_OPTS_MAX);
     o = &sp->opts[sp->nopts];
     memset(o, 0, sizeof *o);
-    o->key = find_key(key);
-    if (decode(eq + 1, (size_t)(s + len - eq - 1), o->text, sizeof o->text) < 0)
+    o->key = k;
+    if (eq && decode(eq + 1, (size_t)(s + len - eq - 1), o->text, sizeof o->text) < 0)
         return spec_error(err, errlen, text, "the value of '%s' is longer than %d bytes", key,
                           SPEC_VALUE_MAX);
-    if (parse_value(o, text, err, errlen) < 0)
+    if (parse_value(o, text, err, errlen) < 0 || key_allowed(text, k, sp, fixed, err, errlen) < 0)
         return -1;
-    if (!(o->key->protos & sp->protos))
-        return spec_error(err, errlen, text, "'%s' is for %s listeners", key,
-                          o->key->protos & PROTO_TCP ? "stream" : "udp");
     sp->nopts++;
     return 0;
 }
 
-static int parse_options(const char *text, const char *s, struct spec *sp, char *err,
-                         size_t errlen)
+static int parse_options(const char *text, const char *s, struct spec *sp, int fixed,
+                         char *err, size_t errlen)
 {
     size_t left = strlen(s);
 
@@ -515,13 +573,77 @@ static int parse_options(const char *text, const char *s, struct spec *sp, char 
         const char *comma = unescaped_comma(s, left);
         size_t len = comma ? (size_t)(comma - s) : left;
 
-        if (parse_option(text, s, len, sp, err, errlen) < 0)
+        if (parse_option(text, s, len, sp, fixed, err, errlen) < 0)
             return -1;
         if (comma == NULL)
             return 0;
         left -= len + 1;
         s = comma + 1;
     }
+}
+
+/* ------------------------------------------------------------------ the relay */
+
+int spec_target_parse(const char *text, struct spec_target *t, char *err, size_t errlen)
+{
+    struct spec sp;
+    char why[KODAMA_ERR_LEN];
+    size_t len = strlen(text);
+
+    memset(t, 0, sizeof *t);
+    memset(&sp, 0, sizeof sp);
+    if (len == 0 || len >= SPEC_HOST_MAX + 16) {
+        set_reason(err, errlen, len ? "too long" : "empty");
+        return -1;
+    }
+    if (parse_address(text, text, len, &sp, why, sizeof why) < 0) {
+        char *quote = strstr(why, " in '");
+
+        if (quote)
+            *quote = '\0';     /* the caller quotes the whole SPEC */
+        set_reason(err, errlen, why);
+        return -1;
+    }
+    if (sp.kind == ADDR_ANY || (sp.kind == ADDR_HOST && (sp.port == 0 || sp.port_last != sp.port))) {
+        set_reason(err, errlen, "not HOST:PORT, [IPV6]:PORT, unix:PATH or unix:@NAME (one port, not 0)");
+        return -1;
+    }
+    t->kind = sp.kind;
+    memcpy(t->host, sp.host, sizeof t->host);
+    t->port = sp.port;
+    memcpy(t->path, sp.path, sizeof t->path);
+    t->abstract = sp.abstract;
+    return 0;
+}
+
+/* A relay needs somewhere to relay to. */
+static int check_relay(const char *text, const struct spec *sp, char *err, size_t errlen)
+{
+    const struct spec_opt *to = spec_opt(sp, "to");
+    struct spec_target t;
+    char why[KODAMA_ERR_LEN];
+
+    if (!is_relay(sp))
+        return 0;
+    if (to == NULL)
+        return spec_error(err, errlen, text, "relay needs to=HOST:PORT or to=unix:PATH");
+    /* splice(2) moves the bytes: there is no plaintext to decrypt or encrypt. */
+    if (sp->tls)
+        return spec_error(err, errlen, text, "relay copies bytes as they are: no '+tls'");
+    if (spec_target_parse(to->text, &t, why, sizeof why) < 0)
+        return spec_error(err, errlen, text, "to=%.*s: %s", 40, to->text, why);
+    return 0;
+}
+
+int spec_parse_options(const char *text, struct spec *sp, int fixed, char *err,
+                       size_t errlen)
+{
+    sp->nopts = 0;
+    if (strlen(text) >= SPEC_TEXT_MAX)
+        return spec_error(err, errlen, text, "longer than %d bytes", SPEC_TEXT_MAX - 1);
+    if (text[0] != '\0' && parse_options(text, text, sp, fixed, err, errlen) < 0)
+        return -1;
+    return fixed ? check_relay(text, sp, err, errlen) : 0;
 }
 
 /* ------------------------------------------------------------------ the whole */
@@ -553,10 +675,17 @@ int spec_parse(const char *text, struct spec *sp, char *err, size_t errlen)
         return spec_error(err, errlen, text, "missing address");
     addr[alen] = '\0';
     if (parse_proto(text, addr, &alen, sp, err, errlen) < 0 ||
-        parse_address(text, addr, alen, sp, err, errlen) < 0 ||
-        check_stream_only(text, sp, err, errlen) < 0)
+        parse_address(text, addr, alen, sp, err, errlen) < 0)
         return -1;
-    if (comma && parse_options(text, comma + 1, sp, err, errlen) < 0)
+    if (is_relay(sp)) {
+        /* A relay copies a stream: tcp whether or not /tcp is written. */
+        if (sp->protos == PROTO_UDP)
+            return spec_error(err, errlen, text, "relay is a stream service (no /udp)");
+        sp->protos = PROTO_TCP;
+    }
+    if (check_stream_only(text, sp, err, errlen) < 0)
         return -1;
-    return 0;
+    if (comma && parse_options(text, comma + 1, sp, 1, err, errlen) < 0)
+        return -1;
+    return check_relay(text, sp, err, errlen);
 }

@@ -12,7 +12,13 @@
  *   a duration    seconds, with fractions ("0.25") or a suffix ("250ms", "2s");
  *   a size        bytes, with a k or m suffix for KiB and MiB ("64k");
  *   ~JITTER       after a duration or a size: plus or minus this, uniformly;
- *   a probability 0 to 1 ("0.05"), or a percentage ("5%").
+ *   a probability 0 to 1 ("0.05"), or a percentage ("5%");
+ *   a name        letters, digits, '.', '_' and '-' (a listener's name=);
+ *   a flag        the key alone, without '=' ("send-proxy").
+ * A key means something on tcp or udp sockets or both; on a SPEC of one protocol, a
+ * key of the other alone is an error (a SPEC of both keeps it for the sockets it
+ * applies to). Keys marked "relay" are for the relay service only, which is a
+ * stream service: "relay@7000" is tcp alone, and it needs to=.
  * In the address and the values, "\," is a comma and "\\" a backslash; any other
  * backslash is itself. A trailing "/tcp" ends a unix path, so "unix:/x/tcp/tcp"
  * is the path "/x/tcp", and "unix:/x+tls/tcp" the path "/x+tls".
@@ -41,7 +47,7 @@ enum addr_kind {
 #define SPEC_PATH_MAX (sizeof(((struct sockaddr_un *)0)->sun_path) - 1)
 #define SPEC_SERVICE_MAX 31
 #define SPEC_PORTS_MAX 1024         /* ports in one PORT-PORT range */
-#define SPEC_OPTS_MAX 24
+#define SPEC_OPTS_MAX 32
 #define SPEC_KEY_MAX 31
 #define SPEC_VALUE_MAX 255
 
@@ -53,12 +59,23 @@ enum spec_type {
     SPEC_SIZE_JITTER,       /* bytes, ~bytes */
     SPEC_PROBABILITY,       /* 0 to 1 */
     SPEC_TEXT,              /* printable, no space */
+    SPEC_NAME,              /* [A-Za-z0-9._-], at most SPEC_NAME_MAX */
+    SPEC_FLAG,              /* no value */
+};
+
+#define SPEC_NAME_MAX 63
+#define SPEC_RELAY_SERVICE "relay"
+
+enum spec_key_flags {
+    SPEC_KEY_RELAY = 1,     /* for the relay service only */
+    SPEC_KEY_FIXED = 2,     /* set when the listener is made; not at run time */
 };
 
 struct spec_key {
     const char *name;
     enum spec_type type;
     unsigned protos;        /* PROTO_TCP, PROTO_UDP: where it means something */
+    unsigned flags;         /* enum spec_key_flags */
 };
 
 /* One KEY=VALUE, parsed. */
@@ -99,6 +116,28 @@ int spec_parse(const char *text, struct spec *sp, char *err, size_t errlen);
  * ("invalid port 'x'", "port range 9-7 runs backwards", ...). */
 int spec_port_range(const char *s, size_t len, unsigned long max_ports, uint16_t *first,
                     uint16_t *last, char *err, size_t errlen);
+
+/* A bare option list, "KEY=VALUE,..." (the part of a SPEC after its first ','; ""
+ * is none), into sp->opts, checked as spec_parse checks a SPEC's: against
+ * sp->service (relay keys) and sp->protos, which the caller sets. For the control
+ * API and socket activation's FileDescriptorName=. With fixed 0, keys that cannot
+ * change at run time (name=, the relay's to=, ...) are refused. Returns 0, or -1
+ * with a reason ending by quoting text in err. */
+int spec_parse_options(const char *text, struct spec *sp, int fixed, char *err,
+                       size_t errlen);
+
+/* A relay's to=: HOST:PORT, [IPV6]:PORT, unix:PATH or unix:@NAME (no port 0, no
+ * range, no protocol). */
+struct spec_target {
+    enum addr_kind kind;            /* ADDR_HOST or ADDR_UNIX */
+    char host[SPEC_HOST_MAX + 1];
+    uint16_t port;
+    char path[SPEC_PATH_MAX + 1];
+    int abstract;
+};
+
+/* Parse a to= value. Returns 0, or -1 with a reason (no quote) in err. */
+int spec_target_parse(const char *text, struct spec_target *t, char *err, size_t errlen);
 
 /* The option named key, or NULL. */
 const struct spec_opt *spec_opt(const struct spec *sp, const char *key);

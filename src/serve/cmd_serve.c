@@ -1,6 +1,7 @@
 /* cmd_serve.c — `kodama serve`: parse SPECs and options, bind, serve. */
 #include <netinet/in.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -8,6 +9,7 @@
 #include "lib/addr.h"
 #include "proto/spec.h"
 #include "lib/cli.h"
+#include "serve/control.h"
 #include "serve/inetd.h"
 #include "serve/listen.h"
 #include "lib/loop_uring.h"
@@ -32,13 +34,20 @@ void help_serve(FILE *out)
 {
     fprintf(out,
         "Usage: kodama serve [-4|-6] [-v] [OPTION...] [SPEC...]\n\n"
-        "Serve each SPEC until SIGINT or SIGTERM. SPEC is SERVICE@ADDRESS[/tcp|/udp][+proxy]:\n"
+        "Serve each SPEC until SIGINT or SIGTERM.\n"
+        "SPEC is SERVICE@ADDRESS[/tcp|/udp][+proxy][,KEY=VALUE...]:\n"
         "  ADDRESS  PORT (all addresses: one dual-stack [::] socket), HOST:PORT,\n"
         "           [IPV6]:PORT, unix:PATH or unix:@NAME (abstract); port 0 = any free;\n"
         "           PORT-PORT: a listener on each port of the range\n"
         "  proto    /tcp or /udp; without it, both (unix sockets: stream only)\n"
         "  +proxy   (after /tcp, or a unix address) each connection starts with a PROXY\n"
         "           protocol v1 or v2 header naming the client (behind a load balancer)\n"
+        "  KEY=VALUE faults (D: a duration, 250ms or 2s; N: bytes, k or m suffix; P: 0 to 1):\n"
+        "           latency=D[~J] rate=N (tcp and udp), slice=N[~V] slice-delay=D\n"
+        "           greet-delay=D close-after=N reset-after=N stall-after=N (tcp),\n"
+        "           drop=P dup=P (udp), toxicity=P name=NAME (both); relay@ADDRESS takes\n"
+        "           to=HOST:PORT or to=unix:PATH, connect-timeout=D, send-proxy,\n"
+        "           send-proxy-v2, and up-KEY=VALUE faults toward its target\n"
         "  In a unix path '\\,' is a comma; a trailing /tcp ends the path (unix:/x/tcp/tcp)\n"
         "Default: hello@8080 echo@7007\n\nServices:\n");
     for (size_t i = 0; services[i]; i++)
@@ -90,6 +99,12 @@ void help_serve(FILE *out)
         "Seen from outside:\n"
         "      --metrics ADDR      serve Prometheus metrics at http://ADDR/metrics;\n"
         "                          ADDR is PORT, HOST:PORT or [IPV6]:PORT\n"
+        "      --control ADDR      serve the fault API (GET, PUT, DELETE /faults/NAME)\n"
+        "                          on unix:PATH, or HOST:PORT on a loopback address\n"
+        "                          (PORT alone: 127.0.0.1)\n"
+        "      --control-any       allow --control on any address: it has no\n"
+        "                          authentication\n"
+        "      --seed N            the faults' random choices repeat from run to run\n"
         "      --log-format FMT    text (default; after 'ready', lines start with the\n"
         "                          UTC time unless stderr is the journal) or json\n"
         "                          (one object per line)\n"
@@ -134,6 +149,8 @@ struct serve_opts {
     char hostname[INFO_NAME_MAX + 1];
     struct spec metrics;            /* --metrics ADDR */
     int have_metrics;
+    const char *control;            /* --control ADDR */
+    int control_any;
     enum log_format log_format;
     struct tls_opts tls;
 };
@@ -145,6 +162,7 @@ enum {
     OPT_NAME, OPT_INFO_FORMAT,
     OPT_PROXY_TIMEOUT,
     OPT_METRICS, OPT_LOG_FORMAT, OPT_TRACE,
+    OPT_SEED, OPT_CONTROL, OPT_CONTROL_ANY,
 };
 
 static const struct option serve_longopts[] = {
@@ -170,6 +188,9 @@ static const struct option serve_longopts[] = {
     { "metrics", required_argument, NULL, OPT_METRICS },
     { "log-format", required_argument, NULL, OPT_LOG_FORMAT },
     { "trace", no_argument, NULL, OPT_TRACE },
+    { "seed", required_argument, NULL, OPT_SEED },
+    { "control", required_argument, NULL, OPT_CONTROL },
+    { "control-any", no_argument, NULL, OPT_CONTROL_ANY },
     { NULL, 0, NULL, 0 },
 };
 #define SERVE_LONGOPTS_N (sizeof serve_longopts / sizeof serve_longopts[0] - 1)
@@ -252,6 +273,11 @@ static int limit_option(int c, const char *arg, struct serve_opts *o)
         cfg->limits.udp_guard = strcmp(arg, "on") == 0;
         break;
     case OPT_LIMIT_LOOPBACK: cfg->limits.limit_loopback = 1; break;
+    case OPT_SEED:
+        rc = opt_count("--seed", arg, 0, ULONG_MAX, &n);
+        cfg->seed = n;
+        cfg->seeded = 1;
+        break;
     case OPT_USER:
         if (run_as_lookup(arg, &o->user, err, sizeof err) < 0)
             return usage_error("serve", "--user '%s': %s", arg, err);
@@ -306,6 +332,8 @@ static int outside_option(int c, const char *arg, struct serve_opts *o)
     case OPT_TRACE:
         trace_start();      /* before any thread: the flag is only read after */
         break;
+    case OPT_CONTROL: o->control = arg; break;
+    case OPT_CONTROL_ANY: o->control_any = 1; break;
     }
     return EXIT_OK;
 }
@@ -362,7 +390,8 @@ static int parse_serve_args(int argc, char **argv, struct serve_opts *o)
             if (info_option(c, optarg, o) != EXIT_OK)
                 return EXIT_USAGE;
             break;
-        case OPT_METRICS: case OPT_LOG_FORMAT: case OPT_TRACE:
+        case OPT_METRICS: case OPT_LOG_FORMAT: case OPT_TRACE: case OPT_CONTROL:
+        case OPT_CONTROL_ANY:
             if (outside_option(c, optarg, o) != EXIT_OK)
                 return EXIT_USAGE;
             break;
@@ -399,12 +428,6 @@ static int parse_specs(int n, char **texts, struct spec *specs)
  * by name, it must work. */
 static int choose_io(const char *mode, struct serve_config *cfg)
 {
-    /* For now "+tls" listeners are served by the readiness engine alone. */
-    if (cfg->tls) {
-        if (cfg->verbose && strcmp(mode, "epoll") != 0)
-            log_msg("TLS listeners: using epoll");
-        mode = "epoll";
-    }
     if (strcmp(mode, "epoll") == 0) {
         cfg->io = LOOP_IO_EPOLL;
         return 0;
@@ -509,6 +532,9 @@ static int listen_on_stdin(struct serve_opts *o, int nspecs, struct listener **l
     svc = service_find(name);
     if (svc == NULL)
         return usage_error("serve", "unknown service '%s' in --inetd '%s'", name, o->inetd);
+    if (svc->relay)
+        return usage_error("serve", "--inetd '%s': a relay needs to=, which only a SPEC or "
+                           "FileDescriptorName= can give", o->inetd);
     *ls = xcalloc(1, sizeof **ls);
     if (inetd_take_stdin(svc, udp, *ls, &o->cfg.inetd_conn, err, sizeof err) < 0) {
         free(*ls);
@@ -533,12 +559,32 @@ static int get_listeners(struct serve_opts *o, int nspecs, char **texts,
     if (o->inetd && o->have_metrics)
         return usage_error("serve", "--metrics with --inetd: each connection's process "
                            "would need a port of its own");
+    if (o->inetd && o->control)
+        return usage_error("serve", "--control with --inetd: each connection's process "
+                           "would need a port of its own");
+    if (o->control_any && !o->control)
+        return usage_error("serve", "--control-any without --control");
     if (o->inetd)
         return listen_on_stdin(o, nspecs, ls, nls);
     rc = listen_on_passed(nspecs, ls, nls);
     if (rc != EXIT_OK || *nls > 0)
         return rc;
     return listen_on_specs(o, nspecs, texts, ls, nls);
+}
+
+/* --control: bound with the listeners, as --metrics is. Returns EXIT_OK, or
+ * EXIT_USAGE / EXIT_FAIL (reported). */
+static int listen_control(const struct serve_opts *o, struct control_listen *cl)
+{
+    char err[KODAMA_ERR_LEN + ADDR_TEXT_MAX];
+    int usage;
+
+    if (control_listen(o->control, o->control_any, cl, &usage, err, sizeof err) == 0)
+        return EXIT_OK;
+    if (usage)
+        return usage_error("serve", "%s", err);
+    log_msg("%s", err);
+    return EXIT_FAIL;
 }
 
 /* Type=notify: a NOTIFY_SOCKET we cannot use only costs the notifications. */
@@ -554,6 +600,7 @@ int cmd_serve(int argc, char **argv)
 {
     struct serve_opts o = { .family = AF_UNSPEC };
     struct metrics_listen ml = { .fd = -1 };
+    struct control_listen cl = { .fd = -1 };
     struct listener *ls = NULL;
     size_t nls = 0;
     int rc;
@@ -586,6 +633,12 @@ int cmd_serve(int argc, char **argv)
         else
             log_msg("kTLS: unavailable (%s): OpenSSL does the records", why);
     }
+    if (rc == EXIT_OK && o.control) {
+        rc = listen_control(&o, &cl);
+        if (rc != EXIT_OK)
+            listeners_close(ls, nls);
+        o.cfg.control = &cl;
+    }
     if (rc == EXIT_OK)
         notify_open();
     if (o.have_user)
@@ -599,6 +652,7 @@ int cmd_serve(int argc, char **argv)
     if (ml.fd >= 0)
         close(ml.fd);
     tls_server_free(o.cfg.tls);
+    control_listen_close(&cl);
     free(o.message);
     return rc;
 }

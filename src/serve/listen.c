@@ -13,6 +13,7 @@
 #include "lib/log.h"
 #include "lib/net.h"
 #include "lib/util.h"
+#include "serve/listen_opts.h"
 
 struct binder {
     struct listener *ls;
@@ -284,7 +285,7 @@ static int bind_spec(struct binder *b, const struct spec *sp)
         b->ls[i].proxy = sp->proxy;
         b->ls[i].tls = sp->tls;
     }
-    return 0;
+    return listen_group(b->ls + first, b->n - first, sp, b->err, b->errlen);
 }
 
 int listen_specs(const struct spec *specs, size_t nspecs, int family, int reuseport,
@@ -297,6 +298,10 @@ int listen_specs(const struct spec *specs, size_t nspecs, int family, int reusep
             listeners_close(b.ls, b.n);
             return -1;
         }
+    }
+    if (listen_names(b.ls, b.n, err, errlen) < 0) {
+        listeners_close(b.ls, b.n);
+        return -1;
     }
     *out = b.ls;
     *n = b.n;
@@ -363,6 +368,59 @@ int listener_for_conn(int fd, const struct service *svc, struct listener *l, cha
     return 0;
 }
 
+/* FileDescriptorName=SERVICE[,KEY=VALUE...]: the service's name, into svc. */
+static void fdname_service(const char *fdname, char *svc, size_t len)
+{
+    size_t n = strcspn(fdname, ",");
+
+    snprintf(svc, len, "%.*s", (int)(n < len ? n : len - 1), fdname);
+}
+
+/* The passed sockets whose names are the same text share a slot, as a SPEC's do;
+ * the options after the service apply to them. Listener i is the first of its
+ * name: it gets the slot of every listener from i on with that name. */
+static int fds_group(struct listener *ls, size_t n, char *const *names, size_t i, char *err,
+                     size_t errlen)
+{
+    struct spec *sp = xcalloc(1, sizeof *sp);
+    const char *opts = strchr(names[i], ',');
+    struct listener **group = xcalloc(n, sizeof *group);
+    size_t ng = 0;
+    int rc = -1;
+
+    fdname_service(names[i], sp->service, sizeof sp->service);
+    for (size_t j = i; j < n; j++)
+        if (strcmp(names[j], names[i]) == 0) {
+            group[ng++] = &ls[j];
+            sp->protos |= ls[j].kind == LISTEN_UDP ? PROTO_UDP : PROTO_TCP;
+        }
+    if (ls[i].svc->relay && (sp->protos & PROTO_UDP)) {
+        snprintf(err, errlen, "descriptor %d (%s): relay is a stream service, not udp",
+                 ls[i].w.fd, names[i]);
+        goto end;
+    }
+    if (spec_parse_options(opts ? opts + 1 : "", sp, 1, err, errlen) < 0) {
+        char why[KODAMA_ERR_LEN];
+
+        snprintf(why, sizeof why, "%s", err);
+        snprintf(err, errlen, "descriptor %d is named '%s': %s", ls[i].w.fd, names[i], why);
+        goto end;
+    }
+    /* One slot for the group: made for the first, then shared. */
+    if (listen_group(group[0], 1, sp, err, errlen) < 0)
+        goto end;
+    for (size_t g = 1; g < ng; g++) {
+        group[g]->slot = group[0]->slot;
+        group[g]->relay = group[0]->relay;
+        group[g]->owns_slot = 0;
+    }
+    rc = 0;
+end:
+    free(group);
+    free(sp);
+    return rc;
+}
+
 int listen_fds(int first, size_t n, char *const *names, struct listener **out,
                char *err, size_t errlen)
 {
@@ -370,16 +428,20 @@ int listen_fds(int first, size_t n, char *const *names, struct listener **out,
 
     for (size_t i = 0; i < n; i++) {
         int fd = first + (int)i;
-        const struct service *svc = names[i] ? service_find(names[i]) : NULL;
+        char name[SPEC_SERVICE_MAX + 1] = "";
+        const struct service *svc;
 
+        if (names[i])
+            fdname_service(names[i], name, sizeof name);
+        svc = names[i] ? service_find(name) : NULL;
         if (svc == NULL) {
             char known[128];
 
             service_names(known, sizeof known);
             snprintf(err, errlen, "descriptor %d %s%s%s: not a service name (set "
-                     "FileDescriptorName= or --fdname= to one of: %s)", fd,
-                     names[i] ? "is named '" : "has no name", names[i] ? names[i] : "",
-                     names[i] ? "'" : "", known);
+                     "FileDescriptorName= or --fdname= to one of: %s; options may follow a "
+                     "',', as in a SPEC)", fd, names[i] ? "is named '" : "has no name",
+                     names[i] ? names[i] : "", names[i] ? "'" : "", known);
             listeners_close(ls, i);
             return -1;
         }
@@ -387,6 +449,20 @@ int listen_fds(int first, size_t n, char *const *names, struct listener **out,
             listeners_close(ls, i);
             return -1;
         }
+    }
+    for (size_t i = 0; i < n; i++) {
+        int seen = 0;
+
+        for (size_t j = 0; j < i && !seen; j++)
+            seen = strcmp(names[j], names[i]) == 0;
+        if (!seen && fds_group(ls, n, names, i, err, errlen) < 0) {
+            listeners_close(ls, n);
+            return -1;
+        }
+    }
+    if (listen_names(ls, n, err, errlen) < 0) {
+        listeners_close(ls, n);
+        return -1;
     }
     *out = ls;
     return 0;
@@ -402,6 +478,7 @@ static int listener_copy(const struct listener *from, struct listener *to, int s
 
     *to = *from;
     to->unlink_path = NULL;     /* the original removes the file */
+    to->owns_slot = 0;          /* and frees the slot */
     to->armed = 0;
     to->paused = 0;
     memset(&to->stats, 0, sizeof to->stats);
@@ -472,6 +549,7 @@ void listeners_close(struct listener *ls, size_t n)
         if (ls[i].w.fd >= 0)
             close(ls[i].w.fd);
         listener_remove_file(&ls[i]);
+        listen_group_free(&ls[i]);
     }
     free(ls);
 }

@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <string.h>
 
+#include "serve/core/fault.h"
 #include "serve/core/guard.h"
 #include "lib/utf8.h"
 
@@ -89,6 +90,8 @@ static void listener_labels(FILE *out, const struct metrics_listener *l)
     metrics_label_value(out, l->proto);
     fputs("\",address=\"", out);
     metrics_label_value(out, l->address);
+    fputs("\",name=\"", out);
+    metrics_label_value(out, l->name ? l->name : "");
     fputc('"', out);
 }
 
@@ -152,6 +155,29 @@ static void write_tls(FILE *out, const struct metrics_snapshot *s)
     }
 }
 
+/* Every fault that applies to the listener's protocol, zeros included, as drops. */
+static void write_faults(FILE *out, const struct metrics_snapshot *s)
+{
+    if (s->n == 0)
+        return;
+    header(out, "kodama_faults_total", "counter",
+           "Connections and datagrams a fault acted on, by fault (kodama(1), FAULTS).");
+    for (size_t i = 0; i < s->n; i++) {
+        int dgram = strcmp(s->listeners[i].proto, "udp") == 0;
+
+        for (int k = 0; k < FAULT_KINDS; k++) {
+            if (dgram ? !fault_kind_on_dgram((enum fault_kind)k)
+                      : !fault_kind_on_stream((enum fault_kind)k))
+                continue;
+            fputs("kodama_faults_total{", out);
+            listener_labels(out, &s->listeners[i]);
+            fputs(",fault=\"", out);
+            metrics_label_value(out, fault_kind_name((enum fault_kind)k));
+            fprintf(out, "\"} %llu\n", (unsigned long long)s->listeners[i].t.faults[k]);
+        }
+    }
+}
+
 static void write_gauge(FILE *out, const char *name, const char *help, int64_t v)
 {
     if (v < 0)
@@ -183,6 +209,7 @@ int metrics_write(FILE *out, const struct metrics_snapshot *s)
         write_family(out, s, &families[f]);
     write_drops(out, s);
     write_tls(out, s);
+    write_faults(out, s);
     write_process(out, &s->proc);
     return ferror(out) ? -1 : 0;
 }

@@ -17,6 +17,7 @@ struct metrics_listener {
     const char *proto;              /* "tcp", "udp" or "unix" */
     const char *address;            /* as in its listening line */
     int tls;                        /* a "+tls" listener */
+    const char *name;               /* its SPEC's name= (or SERVICE-PORT) */
     struct listener_totals t;
 };
 

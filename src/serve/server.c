@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/random.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
@@ -25,8 +26,10 @@
 #include "lib/log.h"
 #include "lib/util.h"
 #include "serve/core/dgram.h"
+#include "serve/core/dgram_fault.h"
 #include "serve/core/proxy_wait.h"
 #include "serve/core/tls_wait.h"
+#include "serve/control.h"
 #include "serve/listen.h"
 #include "serve/metrics.h"
 #include "serve/privdrop.h"
@@ -49,6 +52,7 @@ struct server {
     uint64_t dgrams_seen;           /* inetd udp: datagrams in at the last tick */
     int64_t dgram_ms;               /* and when that count last moved */
     struct metrics *metrics;        /* --metrics, or NULL */
+    struct control *control;        /* --control, or NULL */
 };
 
 /* The loop stops right after (a deadline, a second signal, or exit). */
@@ -230,6 +234,28 @@ static int watch_signals(struct server *srv, const sigset_t *set)
     return loop_watch(srv->workers[0].loop, &srv->worker_done, LOOP_READ);
 }
 
+/* A listener's faults as it starts: its copy of the slot's, and whether its stream
+ * connections need a shaper (faults now, or a control API that may add some). */
+static void listener_faults_start(struct listener *l, const struct serve_config *cfg)
+{
+    faults_clear(&l->faults);
+    if (l->slot == NULL)
+        return;
+    listener_faults_copy(l);
+    l->shaped = l->kind != LISTEN_UDP &&
+                (cfg->control != NULL || faults_active_stream(&l->faults));
+}
+
+/* --seed N makes every worker's choices repeat; without it, they differ each run. */
+static void worker_rng_seed(struct worker *wk, const struct serve_config *cfg)
+{
+    uint64_t seed = cfg->seed;
+
+    if (!cfg->seeded && getrandom(&seed, sizeof seed, 0) != (ssize_t)sizeof seed)
+        seed = (uint64_t)now_ms() ^ ((uint64_t)getpid() << 32);
+    fault_rng_seed(&wk->rng, seed, wk->id);
+}
+
 static int worker_init(struct server *srv, struct worker *wk, size_t id,
                        struct listener *ls, size_t n, const struct serve_config *cfg)
 {
@@ -243,7 +269,8 @@ static int worker_init(struct server *srv, struct worker *wk, size_t id,
     wk->ops = cfg->io == LOOP_IO_URING ? &engine_uring : &engine_epoll;
     wk->listeners = ls;
     wk->nlisteners = n;
-    dlist_init(&wk->conns);
+    for (int k = 0; k < STREAM_KINDS; k++)
+        dlist_init(&wk->streams[k].conns);
     dlist_init(&wk->proxy_waits);
     pool_init(&wk->pool, cfg->max_buffer, POOL_KEEP);
     watch_init(&wk->wake, -1, wake_ready);
@@ -255,12 +282,15 @@ static int worker_init(struct server *srv, struct worker *wk, size_t id,
         ls[i].on_accepted = ls[i].proxy ? proxy_wait_start : ls[i].after_proxy;
         if (ls[i].kind == LISTEN_UDP && ls[i].svc->wants_addresses)
             udp_listener_local(&ls[i]);
+        listener_faults_start(&ls[i], cfg);
     }
+    worker_rng_seed(wk, cfg);
     wk->loop = loop_new(cfg->io);
     if (wk->loop == NULL || wk->ops->init(wk) < 0)
         return -1;
     proxy_wait_init(wk);
     tls_wait_init(wk);
+    theap_init(&wk->waits, wk->loop, worker_wait_due);
     fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (fd < 0)
         return -1;
@@ -281,6 +311,8 @@ static void worker_destroy(struct worker *wk)
     wk->stopping = 1;   /* closing connections must not resume accepting */
     close_all(wk);
     wk->ops->destroy(wk);
+    dgram_faults_free(wk);
+    theap_destroy(&wk->waits);
     pool_destroy(&wk->pool);
     if (wk->wake.fd >= 0)
         close(wk->wake.fd);
@@ -416,7 +448,7 @@ static long inetd_conn_start(struct loop *loop, void *data)
 {
     struct worker *wk = data;
     struct listener *l = &wk->listeners[0];
-    struct accepted a = { .fd = wk->cfg->inetd_conn };
+    struct accepted a = { .fd = wk->cfg->inetd_conn, .inherited = 1 };
 
     (void)loop;
     wk->stopping = 1;
@@ -470,6 +502,9 @@ static int server_serve(struct server *srv, const struct listener *ls, size_t n)
             log_msg("tls fingerprint sha256 %s", tls_server_fingerprint(srv->workers[0].cfg->tls));
         if (srv->metrics)
             log_msg("listening metrics tcp %s", srv->workers[0].cfg->metrics->addr);
+        if (srv->control)
+            log_msg("listening control %s %s", srv->workers[0].cfg->control->kind,
+                    srv->workers[0].cfg->control->addr);
         log_msg("ready");
     }
     if (rc == 0) {
@@ -487,14 +522,22 @@ static int server_serve(struct server *srv, const struct listener *ls, size_t n)
 
 /* Once every socket is made (SO_REUSEPORT siblings must share their owner's uid),
  * before anything is served. */
-static int become_user(const struct run_as *user, int verbose, struct listener *ls, size_t n)
+static int become_user(const struct run_as *user, const struct serve_config *cfg,
+                       struct listener *ls, size_t n)
 {
     char err[KODAMA_ERR_LEN + ADDR_TEXT_MAX];
+    int verbose = cfg->verbose;
 
     if (user == NULL)
         return 0;
     if (listeners_give_files(ls, n, user->uid, user->gid, err, sizeof err) < 0) {
         log_msg("%s", err);
+        return -1;
+    }
+    if (cfg->control && cfg->control->unlink_path &&
+        chown(cfg->control->unlink_path, user->uid, user->gid) < 0) {
+        log_msg("cannot give the control socket file %s to the user: %s",
+                cfg->control->unlink_path, strerror(errno));
         return -1;
     }
     if (run_as_become(user, err, sizeof err) < 0) {
@@ -616,16 +659,21 @@ int server_run(struct listener *ls, size_t n, const struct serve_config *cfg)
         log_msg("cannot watch signals: %s", strerror(errno));
         goto end;
     }
-    if (become_user(run.user, run.verbose, ls, n) < 0)
+    if (become_user(run.user, &run, ls, n) < 0)
         goto end;
     /* Started before any worker thread; stopped once they have all ended, so that
      * it never reads a listener that is gone, and scrapes go on during the drain. */
     if (run.metrics && (srv.metrics = metrics_start(run.metrics, &srv.ws)) == NULL)
         goto end;
+    if (run.control && (srv.control = control_start(run.control, &srv.ws)) == NULL) {
+        metrics_stop(srv.metrics);
+        goto end;
+    }
     rc = server_serve(&srv, ls, n);
     for (size_t i = 0; i < srv.nworkers; i++)
         worker_flush_logs(&srv.workers[i], 1);     /* the tail of any burst */
     metrics_stop(srv.metrics);
+    control_stop(srv.control);
     if (run.verbose)
         log_counters(&srv, ls, n);
 end:

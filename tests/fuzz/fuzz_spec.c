@@ -12,7 +12,11 @@
  *     listeners, a port range never backwards, from 1, of at most SPEC_PORTS_MAX);
  *     and the struct written back as canonical text ("[host]" when it has ':',
  *     starts with '[' or is "unix"; "/tcp" always after unix paths; ',' and '\'
- *     escaped; "+proxy+tls" last) parses again to the same struct. */
+ *     escaped; "+proxy+tls" last; the options as KEY=VALUE with ',' and '\'
+ *     escaped, flags alone) parses again to the same struct, options included;
+ *   - every option's key is known, applies to the SPEC's protocols, and is a
+ *     relay key only on a relay, which is tcp alone and has to=; the option
+ *     list alone (spec_parse_options) gives the same options. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,6 +46,14 @@ static void check_same(const struct spec *a, const struct spec *b, const char *w
                a->port_last, b->port_last, text);
     FUZZ_CHECK(a->nopts == b->nopts, "%s: %zu vs %zu options for '%s'", what, a->nopts,
                b->nopts, text);
+    for (size_t i = 0; i < a->nopts && i < b->nopts; i++) {
+        const struct spec_opt *x = &a->opts[i], *y = &b->opts[i];
+
+        FUZZ_CHECK(x->key == y->key && strcmp(x->text, y->text) == 0 && x->ms == y->ms &&
+                       x->jitter_ms == y->jitter_ms && x->bytes == y->bytes &&
+                       x->jitter == y->jitter && x->p == y->p,
+                   "%s: option %zu differs for '%s'", what, i, text);
+    }
 }
 
 /* s with ',' and '\\' escaped, as the grammar reads them back. */
@@ -56,6 +68,64 @@ static const char *escaped(const char *s, char *out, size_t outlen)
     }
     out[n] = '\0';
     return out;
+}
+
+/* The options as ",KEY=VALUE..." (flags alone), escaped, at out. */
+static void canonical_options(const struct spec *sp, char *out, size_t outlen)
+{
+    char esc[2 * SPEC_VALUE_MAX + 2];
+    size_t n = strlen(out);
+
+    for (size_t i = 0; i < sp->nopts && n < outlen; i++) {
+        const struct spec_opt *o = &sp->opts[i];
+        int k = o->key->type == SPEC_FLAG
+                    ? snprintf(out + n, outlen - n, ",%s", o->key->name)
+                    : snprintf(out + n, outlen - n, ",%s=%s", o->key->name,
+                               escaped(o->text, esc, sizeof esc));
+
+        FUZZ_CHECK(k > 0 && (size_t)k < outlen - n, "canonical options truncated");
+        n += (size_t)k;
+    }
+}
+
+static void check_options(const struct spec *sp, const char *text)
+{
+    int relay = strcmp(sp->service, SPEC_RELAY_SERVICE) == 0;
+    const char *comma = NULL;
+
+    for (size_t i = 0; i < sp->nopts; i++) {
+        const struct spec_key *k = sp->opts[i].key;
+
+        FUZZ_CHECK(k != NULL && k->name != NULL, "option %zu without a key in '%s'", i, text);
+        FUZZ_CHECK(k->protos & sp->protos, "'%s' on a SPEC of other protocols: '%s'", k->name,
+                   text);
+        FUZZ_CHECK(relay || !(k->flags & SPEC_KEY_RELAY), "relay key '%s' on '%s'", k->name, text);
+    }
+    if (relay)
+        FUZZ_CHECK(sp->protos == PROTO_TCP && spec_opt(sp, "to") != NULL,
+                   "relay '%s' not tcp alone with to=", text);
+    /* The option list alone reads the same (the first unescaped ',' starts it). */
+    for (const char *p = text; *p; p++) {
+        if (*p == '\\' && (p[1] == ',' || p[1] == '\\')) {
+            p++;
+            continue;
+        }
+        if (*p == ',') {
+            comma = p;
+            break;
+        }
+    }
+    if (comma) {
+        struct spec *alone = malloc(sizeof *alone);
+        char err[ERRLEN];
+
+        FUZZ_CHECK(alone != NULL, "out of memory");
+        memcpy(alone, sp, sizeof *alone);
+        FUZZ_CHECK(spec_parse_options(comma + 1, alone, 1, err, sizeof err) == 0,
+                   "options of '%s' alone do not parse: %s", text, err);
+        check_same(sp, alone, "options alone", text);
+        free(alone);
+    }
 }
 
 static void check_error(const char *err, const char *text)
@@ -106,9 +176,10 @@ static void check_ok(const struct spec *sp, const char *text)
 {
     const char *at = strchr(text, '@');
     size_t slen = strlen(sp->service);
-    char again[SPEC_SERVICE_MAX + 2 * SPEC_HOST_MAX + 2 * SPEC_PATH_MAX + 64];
+    static char again[SPEC_SERVICE_MAX + 2 * SPEC_HOST_MAX + 2 * SPEC_PATH_MAX + 64 +
+               SPEC_OPTS_MAX * (SPEC_KEY_MAX + 2 * SPEC_VALUE_MAX + 2)];
     char err[ERRLEN];
-    struct spec sp2;
+    static struct spec sp2;
 
     FUZZ_CHECK(at != NULL && (size_t)(at - text) == slen && memcmp(text, sp->service, slen) == 0,
                "service '%s' is not the text before '@' in '%s'", sp->service, text);
@@ -148,8 +219,9 @@ static void check_ok(const struct spec *sp, const char *text)
                    (sp->port >= 1 && sp->port_last > sp->port &&
                     sp->port_last - sp->port < SPEC_PORTS_MAX && sp->kind != ADDR_UNIX),
                "port range %u-%u from '%s'", sp->port, sp->port_last, text);
-    FUZZ_CHECK(sp->nopts == 0, "options from '%s', but no key is known", text);
+    check_options(sp, text);
     canonical(sp, again, sizeof again);
+    canonical_options(sp, again, sizeof again);
     FUZZ_CHECK(spec_parse(again, &sp2, err, sizeof err) == 0,
                "canonical '%s' of '%s' does not parse: %s", again, text, err);
     check_same(sp, &sp2, "canonical", again);

@@ -302,6 +302,61 @@ def test_open_loop_counts_from_the_intended_time(py_server):
     assert j["latency_us"]["max"] >= 150000, j
 
 
+def counting_echo(counts):
+    """A tcp echo that adds each connection's received bytes to counts, when it ends."""
+    class Handler(socketserver.BaseRequestHandler):
+        def handle(self):
+            total = 0
+            try:
+                while True:
+                    data = self.request.recv(65536)
+                    if not data:
+                        return
+                    total += len(data)
+                    self.request.sendall(data)
+            except OSError:
+                return
+            finally:
+                counts.append(total)
+    return Handler
+
+
+def counting_udp_echo(counts):
+    """A udp echo that counts the datagrams of each sender (by address)."""
+    class Handler(socketserver.BaseRequestHandler):
+        def handle(self):
+            data, sock = self.request
+            counts[self.client_address] = counts.get(self.client_address, 0) + 1
+            sock.sendto(data, self.client_address)
+    return Handler
+
+
+def test_open_loop_spreads_messages_over_every_connection(py_server):
+    # 4 connections with room for 16 each: every one carries its share of the
+    # schedule, not the first one with room (which had them all).
+    counts = []
+    port = py_server("tcp", counting_echo(counts))
+    j, r = bench_json(["-c", 4, "-p", 16, "-s", 64, "-r", 400, "-d", "1", "127.0.0.1", port])
+    assert_clean(j, r)
+    deadline = time.monotonic() + 5
+    while len(counts) < 5 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    live = sorted(counts)[-4:]  # bench's probe connection, before the run, says nothing
+    total = sum(live)
+    assert sum(counts) == total == 64 * j["msgs"], (counts, j["msgs"])
+    assert min(live) >= total // 4 - 64 * 2, counts
+
+
+def test_open_loop_spreads_datagrams_over_every_socket(py_server):
+    counts = {}
+    port = py_server("udp", counting_udp_echo(counts))
+    j, r = bench_json(["-m", "udp", "-c", 4, "-p", 16, "-s", 64, "-r", 400, "-d", "1", "127.0.0.1", port])
+    assert_clean(j, r)
+    live = sorted(counts.values())[-4:]     # and the probe's one datagram
+    assert sum(live) == j["msgs"], (counts, j["msgs"])
+    assert min(live) >= j["msgs"] // 4 - 2, counts
+
+
 # --------------------------------------------------------------------------- failures
 
 def test_refused():

@@ -1,5 +1,6 @@
 """The echo service over udp: sizes, reply source address, wildcard binds, -v log."""
 import os
+import time
 import signal
 import socket
 import struct
@@ -112,11 +113,27 @@ UDP_GRO = 104       # linux/udp.h: receive a GSO train whole, its segment size i
 SOL_UDP = 17
 
 
+def _wait_stopped(pid):
+    """Until every thread of pid has stopped (SIGSTOP takes effect asynchronously:
+    a datagram sent at once could still be read alone)."""
+    deadline = time.monotonic() + scaled(5)
+    while time.monotonic() < deadline:
+        states = []
+        for tid in os.listdir("/proc/%d/task" % pid):
+            with open("/proc/%d/task/%s/stat" % (pid, tid)) as f:
+                states.append(f.read().rsplit(")", 1)[1].split()[0])
+        if all(st in ("T", "t") for st in states):
+            return
+        time.sleep(0.001)
+    raise AssertionError("server did not stop")
+
+
 def _burst_while_stopped(s, senders, dest, count, size):
     """Queue count datagrams per sender, interleaved, while the server is stopped, so
     that it reads them in one batch; returns what each sent, in order."""
     sent = {u: [] for u in senders}
     s.proc.send_signal(signal.SIGSTOP)
+    _wait_stopped(s.proc.pid)
     try:
         for i in range(count):
             for n, u in enumerate(senders):
@@ -155,11 +172,12 @@ def test_udp_echo_burst_from_several_peers_keeps_each_peers_order(server):
     s.stop()
 
 
-def test_udp_echo_sends_one_peers_replies_as_one_gso_train(server):
-    """On epoll, equal replies to one peer read in one batch leave in one send with
+@pytest.mark.parametrize("io", ["epoll", "uring"])
+def test_udp_echo_sends_one_peers_replies_as_one_gso_train(server, io):
+    """Equal replies to one peer read in one batch leave in one send with
     UDP_SEGMENT: a receiver with UDP_GRO sees them as one train of 64-byte segments
     (an ordinary receiver sees separate datagrams, as the test above checks)."""
-    s = server.start(["--io", "epoll", "echo@127.0.0.1:0/udp"])
+    s = server.start(["--io", io, "echo@127.0.0.1:0/udp"])
     dest = s.addr("echo", "udp")
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
         u.setsockopt(SOL_UDP, UDP_GRO, 1)
@@ -173,4 +191,40 @@ def test_udp_echo_sends_one_peers_replies_as_one_gso_train(server):
                      if lvl == SOL_UDP and typ == UDP_GRO]
         assert data == b"".join(sent)
         assert segs and segs[0] == 64, segs     # 20 × 64 B (+ the short "end") in trains
+    s.stop()
+
+
+@pytest.mark.parametrize("io", ["epoll", "uring"])
+def test_udp_echo_groups_interleaved_peers_into_one_train_each(server, io):
+    """Replies to peers whose datagrams came interleaved (A B A B ...) in one batch
+    are brought together per peer first. On epoll (one recvmmsg of 32) each peer
+    gets its ten 64-byte replies and the short "end" as a single GSO train; on
+    io_uring a batch ends where the receive buffers in the ring run out, and the
+    ring starts small, so a peer's replies come in a few trains, never one by one."""
+    s = server.start(["--io", io, "echo@127.0.0.1:0/udp"])
+    dest = s.addr("echo", "udp")
+    senders = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(2)]
+    try:
+        for u in senders:
+            u.bind(("127.0.0.1", 0))
+            u.setsockopt(SOL_UDP, UDP_GRO, 1)
+            u.settimeout(scaled(5))
+            u.sendto(b"warm-up", dest)
+            assert u.recv(100) == b"warm-up"
+        sent = _burst_while_stopped(s, senders, dest, 10, 64)
+        for u in senders:
+            want, data, trains = b"".join(sent[u]), b"", []
+            while len(data) < len(want):
+                chunk, anc, _, _ = u.recvmsg(70000, socket.CMSG_SPACE(4))
+                data += chunk
+                trains.append([struct.unpack("=H", d[:2])[0] for lvl, typ, d in anc
+                               if lvl == SOL_UDP and typ == UDP_GRO])
+            assert data == want
+            if io == "epoll":
+                assert trains == [[64]], trains
+            else:
+                assert len(trains) <= 4 and [64] in trains, trains
+    finally:
+        for u in senders:
+            u.close()
     s.stop()

@@ -40,7 +40,8 @@ ALLOWED_LOG_RE = re.compile(r"^kodama: (listening echo tcp \S+|ready|accept echo
                             r"|max-conns \d+ \(from the descriptor limit\)"
                             # nothing refused, nothing timed out
                             r"|counters echo tcp \S+ accepted=\d+ bytes_in=\d+ bytes_out=\d+"
-                            r" max_conns=0 per_ip=0 idle_timeout=0 send_timeout=0 bad_proxy_header=0)$")
+                            r" max_conns=0 per_ip=0 idle_timeout=0 send_timeout=0 bad_proxy_header=0"
+                            r" relay_target=0)$")
 
 
 def run_seed():

@@ -70,10 +70,14 @@ def parse(body):
     return samples
 
 
-def value(samples, name, **labels):
-    key = (name, tuple(sorted(labels.items())))
-    assert key in samples, "no %s%r in %s" % (name, labels, sorted(k for k in samples if k[0] == name))
-    return samples[key]
+def value(samples, family, **labels):
+    """The one series of family whose labels include these (a listener's series carry
+    its name too)."""
+    want = set(labels.items())
+    found = [v for (n, ls), v in samples.items() if n == family and want <= set(ls)]
+    assert len(found) == 1, "%d series %s%r in %s" % (
+        len(found), family, labels, sorted(k for k in samples if k[0] == family))
+    return found[0]
 
 
 def scrape(addr):
@@ -250,8 +254,11 @@ def test_counters_match_traffic(server):
     assert value(samples, "kodama_received_bytes_total", **udp) == udp_bytes
     assert value(samples, "kodama_sent_bytes_total", **udp) == udp_bytes
     # Stream families are not about udp listeners, nor datagram ones about tcp.
-    assert ("kodama_connections_accepted_total", tuple(sorted(udp.items()))) not in samples
-    assert ("kodama_datagrams_received_total", tuple(sorted(tcp.items()))) not in samples
+    name = "echo-%d" % s.port("echo")
+    assert ("kodama_connections_accepted_total", tuple(sorted(dict(udp, name=name).items()))) \
+        not in samples
+    assert ("kodama_datagrams_received_total", tuple(sorted(dict(tcp, name=name).items()))) \
+        not in samples
     drops = {k[1]: v for k, v in samples.items() if k[0] == "kodama_drops_total"}
     assert set(drops.values()) == {0.0}, drops
     # Every reason for both listeners, whatever reasons a later kodama adds.
@@ -322,8 +329,36 @@ def test_labels_escaped_for_a_unix_path(server, sockdir):
     status, _, body = get(s.addr("metrics"))
     assert status == "HTTP/1.1 200 OK"
     text = body.decode()
-    assert ('kodama_connections_accepted_total{service="echo",proto="unix",address="unix:%s"} 0'
-            % path.replace("\\", "\\\\").replace('"', '\\"')) in text.splitlines(), text[:2000]
+    assert ('kodama_connections_accepted_total{service="echo",proto="unix",address="unix:%s",'
+            'name="echo-unix"} 0' % path.replace("\\", "\\\\").replace('"', '\\"')
+            ) in text.splitlines(), text[:2000]
+    s.stop()
+
+
+def test_name_label_and_fault_counters(server):
+    """Every listener's series carry its name (name=, else SERVICE-PORT, shared by a
+    SPEC's sockets); kodama_faults_total counts what each fault acted on."""
+    s = metrics_server(server, "hello@127.0.0.1:0/tcp,close-after=0,name=shut",
+                       "echo@127.0.0.1:0,drop=1", threads=1)
+    for _ in range(3):
+        with connect(s.addr("hello")) as c:
+            assert recv_until_eof(c) == b""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+        for i in range(4):
+            u.sendto(b"gone-%d" % i, s.addr("echo", "udp"))
+    echo = "echo-%d" % s.port("echo")
+    samples = wait_scrape(s.addr("metrics"), lambda x: value(
+        x, "kodama_faults_total", name=echo, proto="udp", fault="drop") == 4, 5, "4 drops")
+    assert value(samples, "kodama_faults_total", name="shut", fault="close-after") == 3
+    assert value(samples, "kodama_faults_total", name="shut", fault="latency") == 0
+    assert value(samples, "kodama_connections_accepted_total", name="shut") == 3
+    assert value(samples, "kodama_datagrams_sent_total", name=echo) == 0
+    # The tcp and udp sockets of a SPEC share its name; stream faults are not about udp.
+    assert value(samples, "kodama_received_bytes_total", name=echo, proto="tcp") == 0
+    assert not [k for k in samples if k[0] == "kodama_faults_total" and
+                dict(k[1])["proto"] == "udp" and dict(k[1])["fault"] == "slice"]
+    assert not [k for k in samples if k[0] == "kodama_faults_total" and
+                dict(k[1])["proto"] == "tcp" and dict(k[1])["fault"] == "drop"]
     s.stop()
 
 

@@ -102,6 +102,22 @@ def test_activated_unix_socket(server, sockdir):
     assert os.path.exists(path), "the socket file is systemd's to remove, not ours"
 
 
+def test_activated_socket_takes_faults_in_its_name(server):
+    """FileDescriptorName=SERVICE,KEY=VALUE...: the options of a SPEC."""
+    port = free_port()
+    s = activate(server, ["127.0.0.1:%d" % port], ["echo,latency=200ms,name=slow"],
+                 args=["-t", "1", "-v"])
+    with connect(("127.0.0.1", port)) as c:
+        s.wait_ready(scaled(10))
+        t0 = time.monotonic()
+        c.sendall(b"ping")
+        assert recv_exact(c, 4) == b"ping"
+        assert 0.2 <= time.monotonic() - t0 <= 0.3 + scaled(0.1)
+    assert [l[:3] for l in s.listeners] == [("echo", "tcp", "127.0.0.1:%d" % port)]
+    s.wait_log(lambda log: "kodama: faults slow " in log)
+    s.stop()
+
+
 # --------------------------------------------------------------------------- by hand
 
 def run_with_passed(socks, args, env_extra, timeout=10.0):
@@ -144,7 +160,16 @@ def test_passed_socket_needs_a_service_name(names, why):
         rc, err = run_with_passed([ls], [], env)
     assert rc == 1, err
     assert err == ("kodama: %s (set FileDescriptorName= or --fdname= to one of: "
-                   "hello, echo, discard, chargen, daytime, time, info)\n" % why), err
+                   "hello, echo, discard, chargen, daytime, time, info, relay; options may "
+                   "follow a ',', as in a SPEC)\n" % why), err
+
+
+def test_passed_socket_with_bad_options_in_its_name():
+    with listening_tcp() as ls:
+        rc, err = run_with_passed([ls], [], {"LISTEN_FDNAMES": "echo,drop=0.5"})
+    assert rc == 1, err
+    assert err == "kodama: descriptor 3 is named 'echo,drop=0.5': 'drop' is for udp listeners " \
+        "in 'drop=0.5'\n", err
 
 
 def test_passed_sockets_and_specs_is_a_usage_error():

@@ -6,7 +6,9 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "lib/histogram.h"
 
@@ -227,6 +229,77 @@ static void test_merge(void **state)
     free(sum);
 }
 
+/* The .hgrm text: HdrHistogram's header, its percentile ticks, the 100 % row and
+ * the footer, as its plotter reads them. */
+static void test_hgrm(void **state)
+{
+    struct histogram h;
+    char *text = NULL, line[128];
+    size_t len = 0;
+    FILE *out = open_memstream(&text, &len);
+    double pct[64];
+    int rows = 0;
+
+    (void)state;
+    hist_init(&h);
+    for (uint64_t v = 1; v <= 1000; v++)
+        hist_record(&h, v * 1000);             /* 1 µs to 1 ms, in ns */
+    assert_int_equal(hist_write_hgrm(out, &h, 1e6), 0);
+    fclose(out);
+    assert_true(strncmp(text, "       Value   Percentile   TotalCount 1/(1-Percentile)\n\n", 57) == 0);
+    for (char *p = text + 57, *nl; *p && *p != '#'; p = nl + 1) {
+        double v, q, inv;
+        unsigned long long c;
+
+        nl = strchr(p, '\n');
+        assert_non_null(nl);
+        snprintf(line, sizeof line, "%.*s", (int)(nl - p), p);
+        if (strstr(line, " inf")) {
+            assert_int_equal(sscanf(line, "%lf %lf %llu", &v, &q, &c), 3);
+            assert_true(q == 1.0 && c == 1000 && v >= 1.0 && v < 1.01);
+            continue;
+        }
+        assert_int_equal(sscanf(line, "%lf %lf %llu %lf", &v, &q, &c, &inv), 4);
+        assert_true(rows < 64);
+        pct[rows++] = q;
+        /* The value there is within the histogram's error of the exact one. */
+        assert_true(v >= q * 1.0 - 0.005 && v <= q * 1.0 + 0.012);
+    }
+    /* 0, 10, ..., 50, then steps that halve: 55, 60, ..., 75, 77.5, ... */
+    assert_true(rows > 12);
+    assert_true(pct[0] == 0.0 && pct[1] == 0.1 && pct[5] == 0.5 && pct[6] == 0.55 && pct[10] == 0.75);
+    assert_true(pct[11] > 0.7749 && pct[11] < 0.7751);
+    for (int i = 1; i < rows; i++)
+        assert_true(pct[i] > pct[i - 1] && pct[i] <= 0.999);
+    assert_non_null(strstr(text, "#[Max     =        1.000, Total count    =         1000]\n"));
+    assert_non_null(strstr(text, "#[Buckets =           58, SubBuckets     =          128]\n"));
+    free(text);
+}
+
+/* Buckets of another run add up as if recorded here; bad ones are refused. */
+static void test_add_bucket(void **state)
+{
+    struct histogram a, b;
+
+    (void)state;
+    hist_init(&a);
+    hist_init(&b);
+    for (uint64_t v = 0; v < 5000; v += 7)
+        hist_record(&a, v * 13);
+    for (size_t i = 0; i < HIST_BUCKETS; i++)
+        if (a.buckets[i])
+            assert_int_equal(hist_add_bucket(&b, i, a.buckets[i]), 0);
+    b.min = a.min;
+    b.max = a.max;
+    b.sum = a.sum;
+    assert_int_equal(b.count, a.count);
+    assert_int_equal(hist_percentile(&b, 99), hist_percentile(&a, 99));
+    assert_int_equal(hist_add_bucket(&b, HIST_BUCKETS, 1), -1);
+    assert_int_equal(hist_add_bucket(&b, 0, UINT64_MAX), -1);
+    assert_true(hist_bucket_high(hist_index(12345)) >= 12345);
+    assert_true(hist_bucket_high(hist_index(12345)) < 12345 + 12345 / 64);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -240,6 +313,8 @@ int main(void)
         cmocka_unit_test(test_single_value_is_exact),
         cmocka_unit_test(test_extremes),
         cmocka_unit_test(test_merge),
+        cmocka_unit_test(test_hgrm),
+        cmocka_unit_test(test_add_bucket),
     };
 
     return cmocka_run_group_tests_name("histogram", tests, NULL, NULL);

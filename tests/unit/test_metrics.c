@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "serve/core/fault.h"
 #include "serve/core/guard.h"
 #include "serve/metrics.h"
 #include "serve/metrics_text.h"
@@ -54,27 +55,29 @@ static void test_label_escaping(void **state)
     check_label("", "");
 }
 
-#define LABELS_TCP "service=\"echo\",proto=\"tcp\",address=\"127.0.0.1:7007\""
-#define LABELS_UDP "service=\"echo\",proto=\"udp\",address=\"[::1]:7\\\"x\""
+#define LABELS_TCP "service=\"echo\",proto=\"tcp\",address=\"127.0.0.1:7007\",name=\"echo-7007\""
+#define LABELS_UDP "service=\"echo\",proto=\"udp\",address=\"[::1]:7\\\"x\",name=\"slow\\\\1\""
 
 static void test_exposition_exact(void **state)
 {
     struct metrics_listener ls[2] = {
-        { .service = "echo", .proto = "tcp", .address = "127.0.0.1:7007",
+        { .service = "echo", .proto = "tcp", .address = "127.0.0.1:7007", .name = "echo-7007",
           .t = { .accepted = 3, .active = 1, .bytes_in = 100, .bytes_out = 99,
-                 .accept_errors = 2, .drops = { [DROP_MAX_CONNS] = 5 } } },
-        { .service = "echo", .proto = "udp", .address = "[::1]:7\"x",
+                 .accept_errors = 2, .drops = { [DROP_MAX_CONNS] = 5 },
+                 .faults = { [FAULT_LATENCY] = 8, [FAULT_RESET_AFTER] = 1 } } },
+        { .service = "echo", .proto = "udp", .address = "[::1]:7\"x", .name = "slow\\1",
           .t = { .dgrams_in = 4, .dgrams_out = 3, .dgrams_dropped = 1, .bytes_in = 40,
-                 .bytes_out = 30, .drops = { [DROP_UDP_RATE] = 7 } } },
+                 .bytes_out = 30, .drops = { [DROP_UDP_RATE] = 7 },
+                 .faults = { [FAULT_DROP] = 2 } } },
     };
     struct metrics_snapshot s = {
         .listeners = ls, .n = 2,
         .proc = { .version = "1.2.3", .open_fds = 12, .max_fds = 1024, .rss_bytes = 4096,
                   .start_time = 1700000000.25 },
     };
-    char drops[4096] = "";
+    char drops[4096] = "", faults[4096] = "";
     char *want, *got;
-    size_t off = 0;
+    size_t off = 0, foff = 0;
 
     (void)state;
     for (int l = 0; l < 2; l++)
@@ -84,6 +87,15 @@ static void test_exposition_exact(void **state)
                                     l == 0 ? LABELS_TCP : LABELS_UDP,
                                     drop_reason_name((enum drop_reason)r),
                                     (unsigned long long)ls[l].t.drops[r]);
+    for (int l = 0; l < 2; l++)
+        for (int k = 0; k < FAULT_KINDS; k++)
+            if (l == 0 ? fault_kind_on_stream((enum fault_kind)k)
+                       : fault_kind_on_dgram((enum fault_kind)k))
+                foff += (size_t)snprintf(faults + foff, sizeof faults - foff,
+                                         "kodama_faults_total{%s,fault=\"%s\"} %llu\n",
+                                         l == 0 ? LABELS_TCP : LABELS_UDP,
+                                         fault_kind_name((enum fault_kind)k),
+                                         (unsigned long long)ls[l].t.faults[k]);
     assert_true(asprintf(&want,
         "# HELP kodama_connections_accepted_total Stream connections accepted and admitted by the limits.\n"
         "# TYPE kodama_connections_accepted_total counter\n"
@@ -114,6 +126,9 @@ static void test_exposition_exact(void **state)
         "# HELP kodama_drops_total Connections and datagrams turned away (refused, closed or dropped), by reason.\n"
         "# TYPE kodama_drops_total counter\n"
         "%s"
+        "# HELP kodama_faults_total Connections and datagrams a fault acted on, by fault (kodama(1), FAULTS).\n"
+        "# TYPE kodama_faults_total counter\n"
+        "%s"
         "# HELP kodama_build_info Always 1; the version is in its label.\n"
         "# TYPE kodama_build_info gauge\n"
         "kodama_build_info{version=\"1.2.3\"} 1\n"
@@ -128,12 +143,16 @@ static void test_exposition_exact(void **state)
         "process_resident_memory_bytes 4096\n"
         "# HELP process_start_time_seconds Start time of the process since unix epoch in seconds.\n"
         "# TYPE process_start_time_seconds gauge\n"
-        "process_start_time_seconds 1700000000.25\n", drops) > 0);
+        "process_start_time_seconds 1700000000.25\n", drops, faults) > 0);
     got = written(&s, NULL);
     assert_string_equal(got, want);
     /* The reasons are all there, by name, for both listeners. */
     assert_non_null(strstr(got, LABELS_TCP ",reason=\"max_conns\"} 5\n"));
     assert_non_null(strstr(got, LABELS_UDP ",reason=\"udp_rate\"} 7\n"));
+    assert_non_null(strstr(got, LABELS_TCP ",fault=\"latency\"} 8\n"));
+    assert_non_null(strstr(got, LABELS_TCP ",fault=\"reset-after\"} 1\n"));
+    assert_non_null(strstr(got, LABELS_UDP ",fault=\"drop\"} 2\n"));
+    assert_null(strstr(got, LABELS_UDP ",fault=\"slice\""));
     free(got);
     free(want);
 }

@@ -359,6 +359,85 @@ static void test_garbage(void **state)
     }
 }
 
+/* What proxy_write writes parses back to the same addresses. */
+static void write_back(int version, const char *src, unsigned sport, const char *dst,
+                       unsigned dport, int want_family, const char *want_src,
+                       const char *want_dst)
+{
+    struct sockaddr_storage a, b;
+    struct proxy_header h;
+    uint8_t buf[PROXY_WRITE_MAX];
+    char text[INET6_ADDRSTRLEN];
+    size_t n;
+
+    memset(&a, 0, sizeof a);
+    memset(&b, 0, sizeof b);
+    for (int i = 0; i < 2; i++) {
+        struct sockaddr_storage *ss = i ? &b : &a;
+        const char *addr = i ? dst : src;
+        unsigned port = i ? dport : sport;
+
+        if (strchr(addr, ':')) {
+            struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
+
+            in6->sin6_family = AF_INET6;
+            in6->sin6_port = htons(port);
+            assert_int_equal(inet_pton(AF_INET6, addr, &in6->sin6_addr), 1);
+        } else if (strcmp(addr, "unix") == 0) {
+            ss->ss_family = AF_UNIX;
+        } else {
+            struct sockaddr_in *in = (struct sockaddr_in *)ss;
+
+            in->sin_family = AF_INET;
+            in->sin_port = htons(port);
+            assert_int_equal(inet_pton(AF_INET, addr, &in->sin_addr), 1);
+        }
+    }
+    n = proxy_write(version, (struct sockaddr *)&a, (struct sockaddr *)&b, buf, sizeof buf);
+    assert_true(n > 0 && n <= PROXY_WRITE_MAX);
+    assert_int_equal(proxy_parse(buf, n, &h), PROXY_COMPLETE);
+    assert_int_equal(h.len, n);
+    assert_int_equal(h.version, version);
+    assert_int_equal(h.command, PROXY_CMD_PROXY);
+    assert_int_equal(h.family, want_family);
+    if (want_family == AF_UNSPEC)
+        return;
+    if (want_family == AF_INET) {
+        inet_ntop(AF_INET, &((struct sockaddr_in *)&h.src)->sin_addr, text, sizeof text);
+        assert_string_equal(text, want_src);
+        assert_int_equal(ntohs(((struct sockaddr_in *)&h.src)->sin_port), sport);
+        inet_ntop(AF_INET, &((struct sockaddr_in *)&h.dst)->sin_addr, text, sizeof text);
+        assert_string_equal(text, want_dst);
+        assert_int_equal(ntohs(((struct sockaddr_in *)&h.dst)->sin_port), dport);
+    } else {
+        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&h.src)->sin6_addr, text, sizeof text);
+        assert_string_equal(text, want_src);
+        assert_int_equal(ntohs(((struct sockaddr_in6 *)&h.src)->sin6_port), sport);
+        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&h.dst)->sin6_addr, text, sizeof text);
+        assert_string_equal(text, want_dst);
+        assert_int_equal(ntohs(((struct sockaddr_in6 *)&h.dst)->sin6_port), dport);
+    }
+}
+
+static void test_write_parses_back(void **state)
+{
+    uint8_t small[8];
+    struct sockaddr_in in = { .sin_family = AF_INET };
+
+    (void)state;
+    for (int v = 1; v <= 2; v++) {
+        write_back(v, "192.0.2.1", 56324, "198.51.100.2", 443, AF_INET, "192.0.2.1", "198.51.100.2");
+        write_back(v, "2001:db8::1", 1, "2001:db8::2", 65535, AF_INET6, "2001:db8::1", "2001:db8::2");
+        write_back(v, "::ffff:192.0.2.1", 5, "::ffff:10.0.0.1", 6, AF_INET, "192.0.2.1", "10.0.0.1");
+        write_back(v, "192.0.2.1", 5, "::1", 6, AF_INET6, "::ffff:192.0.2.1", "::1");
+        write_back(v, "unix", 0, "unix", 0, AF_UNSPEC, NULL, NULL);
+    }
+    assert_int_equal(proxy_write(1, (struct sockaddr *)&in, (struct sockaddr *)&in, small,
+                                 sizeof small), 0);
+    assert_int_equal(proxy_write(2, (struct sockaddr *)&in, (struct sockaddr *)&in, small,
+                                 sizeof small), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -372,6 +451,7 @@ int main(void)
         cmocka_unit_test(test_v2_tlvs),
         cmocka_unit_test(test_v2_invalid),
         cmocka_unit_test(test_garbage),
+        cmocka_unit_test(test_write_parses_back),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

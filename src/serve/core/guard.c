@@ -60,6 +60,7 @@ static const char *const reason_names[DROP_REASONS] = {
     [DROP_SEND_TIMEOUT] = "send_timeout",
     [DROP_BAD_PROXY] = "bad_proxy_header",
     [DROP_BAD_TLS] = "tls_handshake",
+    [DROP_RELAY_TARGET] = "relay_target",
     [DROP_UDP_PORT] = "udp_source_port",
     [DROP_UDP_OWN_PORT] = "udp_own_port",
     [DROP_UDP_RATE] = "udp_rate",

@@ -22,6 +22,7 @@ enum drop_reason {
     DROP_SEND_TIMEOUT,      /* read nothing for --send-timeout while we had output */
     DROP_BAD_PROXY,         /* "+proxy" listener: no valid PROXY protocol header */
     DROP_BAD_TLS,           /* "+tls" listener: no TLS handshake (failed, reset, late) */
+    DROP_RELAY_TARGET,      /* relay: its target refused, timed out or failed */
     DROP_UDP_PORT,          /* source port 0 or below 1024; the udp reasons come last */
     DROP_UDP_OWN_PORT,      /* source port is one we serve on: a loop between servers */
     DROP_UDP_RATE,          /* over its source's --udp-rate */

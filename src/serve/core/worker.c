@@ -151,9 +151,63 @@ void worker_conn_release(struct worker *wk, struct ip_count *slot)
     guard_conn_release(wk->guard, slot);
 }
 
+/* Listeners without faults or TLS keep their engine's own path untouched. */
 void worker_serve(struct worker *wk, struct listener *l, const struct accepted *a)
 {
-    wk->ops->serve(wk, l, a);
+    if (l->relay)
+        wk->ops->serve_relay(wk, l, a);
+    else if (l->shaped)
+        wk->ops->serve_shaped(wk, l, a);
+    else if (a->tls)
+        wk->ops->serve_tls(wk, l, a);
+    else
+        wk->ops->serve(wk, l, a);
+}
+
+void worker_wait_due(struct theap *h, struct theap_entry *e)
+{
+    struct worker_wait *w = container_of(e, struct worker_wait, e);
+
+    (void)h;
+    w->due(w);
+}
+
+void fault_slot_set(struct fault_slot *slot, const struct faults *f)
+{
+    pthread_mutex_lock(&slot->lock);
+    slot->cfg = *f;
+    atomic_fetch_add_explicit(&slot->version, 1, memory_order_release);
+    pthread_mutex_unlock(&slot->lock);
+}
+
+void fault_slot_get(struct fault_slot *slot, struct faults *f)
+{
+    pthread_mutex_lock(&slot->lock);
+    *f = slot->cfg;
+    pthread_mutex_unlock(&slot->lock);
+}
+
+void listener_count_faults(struct listener *l, const struct fault_shape *f)
+{
+    if (f->latency_ms || f->latency_jitter_ms)
+        counter_add(&l->stats.faults[FAULT_LATENCY], 1);
+    if (f->rate)
+        counter_add(&l->stats.faults[FAULT_RATE], 1);
+    if (f->slice || f->slice_delay_ms)
+        counter_add(&l->stats.faults[FAULT_SLICE], 1);
+    if (f->greet_delay_ms)
+        counter_add(&l->stats.faults[FAULT_GREET_DELAY], 1);
+}
+
+void listener_faults_copy(struct listener *l)
+{
+    struct fault_slot *slot = l->slot;
+
+    pthread_mutex_lock(&slot->lock);
+    l->faults = slot->cfg;
+    l->fault_version = atomic_load_explicit(&slot->version, memory_order_relaxed);
+    pthread_mutex_unlock(&slot->lock);
+    l->dgram_faulty = l->kind == LISTEN_UDP && faults_active_dgram(&l->faults);
 }
 
 char *conn_log_accept(const struct listener *l, const struct accepted *a)
@@ -375,6 +429,8 @@ void listener_totals_add(struct listener_totals *t, const struct listener_stats 
     t->tls_ktls += counter_get(&st->tls_ktls);
     for (int r = 0; r < DROP_REASONS; r++)
         t->drops[r] += counter_get(&st->drops[r]);
+    for (int k = 0; k < FAULT_KINDS; k++)
+        t->faults[k] += counter_get(&st->faults[k]);
 }
 
 const struct listener *worker_set_totals(const struct worker_set *ws, size_t i,

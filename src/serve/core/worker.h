@@ -25,6 +25,9 @@
 #include "lib/pool.h"
 #include "lib/trace.h"              /* --trace: the engines' hooks (TRACE_ON) */
 #include "lib/tls.h"
+#include "lib/timeheap.h"
+#include "proto/spec.h"
+#include "serve/core/fault.h"
 #include "serve/core/guard.h"
 #include "serve/services/service.h"
 
@@ -52,6 +55,9 @@ struct serve_config {
     int inetd;
     int inetd_conn;             /* -1: none */
     const struct metrics_listen *metrics;   /* --metrics: its bound socket, or NULL */
+    const struct control_listen *control;   /* --control: its bound socket, or NULL */
+    uint64_t seed;              /* --seed: the faults' random choices repeat */
+    int seeded;
 };
 
 enum listener_kind { LISTEN_TCP, LISTEN_UDP, LISTEN_UNIX };
@@ -65,6 +71,7 @@ struct listener_stats {
     counter_t accept_errors;
     counter_t tls_handshakes, tls_ktls;     /* "+tls": done, and of those with kTLS */
     counter_t drops[DROP_REASONS];  /* connections and datagrams turned away, by reason */
+    counter_t faults[FAULT_KINDS];  /* connections and datagrams a fault acted on */
 };
 
 /* A listener's counts summed over the workers that serve it. */
@@ -74,6 +81,7 @@ struct listener_totals {
     uint64_t accept_errors;
     uint64_t tls_handshakes, tls_ktls;
     uint64_t drops[DROP_REASONS];
+    uint64_t faults[FAULT_KINDS];
 };
 
 /* Add one worker's counts of a listener to t. */
@@ -81,6 +89,38 @@ void listener_totals_add(struct listener_totals *t, const struct listener_stats 
 
 struct worker;
 struct listener;
+
+/* What the listeners of one SPEC share, over their sockets (tcp and udp, a port
+ * range) and the workers' copies: the name, and the faults, which the control
+ * thread may replace while the workers run. A worker copies them (under the lock)
+ * when the version has moved since its last copy, which it checks with one relaxed
+ * load when a connection opens and at each chunk; the slot lives until every
+ * thread that reads it has ended. */
+struct fault_slot {
+    char name[SPEC_NAME_MAX + 1];
+    int named;                      /* by name=, not SERVICE-PORT */
+    const struct service *svc;
+    unsigned protos;                /* PROTO_TCP | PROTO_UDP: its sockets' */
+    pthread_mutex_t lock;
+    _Atomic uint64_t version;
+    struct faults cfg;              /* under lock */
+};
+
+/* Replace a slot's faults (the control thread). */
+void fault_slot_set(struct fault_slot *slot, const struct faults *f);
+/* A copy of a slot's faults, taken under its lock. */
+void fault_slot_get(struct fault_slot *slot, struct faults *f);
+
+/* A relay listener's target (to=), resolved once at start-up, and how to reach it. */
+struct relay_conf {
+    struct sockaddr_storage to;
+    socklen_t to_len;
+    char to_text[ADDR_TEXT_MAX];    /* for logs */
+    long connect_timeout_ms;        /* connect-timeout=, 5 s by default */
+    int send_proxy;                 /* 0, or the PROXY protocol version to send first */
+};
+
+#define RELAY_CONNECT_TIMEOUT_MS 5000
 
 /* A stream connection accepted and admitted, ready to be served. */
 struct accepted {
@@ -91,6 +131,8 @@ struct accepted {
     struct sockaddr_storage client;     /* the client a PROXY protocol header named */
     socklen_t client_len;               /* 0: none */
     SSL *tls;                           /* "+tls": the connection, handshake done */
+    int inherited;                      /* another process may hold the socket too
+                                         * (inetd's connection): see loop_unwatch_closing */
 };
 
 /* What happens to a connection once accepted and admitted: the first stage it goes
@@ -116,8 +158,33 @@ struct listener {
     socklen_t local_len;            /* 0: unknown */
     int proxy;                      /* "+proxy": a PROXY protocol header comes first */
     int tls;                        /* "+tls": a TLS handshake (after the header) */
+    struct fault_slot *slot;        /* its name and faults; NULL: none (inetd) */
+    int owns_slot;                  /* the listener listen.c made first for its SPEC:
+                                     * frees slot and relay with it */
+    /* Its stream connections run on the readiness path (conn.c) with a shaper:
+     * it had faults when it started, or --control may give it some. */
+    int shaped;
+    const struct relay_conf *relay; /* a relay listener's target, or NULL */
+    struct faults faults;           /* this worker's copy of slot->cfg ... */
+    uint64_t fault_version;         /* ... as of this version */
+    int dgram_faulty;               /* udp, with datagram faults in that copy */
     struct listener_stats stats;
 };
+
+/* A connection opened under the faults f: count each that shapes its output
+ * (latency, rate, slice, greet-delay) once. */
+void listener_count_faults(struct listener *l, const struct fault_shape *f);
+
+/* Copy the listener's faults from its slot: call listener_faults_fresh. */
+void listener_faults_copy(struct listener *l);
+
+/* Bring l->faults up to date with its slot: one relaxed load, unless they moved. */
+static inline void listener_faults_fresh(struct listener *l)
+{
+    if (l->slot && atomic_load_explicit(&l->slot->version, memory_order_relaxed) !=
+                       l->fault_version)
+        listener_faults_copy(l);
+}
 
 /* An engine: how a worker accepts, receives and sends (epoll's readiness, or
  * io_uring's completions). One table per engine, chosen when the worker starts;
@@ -135,11 +202,21 @@ struct engine_ops {
     /* Serve an accepted, admitted connection; on failure it closes a->fd and
      * releases its slot. */
     void (*serve)(struct worker *wk, struct listener *l, const struct accepted *a);
+    /* The same on the readiness path, for a listener with faults (conn.c, with a
+     * shaper) and for a relay (relay.c): loop watches on either engine. */
+    void (*serve_shaped)(struct worker *wk, struct listener *l, const struct accepted *a);
+    void (*serve_relay)(struct worker *wk, struct listener *l, const struct accepted *a);
+    /* A "+tls" connection, handshake done (a->tls): OpenSSL does the records, so it
+     * takes the readiness path (conn.c) on either engine. */
+    void (*serve_tls)(struct worker *wk, struct listener *l, const struct accepted *a);
     /* The server is stopping: read no more to echo, send what is held, say
      * goodbye. */
     void (*stop_all)(struct worker *wk);
     /* Close every connection at once (the stop deadline, or exit). */
     void (*close_all)(struct worker *wk);
+    /* Its accepted sockets are blocking (io_uring's): the readiness path makes
+     * them non-blocking. */
+    int accepts_blocking;
 };
 
 extern const struct engine_ops engine_epoll;
@@ -148,6 +225,26 @@ extern const struct engine_ops engine_uring;
 struct udp_batch;
 struct uring_state;
 struct server;
+struct dgram_faults;
+struct stream;
+
+/* The kinds of stream connection, each on a set of its own: the engines' expiry
+ * handlers and stop/close loops know their own kind's struct only. */
+enum stream_kind {
+    STREAM_CONN,            /* conn.c: epoll's, and every engine's shaped ones */
+    STREAM_UCONN,           /* conn_uring.c */
+    STREAM_RELAY,           /* relay.c */
+    STREAM_KINDS
+};
+
+/* A connection waits on one of these at a time: for the peer's goodbye after
+ * ours, for input while it has nothing to send, or for the peer to read. */
+struct stream_set {
+    struct dlink conns;
+    struct deadline_list lingering, idle, stalled;
+    void (*stop)(struct stream *s);         /* the server is stopping (stop_all) */
+    void (*close_now)(struct stream *s);    /* close it at once (close_all) */
+};
 
 struct worker {
     size_t id;                      /* 0: the main thread's */
@@ -162,11 +259,11 @@ struct worker {
     struct listener *listeners;
     size_t nlisteners;
     struct guard *guard;            /* the server's, shared */
-    struct dlink conns;             /* every open connection */
+    struct stream_set streams[STREAM_KINDS];   /* every open stream connection */
     size_t nconns;
-    /* A connection waits on one of these at a time: for the peer's goodbye after
-     * ours, for input while it has nothing to send, or for the peer to read. */
-    struct deadline_list lingering, idle, stalled;
+    struct theap waits;             /* shaped connections' own waits (fault.h) */
+    struct fault_rng rng;           /* the faults' random choices */
+    struct dgram_faults *dfaults;   /* datagrams held back by faults, if any */
     struct dlink proxy_waits;       /* connections waiting for their PROXY header */
     struct deadline_list proxy_header;  /* their --proxy-timeout */
     struct dlink tls_waits;         /* connections in their TLS handshake */
@@ -183,6 +280,33 @@ struct worker {
     int accept_err;
     int log_flush_armed;            /* a timer will tell the tail of a burst */
 };
+
+/* A wait of a shaped connection, a relay or the datagram queue on the worker's
+ * heap (wk->waits): due() runs when its time has come. */
+struct worker_wait {
+    struct theap_entry e;
+    void (*due)(struct worker_wait *w);
+};
+
+static inline void worker_wait_init(struct worker_wait *w, void (*due)(struct worker_wait *w))
+{
+    theap_entry_init(&w->e);
+    w->due = due;
+}
+
+/* Wake w at `at` (ms, now_ms's clock). Returns 0, or -1 if out of memory. */
+static inline int worker_wait_set(struct worker *wk, struct worker_wait *w, int64_t at)
+{
+    return theap_set(&wk->waits, &w->e, at);
+}
+
+static inline void worker_wait_del(struct worker *wk, struct worker_wait *w)
+{
+    theap_del(&wk->waits, &w->e);
+}
+
+/* The heap's expiry (theap_init's callback): runs the wait's due(). */
+void worker_wait_due(struct theap *h, struct theap_entry *e);
 
 /* The workers of a server, for readers in other threads (metrics, the exit
  * report): listener i of every worker is the same listener. */

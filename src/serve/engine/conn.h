@@ -23,15 +23,14 @@ struct listener;
 
 struct accepted;
 
-/* Set up the worker's deadlines for this engine. */
+/* Set up the worker's set of these connections (STREAM_CONN): both engines do. */
 void conn_engine_init(struct worker *wk);
 
 /* Serve a freshly accepted and admitted connection. Closes it (releasing its slot)
  * if out of memory. */
 void conn_open(struct worker *wk, struct listener *l, const struct accepted *a);
-/* The server is stopping: read no more to echo, send what is held, say goodbye. */
-void conn_stop_all(struct worker *wk);
-/* Close every connection at once (the stop deadline, or exit). */
-void conn_close_all(struct worker *wk);
+/* The same with a shaper: its listener has faults, or may get some (--control).
+ * On an engine that accepts blocking sockets, the socket is made non-blocking. */
+void conn_open_shaped(struct worker *wk, struct listener *l, const struct accepted *a);
 
 #endif

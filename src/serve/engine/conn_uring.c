@@ -30,6 +30,7 @@
 #define STREAM_BUF_SIZE 16384
 #define SEND_IOV_MAX 8
 #define SEND_CTX_KEEP 256           /* free send contexts kept per worker */
+#define EXPECT_BACKOFF 64           /* sends not expected whole after one that was not */
 
 struct send_ctx {
     struct msghdr msg;
@@ -60,6 +61,7 @@ struct uconn {
     unsigned sent : 1;              /* bytes the peer took since the last step */
     unsigned send_src : 2;          /* SRC_*, while send_on */
     unsigned no_spill : 1;          /* no memory for a spill buffer: sends may wait */
+    unsigned send_expected : 1;     /* the loop may sleep past its send's completion */
 };
 
 static struct worker *uc_wk(const struct uconn *c)
@@ -195,6 +197,26 @@ static void send_ctx_put(struct uring_state *us, struct send_ctx *sx)
     us->nfree_sends++;
 }
 
+/* An echo from the ring buffers may not wait (MSG_DONTWAIT), so it completes while
+ * it is submitted; when it goes out whole, nothing follows from its completion
+ * until the next input arrives. Tell the loop, so that submitting it and waiting
+ * for that input are one io_uring_enter: a ping-pong's one system call per
+ * message. Not after a send that did not go whole: the socket is filling, and its
+ * completions are worth handling at once. */
+static void expect_echo_sent(struct uconn *c)
+{
+    struct uring_state *us = uc_wk(c)->uring;
+
+    if (us->expect_backoff > 0) {
+        us->expect_backoff--;
+        return;
+    }
+    if (!c->s.shut_after_send && !c->s.repeat && !c->s.stopping && !c->s.rd_eof) {
+        uring_expect_inline(us->ring);
+        c->send_expected = 1;
+    }
+}
+
 static void submit_sendmsg(struct uconn *c, struct send_ctx *sx)
 {
     struct uring_state *us = uc_wk(c)->uring;
@@ -217,6 +239,8 @@ static void submit_sendmsg(struct uconn *c, struct send_ctx *sx)
     io_uring_sqe_set_data64(sqe, uring_ud(c, TAG_SEND));
     if (TRACE_ON)
         trace_submit("sendmsg(%d, %u buffers)", c->s.fd, n);
+    if (!c->no_spill)
+        expect_echo_sent(c);
 }
 
 /* Output goes in order: the greeting, then spilled bytes, then the queue. Only a
@@ -263,6 +287,8 @@ static void submit_send(struct uconn *c)
     io_uring_sqe_set_data64(sqe, uring_ud(c, TAG_SEND));
     if (TRACE_ON)
         trace_submit("send(%d, %zu)", c->s.fd, len);
+    if (flags & MSG_DONTWAIT)
+        expect_echo_sent(c);
 }
 
 /* n bytes went out from the source of the send. */
@@ -452,9 +478,15 @@ static void uconn_step(struct uconn *c)
     uconn_schedule(c);
 }
 
-/* Every completion ends here. Frees c once it is closing and nothing is in flight. */
+/* Every completion ends here. Frees c once it is closing and nothing is in flight.
+ * Anything that happens to c while its send is in flight (more input, the end of
+ * it, a timer, a stop) may need that send's completion handled at once. */
 static void uconn_advance(struct uconn *c)
 {
+    if (c->send_expected) {
+        c->send_expected = 0;
+        uring_unexpect(ring_of(uc_wk(c)));
+    }
     if (!c->closing)
         uconn_step(c);
     if (c->closing && c->ops == 0)
@@ -506,6 +538,7 @@ static void on_send(struct uconn *c, int res)
 {
     size_t n;
 
+    c->send_expected = 0;       /* this is the completion that was expected */
     c->send_on = 0;
     c->ops--;
     if (c->sx) {
@@ -513,18 +546,22 @@ static void on_send(struct uconn *c, int res)
         c->sx = NULL;
     }
     if (res < 0) {
-        if (res != -EAGAIN && res != -EINTR)
+        if (res != -EAGAIN && res != -EINTR) {
             uconn_close(c);     /* EPIPE, ECONNRESET, or cancelled by close */
-        else if (c->send_src == SRC_QUEUE)
+        } else if (c->send_src == SRC_QUEUE) {
             spill_queue(c);     /* no room: free the ring buffers, wait with our own */
+            uc_wk(c)->uring->expect_backoff = EXPECT_BACKOFF;
+        }
         uconn_advance(c);
         return;
     }
     n = (size_t)res;
     c->progressed = c->sent = n > 0;
     consume_output(c, n);
-    if (c->send_src == SRC_QUEUE && c->qhead != BUF_NONE)
+    if (c->send_src == SRC_QUEUE && c->qhead != BUF_NONE) {
         spill_queue(c);         /* a partial send: the socket is full */
+        uc_wk(c)->uring->expect_backoff = EXPECT_BACKOFF;
+    }
     uconn_advance(c);
 }
 
@@ -550,36 +587,28 @@ void uconn_open(struct worker *wk, struct listener *l, const struct accepted *a)
     c->qhead = c->qtail = BUF_NONE;
     dlist_init(&c->starved);
     c->progressed = c->sent = 1;
-    stream_open(&c->s, l, a, &plan);
+    stream_open(&c->s, l, a, &plan, STREAM_UCONN);
     if (stream_queue_copy(&c->s, &c->spill, &plan) < 0)
         uconn_close(c);
     uconn_advance(c);
 }
 
-void uconn_stop_all(struct worker *wk)
+static void uconn_stop(struct stream *s)
 {
-    struct dlink *node = wk->conns.next;
+    struct uconn *c = container_of(s, struct uconn, s);
 
-    while (node != &wk->conns) {
-        struct uconn *c = container_of(node, struct uconn, s.all);
-
-        node = node->next;      /* uconn_advance may close c */
-        c->s.stopping = 1;
-        uconn_advance(c);
-    }
+    c->s.stopping = 1;
+    uconn_advance(c);       /* may close c */
 }
 
 /* The loop stops right after this (a deadline, or exit), and tearing down the ring
  * ends every request: connections are freed at once. */
-void uconn_close_all(struct worker *wk)
+static void uconn_close_now(struct stream *s)
 {
-    for (struct dlink *node = wk->conns.next, *next; node != &wk->conns; node = next) {
-        struct uconn *c = container_of(node, struct uconn, s.all);
+    struct uconn *c = container_of(s, struct uconn, s);
 
-        next = node->next;      /* closing one frees it, and no other */
-        uconn_close(c);
-        uconn_free(c, 1);
-    }
+    uconn_close(c);
+    uconn_free(c, 1);
 }
 
 static void trace_complete(const struct uconn *c, unsigned tag, int32_t res, uint32_t flags)
@@ -615,7 +644,8 @@ int uconn_init(struct worker *wk)
     pool_destroy(&wk->pool);
     pool_init(&wk->pool, us->max_held * STREAM_BUF_SIZE, wk->pool.keep);
     dlist_init(&us->starved);
-    stream_clocks_init(wk, linger_expired, idle_expired, stall_expired);
+    stream_set_init(wk, STREAM_UCONN, linger_expired, idle_expired, stall_expired, uconn_stop,
+                    uconn_close_now);
     us->next = xcalloc(STREAM_BUFS, sizeof *us->next);
     us->len = xcalloc(STREAM_BUFS, sizeof *us->len);
     return bufring_init(&us->stream, wk->loop, STREAM_GROUP, STREAM_BUFS, STREAM_BUF_SIZE,

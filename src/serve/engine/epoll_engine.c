@@ -7,6 +7,8 @@
 #include "lib/net.h"
 #include "serve/core/worker.h"
 #include "serve/engine/conn.h"
+#include "serve/engine/relay.h"
+#include "serve/engine/stream.h"
 #include "serve/engine/udp_epoll.h"
 
 #define ACCEPTS_PER_EVENT 64
@@ -27,6 +29,7 @@ static void accept_ready(struct loop *loop, struct watch *w, unsigned events)
             listener_trace_accept(l, a.fd, err, (struct sockaddr *)&a.peer, a.peer_len, 0);
         a.client_len = 0;
         a.tls = NULL;
+        a.inherited = 0;
         if (a.fd >= 0) {
             if (worker_admit(l->wk, l, a.fd, (struct sockaddr *)&a.peer, a.peer_len,
                              &a.slot) == 0)
@@ -46,6 +49,7 @@ static int epoll_init(struct worker *wk)
         if (wk->listeners[i].kind == LISTEN_UDP && wk->udp == NULL)
             wk->udp = udp_batch_new();
     conn_engine_init(wk);
+    relay_engine_init(wk);
     return 0;
 }
 
@@ -79,6 +83,9 @@ const struct engine_ops engine_epoll = {
     .listener_start = epoll_listener_start,
     .listener_stop = epoll_listener_stop,
     .serve = epoll_serve,
-    .stop_all = conn_stop_all,
-    .close_all = conn_close_all,
+    .serve_shaped = conn_open_shaped,
+    .serve_tls = conn_open,
+    .serve_relay = relay_open,
+    .stop_all = stream_stop_all,
+    .close_all = stream_close_all,
 };

@@ -8,7 +8,7 @@
 #include "lib/log.h"
 
 void stream_open(struct stream *s, struct listener *l, const struct accepted *a,
-                 struct conn_plan *plan)
+                 struct conn_plan *plan, enum stream_kind kind)
 {
     struct worker *wk = l->wk;
     struct sockaddr_storage local;
@@ -18,7 +18,9 @@ void stream_open(struct stream *s, struct listener *l, const struct accepted *a,
     s->l = l;
     s->fd = a->fd;
     s->ipc = a->slot;
-    dlist_push_tail(&wk->conns, &s->all);
+    s->inherited = a->inherited != 0;
+    s->kind = kind;
+    dlist_push_tail(&wk->streams[kind].conns, &s->all);
     wk->nconns++;
     counter_add(&l->stats.accepted, 1);
     counter_add(&l->stats.active, 1);
@@ -104,15 +106,15 @@ void stream_shutdown(struct stream *s)
         return;
     }
     if (!s->rd_eof)
-        deadline_start(&stream_wk(s)->lingering, &s->timer);
+        deadline_start(&stream_set_of(s)->lingering, &s->timer);
     else
         deadline_stop(&s->timer);
 }
 
 void stream_schedule(struct stream *s, int has_output, int took, int moved)
 {
-    struct worker *wk = stream_wk(s);
-    struct deadline_list *dl = has_output ? &wk->stalled : &wk->idle;
+    struct stream_set *set = stream_set_of(s);
+    struct deadline_list *dl = has_output ? &set->stalled : &set->idle;
 
     if (s->wr_shut)
         return;
@@ -134,10 +136,42 @@ void stream_stall_expired(struct stream *s)
     reset_on_close(s->fd);
 }
 
-void stream_clocks_init(struct worker *wk, deadline_fn *linger, deadline_fn *idle,
-                        deadline_fn *stall)
+void stream_set_init(struct worker *wk, enum stream_kind kind, deadline_fn *linger,
+                     deadline_fn *idle, deadline_fn *stall, void (*stop)(struct stream *s),
+                     void (*close_now)(struct stream *s))
 {
-    deadline_list_init(&wk->lingering, wk->loop, LINGER_MS, linger, wk);
-    deadline_list_init(&wk->idle, wk->loop, wk->cfg->idle_timeout_ms, idle, wk);
-    deadline_list_init(&wk->stalled, wk->loop, wk->cfg->send_timeout_ms, stall, wk);
+    struct stream_set *set = &wk->streams[kind];
+
+    deadline_list_init(&set->lingering, wk->loop, LINGER_MS, linger, wk);
+    deadline_list_init(&set->idle, wk->loop, wk->cfg->idle_timeout_ms, idle, wk);
+    deadline_list_init(&set->stalled, wk->loop, wk->cfg->send_timeout_ms, stall, wk);
+    set->stop = stop;
+    set->close_now = close_now;
+}
+
+void stream_stop_all(struct worker *wk)
+{
+    for (int k = 0; k < STREAM_KINDS; k++) {
+        struct stream_set *set = &wk->streams[k];
+        struct dlink *node = set->conns.next;
+
+        while (node != &set->conns) {
+            struct stream *s = container_of(node, struct stream, all);
+
+            node = node->next;      /* stopping s may free it, and no other */
+            set->stop(s);
+        }
+    }
+}
+
+void stream_close_all(struct worker *wk)
+{
+    for (int k = 0; k < STREAM_KINDS; k++) {
+        struct stream_set *set = &wk->streams[k];
+
+        for (struct dlink *node = set->conns.next, *next; node != &set->conns; node = next) {
+            next = node->next;      /* closing one frees it, and no other */
+            set->close_now(container_of(node, struct stream, all));
+        }
+    }
 }

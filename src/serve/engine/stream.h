@@ -31,8 +31,8 @@ struct stream {
     const char *tx;                 /* static output: tx[tx_off .. tx_len) is not sent yet */
     uint32_t tx_off, tx_len;
     uint64_t in, out;
-    struct deadline timer;          /* on wk->idle, wk->stalled or wk->lingering */
-    struct dlink all;               /* wk->conns */
+    struct deadline timer;          /* on its set's idle, stalled or lingering clock */
+    struct dlink all;               /* its set's conns */
     struct ip_count *ipc;           /* its address's count (guard.h), if counted */
     char *peer;                     /* peer address text, kept only with -v */
     int fd;
@@ -42,6 +42,8 @@ struct stream {
     unsigned wr_shut : 1;           /* we have shut down ours */
     unsigned stopping : 1;          /* the server is stopping */
     unsigned repeat : 1;            /* the static output starts again once sent */
+    unsigned inherited : 1;         /* the socket may be another process's too */
+    unsigned kind : 2;              /* enum stream_kind: the set it is on */
 };
 
 static inline struct worker *stream_wk(const struct stream *s)
@@ -49,11 +51,16 @@ static inline struct worker *stream_wk(const struct stream *s)
     return s->l->wk;
 }
 
-/* A new connection: counted, listed, logged (-v), and shaped by its service's
- * plan (the static output and the flags; the copied bytes stay in *plan for the
- * engine to queue). */
+static inline struct stream_set *stream_set_of(const struct stream *s)
+{
+    return &stream_wk(s)->streams[s->kind];
+}
+
+/* A new connection of a kind: counted, listed on its set, logged (-v), and shaped
+ * by its service's plan (the static output and the flags; the copied bytes stay
+ * in *plan for the engine to queue). */
 void stream_open(struct stream *s, struct listener *l, const struct accepted *a,
-                 struct conn_plan *plan);
+                 struct conn_plan *plan, enum stream_kind kind);
 
 /* Bytes the plan made up for this connection go into ring (the one it echoes
  * into: conn.c's ring, conn_uring.c's spill buffer), from the worker's pool,
@@ -101,8 +108,15 @@ void stream_idle_expired(struct stream *s);
 /* The send clock ran out: counted and logged, and closing will reset. */
 void stream_stall_expired(struct stream *s);
 
-/* The worker's clocks, each expiring through the engine's handler. */
-void stream_clocks_init(struct worker *wk, deadline_fn *linger, deadline_fn *idle,
-                        deadline_fn *stall);
+/* A kind's set: its clocks, each expiring through the kind's handler, and how to
+ * stop and close one of its connections. */
+void stream_set_init(struct worker *wk, enum stream_kind kind, deadline_fn *linger,
+                     deadline_fn *idle, deadline_fn *stall, void (*stop)(struct stream *s),
+                     void (*close_now)(struct stream *s));
+
+/* Every set's connections: the server is stopping (engine_ops.stop_all), or
+ * close them at once (close_all). */
+void stream_stop_all(struct worker *wk);
+void stream_close_all(struct worker *wk);
 
 #endif

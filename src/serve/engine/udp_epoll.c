@@ -2,6 +2,7 @@
  * with one recvmmsg, their replies (dgram.c) with one sendmmsg, a peer's equal
  * replies as one UDP GSO send. */
 #include "serve/engine/udp_epoll.h"
+#include "serve/engine/gso.h"
 
 #include <errno.h>
 #include <netinet/in.h>
@@ -11,16 +12,14 @@
 #include <sys/socket.h>
 
 #include "lib/log.h"
+#include "serve/core/dgram_fault.h"
 #include "serve/core/worker.h"
 #include "lib/util.h"
 
 #define DGRAM_MAX UDP_DGRAM_MAX
 #define DGRAMS_PER_EVENT 64
 #define UDP_BATCH 32
-/* Replies to one peer go out as one UDP GSO send (UDP_SEGMENT) when they are of
- * one size, up to this size: within any path's MTU, where the kernel accepts it. */
-#define GSO_SEGMENT_MAX 1200
-#define GSO_SEGMENTS_MAX 64         /* the kernel's UDP_MAX_SEGMENTS (Linux 4.18 on) */
+_Static_assert(UDP_BATCH <= GSO_ORDER_MAX, "gso_order takes one batch");
 
 /* A reply's control data: the source address, and for several replies sent as one,
  * their segment size. */
@@ -107,6 +106,11 @@ static int batch_answer(struct udp_batch *b, struct listener *l, int n)
             udp_log_datagram(l, &b->peer[i], in->msg_namelen, b->in[i].msg_len, rlen);
         if (rlen < 0)
             continue;
+        if (dgram_faulty(l)) {
+            dgram_fault_reply(l, in->msg_name, in->msg_namelen, in, reply, (size_t)rlen,
+                              b->in[i].msg_len);
+            continue;
+        }
         b->out_iov[nout].iov_base = (void *)reply;
         b->out_iov[nout].iov_len = (size_t)rlen;
         *out = *in;
@@ -134,23 +138,23 @@ static int same_destination(const struct udp_batch *b, int i, int j)
 
 /* Bring each peer's replies together, in the order they were asked, so that runs
  * grow long: replies to different peers may go out in any order. */
+static int same_destination_at(const void *ctx, int i, int j)
+{
+    return same_destination(ctx, i, j);
+}
+
 static void group_by_peer(struct udp_batch *b, int nout)
 {
     struct mmsghdr out[UDP_BATCH];
     struct iovec iov[UDP_BATCH];
-    char taken[UDP_BATCH] = { 0 };
-    int k = 0;
+    int order[UDP_BATCH];
 
-    for (int i = 0; i < nout; i++) {
-        for (int j = i; j < nout && !taken[i]; j++) {
-            if (taken[j] || !same_destination(b, i, j))
-                continue;
-            taken[j] = 1;
-            out[k] = b->out[j];
-            iov[k] = b->out_iov[j];
-            out[k].msg_hdr.msg_iov = &b->out_iov[k];
-            k++;
-        }
+    if (gso_order(nout, same_destination_at, b, order) == 0)
+        return;
+    for (int k = 0; k < nout; k++) {
+        out[k] = b->out[order[k]];
+        iov[k] = b->out_iov[order[k]];
+        out[k].msg_hdr.msg_iov = &b->out_iov[k];
     }
     memcpy(b->out, out, (size_t)nout * sizeof out[0]);
     memcpy(b->out_iov, iov, (size_t)nout * sizeof iov[0]);
@@ -248,11 +252,6 @@ static int send_run_singly(struct udp_batch *b, struct listener *l, int k)
         }
     }
     return sent;
-}
-
-static int gso_refused(int err)
-{
-    return err == EIO || err == EINVAL || err == ENOPROTOOPT || err == EOPNOTSUPP;
 }
 
 /* sendmmsg stops at the first failure: count that message's replies as dropped (a

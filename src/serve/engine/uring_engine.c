@@ -11,6 +11,9 @@
 #include "lib/loop_uring.h"
 #include "lib/util.h"
 #include "serve/core/worker.h"
+#include "serve/engine/conn.h"
+#include "serve/engine/relay.h"
+#include "serve/engine/stream.h"
 
 /* Multishot accept gives no peer address: ask for it only where it is needed, for
  * the per-address limit or the -v log. */
@@ -22,6 +25,7 @@ static void uconn_accept(struct worker *wk, struct listener *l, int fd)
     a.peer_len = 0;
     a.client_len = 0;
     a.tls = NULL;
+    a.inherited = 0;
     if (wk->cfg->verbose || l->svc->wants_addresses ||
         (wk->cfg->limits.max_per_ip && l->kind != LISTEN_UNIX)) {
         a.peer_len = sizeof a.peer;
@@ -103,15 +107,24 @@ static void on_completion(struct loop *loop, uint64_t ud, int32_t res, uint32_t 
     }
 }
 
+static void on_batch_end(struct loop *loop, void *data)
+{
+    (void)loop;
+    udp_uring_batch_end(data);
+}
+
 static int uring_init(struct worker *wk)
 {
     struct uring_state *us = xcalloc(1, sizeof *us);
 
     wk->uring = us;
     us->ring = loop_ring(wk->loop);
+    conn_engine_init(wk);   /* the readiness path's connections, shaped by faults */
+    relay_engine_init(wk);
     if (uconn_init(wk) < 0 || udp_uring_init(wk) < 0)
         return -1;
     loop_on_completion(wk->loop, on_completion, wk);
+    loop_on_batch_end(wk->loop, on_batch_end, wk);
     return 0;
 }
 
@@ -132,6 +145,10 @@ const struct engine_ops engine_uring = {
     .listener_start = uring_listener_start,
     .listener_stop = uring_listener_stop,
     .serve = uconn_open,
-    .stop_all = uconn_stop_all,
-    .close_all = uconn_close_all,
+    .serve_shaped = conn_open_shaped,
+    .serve_tls = conn_open,
+    .serve_relay = relay_open,
+    .stop_all = stream_stop_all,
+    .close_all = stream_close_all,
+    .accepts_blocking = 1,
 };

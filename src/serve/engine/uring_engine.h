@@ -55,6 +55,12 @@ struct uring_state {
     struct udp_slot *slots;         /* replies in flight */
     struct udp_slot *free_slots;
     struct msghdr *udp_tmpl;        /* per listener: what its recvmsg asks for */
+    struct udp_slot **pending;      /* replies made in this batch, not yet sent */
+    unsigned npending;
+    struct udp_run *free_runs;      /* headers for GSO sends */
+    int gso_off;                    /* the kernel refused UDP_SEGMENT once */
+    unsigned expect_backoff;        /* sends left before echoes are again expected to
+                                     * complete whole while submitted */
 };
 
 /* Cancel the request whose user_data is ud (its completion says -ECANCELED). */
@@ -68,13 +74,11 @@ static inline void uring_cancel(struct worker *wk, uint64_t ud)
 
 struct accepted;
 
-/* conn_uring.c: the stream buffers and deadlines, set up and torn down with the
- * engine; connections served, stopped, closed; a completion of theirs (tag). */
+/* conn_uring.c: the stream buffers and the set of its connections, set up and
+ * torn down with the engine; connections served; a completion of theirs (tag). */
 int uconn_init(struct worker *wk);
 void uconn_destroy(struct worker *wk);
 void uconn_open(struct worker *wk, struct listener *l, const struct accepted *a);
-void uconn_stop_all(struct worker *wk);
-void uconn_close_all(struct worker *wk);
 void uconn_complete(void *obj, unsigned tag, int32_t res, uint32_t flags);
 
 /* udp_uring.c */
@@ -83,5 +87,7 @@ void udp_uring_destroy(struct worker *wk);
 void udp_uring_start(struct worker *wk, struct listener *l);
 void udp_uring_on_recv(struct worker *wk, struct listener *l, int res, unsigned flags);
 void udp_uring_on_send(struct worker *wk, struct udp_slot *slot, int res);
+/* The batch of completions has been handled: send the replies it made. */
+void udp_uring_batch_end(struct worker *wk);
 
 #endif

@@ -83,6 +83,8 @@ struct service {
     /* Its udp reply is a record (a date, a time, a report) that means nothing cut
      * short: when the UDP guard would cut it, no reply is sent at all. */
     unsigned udp_record : 1;
+    /* The relay (engine/relay.c): stream only, with a target (to=) and no plan. */
+    unsigned relay : 1;
     void (*tcp_open)(struct conn_plan *p, const struct svc_ctx *ctx);
     /* Point *reply at the answer to one datagram (ctx->in, ctx->out or static
      * memory); returns its length, or -1 to send nothing. */
@@ -96,6 +98,7 @@ extern const struct service service_chargen;
 extern const struct service service_daytime;
 extern const struct service service_time;
 extern const struct service service_info;
+extern const struct service service_relay;
 
 /* NULL-terminated, in the order --help lists them. */
 extern const struct service *const services[];

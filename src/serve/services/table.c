@@ -12,6 +12,7 @@ const struct service *const services[] = {
     &service_daytime,
     &service_time,
     &service_info,
+    &service_relay,
     NULL,
 };
 
