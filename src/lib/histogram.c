@@ -156,10 +156,9 @@ int hist_write_hgrm(FILE *out, const struct histogram *h, double scale)
     fprintf(out, "%12s %12s %12s %12s\n\n", "Value", "Percentile", "TotalCount",
             "1/(1-Percentile)");
     while (h->count > 0 && i < HIST_BUCKETS) {
-        double pct;
+        double pct = 100.0 * (double)(seen + h->buckets[i]) / (double)h->count;
 
-        if (h->buckets[i] == 0 || (pct = 100.0 * (double)(seen + h->buckets[i]) /
-                                        (double)h->count) < target) {
+        if (h->buckets[i] == 0 || pct < target) {
             seen += h->buckets[i++];
             continue;
         }
