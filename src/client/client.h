@@ -42,7 +42,7 @@ struct peer {
     int tls_failed;                 /* a TLS failure (not the socket's) ended it */
     int tls_shut;                   /* our close_notify is out */
     int tls_read_wants_write;       /* the last read must write first (POLLOUT) */
-    char tls_why[200];              /* the reason of the failure */
+    char tls_why[256];              /* the reason of the failure */
 };
 
 /* ------------------------------------------------------------------ the report */
