@@ -177,6 +177,10 @@ bench-quick: kodama
 	bench/relay.sh --quick -o $(BUILD)/bench/RELAY-quick.md >/dev/null
 	@for r in kodama socat haproxy; do grep -q "^| 1 MiB × 4 conns | $$r | [0-9]" $(BUILD)/bench/RELAY-quick.md || \
 	    { echo "bench-quick: no $$r row in $(BUILD)/bench/RELAY-quick.md" >&2; exit 1; }; done
+	bench/tls.sh --quick -o $(BUILD)/bench/TLS-quick.md >/dev/null
+	@for c in "full handshake" "resumed (--resume)"; do for s in kodama nginx; do \
+	    grep -q "^| $$c | $$s | [1-9][0-9]* | [0-9.]* | [0-9]* % | 0 |$$" $(BUILD)/bench/TLS-quick.md || \
+	    { echo "bench-quick: no $$c row for $$s in $(BUILD)/bench/TLS-quick.md" >&2; exit 1; }; done; done
 
 # Where the server's user-space instructions per message go (callgrind), and its
 # user/kernel CPU split; writes bench/PROFILE.md in about a minute (bench-quick runs

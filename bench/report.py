@@ -576,6 +576,16 @@ def main(argv):
             o.append(f.read().rstrip("\n"))
         o.append("")
 
+    # The TLS handshake comparison is a run of its own (bench/tls.sh); its table
+    # lives beside this file, so that a compare.sh run keeps the link.
+    if os.path.exists(os.path.join(os.path.dirname(os.path.abspath(__file__)), "tls.md")):
+        o.append("## TLS handshakes")
+        o.append("")
+        o.append("kodama's `hello@ADDR/tcp+tls` beside nginx's stream module over TLS, "
+                 "handshakes/s and server CPU per handshake, full and resumed: "
+                 "[tls.md](tls.md), from `bench/tls.sh`.")
+        o.append("")
+
     o.append("## Commands")
     o.append("")
     o.append("Clients (HOST PORT of the server under test; `-d`/`-w` as above):")
