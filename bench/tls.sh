@@ -49,7 +49,6 @@ LOG_NAME=tls
 TMP=$(mktemp -d /tmp/kodama-tls.XXXXXX)
 RES=$TMP/results.tsv
 SERVERS=()
-NOFILE=4096
 POLICY_RC=
 
 stop_tree() { # stop_tree SID: SIGTERM to the session, then SIGKILL what is left
