@@ -28,7 +28,7 @@ static int read_file(const char *path, char **out, size_t *len)
 {
     FILE *f = fopen(path, "rb");
     size_t cap = 1 << 16, n = 0;
-    char *buf;
+    char *buf, *bigger;
 
     if (f == NULL)
         return -1;
@@ -46,12 +46,14 @@ static int read_file(const char *path, char **out, size_t *len)
             return -1;
         }
         cap *= 2;
-        buf = realloc(buf, cap + 1);
-        if (buf == NULL) {
+        bigger = realloc(buf, cap + 1);
+        if (bigger == NULL) {   /* the old buffer is still ours */
             fclose(f);
+            free(buf);
             errno = ENOMEM;
             return -1;
         }
+        buf = bigger;
     }
     if (ferror(f)) {
         fclose(f);
