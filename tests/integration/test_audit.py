@@ -316,7 +316,7 @@ def test_unix_path_with_an_escaped_comma(server, sockdir):
 @pytest.mark.parametrize("spec, reason", [
     ("echo@7007/tcp,lateness=200ms", "unknown option 'lateness' in 'echo@7007/tcp,lateness=200ms'"),
     ("echo@7007/udp,slice=1", "'slice' is for stream listeners in 'echo@7007/udp,slice=1'"),
-    ("echo@7007/tcp+tls", "'+tls' in 'echo@7007/tcp+tls': this kodama has no TLS yet"),
+    ("echo@7007/udp+tls", "'+tls' is for stream listeners: add /tcp before it in 'echo@7007/udp+tls'"),
     ("echo@7007/tcp+tls+proxy", "'+tls' goes after '+proxy' (the PROXY header comes before the "
      "ClientHello) in 'echo@7007/tcp+tls+proxy'"),
     ("echo@7009-7000", "port range 7009-7000 runs backwards in 'echo@7009-7000'"),

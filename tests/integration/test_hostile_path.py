@@ -41,7 +41,7 @@ ALLOWED_LOG_RE = re.compile(r"^kodama: (listening echo tcp \S+|ready|accept echo
                             # nothing refused, nothing timed out
                             r"|counters echo tcp \S+ accepted=\d+ bytes_in=\d+ bytes_out=\d+"
                             r" max_conns=0 per_ip=0 idle_timeout=0 send_timeout=0 bad_proxy_header=0"
-                            r" relay_target=0)$")
+                            r" tls_handshake=0 relay_target=0)$")
 
 
 def run_seed():
