@@ -46,12 +46,7 @@ static int read_file(const char *path, char **out, size_t *len)
             return -1;
         }
         cap *= 2;
-        buf = realloc(buf, cap + 1);
-        if (buf == NULL) {
-            fclose(f);
-            errno = ENOMEM;
-            return -1;
-        }
+        buf = xrealloc(buf, cap + 1);
     }
     if (ferror(f)) {
         fclose(f);
