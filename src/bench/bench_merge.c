@@ -28,7 +28,7 @@ static int read_file(const char *path, char **out, size_t *len)
 {
     FILE *f = fopen(path, "rb");
     size_t cap = 1 << 16, n = 0;
-    char *buf, *bigger;
+    char *buf;
 
     if (f == NULL)
         return -1;
@@ -46,14 +46,7 @@ static int read_file(const char *path, char **out, size_t *len)
             return -1;
         }
         cap *= 2;
-        bigger = realloc(buf, cap + 1);
-        if (bigger == NULL) {   /* the old buffer is still ours */
-            fclose(f);
-            free(buf);
-            errno = ENOMEM;
-            return -1;
-        }
-        buf = bigger;
+        buf = xrealloc(buf, cap + 1);
     }
     if (ferror(f)) {
         fclose(f);
