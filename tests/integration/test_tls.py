@@ -84,6 +84,7 @@ def test_openssl_s_client_gets_every_byte_back(server):
     s.stop()
 
 
+@pytest.mark.valgrind
 def test_self_signed_certificate_and_its_printed_fingerprint(server):
     s = server.start(["echo@127.0.0.1:0/tcp+tls", "hello@[::1]:0/tcp+tls"])
     printed = served_fingerprint(s)
@@ -351,6 +352,7 @@ def test_handshake_abuse_costs_one_slot_and_harms_no_one(server):
     assert n is not None and n >= 2, n
 
 
+@pytest.mark.valgrind
 def test_stalled_handshake_is_logged_and_reset(server):
     s = server.start(["-v", "--tls-timeout", "1", "echo@127.0.0.1:0/tcp+tls"])
     stalled = kh.connect(s.addr("echo"))
@@ -391,6 +393,7 @@ def test_ktls_probe(server):
 
 # --------------------------------------------------------------------------- with faults
 
+@pytest.mark.valgrind
 def test_faults_shape_the_plaintext_over_tls(server):
     """Faults act on what the service says, under the records: slices come out as
     records of their own, and close-after counts plaintext bytes."""

@@ -222,6 +222,7 @@ def test_cafile_verifies_a_ca_signed_leaf(peers, pki):
                         "local issuer certificate\n" % p.port), r
 
 
+@pytest.mark.valgrind
 def test_fingerprint_pin_in_every_spelling(server):
     s, port = tls_server(server, "echo@127.0.0.1:0/tcp+tls")
     fp = printed_fingerprint(s)
@@ -382,6 +383,7 @@ def _reset_after_hello(c):
     c.close()
 
 
+@pytest.mark.valgrind
 def test_a_reset_mid_handshake_is_5(pypeer):
     p = pypeer(_reset_after_hello)
     r = send(p.port, "--insecure")
@@ -442,6 +444,7 @@ def bench_counts(r):
     return int(m.group(1)), int(m.group(2))
 
 
+@pytest.mark.valgrind
 def test_bench_hello_counts_handshakes_and_resumes_only_with_resume(server):
     s, port = tls_server(server, "hello@127.0.0.1:0/tcp+tls")
     fp = printed_fingerprint(s)
