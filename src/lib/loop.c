@@ -35,6 +35,7 @@ struct loop {
     int stop;
     int64_t now;                    /* when the current batch of events arrived */
     struct fired fired[FIRED_MAX];
+    int firing, nfired;             /* the entry being handled, of how many */
 };
 
 struct loop *loop_new(enum loop_io io)
@@ -79,6 +80,16 @@ void watch_init(struct watch *w, int fd, watch_fn *fn)
     w->token = NULL;
 }
 
+/* A watch that leaves the loop while a batch is handled loses its entries further
+ * on in the batch: its object may be freed right after (a relay frees both of its
+ * sides' watches when either side's handler ends it). */
+static void forget_fired(struct loop *loop, const struct watch *w)
+{
+    for (int j = loop->firing + 1; j < loop->nfired; j++)
+        if (loop->fired[j].kind != FIRED_COMPLETION && loop->fired[j].ptr == w)
+            loop->fired[j].ptr = NULL;
+}
+
 int loop_watch(struct loop *loop, struct watch *w, unsigned mask)
 {
     int rc = 0;
@@ -88,6 +99,7 @@ int loop_watch(struct loop *loop, struct watch *w, unsigned mask)
     /* epoll reports errors and hang-ups even for an empty mask, so a watch that wants
      * nothing is taken out of the set rather than left in with no events. */
     if (mask == 0) {
+        forget_fired(loop, w);
         loop->ops->del(loop->backend, w->fd, w);
         w->registered = 0;
     } else if (w->registered) {
@@ -104,6 +116,7 @@ int loop_watch(struct loop *loop, struct watch *w, unsigned mask)
 
 void loop_unwatch(struct loop *loop, struct watch *w)
 {
+    forget_fired(loop, w);
     if (w->registered)
         loop->ops->del(loop->backend, w->fd, w);
     w->registered = 0;
@@ -112,6 +125,7 @@ void loop_unwatch(struct loop *loop, struct watch *w)
 
 void loop_unwatch_closing(struct loop *loop, struct watch *w)
 {
+    forget_fired(loop, w);
     if (w->registered && !loop->ops->close_drops_watch)
         loop->ops->del(loop->backend, w->fd, w);
     w->registered = 0;
@@ -201,22 +215,26 @@ int loop_run(struct loop *loop)
         if (n < 0)
             return -1;
         loop->now = now_ms();
+        loop->nfired = n;
         for (int i = 0; i < n; i++) {
             struct fired *f = &loop->fired[i];
             struct watch *w = f->ptr;
             unsigned events;
 
+            loop->firing = i;
             if (f->kind == FIRED_COMPLETION) {
                 loop->on_completion(loop, f->user_data, f->res, f->flags, loop->completion_data);
                 continue;
             }
-            /* A handler earlier in this batch may have changed what this one wants;
-             * objects are only freed by their own handler or by timers, which run
-             * after the batch, so w itself is still valid here. */
+            /* A handler earlier in this batch may have changed what this one wants,
+             * or taken the watch out of the loop (then w is NULL: forget_fired). */
+            if (w == NULL)
+                continue;
             events = f->events & w->mask;
             if (w->registered && events)
                 w->fn(loop, w, events);
         }
+        loop->nfired = 0;
         if (loop->on_batch_end && n > 0)
             loop->on_batch_end(loop, loop->batch_end_data);
         run_timers(loop);
