@@ -86,8 +86,8 @@ void watch_init(struct watch *w, int fd, watch_fn *fn)
 static void forget_fired(struct loop *loop, const struct watch *w)
 {
     for (int j = loop->firing + 1; j < loop->nfired; j++)
-        if (loop->fired[j].kind != FIRED_COMPLETION && loop->fired[j].ptr == w)
-            loop->fired[j].ptr = NULL;
+        if (loop->fired[j].kind == FIRED_WATCH && loop->fired[j].ptr == w)
+            loop->fired[j].kind = FIRED_FORGOTTEN;
 }
 
 int loop_watch(struct loop *loop, struct watch *w, unsigned mask)
@@ -227,8 +227,8 @@ int loop_run(struct loop *loop)
                 continue;
             }
             /* A handler earlier in this batch may have changed what this one wants,
-             * or taken the watch out of the loop (then w is NULL: forget_fired). */
-            if (w == NULL)
+             * or taken the watch out of the loop (forget_fired). */
+            if (f->kind == FIRED_FORGOTTEN)
                 continue;
             events = f->events & w->mask;
             if (w->registered && events)

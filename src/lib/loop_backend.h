@@ -8,7 +8,7 @@
 struct backend;
 struct io_uring;
 
-enum fired_kind { FIRED_WATCH, FIRED_COMPLETION };
+enum fired_kind { FIRED_WATCH, FIRED_COMPLETION, FIRED_FORGOTTEN /* loop.c: its watch left */ };
 
 struct fired {
     enum fired_kind kind;
