@@ -10,7 +10,7 @@ are there.  Exit status 0 when it is, 1 with the reasons when not.
 import re
 import sys
 
-TEXT_COLUMNS = {"case", "server", "client", "errors/lost", "still answers"}
+TEXT_COLUMNS = {"case", "server", "client", "relay", "errors/lost", "still answers"}
 NUMBER = re.compile(r"^(n/a|[-+]?[0-9]+(\.[0-9]+)?×?)$")
 CHOICES = {"kept up": {"yes", "NO", "n/a"}}
 TITLES = ("## TCP echo, 64 B", "## TCP echo, 16 KiB", "## UDP echo, 64 B", "## hello:",
