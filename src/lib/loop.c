@@ -216,7 +216,9 @@ int loop_run(struct loop *loop)
             return -1;
         loop->now = now_ms();
         loop->nfired = n;
-        for (int i = 0; i < n; i++) {
+        /* Not past a stop: whatever stopped the loop may have freed the owners of
+         * the completions still in the batch (a forced close of every connection). */
+        for (int i = 0; i < n && !loop->stop; i++) {
             struct fired *f = &loop->fired[i];
             struct watch *w = f->ptr;
             unsigned events;

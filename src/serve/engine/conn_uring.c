@@ -363,6 +363,7 @@ static void uconn_free(struct uconn *c, int close_now)
         if (TRACE_ON)
             trace_submit("close(%d)", c->s.fd);
     }
+    dlist_remove(&c->s.all);    /* from us->closing */
     queue_clear(c);
     if (spilling(c)) {
         c->spill.len = 0;
@@ -384,6 +385,9 @@ static void uconn_close(struct uconn *c)
         return;
     c->closing = 1;
     stream_retire(&c->s);
+    /* Out of the stream set, but still found by uconn_close_all while its
+     * requests finish. */
+    dlist_push_tail(&uc_wk(c)->uring->closing, &c->s.all);
     dlist_remove(&c->starved);
     c->is_starved = 0;
     if (c->ops == 0)
@@ -623,6 +627,17 @@ static void trace_complete(const struct uconn *c, unsigned tag, int32_t res, uin
     trace_cqe(res, note, "%s(%d)", op, c->s.fd);
 }
 
+/* The loop stops right after: every connection goes now, those already closing
+ * (waiting for their requests to end) too, or they would never be freed. */
+void uconn_close_all(struct worker *wk)
+{
+    struct uring_state *us = wk->uring;
+
+    stream_close_all(wk);
+    while (!dlist_empty(&us->closing))
+        uconn_free(container_of(us->closing.next, struct uconn, s.all), 1);
+}
+
 void uconn_complete(void *obj, unsigned tag, int32_t res, uint32_t flags)
 {
     if (TRACE_ON)
@@ -644,6 +659,7 @@ int uconn_init(struct worker *wk)
     pool_destroy(&wk->pool);
     pool_init(&wk->pool, us->max_held * STREAM_BUF_SIZE, wk->pool.keep);
     dlist_init(&us->starved);
+    dlist_init(&us->closing);
     stream_set_init(wk, STREAM_UCONN, linger_expired, idle_expired, stall_expired, uconn_stop,
                     uconn_close_now);
     us->next = xcalloc(STREAM_BUFS, sizeof *us->next);

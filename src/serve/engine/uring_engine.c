@@ -149,6 +149,6 @@ const struct engine_ops engine_uring = {
     .serve_tls = conn_open,
     .serve_relay = relay_open,
     .stop_all = stream_stop_all,
-    .close_all = stream_close_all,
+    .close_all = uconn_close_all,
     .accepts_blocking = 1,
 };

@@ -48,6 +48,7 @@ struct uring_state {
     uint16_t *next;                 /* per stream buffer: the next in its queue */
     uint16_t *len;                  /* per stream buffer: bytes in it */
     struct dlink starved;           /* connections waiting for a free buffer */
+    struct dlink closing;           /* connections closed, waiting for their requests */
     size_t max_held;                /* buffers a connection may hold: --max-buffer */
     struct send_ctx *free_sends;    /* headers for sends of several buffers */
     size_t nfree_sends;
@@ -80,6 +81,7 @@ int uconn_init(struct worker *wk);
 void uconn_destroy(struct worker *wk);
 void uconn_open(struct worker *wk, struct listener *l, const struct accepted *a);
 void uconn_complete(void *obj, unsigned tag, int32_t res, uint32_t flags);
+void uconn_close_all(struct worker *wk);
 
 /* udp_uring.c */
 int udp_uring_init(struct worker *wk);
