@@ -634,8 +634,10 @@ void uconn_close_all(struct worker *wk)
     struct uring_state *us = wk->uring;
 
     stream_close_all(wk);
-    while (!dlist_empty(&us->closing))
-        uconn_free(container_of(us->closing.next, struct uconn, s.all), 1);
+    for (struct dlink *node = us->closing.next, *next; node != &us->closing; node = next) {
+        next = node->next;      /* freeing one takes it off the list, and no other */
+        uconn_free(container_of(node, struct uconn, s.all), 1);
+    }
 }
 
 void uconn_complete(void *obj, unsigned tag, int32_t res, uint32_t flags)
