@@ -1,7 +1,7 @@
 # shellcheck shell=bash
-# bench/lib.sh — helpers shared by bench/compare.sh and bench/profile.sh (sourced,
-# from the project root). They expect LOG_NAME (the script's name in its log lines)
-# and RES (the file of raw records).
+# bench/lib.sh — helpers shared by the bench scripts (sourced, from the project
+# root). They expect LOG_NAME (the script's name in its log lines) and RES (the
+# file of raw records).
 
 log() { printf '%s: [%3ss] %s\n' "$LOG_NAME" "$SECONDS" "$*" >&2; }
 
@@ -12,6 +12,29 @@ rec() { # rec key=value...: one tab-separated record
 
 kv() { # kv KEY LINE: the value of KEY=... in a key=value line
     sed -n "s/.*\(^\|[[:space:]]\)$1=\([^[:space:]]*\).*/\2/p" <<<"$2" | head -n1
+}
+
+stop_tree() { # stop_tree SID: SIGTERM to the session, then SIGKILL what is left
+    local sid=$1 i pids
+    kill -TERM -- "-$sid" 2>/dev/null || true
+    for i in $(seq 40); do
+        pids=$(python3 bench/proctree.py pids "$sid")
+        [ -z "$pids" ] && break
+        if [ "$i" -ge 20 ]; then
+            kill -KILL -- "-$sid" 2>/dev/null || true
+            # shellcheck disable=SC2086
+            kill -KILL $pids 2>/dev/null || true
+        fi
+        sleep 0.05
+    done
+    wait "$sid" 2>/dev/null || true
+}
+
+forget() { # removes pid $2 from the array named $1
+    local -n arr=$1
+    local kept=() p
+    for p in "${arr[@]}"; do [ "$p" = "$2" ] || kept+=("$p"); done
+    arr=("${kept[@]}")
 }
 
 build() { # build OUT SRC [flags]: compiles when the source (or the peers' header) is newer

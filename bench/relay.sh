@@ -45,22 +45,6 @@ TMP=$(mktemp -d /tmp/kodama-relay.XXXXXX)
 RES=$TMP/results.tsv
 SERVERS=()
 
-stop_tree() { # stop_tree SID: SIGTERM to the session, then SIGKILL what is left
-    local sid=$1 i pids
-    kill -TERM -- "-$sid" 2>/dev/null || true
-    for i in $(seq 40); do
-        pids=$(python3 bench/proctree.py pids "$sid")
-        [ -z "$pids" ] && break
-        if [ "$i" -ge 20 ]; then
-            kill -KILL -- "-$sid" 2>/dev/null || true
-            # shellcheck disable=SC2086
-            kill -KILL $pids 2>/dev/null || true
-        fi
-        sleep 0.05
-    done
-    wait "$sid" 2>/dev/null || true
-}
-
 cleanup() {
     local p
     trap - EXIT INT TERM

@@ -51,29 +51,6 @@ RES=$TMP/results.tsv
 SERVERS=()
 POLICY_RC=
 
-stop_tree() { # stop_tree SID: SIGTERM to the session, then SIGKILL what is left
-    local sid=$1 i pids
-    kill -TERM -- "-$sid" 2>/dev/null || true
-    for i in $(seq 40); do
-        pids=$(python3 bench/proctree.py pids "$sid")
-        [ -z "$pids" ] && break
-        if [ "$i" -ge 20 ]; then
-            kill -KILL -- "-$sid" 2>/dev/null || true
-            # shellcheck disable=SC2086
-            kill -KILL $pids 2>/dev/null || true
-        fi
-        sleep 0.05
-    done
-    wait "$sid" 2>/dev/null || true
-}
-
-forget() { # removes pid $2 from the array named $1
-    local -n arr=$1
-    local kept=() p
-    for p in "${arr[@]}"; do [ "$p" = "$2" ] || kept+=("$p"); done
-    arr=("${kept[@]}")
-}
-
 cleanup() {
     local p
     trap - EXIT INT TERM
