@@ -215,6 +215,24 @@ static int side_of(const struct relay *r, int fd)
     return fd == r->s.fd;
 }
 
+/* What a read (readv or splice) of n bytes from d's source means: the bytes,
+ * counted; 0 for none now, or for EOF (flagged); -1 if the relay is closed. */
+static ssize_t took_in(struct relay *r, struct relay_dir *d, ssize_t n)
+{
+    if (n < 0 && (errno == EAGAIN || errno == EINTR))
+        return 0;
+    if (n < 0) {
+        relay_broken(r, side_of(r, src_fd(r, d)));
+        return -1;
+    }
+    if (n == 0) {
+        d->eof = 1;
+        return 0;
+    }
+    count_in(r, d, (size_t)n);
+    return n;
+}
+
 /* Read into the buffer (shaped), or discard. Returns bytes, 0 for none now (or
  * EOF, flagged), -1 if the relay is closed. */
 static ssize_t fill_buffer(struct relay *r, struct relay_dir *d, const struct fault_shape *f)
@@ -245,18 +263,8 @@ static ssize_t fill_buffer(struct relay *r, struct relay_dir *d, const struct fa
     n = readv(src_fd(r, d), iov, cnt);
     if (TRACE_ON)
         trace_io("recv", src_fd(r, d), n, room);
-    if (n < 0 && (errno == EAGAIN || errno == EINTR))
-        return 0;
-    if (n < 0) {
-        relay_broken(r, side_of(r, src_fd(r, d)));
-        return -1;
-    }
-    if (n == 0) {
-        d->eof = 1;
-        return 0;
-    }
-    count_in(r, d, (size_t)n);
-    if (!d->discard) {
+    n = took_in(r, d, n);
+    if (n > 0 && !d->discard) {
         ring_produce(&d->buf, (size_t)n);
         shape_made(&d->sh, f, (uint64_t)n, now_ms(), &relay_wk(r)->rng);
     }
@@ -274,19 +282,11 @@ static ssize_t fill_pipe(struct relay *r, struct relay_dir *d)
                SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
     if (TRACE_ON)
         trace_io("splice in", src_fd(r, d), n, d->pipe_cap - d->in_pipe);
-    if (n < 0 && (errno == EAGAIN || errno == EINTR))
-        return 0;
-    if (n < 0) {
-        relay_broken(r, side_of(r, src_fd(r, d)));
-        return -1;
+    n = took_in(r, d, n);
+    if (n > 0) {
+        d->in_pipe += (size_t)n;
+        shape_made(&d->sh, &fault_shape_none, (uint64_t)n, now_ms(), &relay_wk(r)->rng);
     }
-    if (n == 0) {
-        d->eof = 1;
-        return 0;
-    }
-    d->in_pipe += (size_t)n;
-    count_in(r, d, (size_t)n);
-    shape_made(&d->sh, &fault_shape_none, (uint64_t)n, now_ms(), &relay_wk(r)->rng);
     return n;
 }
 
