@@ -181,8 +181,9 @@ static long info_line(const struct svc_ctx *ctx, char *buf)
     return info_format(&f, ctx->set->info_json, buf, INFO_LINE_MAX);
 }
 
-/* A line too long to send (only unix socket names full of unprintable bytes can
- * make one) is not sent: the peer gets a clean close and nothing else. */
+/* A line too long to send (only names full of unprintable bytes can make one: a
+ * unix socket's, a certificate's, the SNI) is not sent: the peer gets a clean close
+ * and nothing else. */
 static void info_open(struct conn_plan *p, const struct svc_ctx *ctx)
 {
     char line[INFO_LINE_MAX];
