@@ -111,24 +111,6 @@ SERVERS=()   # pids (= session ids) of servers still running
 HELPERS=()   # pids of clients and tracers still running
 POLICY_RC=   # a policy-rc.d this script put in place, to remove
 
-# Stops the server whose session id is $1: SIGTERM to its process group, then
-# SIGKILL to whatever is left of its session.
-stop_tree() {
-    local sid=$1 i pids
-    kill -TERM -- "-$sid" 2>/dev/null || true
-    for i in $(seq 40); do
-        pids=$(python3 bench/proctree.py pids "$sid")
-        [ -z "$pids" ] && break
-        if [ "$i" -ge 20 ]; then
-            kill -KILL -- "-$sid" 2>/dev/null || true
-            # shellcheck disable=SC2086
-            kill -KILL $pids 2>/dev/null || true
-        fi
-        sleep 0.05
-    done
-    wait "$sid" 2>/dev/null || true
-}
-
 cleanup() {
     local p
     trap - EXIT INT TERM
@@ -140,13 +122,6 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'log interrupted; exit 130' INT TERM
-
-forget() { # removes pid $2 from the array named $1
-    local -n arr=$1
-    local kept=() p
-    for p in "${arr[@]}"; do [ "$p" = "$2" ] || kept+=("$p"); done
-    arr=("${kept[@]}")
-}
 
 # --- packages and builds ----------------------------------------------------
 
