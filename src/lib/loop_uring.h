@@ -54,6 +54,14 @@ void uring_unexpect(struct io_uring *ring);
 /* Take them all back. */
 void uring_unexpect_all(struct io_uring *ring);
 
+/* Under load, let a wait gather completions for up to usec before handing them
+ * over (0: hand over each batch as it comes, the default): fewer wake-ups, up to
+ * usec more latency. A wait still ends early once many are in, and with none in
+ * by then, at the first. The loop gathers only while completions come fast enough
+ * to fill such a wait with several (judged every 10 ms). It is the kernel's
+ * minimum wait (Linux 6.12): 0, or -1 with EOPNOTSUPP if this kernel lacks it. */
+int uring_batch_wait(struct io_uring *ring, unsigned usec);
+
 /* Can this process use io_uring with everything the engines need? 0, or -1 with
  * errno (ENOSYS: too old a kernel, EPERM: denied, as in many containers).
  * KODAMA_NO_IO_URING=1 in the environment makes it say EPERM, for tests. */

@@ -102,6 +102,7 @@ IO_NOTE_RE = re.compile(r"^kodama: (io_uring unavailable \(.*\); using epoll"
                         r"|running as user \S+ \(uid \d+, gid \d+\)"
                         r"|TLS listeners: using epoll"
                         r"|kTLS: .*"
+                        r"|--batch-wait(: this kernel's| is for) .*"
                         r"|tls fingerprint sha256 [0-9A-F:]{95})$")
 # The certificate's fingerprint, printed once before ready when a SPEC has +tls.
 FINGERPRINT_RE = re.compile(r"^kodama: tls fingerprint sha256 ([0-9A-F:]{95})$", re.M)

@@ -2,8 +2,10 @@
 
 The whole suite runs once per engine (make integration sets KODAMA_IO); these tests
 check the choice itself, seen from outside through /proc/PID/fd."""
+import json
 import os
 import socket
+import time
 
 import pytest
 
@@ -128,3 +130,108 @@ def test_port_is_free_again_right_after_stop(server):
                               "hello@127.0.0.1:%d/tcp" % ports[1]])
         assert (again.port("echo"), again.port("hello")) == ports
         again.stop()
+
+
+# --batch-wait: io_uring's minimum wait (Linux 6.12), seen from the round trips.
+
+NO_MIN_WAIT = "kodama: --batch-wait: this kernel's io_uring has no minimum wait"
+
+
+def start_batch_wait(server, usec, *extra):
+    s = server.start(["--io", "uring", "-t", "1", "--batch-wait", str(usec), *extra,
+                      "echo@127.0.0.1:0/tcp"], env=env_with())
+    if any(l.startswith(NO_MIN_WAIT) for l in s.log_lines()):
+        s.stop()
+        pytest.skip("this kernel's io_uring has no minimum wait")
+    return s
+
+
+def round_trips(c, n):
+    """Seconds for n echoes of one line each, each sent when the last is back."""
+    t0 = time.monotonic()
+    for i in range(n):
+        line = b"line %d\n" % i
+        c.sendall(line)
+        assert recv_exact(c, len(line)) == line
+    return time.monotonic() - t0
+
+
+def bench_p50_us(s, conns, rate):
+    """kodama bench at a fixed rate for 1 s against s's echo: the median latency."""
+    host, port = s.addr("echo")
+    r = run_kodama(["bench", "-m", "echo", "-c", str(conns), "-p", "16", "-r", str(rate),
+                    "-d", "1", "--json", host, str(port)], timeout=scaled(20))
+    assert r.rc == 0, r
+    report = json.loads(r.stdout)
+    assert report["errors"] == 0 and report["corrupt"] == 0 and report["lost"] == 0, report
+    return report["latency_us"]["p50"]
+
+
+def context_switches(pid):
+    total = 0
+    for tid in os.listdir("/proc/%d/task" % pid):
+        with open("/proc/%d/task/%s/status" % (pid, tid)) as f:
+            for line in f:
+                if line.startswith(("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches")):
+                    total += int(line.split()[1])
+    return total
+
+
+def test_batch_wait_gathers_under_load(server):
+    """At 2,000 echoes/s (4,000 completions/s, 80 in 20 ms) the loop gathers: a
+    wait ends when 64 completions are in, ~16 ms, and the median message waits
+    for half of that. Without the option, a fraction of a millisecond."""
+    s = start_batch_wait(server, 20000)
+    assert bench_p50_us(s, 20, 2000) >= 4000
+    assert [l for l in s.log_lines() if not l.startswith("kodama: listening")] == \
+        ["kodama: ready"]
+    s.stop()
+    plain = server.start(["--io", "uring", "-t", "1", "echo@127.0.0.1:0/tcp"],
+                         env=env_with())
+    assert bench_p50_us(plain, 20, 2000) < 2000
+    plain.stop()
+
+
+def test_batch_wait_stays_off_at_low_rates(server):
+    """At 50 echoes/s a 20 ms wait would take in 2 completions, too few to gather:
+    each message is answered at once."""
+    s = start_batch_wait(server, 20000)
+    assert bench_p50_us(s, 1, 50) < 5000
+    with connect(s.addr("echo"), socket.AF_INET) as c:
+        c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        assert round_trips(c, 10) < 0.18
+    s.stop()
+
+
+def test_batch_wait_after_load_a_quiet_loop_answers_at_once_and_sleeps(server):
+    """Gathering under load, then quiet: the wait in progress finds nothing by the
+    end of its 300 ms and sleeps on (no wake-up every 300 ms), and the first message
+    after it is answered at once."""
+    s = start_batch_wait(server, 300000)
+    assert bench_p50_us(s, 20, 2000) >= 4000       # it gathered
+    time.sleep(0.6)
+    before = context_switches(s.proc.pid)
+    time.sleep(1.0)
+    woke = context_switches(s.proc.pid) - before
+    assert woke < 20, "%d context switches in 1 s of quiet" % woke
+    with connect(s.addr("echo"), socket.AF_INET) as c:
+        c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        assert round_trips(c, 1) < 0.25
+    s.stop()
+
+
+def test_batch_wait_on_epoll_is_said_and_harmless(server):
+    s = server.start(["--io", "epoll", "-t", "1", "--batch-wait", "100",
+                      "echo@127.0.0.1:0/tcp"], env=env_with())
+    assert ("kodama: --batch-wait is for io_uring; epoll handles each batch as it comes"
+            in s.log_lines())
+    echo_once(s)
+    s.stop()
+
+
+@pytest.mark.parametrize("arg,why", [("1000001", "too large"), ("-1", "not a number"),
+                                     ("20ms", "not a number")])
+def test_batch_wait_bad_value(arg, why):
+    r = run_kodama(["serve", "--batch-wait", arg, "echo@127.0.0.1:0"])
+    assert_usage_error(r, "kodama: --batch-wait '%s': %s (0 to 1000000 microseconds)"
+                       % (arg, why), "serve")

@@ -39,6 +39,7 @@ struct serve_config {
     int verbose;
     size_t threads;             /* event loops, one per thread */
     int io;                     /* enum loop_io: LOOP_IO_EPOLL or LOOP_IO_URING */
+    unsigned batch_wait_us;     /* io_uring: let completions gather this long */
     int share_listeners;        /* one socket for all loops, not SO_REUSEPORT siblings */
     struct guard_config limits; /* max_conns 0: from RLIMIT_NOFILE (server_run) */
     long idle_timeout_ms;       /* 0: none */

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "lib/log.h"
 #include "lib/loop_uring.h"
 #include "lib/util.h"
 #include "serve/core/worker.h"
@@ -125,6 +126,9 @@ static int uring_init(struct worker *wk)
         return -1;
     loop_on_completion(wk->loop, on_completion, wk);
     loop_on_batch_end(wk->loop, on_batch_end, wk);
+    if (uring_batch_wait(us->ring, wk->cfg->batch_wait_us) < 0 && wk->id == 0)
+        log_msg("--batch-wait: this kernel's io_uring has no minimum wait (Linux 6.12 "
+                "or later); each batch is handled as it comes");
     return 0;
 }
 
