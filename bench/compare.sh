@@ -17,6 +17,9 @@
 # --no-peers: kodama (and the baseline) only.
 # --rounds N: every server N times, the rounds interleaved (kodama, baseline,
 # peers, then again); the tables show the median of the rounds.
+# kodama runs on each engine with 1 thread and one per CPU; the TCP echo cases
+# (tcp64 at saturation and fixed rates, ping-pong) also run it with the opt-in
+# gathering wait (io_uring, 1 thread, --batch-wait $BATCH_WAIT µs).
 set -euo pipefail
 
 usage() {
@@ -36,6 +39,7 @@ ALL_CASES="$SATURATION $FIXED pingpong-tcp pingpong-udp hello1 hello4 idle"
 CASES=
 PEERS=1
 ROUNDS=1
+BATCH_WAIT=50   # µs, the gathering variant's --batch-wait (bench/analysis.md)
 ARGS=("$@")
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -215,6 +219,11 @@ else
             [ -n "$BASELINE" ] && KVARIANTS+=("baseline${label#kodama}|$opts")
         done
     done
+    # The opt-in gathering wait (--batch-wait), where it is meant to pay: TCP
+    # echo (servers_for leaves it out of the other cases).
+    if [ "$HAS_IO" = 1 ] && grep -q -- '--batch-wait' <<<"$SERVE_HELP"; then
+        KVARIANTS+=("kodama (uring, 1 thread, batch-wait $BATCH_WAIT)| --io uring --threads 1 --batch-wait $BATCH_WAIT")
+    fi
 fi
 
 # --- results file -----------------------------------------------------------
@@ -400,11 +409,12 @@ kodama_names() { local v; for v in "${KVARIANTS[@]}"; do printf '%s\n' "${v%%|*}
 
 servers_for() { # servers_for CASE: "name|role" lines
     local name
+    case_args "$1"
     while read -r name; do
+        [[ $name == *batch-wait* ]] && [ "$CASE_BASE" != tcp64 ] && continue
         if [ "${name%% *}" = baseline ]; then echo "$name|baseline"; else echo "$name|kodama"; fi
     done < <(kodama_names)
     [ "$PEERS" = 1 ] || return 0
-    case_args "$1"
     case "$CASE_BASE" in
         tcp64|tcp16k|idle)
             echo "fork_echo (floor)|peer"; echo "socat|peer"
