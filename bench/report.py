@@ -35,7 +35,11 @@ def is_hello(cse):
 
 
 def engine(server):
-    """The io engine of a kodama variant's label, "default" when it names none."""
+    """The io engine of a kodama variant's label, "default" when it names none. The
+    opt-in gathering wait (--batch-wait) is a configuration of its own: its figures
+    are judged together, never mixed with the plain engine's."""
+    if "batch-wait" in server:
+        return "uring, batch-wait"
     return "uring" if "uring" in server else "epoll" if "epoll" in server else "default"
 
 
@@ -286,7 +290,7 @@ def fixed_section(o, runs, starts, bg, verdict, plots):
                  f"{bg.get(cse, '?')} %): " + ("every server kept up" if everyone and not behind else
                                                "fell behind: " + ", ".join(behind) if behind else "no runs"))
         unit = "µs/conn" if is_hello(base) else "µs/msg"
-        for eng in ("epoll", "uring", "default"):
+        for eng in ("epoll", "uring", "uring, batch-wait", "default"):
             ks = [r for r in crs if r.role == "kodama" and engine(r.server) == eng and r.srv_us is not None]
             if not ks:
                 continue
