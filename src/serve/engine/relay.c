@@ -1,6 +1,7 @@
 /* relay.c — relay@ADDR,to=TARGET: each accepted client is connected to the target
  * and the bytes are copied both ways (see relay.h), on the readiness path of
- * either engine.
+ * either engine. relay_open.c starts a relay; this file moves its bytes and
+ * closes it.
  *
  * Each direction (up: client to target; down: target to client) moves its bytes
  * one of two ways. With no fault on it, splice(2) through a pipe of its own, so
@@ -16,12 +17,11 @@
  * (SO_LINGER 0), and both are closed. A target that refuses or does not answer
  * within connect-timeout resets the client at once, counted as relay_target. */
 #include "serve/engine/relay.h"
+#include "serve/engine/relay_impl.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/sockios.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,39 +40,6 @@
 #define RESET_POLL_MS 5
 #define PIPE_CAP_DEFAULT 65536
 
-struct relay_dir {
-    struct ring buf;                /* shaped: read, not sent yet (pool storage) */
-    int pipe[2];                    /* unshaped: the kernel's buffer; -1 until needed */
-    size_t in_pipe, pipe_cap;
-    struct shaper sh;
-    struct worker_wait wait;        /* until its shaper lets more go */
-    unsigned up : 1;                /* client to target */
-    unsigned eof : 1;               /* the source's FIN came */
-    unsigned shut : 1;              /* ... and was passed on: the sink is shut down */
-    unsigned discard : 1;           /* close-after, or stopping: input is thrown away */
-    unsigned want_write : 1;        /* held bytes wait for room in the sink */
-    unsigned resetting : 1;         /* reset-after: the reset waits for the last ACK */
-};
-
-struct relay {
-    struct stream s;                /* the client's side: listener, counts, clock, -v */
-    struct watch cw, tw;            /* the client (s.fd) and the target */
-    struct relay_dir up, down;
-    struct worker_wait connect_wait;    /* connect-timeout */
-    double roll;                    /* it gets the faults while roll < toxicity */
-    uint8_t hdr[PROXY_WRITE_MAX];   /* send-proxy: goes to the target first */
-    uint8_t hdr_len, hdr_off;
-    unsigned connecting : 1;
-    unsigned stalled : 1;           /* stall-after: nothing in or out until idle */
-    unsigned closed : 1;
-};
-
-static void relay_step(struct relay *r);
-
-static struct worker *relay_wk(const struct relay *r)
-{
-    return stream_wk(&r->s);
-}
 
 static struct relay *relay_of_dir(struct relay_dir *d)
 {
@@ -91,7 +58,7 @@ static int dst_fd(const struct relay *r, const struct relay_dir *d)
 
 /* The faults on d now: the listener's (up- keys toward the target), as the control
  * API last set them, unless the toxicity roll leaves the connection out. */
-static const struct fault_shape *dir_faults(struct relay *r, const struct relay_dir *d)
+const struct fault_shape *relay_dir_faults(struct relay *r, const struct relay_dir *d)
 {
     struct listener *l = r->s.l;
 
@@ -160,7 +127,7 @@ static void relay_broken(struct relay *r, int client_side)
 
 /* ------------------------------------------------------------------ the target */
 
-static void target_failed(struct relay *r, const char *what, int err)
+void relay_target_failed(struct relay *r, const char *what, int err)
 {
     char detail[ADDR_TEXT_MAX + 96];
 
@@ -170,11 +137,11 @@ static void target_failed(struct relay *r, const char *what, int err)
     relay_close(r, 1, 0);
 }
 
-static void connect_timed_out(struct worker_wait *w)
+void relay_connect_timed_out(struct worker_wait *w)
 {
     struct relay *r = container_of(w, struct relay, connect_wait);
 
-    target_failed(r, "did not answer in time", ETIMEDOUT);
+    relay_target_failed(r, "did not answer in time", ETIMEDOUT);
 }
 
 static void connected(struct relay *r)
@@ -185,7 +152,7 @@ static void connected(struct relay *r)
     if (getsockopt(r->tw.fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
         err = errno;
     if (err) {
-        target_failed(r, "refused", err);
+        relay_target_failed(r, "refused", err);
         return;
     }
     r->connecting = 0;
@@ -502,7 +469,7 @@ static int dir_act(struct relay *r, struct relay_dir *d, const struct fault_shap
  * moved, 0 if not, -1 if the relay is closed. */
 static int dir_pump(struct relay *r, struct relay_dir *d)
 {
-    const struct fault_shape *f = dir_faults(r, d);
+    const struct fault_shape *f = relay_dir_faults(r, d);
     ssize_t a, b, c;
     int act = dir_act(r, d, f);
 
@@ -551,7 +518,7 @@ static unsigned side_mask(const struct relay *r, const struct relay_dir *in,
 }
 
 /* Returns 0, or -1 if the relay is closed (a watch failed). */
-static int relay_watch(struct relay *r)
+int relay_watch(struct relay *r)
 {
     struct worker *wk = relay_wk(r);
     unsigned tmask = r->connecting ? LOOP_WRITE : side_mask(r, &r->down, &r->up);
@@ -581,7 +548,7 @@ static void relay_schedule(struct relay *r, uint64_t in0, uint64_t out0, uint64_
     stream_schedule(&r->s, r->up.want_write || r->down.want_write, took, moved);
 }
 
-static void relay_step(struct relay *r)
+void relay_step(struct relay *r)
 {
     uint64_t in0 = r->s.in, out0 = r->s.out, up0 = r->up.sh.out;
     int moved = 1;
@@ -614,14 +581,14 @@ static void relay_step(struct relay *r)
 
 /* ------------------------------------------------------------------ events */
 
-static void client_event(struct loop *loop, struct watch *w, unsigned events)
+void relay_client_event(struct loop *loop, struct watch *w, unsigned events)
 {
     (void)loop;
     (void)events;
     relay_step(container_of(w, struct relay, cw));
 }
 
-static void target_event(struct loop *loop, struct watch *w, unsigned events)
+void relay_target_event(struct loop *loop, struct watch *w, unsigned events)
 {
     struct relay *r = container_of(w, struct relay, tw);
 
@@ -633,7 +600,7 @@ static void target_event(struct loop *loop, struct watch *w, unsigned events)
         relay_step(r);
 }
 
-static void dir_due(struct worker_wait *w)
+void relay_dir_due(struct worker_wait *w)
 {
     struct relay_dir *d = container_of(w, struct relay_dir, wait);
 
@@ -697,130 +664,4 @@ void relay_engine_init(struct worker *wk)
 {
     stream_set_init(wk, STREAM_RELAY, linger_expired, idle_expired, stall_expired, relay_stop,
                     relay_close_now);
-}
-
-/* ------------------------------------------------------------------ opening */
-
-/* send-proxy: the client (as a PROXY header named it, or the peer) and the address
- * it reached, ours. */
-static void make_header(struct relay *r, const struct accepted *a, int version)
-{
-    struct sockaddr_storage peer, local;
-    socklen_t plen = sizeof peer, llen = sizeof local;
-    const struct sockaddr *src = NULL;
-    size_t n;
-
-    if (a->client_len) {
-        src = (const struct sockaddr *)&a->client;
-    } else if (a->peer_len) {
-        src = (const struct sockaddr *)&a->peer;
-    } else if (getpeername(a->fd, (struct sockaddr *)&peer, &plen) == 0) {
-        src = (const struct sockaddr *)&peer;
-    }
-    if (getsockname(a->fd, (struct sockaddr *)&local, &llen) < 0)
-        local.ss_family = AF_UNSPEC;
-    n = proxy_write(version, src, (const struct sockaddr *)&local, r->hdr, sizeof r->hdr);
-    r->hdr_len = (uint8_t)n;
-}
-
-static void dir_init(struct relay_dir *d, int up, const struct fault_shape *f, int64_t now)
-{
-    d->pipe[0] = d->pipe[1] = -1;
-    d->up = (unsigned)up;
-    worker_wait_init(&d->wait, dir_due);
-    shape_open(&d->sh, f, now);
-}
-
-/* -v and the counters: which faults this connection got. */
-static void note_faults(struct relay *r)
-{
-    const struct fault_shape *dirs[2] = { dir_faults(r, &r->down), dir_faults(r, &r->up) };
-    char text[FAULT_TEXT_MAX];
-    struct faults only;
-
-    listener_count_faults(r->s.l, dirs[0]);
-    listener_count_faults(r->s.l, dirs[1]);
-    if (!r->s.peer || (!fault_shape_active(dirs[0]) && !fault_shape_active(dirs[1])))
-        return;
-    faults_clear(&only);
-    only.down = *dirs[0];
-    only.up = *dirs[1];
-    log_msg("faults %s %s %s", r->s.l->slot->name, r->s.peer,
-            faults_format(&only, text, sizeof text));
-}
-
-/* A relay adds no Nagle delay of its own: what a side sends goes on at once (a
- * client's small writes, and the faults' own timing, stay its own). */
-static void no_delay(int fd)
-{
-    int on = 1;
-
-    /* Not a tcp socket (unix), or refused: the bytes still go, maybe merged. */
-    (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
-}
-
-/* Start connecting to the target; returns 0, or the errno of a failure at once (a
- * unix socket's full backlog, EAGAIN, is one: it does not complete later). */
-static int start_connect(struct relay *r)
-{
-    const struct relay_conf *rc = r->s.l->relay;
-    int fd = socket(rc->to.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-
-    if (fd < 0)
-        return errno;
-    watch_init(&r->tw, fd, target_event);
-    if (rc->to.ss_family != AF_UNIX)
-        no_delay(fd);
-    if (connect(fd, (const struct sockaddr *)&rc->to, rc->to_len) == 0) {
-        if (TRACE_ON)
-            trace_fd("connect(%d) [relay target]", fd, 0);
-        r->connecting = 0;
-        return 0;
-    }
-    if (TRACE_ON)
-        trace_fd("connect(%d) [relay target]", fd, -1);
-    if (errno != EINPROGRESS)
-        return errno;
-    r->connecting = 1;
-    if (rc->connect_timeout_ms > 0 &&
-        worker_wait_set(relay_wk(r), &r->connect_wait, now_ms() + rc->connect_timeout_ms) < 0)
-        return ENOMEM;
-    return 0;
-}
-
-void relay_open(struct worker *wk, struct listener *l, const struct accepted *a)
-{
-    struct relay *r;
-    struct conn_plan plan;
-    int64_t now = now_ms();
-    int err;
-
-    if ((wk->ops->accepts_blocking && net_set_nonblock(a->fd, 1) < 0) ||
-        (r = calloc(1, sizeof *r)) == NULL) {
-        worker_conn_release(wk, a->slot);
-        close(a->fd);
-        return;
-    }
-    watch_init(&r->cw, a->fd, client_event);
-    if (l->kind == LISTEN_TCP)
-        no_delay(a->fd);
-    watch_init(&r->tw, -1, target_event);
-    worker_wait_init(&r->connect_wait, connect_timed_out);
-    stream_open(&r->s, l, a, &plan, STREAM_RELAY);
-    listener_faults_fresh(l);
-    r->roll = fault_rng_unit(&wk->rng);
-    dir_init(&r->up, 1, dir_faults(r, &r->up), now);
-    dir_init(&r->down, 0, dir_faults(r, &r->down), now);
-    note_faults(r);
-    if (l->relay->send_proxy)
-        make_header(r, a, l->relay->send_proxy);
-    err = start_connect(r);
-    if (err) {
-        target_failed(r, "refused", err);
-        return;
-    }
-    if (r->connecting)
-        relay_watch(r);
-    else
-        relay_step(r);
 }
