@@ -360,6 +360,12 @@ static unsigned sq_flush(struct io_uring *ring)
     return tail - IO_URING_READ_ONCE(*sq->khead);
 }
 
+static void timespec_from_us(struct __kernel_timespec *ts, long long us)
+{
+    ts->tv_sec = us / 1000000;
+    ts->tv_nsec = (us % 1000000) * 1000;
+}
+
 /* submit_and_wait with the kernel's minimum wait (min_wait_usec, Linux 6.12), which
  * liburing 2.3 cannot ask for: the wait gathers completions until BATCH_WAIT_MAX
  * are in, or batch_us has passed and at least one is; with none by then, the
@@ -376,8 +382,7 @@ static int submit_and_gather(struct backend *b, unsigned want, int timeout_ms)
     int fd = b->ring.ring_fd;
     long rc;
 
-    ts.tv_sec = limit_us / 1000000;
-    ts.tv_nsec = (limit_us % 1000000) * 1000;
+    timespec_from_us(&ts, limit_us);
     memset(&arg, 0, sizeof arg);
     arg.ts = (uint64_t)(uintptr_t)&ts;
     arg.pad = (uint32_t)(limit_us < b->batch_us ? limit_us : b->batch_us); /* min_wait_usec */
@@ -404,8 +409,7 @@ static int submit_and_wait(struct backend *b, int timeout_ms)
     int rc;
 
     if (timeout_ms >= 0) {
-        ts.tv_sec = timeout_ms / 1000;
-        ts.tv_nsec = (long long)(timeout_ms % 1000) * 1000000;
+        timespec_from_us(&ts, (long long)timeout_ms * 1000);
         tsp = &ts;
     }
     if (b->gathering)
