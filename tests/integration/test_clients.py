@@ -10,6 +10,7 @@ import pytest
 
 from kodama_helpers import (require_localhost_name, GREETING, free_port, kodama_cmd, received_lines, run_kodama,
                             sanitizer_problems, scaled)
+from peers import TcpPeer
 
 
 @pytest.fixture
@@ -33,37 +34,6 @@ def v6(s, service, proto):
         if svc == service and pr == proto and not isinstance(sa, str) and sa[0] == "::1":
             return sa[1]
     raise AssertionError("no %s %s on ::1: %r" % (service, proto, s.listeners))
-
-
-class FakePeer:
-    """A one-connection tcp peer on 127.0.0.1 with a scripted behaviour, in a thread."""
-
-    def __init__(self, behaviour):
-        self.ls = socket.socket()
-        self.ls.bind(("127.0.0.1", 0))
-        self.ls.listen(4)
-        self.ls.settimeout(scaled(10))
-        self.port = self.ls.getsockname()[1]
-        self.behaviour = behaviour
-        self.t = threading.Thread(target=self._run, daemon=True)
-        self.t.start()
-
-    def _run(self):
-        try:
-            c, _ = self.ls.accept()
-        except OSError:
-            return
-        c.settimeout(scaled(10))
-        try:
-            self.behaviour(c)
-        except OSError:
-            pass
-        finally:
-            c.close()
-
-    def close(self):
-        self.ls.close()
-        self.t.join(scaled(10))
 
 
 # =========================================================================== send
@@ -157,7 +127,7 @@ def test_send_peer_closes_early():
         c.shutdown(socket.SHUT_WR)
         time.sleep(0.5)
 
-    peer = FakePeer(three_of_five)
+    peer = TcpPeer(three_of_five)
     try:
         r = run_kodama(["send", "127.0.0.1", peer.port, "hello"])
     finally:
@@ -173,7 +143,7 @@ def test_send_tcp_no_reply_timeout():
     def silent(c):
         stop.wait(scaled(10))
 
-    peer = FakePeer(silent)
+    peer = TcpPeer(silent)
     try:
         r = run_kodama(["send", "-w", "0.5", "127.0.0.1", peer.port, "hi"])
     finally:

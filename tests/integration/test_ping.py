@@ -14,6 +14,7 @@ import pytest
 
 from kodama_helpers import (assert_usage_error, free_port, kodama_cmd, run_kodama,
                             sanitizer_problems, scaled)
+from peers import TcpPeer
 
 REPLY_RE = r"56 bytes from %s: seq=%d time=\d+\.\d{3} ms"
 SUMMARY_RE = (r"\n--- %s ping statistics ---\n"
@@ -86,36 +87,6 @@ def udp_peer():
     yield start
     for p in peers:
         p.close()
-
-
-class TcpPeer:
-    """One tcp connection on 127.0.0.1, served by behaviour(conn) in a thread."""
-
-    def __init__(self, behaviour):
-        self.ls = socket.socket()
-        self.ls.bind(("127.0.0.1", 0))
-        self.ls.listen(4)
-        self.ls.settimeout(scaled(10))
-        self.port = self.ls.getsockname()[1]
-        self.t = threading.Thread(target=self._run, args=(behaviour,), daemon=True)
-        self.t.start()
-
-    def _run(self, behaviour):
-        try:
-            c, _ = self.ls.accept()
-        except OSError:
-            return
-        c.settimeout(scaled(10))
-        try:
-            behaviour(c)
-        except OSError:
-            pass
-        finally:
-            c.close()
-
-    def close(self):
-        self.ls.close()
-        self.t.join(scaled(10))
 
 
 def records(c, size=56):

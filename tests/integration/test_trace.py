@@ -9,13 +9,13 @@ import signal
 import socket
 import struct
 import subprocess
-import threading
 import time
 
 import pytest
 
-from kodama_helpers import (KODAMA, free_port, kodama_cmd, run_kodama, sanitizer_problems,
+from kodama_helpers import (free_port, kodama_cmd, run_kodama, sanitizer_problems,
                             scaled)
+from peers import TcpPeer
 
 T = r"\+\d+\.\d{6} "        # each line's time since the trace began
 
@@ -37,38 +37,6 @@ def times_rise(stderr):
 @pytest.fixture
 def srv(server):
     return server(["echo@127.0.0.1:0", "hello@127.0.0.1:0/tcp"])
-
-
-class OnePeer:
-    """One tcp connection on 127.0.0.1 served by behaviour(conn) in a thread."""
-
-    def __init__(self, behaviour, rcvbuf=None):
-        self.ls = socket.socket()
-        if rcvbuf:      # inherited by the accepted socket, so its window starts small
-            self.ls.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-        self.ls.bind(("127.0.0.1", 0))
-        self.ls.listen(1)
-        self.ls.settimeout(scaled(10))
-        self.port = self.ls.getsockname()[1]
-        self.t = threading.Thread(target=self._run, args=(behaviour,), daemon=True)
-        self.t.start()
-
-    def _run(self, behaviour):
-        try:
-            c, _ = self.ls.accept()
-        except OSError:
-            return
-        c.settimeout(scaled(10))
-        try:
-            behaviour(c)
-        except OSError:
-            pass
-        finally:
-            c.close()
-
-    def close(self):
-        self.ls.close()
-        self.t.join(scaled(10))
 
 
 # --------------------------------------------------------------------------- exact sequences
@@ -191,7 +159,7 @@ def test_reset_shows_as_econnreset():
         c.recv(10)
         c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
 
-    peer = OnePeer(reset)
+    peer = TcpPeer(reset)
     try:
         r = run_kodama(["send", "--trace", "127.0.0.1", peer.port, "hi"])
     finally:
