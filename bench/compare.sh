@@ -129,32 +129,6 @@ trap 'log interrupted; exit 130' INT TERM
 
 # --- packages and builds ----------------------------------------------------
 
-missing_pkgs() {
-    local p s
-    for p in "$@"; do
-        s=$(dpkg-query -W -f='${db:Status-Abbrev}' "$p" 2>/dev/null || true)
-        case "$s" in ii*|it*|iW*) ;; *) printf '%s ' "$p" ;; esac
-    done
-}
-
-apt_install() {
-    local missing
-    missing=$(missing_pkgs "$@")
-    [ -z "$missing" ] && return 0
-    log "installing $missing"
-    # Keep the packages' own services (nginx, xinetd) from starting on install.
-    if [ ! -e /usr/sbin/policy-rc.d ]; then
-        POLICY_RC=/usr/sbin/policy-rc.d
-        printf '#!/bin/sh\nexit 101\n' >"$POLICY_RC"
-        chmod +x "$POLICY_RC"
-    fi
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get -o DPkg::Lock::Timeout=300 update -qq
-    # shellcheck disable=SC2086
-    apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends $missing >/dev/null
-    if [ -n "$POLICY_RC" ]; then rm -f "$POLICY_RC"; POLICY_RC=; fi
-}
-
 if [ "$QUICK" = 1 ]; then
     apt_install socat strace
 else

@@ -1,7 +1,7 @@
 # shellcheck shell=bash
 # bench/lib.sh — helpers shared by the bench scripts (sourced, from the project
 # root). They expect LOG_NAME (the script's name in its log lines) and RES (the
-# file of raw records).
+# file of raw records); apt_install also POLICY_RC, which their cleanup removes.
 
 log() { printf '%s: [%3ss] %s\n' "$LOG_NAME" "$SECONDS" "$*" >&2; }
 
@@ -47,4 +47,31 @@ build() { # build OUT SRC [flags]: compiles when the source (or the peers' heade
 
 build_echoload() { # build_echoload DIR: the neutral client, from ../shared/tools
     build "$1/echoload" ../shared/tools/echoload.c -O2 -pthread
+}
+
+missing_pkgs() {
+    local p s
+    for p in "$@"; do
+        s=$(dpkg-query -W -f='${db:Status-Abbrev}' "$p" 2>/dev/null || true)
+        case "$s" in ii*|it*|iW*) ;; *) printf '%s ' "$p" ;; esac
+    done
+}
+
+apt_install() { # apt_install PKG...: those not installed yet; the caller's
+    # cleanup removes $POLICY_RC if this is interrupted
+    local missing
+    missing=$(missing_pkgs "$@")
+    [ -z "$missing" ] && return 0
+    log "installing $missing"
+    # Keep the packages' own services (nginx, xinetd) from starting on install.
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        POLICY_RC=/usr/sbin/policy-rc.d
+        printf '#!/bin/sh\nexit 101\n' >"$POLICY_RC"
+        chmod +x "$POLICY_RC"
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get -o DPkg::Lock::Timeout=300 update -qq
+    # shellcheck disable=SC2086
+    apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends $missing >/dev/null
+    if [ -n "$POLICY_RC" ]; then rm -f "$POLICY_RC"; POLICY_RC=; fi
 }

@@ -69,18 +69,7 @@ trap 'log interrupted; exit 130' INT TERM
 # nginx and its stream module, as compare.sh installs them: its service kept
 # from starting by a temporary policy-rc.d.
 if [ ! -e /usr/lib/nginx/modules/ngx_stream_module.so ] || ! command -v nginx >/dev/null; then
-    log "installing nginx-light libnginx-mod-stream"
-    if [ ! -e /usr/sbin/policy-rc.d ]; then
-        POLICY_RC=/usr/sbin/policy-rc.d
-        printf '#!/bin/sh\nexit 101\n' >"$POLICY_RC"
-        chmod +x "$POLICY_RC"
-    fi
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get -o DPkg::Lock::Timeout=300 update -qq
-    apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends nginx-light \
-        libnginx-mod-stream >/dev/null
-    rm -f "$POLICY_RC"
-    POLICY_RC=
+    apt_install nginx-light libnginx-mod-stream
 fi
 mkdir -p "$B" "$(dirname "$OUT")"
 make --no-print-directory -s kodama >&2
