@@ -322,6 +322,6 @@ int cmd_send(int argc, char **argv)
     client_tls_free(&s.c.tls);
     s.r.t_end = now_ns();
     if (s.c.json && report_print(&s.r, stdout) < 0 && rc == V_OK)
-        rc = V_LOCAL;
+        rc = report_fail(&s.r, 0, V_LOCAL, "cannot write to stdout: %s", strerror(errno));
     return rc;
 }

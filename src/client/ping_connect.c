@@ -232,7 +232,10 @@ int ping_connect_run(struct ping_opts *o, struct ping_stats *st, struct report *
             v = report_fail(r, 0, V_LOCAL, "cannot write to stdout: %s", strerror(errno));
             break;
         }
+        /* On schedule, but no burst to catch up after a slow probe (as echo mode). */
         due += o->interval_ms * NS_PER_MS;
+        if (due < now_ns())
+            due = now_ns();
     }
     st->t_last = now_ns();
     free(pr.buf);

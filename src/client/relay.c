@@ -150,6 +150,18 @@ static int relay_done(const struct relay *rl)
     return !rl->net_in_open;
 }
 
+/* Room for what the socket gives next: any byte of a stream; over udp a whole
+ * datagram in one contiguous piece (the read takes one iovec: a shorter one would cut
+ * the datagram short), which a slow stdout may leave only once it has caught up. */
+static int room_for_net(const struct relay *rl)
+{
+    struct iovec iov[2];
+
+    if (!rl->udp)
+        return ring_space(&rl->to_out) >= 1;
+    return ring_space_iov(&rl->to_out, iov) > 0 && iov[0].iov_len >= NET_DGRAM_MAX;
+}
+
 static void relay_poll_set(struct relay *rl, struct pollfd pfd[POLL_N])
 {
     pfd[POLL_STDIN].fd = rl->stdin_open && rl->udp ? (ring_empty(&rl->to_net) ? STDIN_FILENO : -1)
@@ -159,11 +171,31 @@ static void relay_poll_set(struct relay *rl, struct pollfd pfd[POLL_N])
     pfd[POLL_NETOUT].events = POLLOUT;
     pfd[POLL_NETIN].fd = -1;
     pfd[POLL_NETIN].events = peer_recv_events(rl->p);
-    if (rl->net_in_open && ring_space(&rl->to_out) >= (rl->udp ? NET_DGRAM_MAX : 1))
+    if (rl->net_in_open && room_for_net(rl))
         pfd[POLL_NETIN].fd = rl->p->fd;
     rl->read_now = pfd[POLL_NETIN].fd >= 0 && pfd[POLL_NETIN].events == 0;
     pfd[POLL_STDOUT].fd = !ring_empty(&rl->to_out) ? STDOUT_FILENO : -1;
     pfd[POLL_STDOUT].events = POLLOUT;
+}
+
+/* The run ends on a failure (the peer reset, stdin failed): what the peer sent before
+ * it is still owed to stdout. Waits for stdout as the relay does (a stop signal ends
+ * the wait); a failure of stdout itself ends it too (the first verdict stays). */
+static void drain_stdout(struct relay *rl)
+{
+    while (!ring_empty(&rl->to_out)) {
+        struct pollfd pfd = { .fd = STDOUT_FILENO, .events = POLLOUT };
+        int n = sk_poll(&pfd, 1, -1);
+
+        if (n < 0 && (errno != EINTR || sk_stop_requested()))
+            return;
+        if (n <= 0)
+            continue;
+        if (pfd.revents & POLLNVAL)
+            return;
+        if (stdout_write(rl) != V_OK)
+            return;
+    }
 }
 
 static int relay_step(struct relay *rl, struct pollfd pfd[POLL_N])
@@ -238,8 +270,10 @@ int relay_run_peer(struct relay *rl, struct peer *p, struct report *r)
             continue;
         if (pfd[POLL_NETIN].revents)
             quiet_since = 0;
-        if ((v = relay_step(rl, pfd)) != V_OK)
+        if ((v = relay_step(rl, pfd)) != V_OK) {
+            drain_stdout(rl);
             return v;
+        }
     }
     return V_OK;
 }

@@ -322,6 +322,45 @@ def test_connect_mode_no_first_byte():
     assert "no first byte from 127.0.0.1:%d: seq=0 within 0.3 s\n" % peer.port in r.stdout.decode()
 
 
+def test_connect_mode_no_burst_after_a_slow_probe():
+    """A probe that took longer than -i (here it waits out -w) is not made up for with
+    a burst: the next ones still go -i apart, as in echo mode."""
+    ls = socket.socket()
+    ls.bind(("127.0.0.1", 0))
+    ls.listen(16)
+    ls.settimeout(scaled(10))
+    accepted = []
+
+    def serve():
+        held = []
+        for i in range(5):
+            try:
+                c, _ = ls.accept()
+            except OSError:
+                break
+            accepted.append(time.monotonic())
+            if i == 0:
+                held.append(c)      # no first byte: the probe waits out -w 1
+            else:
+                c.sendall(b"hi\n")
+                c.close()
+        for c in held:
+            c.close()
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    try:
+        r = run_kodama(["ping", "--connect", "-s", 0, "-c", 5, "-i", "0.2", "-w", "1",
+                        "127.0.0.1", ls.getsockname()[1]], timeout=scaled(20))
+        t.join(scaled(10))
+    finally:
+        ls.close()
+    assert r.rc == 4, r     # the first probe's timeout
+    gaps = [b - a for a, b in zip(accepted, accepted[1:])]
+    assert len(gaps) == 4 and gaps[0] >= 0.9, (gaps, r)
+    assert all(g >= 0.15 for g in gaps[1:]), (gaps, r)
+
+
 # --------------------------------------------------------------------------- usage
 
 @pytest.mark.parametrize("args,msg", [

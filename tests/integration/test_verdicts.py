@@ -3,6 +3,7 @@ command for the same failure, each provoked on loopback as it happens on a real 
 0 ok, 1 mismatch, 3 refused, 4 timeout, 5 reset, 6 resolve, 8 unreachable, 9 local;
 the --json object that carries the verdict; --source and --source-port."""
 import json
+import os
 import re
 import socket
 import struct
@@ -290,6 +291,45 @@ def test_local_stdout_closed_early(srv):
     assert not sanitizer_problems(err, "connect"), err
     assert rc == 9, (rc, err)
     assert err == "kodama: cannot write to stdout: Broken pipe\n", err
+
+
+@pytest.mark.parametrize("args", [["send", "--json", "127.0.0.1", "{port}", "hi"],
+                                  ["ping", "-c", "1", "127.0.0.1", "{port}"]],
+                         ids=["send-json", "ping"])
+def test_local_stdout_gone_is_said(srv, args):
+    """A report or a probe's line that cannot be written: exit 9 with the reason on
+    stderr, as every other command says it (not a silent 9)."""
+    r, w = os.pipe()
+    os.close(r)         # nobody reads stdout: the write gets EPIPE
+    argv = [a.format(port=srv.port("echo", "tcp")) for a in args]
+    try:
+        p = subprocess.run(kodama_cmd(*argv), stdout=w, stderr=subprocess.PIPE,
+                           stdin=subprocess.DEVNULL, timeout=scaled(10))
+    finally:
+        os.close(w)
+    err = p.stderr.decode()
+    assert not sanitizer_problems(err, args[0]), err
+    assert p.returncode == 9, (p.returncode, err)
+    assert err.endswith("kodama: cannot write to stdout: Broken pipe\n"), err
+
+
+def test_reset_keeps_what_came_before_it():
+    """connect: the bytes a peer sent before its reset still reach stdout, then exit 5.
+    The reset often comes in the same poll round as the data (before stdout is
+    writable), so the run is repeated."""
+    payload = b"X" * 1000
+
+    def data_then_reset(c):
+        c.recv(1)       # the client is relaying: now the data, then the reset
+        c.sendall(payload)
+        c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+    for _ in range(20):
+        with TcpPeer(data_then_reset) as peer:
+            r = run_kodama(["connect", "127.0.0.1", peer.port], input=b"g")
+        assert r.rc == 5, r
+        assert r.stdout == payload, (len(r.stdout), r)
+        assert "Connection reset by peer" in r.stderr, r
 
 
 # --------------------------------------------------------------------------- source
