@@ -62,6 +62,7 @@ struct scan {
     size_t nact;
     unsigned next_start, next_print;
     int first_failure;              /* the verdict of the lowest port not open */
+    char local_why[ADDR_TEXT_MAX + 96]; /* why a probe could not start (said once) */
 };
 
 int scan_take_ports(int argc, char **argv, struct connect_opts *o)
@@ -122,7 +123,8 @@ static void finish(struct scan *sc, struct active *a, struct outcome *oc, enum v
     oc->state = state;
     oc->err = v == V_OK ? 0 : err;
     if (a->fd >= 0) {
-        note_local(sc, a->fd, oc);
+        if (v == V_OK)      /* a failed connect has no local end (--json: null) */
+            note_local(sc, a->fd, oc);
         sk_close(a->fd);
     }
     a->fd = -1;
@@ -141,6 +143,28 @@ static void finish_errno(struct scan *sc, struct active *a, struct outcome *oc, 
         finish(sc, a, oc, v, v == V_REFUSED ? "refused" : verdict_name(v), err);
 }
 
+/* A probe that could not start: our failure, the same for every port, so its
+ * reason goes to stderr once (as send says it) and into each --json error. */
+static void local_failure(struct scan *sc, struct active *a, struct outcome *oc, int no_socket)
+{
+    int err = errno;
+
+    if (sc->local_why[0] == '\0') {
+        char src[ADDR_TEXT_MAX + 32];
+
+        if (no_socket) {
+            snprintf(sc->local_why, sizeof sc->local_why, "cannot open a socket: %s",
+                     strerror(err));
+        } else {
+            client_source_name(&sc->o->c.t, src, sizeof src);
+            snprintf(sc->local_why, sizeof sc->local_why, "cannot use %s: %s", src,
+                     strerror(err));
+        }
+        log_msg("%s", sc->local_why);
+    }
+    finish(sc, a, oc, V_LOCAL, "local", err);
+}
+
 static void start_probe(struct scan *sc, struct active *a, unsigned port)
 {
     struct outcome *oc = outcome_of(sc, port);
@@ -152,7 +176,7 @@ static void start_probe(struct scan *sc, struct active *a, unsigned port)
     set_port(sc, port);
     a->fd = sk_socket(sa->sa_family, sc->udp ? SOCK_DGRAM : SOCK_STREAM);
     if (a->fd < 0 || client_bind_source(a->fd, &sc->o->c.t, sa->sa_family) < 0) {
-        finish(sc, a, oc, V_LOCAL, "local", errno);
+        local_failure(sc, a, oc, a->fd < 0);
         return;
     }
     if (sk_connect(a->fd, sa, sc->addrlen) == 0) {
@@ -219,8 +243,11 @@ static void print_json(struct scan *sc, unsigned port, const struct outcome *oc)
     }
     set_port(sc, port);
     addr_format((struct sockaddr *)&sc->addr, sc->addrlen, r.peer, sizeof r.peer);
-    if (oc->err)
-        snprintf(r.error, sizeof r.error, "%s", strerror(oc->err));
+    if (oc->verdict == V_LOCAL && sc->local_why[0])
+        snprintf(r.error, sizeof r.error, "%s", sc->local_why);
+    else if (oc->err)   /* as send's line says it */
+        snprintf(r.error, sizeof r.error, "connect to %s port %u (%s) failed: %s", sc->host,
+                 port, sc->udp ? "udp" : "tcp", strerror(oc->err));
     report_json(&r, &j);
     json_str(&j, "state", oc->state);
     fputs(json_end(&j), stdout);
@@ -273,7 +300,7 @@ static int poll_round(struct scan *sc)
             continue;
         if (now >= a->deadline) {
             finish(sc, a, outcome_of(sc, a->port), sc->udp ? V_OK : V_TIMEOUT,
-                   sc->udp ? "open|filtered" : "timeout", 0);
+                   sc->udp ? "open|filtered" : "timeout", ETIMEDOUT);
             continue;
         }
         pfd[n] = (struct pollfd){ .fd = a->fd, .events = sc->udp ? POLLIN : POLLOUT };

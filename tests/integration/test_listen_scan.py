@@ -252,8 +252,11 @@ def test_scan_timeout_is_parallel_and_bounded():
                         "%d-%d" % (ports[0], ports[-1])], timeout=30)
         took = time.monotonic() - t0
         assert r.rc in (3, 4), r
-        states = {j["port"]: j["state"] for j in map(json.loads, r.stdout.decode().splitlines())}
-        assert all(states[p] == "timeout" for p in ports), states
+        objs = {j["port"]: j for j in map(json.loads, r.stdout.decode().splitlines())}
+        assert all(objs[p]["state"] == "timeout" for p in ports), objs
+        assert all(objs[p]["local"] is None and objs[p]["error"] ==
+                   "connect to 127.0.0.1 port %d (tcp) failed: Connection timed out" % p
+                   for p in ports), objs
         assert took < scaled(2.5), took
         t0 = time.monotonic()
         r = run_kodama(["connect", "-z", "127.0.0.1", fbs[0].port])
@@ -273,7 +276,32 @@ def test_scan_json_one_object_per_port(server):
     assert [(j["port"], j["state"], j["verdict"], j["exit"]) for j in objs] == [
         (base, "open", "ok", 0), (base + 1, "refused", "refused", 3)], objs
     assert objs[0]["connect_ms"] is not None and objs[0]["peer"] == "127.0.0.1:%d" % base
-    assert objs[1]["error"] == "Connection refused", objs[1]
+    assert objs[0]["local"].startswith("127.0.0.1:") and objs[0]["error"] is None, objs[0]
+    # A failed connect has no local end, and its error is the line send would print.
+    assert objs[1]["local"] is None, objs[1]
+    assert objs[1]["error"] == ("connect to 127.0.0.1 port %d (tcp) failed: Connection refused"
+                                % (base + 1)), objs[1]
+
+
+def test_scan_local_failure_says_why_once():
+    """A probe that cannot start (its source port is taken) is our failure, exit 9, with
+    the reason on stderr once for all ports, as send says it, and in --json's error."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        p = taken.getsockname()[1]
+        why = "cannot use source address 127.0.0.1 port %d: Address already in use" % p
+        r = run_kodama(["connect", "-z", "--source", "127.0.0.1", "--source-port", p,
+                        "127.0.0.1", "%d-%d" % (p, p + 1)])
+        assert r.rc == 9, r
+        assert r.stdout.decode() == ("127.0.0.1 port %d (tcp): local\n"
+                                     "127.0.0.1 port %d (tcp): local\n" % (p, p + 1)), r
+        assert r.stderr == "kodama: %s\n" % why, r
+        r = run_kodama(["connect", "-z", "--json", "--source", "127.0.0.1", "--source-port", p,
+                        "127.0.0.1", p])
+        assert r.rc == 9, r
+        j = json.loads(r.stdout)
+        assert (j["verdict"], j["state"], j["local"], j["error"]) == ("local", "local", None, why), j
 
 
 def test_scan_many_ports(server):
