@@ -26,6 +26,7 @@ void tls_opts_defaults(struct tls_opts *o)
 {
     memset(o, 0, sizeof *o);
     o->timeout_ms = 10 * 1000;
+    o->cfg.client_cert_required = 1;    /* --client-cert require, the default */
 }
 
 int tls_option(int c, const char *arg, struct tls_opts *o)

@@ -263,6 +263,22 @@ def test_client_certificate_required_and_shown_in_info(server, tmp_path):
     s.stop()
 
 
+def test_client_certificate_required_by_default(server, tmp_path):
+    """kodama.1: --client-cert is require by default: --client-ca alone turns a
+    client without a certificate away."""
+    d = str(tmp_path)
+    ca = make_ca(d)
+    s = server.start(["--client-ca", ca[1], "info@127.0.0.1:0/tcp+tls"])
+    got = b""
+    with pytest.raises((ssl.SSLError, ConnectionResetError, BrokenPipeError)):
+        c = tls_connect(s.addr("info"))
+        got = kh.recv_until_eof(c)
+        c.close()
+    assert b"client_cert=no" not in got, got
+    s.wait_log(lambda t: "no TLS handshake" in t and "certificate" in t)
+    s.stop()
+
+
 def test_client_certificate_optional(server, tmp_path):
     d = str(tmp_path)
     ca = make_ca(d)
