@@ -166,10 +166,12 @@ int hist_write_hgrm(FILE *out, const struct histogram *h, double scale)
         fprintf(out, "%12.3f %12f %12" PRIu64 " %12.2f\n", (double)hist_bucket_high(i) / scale,
                 target / 100.0, seen + h->buckets[i], 1.0 / (1.0 - target / 100.0));
         rows++;
-        target = next_percentile(target);
-        /* Finer than one value in count tells nothing more: on to the 100 % row. */
-        if (target / 100.0 > 1.0 - 1.0 / (double)h->count || rows > 10000)
+        /* As HdrHistogram's iterator: the bucket that brings the count to the total
+         * gives one row (the maximum's, at a finite 1/(1-Percentile) the plotter
+         * draws), then only the 100 % row follows. */
+        if (seen + h->buckets[i] == h->count || rows > 10000)
             break;
+        target = next_percentile(target);
     }
     if (h->count > 0) {
         uint64_t last = h->max < UINT64_MAX ? hist_bucket_high(hist_index(h->max)) : h->max;

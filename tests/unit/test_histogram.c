@@ -238,6 +238,7 @@ static void test_hgrm(void **state)
     size_t len = 0;
     FILE *out = open_memstream(&text, &len);
     double pct[64];
+    unsigned long long last_count = 0;
     int rows = 0;
 
     (void)state;
@@ -262,6 +263,7 @@ static void test_hgrm(void **state)
         assert_int_equal(sscanf(line, "%lf %lf %llu %lf", &v, &q, &c, &inv), 4);
         assert_true(rows < 64);
         pct[rows++] = q;
+        last_count = c;
         /* The value there is within the histogram's error of the exact one. */
         assert_true(v >= q * 1.0 - 0.005 && v <= q * 1.0 + 0.012);
     }
@@ -270,9 +272,36 @@ static void test_hgrm(void **state)
     assert_true(pct[0] == 0.0 && pct[1] == 0.1 && pct[5] == 0.5 && pct[6] == 0.55 && pct[10] == 0.75);
     assert_true(pct[11] > 0.7749 && pct[11] < 0.7751);
     for (int i = 1; i < rows; i++)
-        assert_true(pct[i] > pct[i - 1] && pct[i] <= 0.999);
+        assert_true(pct[i] > pct[i - 1] && pct[i] < 1.0);
+    /* As HdrHistogram's: the maximum's bucket has a row of its own before the 100 %
+     * one, whose 1/(1-Percentile) is inf and is not plotted. */
+    assert_int_equal(last_count, 1000);
     assert_non_null(strstr(text, "#[Max     =        1.000, Total count    =         1000]\n"));
     assert_non_null(strstr(text, "#[Buckets =           58, SubBuckets     =          128]\n"));
+    free(text);
+}
+
+/* Every value in one bucket: HdrHistogram's iterator gives that bucket one row
+ * (at percentile 0), then the 100 % row; no more. */
+static void test_hgrm_one_bucket(void **state)
+{
+    struct histogram h;
+    char *text = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&text, &len);
+    int rows = 0;
+
+    (void)state;
+    hist_init(&h);
+    for (int i = 0; i < 1000; i++)
+        hist_record(&h, 5000);
+    assert_int_equal(hist_write_hgrm(out, &h, 1.0), 0);
+    fclose(out);
+    for (char *p = strstr(text, "\n\n") + 2; *p && *p != '#'; p = strchr(p, '\n') + 1)
+        rows++;
+    assert_int_equal(rows, 2);
+    assert_non_null(strstr(text, "    5023.000     0.000000         1000         1.00\n"
+                                 "    5023.000     1.000000         1000          inf\n"));
     free(text);
 }
 
@@ -314,6 +343,7 @@ int main(void)
         cmocka_unit_test(test_extremes),
         cmocka_unit_test(test_merge),
         cmocka_unit_test(test_hgrm),
+        cmocka_unit_test(test_hgrm_one_bucket),
         cmocka_unit_test(test_add_bucket),
     };
 
