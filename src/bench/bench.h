@@ -55,6 +55,7 @@ struct bench_result {
     unsigned runs;                  /* runs merged into this one (--merge); 1 */
     double overlap_s;               /* --merge: the time all the runs shared */
     double msgs_per_s, mib_per_s, conns_per_s;  /* --merge: the runs' sums; else 0 */
+    int tls;                        /* --merge: a run was over TLS (handshakes count) */
     int interrupted;                /* SIGINT or SIGTERM */
     int failed;                     /* a worker stopped the run, for this reason: */
     char fail_msg[256];

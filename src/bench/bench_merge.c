@@ -142,7 +142,8 @@ static int add_run(struct reader *r, struct bench_config *cfg, struct bench_resu
                    struct run *run)
 {
     uint64_t conns, threads, rate, msgs, bytes, connections, corrupt, lost, resets, timeouts;
-    uint64_t size, depth;
+    uint64_t size, depth, handshakes = 0, resumed = 0;
+    long tli = json_get(r->text, r->t, 0, "tls");
     long mi = json_get(r->text, r->t, 0, "mode"), ti = json_get(r->text, r->t, 0, "target");
     char mode[16], target[ADDR_TEXT_MAX];
 
@@ -162,6 +163,10 @@ static int add_run(struct reader *r, struct bench_config *cfg, struct bench_resu
         get_double(r, 0, "msgs_per_s", &run->msgs_per_s) < 0 ||
         get_double(r, 0, "mib_per_s", &run->mib_per_s) < 0 ||
         get_double(r, 0, "conns_per_s", &run->conns_per_s) < 0)
+        return -1;
+    /* A run over TLS: its handshakes count as its connections do. */
+    if (tli >= 0 && r->t[tli].type == JSON_TRUE &&
+        (get_u64(r, 0, "handshakes", &handshakes) < 0 || get_u64(r, 0, "resumed", &resumed) < 0))
         return -1;
     if (res->runs == 0) {
         cfg->mode = strcmp(mode, "udp") == 0 ? BENCH_UDP : strcmp(mode, "hello") == 0 ? BENCH_HELLO
@@ -184,6 +189,9 @@ static int add_run(struct reader *r, struct bench_config *cfg, struct bench_resu
     res->n.lost += lost;
     res->n.resets += resets;
     res->n.timeouts += timeouts;
+    res->n.handshakes += handshakes;
+    res->n.resumed += resumed;
+    res->tls |= tli >= 0 && r->t[tli].type == JSON_TRUE;
     res->runs++;
     return 0;
 }

@@ -54,7 +54,7 @@ void bench_report_text(const struct bench_config *cfg, const struct bench_result
     printf("msgs %llu msgs/s %.0f MiB/s %.2f bytes %llu\n", (unsigned long long)n->msgs,
            r.msgs, r.mib, (unsigned long long)n->bytes);
     printf("connections %llu conns/s %.1f", (unsigned long long)n->connections, r.conns);
-    if (cfg->tls_ctx)
+    if (cfg->tls_ctx || res->tls)
         printf(" tls handshakes %llu resumed %llu", (unsigned long long)n->handshakes,
                (unsigned long long)n->resumed);
     putchar('\n');
@@ -127,7 +127,7 @@ void bench_report_json(const struct bench_config *cfg, const struct bench_result
            (unsigned long long)n->msgs, r.msgs, (unsigned long long)n->bytes, r.mib,
            (unsigned long long)n->connections, r.conns);
     printf("\"tls\": %s, \"handshakes\": %llu, \"resumed\": %llu, ",
-           cfg->tls_ctx ? "true" : "false", (unsigned long long)n->handshakes,
+           cfg->tls_ctx || res->tls ? "true" : "false", (unsigned long long)n->handshakes,
            (unsigned long long)n->resumed);
     printf("\"errors\": %llu, \"corrupt\": %llu, \"lost\": %llu, \"resets\": %llu, "
            "\"timeouts\": %llu, \"interrupted\": %s, ",

@@ -152,3 +152,27 @@ def test_merge_missing_file_and_usage(tmp_path):
         tmp_path / "none.json"), r
     kh.assert_usage_error(kh.run_kodama(["bench", "--merge"]),
                           "kodama: --merge needs the REPORT files", "bench")
+
+
+def test_merged_tls_runs_keep_their_handshakes(server, tmp_path):
+    """Counts are summed (kodama.1, --merge): the handshakes of runs over TLS too."""
+    s = server.start(["echo@127.0.0.1:0/tcp+tls"])
+    addr = s.addr("echo")
+    files, runs = [], []
+    for i in range(2):
+        j = bench_json(addr, "-c", "2", "--tls", "--insecure", duration="0.3")
+        assert j["tls"] is True and j["handshakes"] >= 2, j
+        runs.append(j)
+        f = tmp_path / ("tls%d.json" % i)
+        f.write_text(json.dumps(j))
+        files.append(str(f))
+    r = kh.run_kodama(["bench", "--merge", "--json", *files])
+    assert r.rc == 0, r
+    m = json.loads(r.stdout)
+    assert m["tls"] is True, m
+    assert m["handshakes"] == sum(x["handshakes"] for x in runs), m
+    assert m["resumed"] == sum(x["resumed"] for x in runs), m
+    r = kh.run_kodama(["bench", "--merge", *files])
+    assert re.search(r"^connections \d+ conns/s [\d.]+ tls handshakes %d resumed %d$"
+                     % (m["handshakes"], m["resumed"]), r.stdout.decode(), re.M), r
+    s.stop()
