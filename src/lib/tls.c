@@ -393,6 +393,9 @@ static int status_of(SSL *ssl, int rc, int handshake, char *err, size_t errlen)
     case SSL_ERROR_WANT_READ: return TLS_WANT_READ;
     case SSL_ERROR_WANT_WRITE: return TLS_WANT_WRITE;
     case SSL_ERROR_ZERO_RETURN:
+        /* A close_notify: in the handshake, a peer that went away (with a reason). */
+        if (handshake)
+            snprintf(err, errlen, "the peer closed the connection (close_notify)");
         ERR_clear_error();
         return handshake ? TLS_RESET : TLS_CLOSED;
     case SSL_ERROR_SYSCALL:
