@@ -140,6 +140,10 @@ static void write_tls(FILE *out, const struct metrics_snapshot *s)
 
     for (size_t i = 0; i < s->n; i++) {
         const struct metrics_listener *l = &s->listeners[i];
+        /* The two counts are read one after the other while the worker counts, so a
+         * kTLS handshake may be in the second and not yet the first: never below 0. */
+        uint64_t ktls = l->t.tls_ktls;
+        uint64_t plain = l->t.tls_handshakes > ktls ? l->t.tls_handshakes - ktls : 0;
 
         if (!l->tls)
             continue;
@@ -150,7 +154,7 @@ static void write_tls(FILE *out, const struct metrics_snapshot *s)
             fputs("kodama_tls_handshakes_total{", out);
             listener_labels(out, l);
             fprintf(out, ",ktls=\"%s\"} %llu\n", k ? "yes" : "no",
-                    (unsigned long long)(k ? l->t.tls_ktls : l->t.tls_handshakes - l->t.tls_ktls));
+                    (unsigned long long)(k ? ktls : plain));
         }
     }
 }
