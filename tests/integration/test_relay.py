@@ -381,3 +381,86 @@ def test_control_sets_up_faults_on_a_relay(server):
 ])
 def test_relay_usage_errors(spec, msg):
     assert_usage_error(run_kodama(["serve", spec]), "kodama: " + msg, "serve")
+
+
+# --------------------------------------------------------------------------- byte counts
+
+def reads_until_eof(conn):
+    conn.settimeout(scaled(3))
+    got = b""
+    try:
+        while True:
+            b = conn.recv(65536)
+            if not b:
+                return got, "eof"
+            got += b
+    except socket.timeout:
+        return got, "timeout"
+    except ConnectionResetError:
+        return got, "reset"
+
+
+# up-slice=10 with no delay: each pump sends a slice before and after reading, so 16
+# pumps (STEPS_PER_EVENT) move 10 + 15 * 20 = 310 bytes: the count is reached by the
+# very last send of the event. 300 is reached mid-event (the control case).
+@pytest.mark.parametrize("n,key,end", [(300, "up-close-after", "eof"),
+                                       (310, "up-close-after", "eof"),
+                                       (310, "up-reset-after", "reset"), (300, "up-reset-after", "reset")])
+def test_count_reached_on_the_last_step_of_an_event(server, n, key, end):
+    t = Target(reads_until_eof)
+    r = relay(server, t.addr, ",up-slice=10,%s=%d" % (key, n))
+    with connect(r.addr("relay")) as c:
+        c.sendall(b"y" * n)       # exactly n: nothing is held once they are out
+        assert t.join() == (b"y" * n, end)
+    r.stop()
+
+
+def test_reset_after_toward_a_client_that_reads_at_once(server):
+    """kodama.1: reset-after=N is "a reset (RST) after N bytes out": the client gets
+    the reset, not first a FIN (the cut passed on as one) that a client reading at
+    once takes for a clean end."""
+    e = server.start(["-t", "1", "echo@127.0.0.1:0/tcp"])
+    r = relay(server, e.addr_text("echo"), ",reset-after=5")
+    ends = []
+    for _ in range(5):
+        with connect(r.addr("relay")) as c:
+            c.settimeout(scaled(3))
+            c.sendall(b"0123456789")
+            got = b""
+            try:
+                while True:
+                    b = c.recv(100)
+                    if not b:
+                        ends.append("eof")
+                        break
+                    got += b
+            except ConnectionResetError:
+                ends.append("reset")
+            assert got == b"01234"
+    assert ends == ["reset"] * 5, ends
+    r.stop()
+    e.stop()
+
+
+def test_reset_after_toward_a_client_of_chargen_that_reads_at_once(server):
+    """The same with the bytes coming from the target (chargen) as fast as it can."""
+    g = server.start(["-t", "1", "chargen@127.0.0.1:0/tcp"])
+    r = relay(server, g.addr_text("chargen"), ",reset-after=200000")
+    ends = []
+    for _ in range(5):
+        with connect(r.addr("relay")) as c:
+            c.settimeout(scaled(3))
+            got = 0
+            try:
+                while True:
+                    b = c.recv(65536)
+                    if not b:
+                        ends.append("eof")
+                        break
+                    got += len(b)
+            except ConnectionResetError:
+                ends.append("reset")
+            assert got == 200000
+    assert ends == ["reset"] * 5, ends
+    r.stop()
+    g.stop()

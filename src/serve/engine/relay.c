@@ -489,7 +489,8 @@ static int dir_pass_fin(struct relay *r, struct relay_dir *d)
 {
     int rc;
 
-    if (d->shut || (!d->eof && !d->discard) || dir_held(d) > 0 ||
+    /* reset-after: the sink gets a reset, not a FIN before it. */
+    if (d->shut || d->resetting || (!d->eof && !d->discard) || dir_held(d) > 0 ||
         (d->up && r->hdr_off < r->hdr_len))
         return 0;
     d->shut = 1;
@@ -562,6 +563,14 @@ void relay_step(struct relay *r)
         if (d < 0)
             return;
         moved = u || d;
+    }
+    if (moved && !r->stalled) {
+        /* Out of turns: a byte count the last sends reached acts now, since nothing
+         * might bring us back (nothing held, no more input). */
+        int act = dir_act(r, &r->up, relay_dir_faults(r, &r->up));
+
+        if (act < 0 || (act == 0 && dir_act(r, &r->down, relay_dir_faults(r, &r->down)) < 0))
+            return;
     }
     if (moved) {
         /* Out of turns with bytes still to go: a writable event brings us back, after
