@@ -3,6 +3,7 @@ drop and dup with --seed, toxicity, and a duplicate that the UDP guard's bound
 forbids."""
 import re
 import socket
+import threading
 import time
 
 import pytest
@@ -159,4 +160,49 @@ def test_udp_faults_leave_the_tcp_socket_of_the_spec_alone(server):
     with connect(s.addr("echo")) as c:
         c.sendall(b"stream")
         assert recv_exact(c, 6) == b"stream"
+    s.stop()
+
+
+def test_one_peers_backlog_leaves_room_for_the_others(server):
+    """rate= paces each peer; a peer that sends faster than its rate lets replies go
+    fills its own share of the worker's queue of held replies and loses its own
+    replies, never another peer's (it used to fill all 4096 places)."""
+    s = server.start(["-t", "1", "echo@127.0.0.1:0/udp,rate=1000"])
+    dest = s.addr("echo", "udp")
+    stop = threading.Event()
+    a_got = []
+
+    def flood():
+        # ~2000 datagrams a second, whose replies at 1000 B/s go ~9 ms apart (110 a
+        # second): its backlog only grows.
+        with udp_socket(0.05) as a:
+            deadline = time.monotonic() + scaled(20)
+            i = 0
+            while not stop.is_set() and time.monotonic() < deadline:
+                a.sendto(b"a%08d" % i, dest)
+                i += 1
+                if i % 20 == 0:
+                    time.sleep(0.01)
+            while True:
+                try:
+                    a_got.append(a.recv(100))
+                except OSError:
+                    break
+
+    t = threading.Thread(target=flood, daemon=True)
+    t.start()
+    time.sleep(3.0)         # ~6000 sent: more than the whole queue
+    with udp_socket(scaled(1.0)) as b:
+        for i in range(3):
+            b.sendto(b"b%08d" % i, dest)
+        got = []
+        try:
+            for _ in range(3):
+                got.append(b.recv(100))
+        except socket.timeout:
+            pass
+    stop.set()
+    t.join(scaled(10))
+    assert got == [b"b%08d" % i for i in range(3)], got
+    assert a_got, "the flooding peer got nothing back"
     s.stop()

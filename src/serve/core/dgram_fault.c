@@ -11,6 +11,8 @@
 
 #define QUEUE_MAX 4096              /* replies held back per worker */
 #define QUEUE_BYTES_MAX (4u << 20)  /* and their bytes */
+#define PEER_HELD_MAX (QUEUE_MAX / 16)    /* one peer's share of them: others keep room */
+#define PEER_BYTES_MAX (QUEUE_BYTES_MAX / 16)
 #define PEER_SETS 1024              /* peers remembered: sets of PEER_WAYS; a power of two */
 #define PEER_WAYS 4
 
@@ -18,6 +20,8 @@
 struct held {
     struct dlink link;              /* the queue, by due time */
     struct listener *l;
+    struct peer *owner;             /* whose share it takes, while owner->key is key */
+    uint64_t key;
     int64_t due;
     int copies;
     struct sockaddr_storage peer;
@@ -28,11 +32,14 @@ struct held {
     char data[];
 };
 
-/* What a peer's next reply must wait for: its last one (order), and its rate. */
+/* What a peer's next reply must wait for: its last one (order), and its rate; and
+ * its share of the queue. */
 struct peer {
     uint64_t key;                   /* 0: unused */
     int64_t last_due;               /* ms */
     int64_t rate_at_us;             /* its replies so far are paid for until then */
+    uint32_t held;                  /* replies of its in the queue */
+    size_t bytes;                   /* and their bytes */
 };
 
 struct dgram_faults {
@@ -123,6 +130,10 @@ static void held_free(struct dgram_faults *df, struct held *h)
     dlist_remove(&h->link);
     df->held--;
     df->bytes -= h->len;
+    if (h->owner->key == h->key) {     /* not forgotten since (its entry reused) */
+        h->owner->held--;
+        h->owner->bytes -= h->len;
+    }
     free(h);
 }
 
@@ -162,18 +173,30 @@ static void queue_insert(struct dgram_faults *df, struct held *h)
     df->bytes += h->len;
 }
 
-/* Hold a reply until due; returns 0, or -1 if the queue is full (it is dropped). */
-static int hold(struct listener *l, const struct sockaddr *peer, socklen_t peer_len,
-                const void *control, size_t control_len, const char *data, size_t len,
-                int copies, int64_t due)
+/* Is there room in the queue for one more reply of p's? The whole queue's bound,
+ * and p's share of it: a peer that sends faster than its rate lets replies go
+ * fills its own share and loses its own replies, not the others'. */
+static int room_for(const struct dgram_faults *df, const struct peer *p, size_t len)
+{
+    return df->held < QUEUE_MAX && df->bytes + len <= QUEUE_BYTES_MAX &&
+           p->held < PEER_HELD_MAX && p->bytes + len <= PEER_BYTES_MAX;
+}
+
+/* Hold p's reply until due; returns 0, or -1 without memory (it is dropped). */
+static int hold(struct listener *l, struct peer *p, const struct sockaddr *peer,
+                socklen_t peer_len, const void *control, size_t control_len, const char *data,
+                size_t len, int copies, int64_t due)
 {
     struct dgram_faults *df = faults_of(l->wk);
     struct held *h;
 
-    if (df->held >= QUEUE_MAX || df->bytes + len > QUEUE_BYTES_MAX ||
-        peer_len > sizeof h->peer || control_len > sizeof h->control ||
+    if (peer_len > sizeof h->peer || control_len > sizeof h->control ||
         (h = malloc(sizeof *h + len)) == NULL)
         return -1;
+    h->owner = p;
+    h->key = p->key;
+    p->held++;
+    p->bytes += len;
     h->l = l;
     h->due = due;
     h->copies = copies;
@@ -192,13 +215,11 @@ static int hold(struct listener *l, const struct sockaddr *peer, socklen_t peer_
     return 0;
 }
 
-/* When may this reply go? latency (jittered), never before the peer's last, and
+/* When may p's reply go? latency (jittered), never before the peer's last, and
  * after what the peer's rate has paid for. */
-static int64_t due_time(struct listener *l, const struct sockaddr *peer, socklen_t peer_len,
-                        size_t bytes, int64_t now)
+static int64_t due_time(struct listener *l, struct peer *p, size_t bytes, int64_t now)
 {
     const struct fault_shape *f = &l->faults.down;
-    struct peer *p = peer_find(faults_of(l->wk), peer_key(l, peer, peer_len));
     int64_t due = now + fault_delay_ms(f, &l->wk->rng);
 
     if (due < p->last_due)
@@ -238,6 +259,7 @@ void dgram_fault_reply(struct listener *l, const struct sockaddr *peer, socklen_
     size_t control_len = l->pktinfo && in && in->msg_controllen ? udp_reply_pktinfo(in, control.buf)
                                                                 : 0;
     int copies = 1, verbose = wk->cfg->verbose;
+    struct peer *p = NULL;
     int64_t now, due;
 
     if (!fault_rng_chance(&wk->rng, f->toxicity)) {
@@ -258,8 +280,19 @@ void dgram_fault_reply(struct listener *l, const struct sockaddr *peer, socklen_
     if (copies == 2)
         counter_add(&l->stats.faults[FAULT_DUP], 1);
     now = now_ms();
-    due = f->down.latency_ms || f->down.latency_jitter_ms || f->down.rate
-              ? due_time(l, peer, peer_len, copies * len, now) : now;
+    due = now;
+    if (f->down.latency_ms || f->down.latency_jitter_ms || f->down.rate) {
+        p = peer_find(faults_of(wk), peer_key(l, peer, peer_len));
+        if (!room_for(wk->dfaults, p, len)) {
+            /* Dropped as a full router queue drops: before it is paid for, so the
+             * peer's next reply does not wait for this one. */
+            counter_add(&l->stats.dgrams_dropped, (uint64_t)copies);
+            if (verbose)
+                log_fault(l, peer, peer_len, "dropped (its queue is full)", 0);
+            return;
+        }
+        due = due_time(l, p, copies * len, now);
+    }
     if (verbose && (copies == 2 || due > now))
         log_fault(l, peer, peer_len, copies == 1 ? "delayed" : due > now ? "duplicated, delayed"
                                                                         : "duplicated",
@@ -272,7 +305,7 @@ void dgram_fault_reply(struct listener *l, const struct sockaddr *peer, socklen_
         counter_add(&l->stats.faults[FAULT_LATENCY], 1);
     if (f->down.rate)
         counter_add(&l->stats.faults[FAULT_RATE], 1);
-    if (hold(l, peer, peer_len, control.buf, control_len, data, len, copies, due) < 0)
+    if (hold(l, p, peer, peer_len, control.buf, control_len, data, len, copies, due) < 0)
         counter_add(&l->stats.dgrams_dropped, (uint64_t)copies);
 }
 
