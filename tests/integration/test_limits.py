@@ -219,6 +219,35 @@ def test_send_timeout_resets_a_peer_that_never_reads(server):
     assert counters(log, "echo", "tcp")["send_timeout"] == 1
 
 
+@pytest.mark.parametrize("size,limit", [("64K", 65536), ("200K", 212992)])
+def test_a_peer_that_never_reads_gets_at_most_max_buffer_held(server, size, limit):
+    """What kodama holds of a peer that sends fast and reads nothing is bounded by
+    --max-buffer (on io_uring in whole 16 KiB buffers): in - out on its close line.
+    On io_uring a multishot receive used to take many buffers in one batch, before
+    the connection could stop it (123 to 480 KiB held against 64K)."""
+    s = server.start(["-v", "-t", "1", "--send-timeout", "1", "--max-buffer", size,
+                      "echo@127.0.0.1:0/tcp"])
+    hog = connect(s.addr("echo"))
+    hog.setblocking(False)
+    port = hog.getsockname()[1]
+    t0, idle = time.monotonic(), 0
+    while time.monotonic() - t0 < scaled(5) and idle <= 20:
+        try:
+            hog.send(b"x" * 262144)
+            idle = 0
+        except BlockingIOError:
+            idle += 1
+            time.sleep(0.01)
+        except (ConnectionResetError, BrokenPipeError):
+            break
+    line = re.compile(r"close echo tcp 127\.0\.0\.1:%d in=(\d+) out=(\d+)" % port)
+    m = line.search(s.wait_log(lambda t: line.search(t), scaled(10)))
+    hog.close()
+    held = int(m.group(1)) - int(m.group(2))
+    assert 0 < held <= limit, (held, size)
+    s.stop()
+
+
 def test_slow_reader_within_send_timeout_keeps_every_byte(server):
     """A reader that is slow but keeps reading is progress: never dropped."""
     s = server.start(["--send-timeout", "0.5", "--max-buffer", "1K", "echo@127.0.0.1:0/tcp"])

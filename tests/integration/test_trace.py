@@ -261,7 +261,8 @@ def test_serve_trace_names_each_connection(server):
                                                 % where, l)]
         assert acc, lines
         fd = re.search(r"= (\d+)$", acc[0]).group(1)
-        seq = ["io_uring: submit recv_multishot(%s)" % fd, "io_uring: complete recv(%s) = 5" % fd,
+        # The cap: --max-buffer's 64 KiB less a 16 KiB buffer's worth but a byte.
+        seq = ["io_uring: submit recv_multishot(%s, cap 49153)" % fd, "io_uring: complete recv(%s) = 5" % fd,
                "io_uring: submit send(%s, 5)" % fd, "io_uring: complete send(%s) = 5" % fd,
                "io_uring: complete recv(%s) = 0  (peer closed: FIN)" % fd,
                "shutdown(%s, SHUT_WR) = 0" % fd, "io_uring: submit close(%s)" % fd]

@@ -9,7 +9,9 @@
  * MSG_DONTWAIT, and when the socket is full (EAGAIN or a partial send) what is
  * left moves to the connection's own "spill" buffer (from the worker's pool) and
  * the ring buffers go back at once. Slow readers then cost their own memory, as on
- * epoll, never the other connections' input. */
+ * epoll, never the other connections' input. An echo's multishot receive carries a
+ * byte cap, the room --max-buffer leaves (submit_recv), or one batch could take
+ * many buffers before the connection sees that its peer stopped reading. */
 #include "serve/engine/uring_engine.h"
 
 #include <errno.h>
@@ -54,6 +56,7 @@ struct uconn {
     unsigned closing : 1;
     unsigned recv_on : 1;
     unsigned recv_cancelled : 1;
+    unsigned recv_capped : 1;       /* the receive in flight has a byte cap */
     unsigned send_on : 1;
     unsigned hup_on : 1;
     unsigned is_starved : 1;
@@ -203,6 +206,8 @@ static void send_ctx_put(struct uring_state *us, struct send_ctx *sx)
  * for that input are one io_uring_enter: a ping-pong's one system call per
  * message. Not after a send that did not go whole: the socket is filling, and its
  * completions are worth handling at once. */
+static int uconn_wants_input(const struct uconn *c);
+
 static void expect_echo_sent(struct uconn *c)
 {
     struct uring_state *us = uc_wk(c)->uring;
@@ -211,6 +216,11 @@ static void expect_echo_sent(struct uconn *c)
         us->expect_backoff--;
         return;
     }
+    /* The input must be coming: a receive armed (or armed by this step). One that
+     * ended at its cap is armed again only once the send's completion is handled,
+     * and waiting for input first would wait for a timer. */
+    if (!(c->recv_on && !c->recv_cancelled) && !uconn_wants_input(c))
+        return;
     if (!c->s.shut_after_send && !c->s.repeat && !c->s.stopping && !c->s.rd_eof) {
         uring_expect_inline(us->ring);
         c->send_expected = 1;
@@ -317,16 +327,43 @@ static void consume_output(struct uconn *c, size_t n)
     }
 }
 
+/* The byte cap of an echo's receive: the kernel ends a capped multishot receive
+ * once it has taken that many bytes, the last receive taking a whole buffer's
+ * worth, so the cap is the room (whole buffers under --max-buffer, or what the
+ * spill buffer has room for; uconn_wants_input asks for a buffer's worth at
+ * least) less a buffer's worth but a byte. 0: no cap (the input is not kept). */
+static size_t input_cap(const struct uconn *c)
+{
+    size_t room;
+
+    if (!stream_echoes_input(&c->s))
+        return 0;
+    if (spilling(c))
+        room = ring_space(&c->spill);
+    else
+        room = (uc_wk(c)->uring->max_held - c->nheld) * STREAM_BUF_SIZE;
+    return room >= STREAM_BUF_SIZE ? room - (STREAM_BUF_SIZE - 1) : 1;
+}
+
+/* A multishot receive takes what has come in as fast as the kernel runs it, many
+ * buffers in one batch, before a completion can tell us to stop. So it carries a
+ * byte cap (sqe->optlen, Linux 6.16; file_index's place in liburing 2.3's header):
+ * a peer that reads nothing can make us hold no more than --max-buffer, nor pin
+ * more of the worker's shared buffers. */
 static void submit_recv(struct uconn *c)
 {
-    struct io_uring_sqe *sqe = uring_get_sqe(ring_of(uc_wk(c)));
+    struct uring_state *us = uc_wk(c)->uring;
+    struct io_uring_sqe *sqe = uring_get_sqe(us->ring);
+    size_t cap = us->recv_cap_off ? 0 : input_cap(c);
 
     io_uring_prep_recv_multishot(sqe, c->s.fd, NULL, 0, 0);
     sqe->flags |= IOSQE_BUFFER_SELECT;
     sqe->buf_group = STREAM_GROUP;
+    sqe->file_index = (uint32_t)(cap < UINT32_MAX ? cap : 0);
     io_uring_sqe_set_data64(sqe, uring_ud(c, TAG_RECV));
     if (TRACE_ON)
-        trace_submit("recv_multishot(%d)", c->s.fd);
+        trace_submit(cap ? "recv_multishot(%d, cap %zu)" : "recv_multishot(%d)", c->s.fd, cap);
+    c->recv_capped = sqe->file_index != 0;
     c->recv_on = 1;
     c->recv_cancelled = 0;
     c->ops++;
@@ -532,6 +569,8 @@ static void on_recv(struct uconn *c, int res, unsigned flags)
             c->is_starved = 1;
             dlist_push_tail(&wk->uring->starved, &c->starved);
         }
+    } else if (res == -EINVAL && c->recv_capped && !wk->uring->recv_cap_off) {
+        wk->uring->recv_cap_off = 1;    /* an older kernel: receive without the cap */
     } else if (res != -ECANCELED) {
         uconn_close(c);     /* reset, or the like */
     }
