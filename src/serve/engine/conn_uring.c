@@ -200,14 +200,14 @@ static void send_ctx_put(struct uring_state *us, struct send_ctx *sx)
     us->nfree_sends++;
 }
 
+static int uconn_wants_input(const struct uconn *c);
+
 /* An echo from the ring buffers may not wait (MSG_DONTWAIT), so it completes while
  * it is submitted; when it goes out whole, nothing follows from its completion
  * until the next input arrives. Tell the loop, so that submitting it and waiting
  * for that input are one io_uring_enter: a ping-pong's one system call per
  * message. Not after a send that did not go whole: the socket is filling, and its
  * completions are worth handling at once. */
-static int uconn_wants_input(const struct uconn *c);
-
 static void expect_echo_sent(struct uconn *c)
 {
     struct uring_state *us = uc_wk(c)->uring;
@@ -347,7 +347,8 @@ static size_t input_cap(const struct uconn *c)
 
 /* A multishot receive takes what has come in as fast as the kernel runs it, many
  * buffers in one batch, before a completion can tell us to stop. So it carries a
- * byte cap (sqe->optlen, Linux 6.16; file_index's place in liburing 2.3's header):
+ * byte cap (sqe->optlen of newer kernels, 6.18 here; file_index's place in
+ * liburing 2.3's header; an older kernel refuses it and receives uncapped):
  * a peer that reads nothing can make us hold no more than --max-buffer, nor pin
  * more of the worker's shared buffers. */
 static void submit_recv(struct uconn *c)

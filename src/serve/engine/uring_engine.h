@@ -61,7 +61,7 @@ struct uring_state {
     struct udp_run *free_runs;      /* headers for GSO sends */
     int gso_off;                    /* the kernel refused UDP_SEGMENT once */
     int recv_cap_off;               /* the kernel refused a multishot receive's byte cap
-                                     * (Linux 6.16 and later have it) */
+                                     * (newer kernels have it; 6.18 here does) */
     unsigned expect_backoff;        /* sends left before echoes are again expected to
                                      * complete whole while submitted */
 };
