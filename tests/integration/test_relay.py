@@ -386,6 +386,7 @@ def test_relay_usage_errors(spec, msg):
 # --------------------------------------------------------------------------- byte counts
 
 def reads_until_eof(conn):
+    """Read conn to its end: (the bytes, how it ended: eof, reset or timeout)."""
     conn.settimeout(scaled(3))
     got = b""
     try:
@@ -424,19 +425,10 @@ def test_reset_after_toward_a_client_that_reads_at_once(server):
     ends = []
     for _ in range(5):
         with connect(r.addr("relay")) as c:
-            c.settimeout(scaled(3))
             c.sendall(b"0123456789")
-            got = b""
-            try:
-                while True:
-                    b = c.recv(100)
-                    if not b:
-                        ends.append("eof")
-                        break
-                    got += b
-            except ConnectionResetError:
-                ends.append("reset")
-            assert got == b"01234"
+            got, end = reads_until_eof(c)
+        assert got == b"01234", got
+        ends.append(end)
     assert ends == ["reset"] * 5, ends
     r.stop()
     e.stop()
@@ -449,18 +441,9 @@ def test_reset_after_toward_a_client_of_chargen_that_reads_at_once(server):
     ends = []
     for _ in range(5):
         with connect(r.addr("relay")) as c:
-            c.settimeout(scaled(3))
-            got = 0
-            try:
-                while True:
-                    b = c.recv(65536)
-                    if not b:
-                        ends.append("eof")
-                        break
-                    got += len(b)
-            except ConnectionResetError:
-                ends.append("reset")
-            assert got == 200000
+            got, end = reads_until_eof(c)
+        assert len(got) == 200000, len(got)
+        ends.append(end)
     assert ends == ["reset"] * 5, ends
     r.stop()
     g.stop()
