@@ -76,25 +76,38 @@ def test_100_mib_round_trip_to_a_kodama_echo(server):
     e.stop()
 
 
+def socat_echo(socat):
+    """socat's echo (PIPE) on a free port: (its process, the port). The port is
+    picked before socat binds it, so a server started meanwhile by another test may
+    take it; socat then exits, and another port is tried."""
+    for _ in range(3):
+        port = free_port()
+        # -b8192: with a block as large as its pipe, socat PIPE can block on a write
+        # to its own pipe while nothing reads it.
+        p = subprocess.Popen([socat, "-b8192",
+                              "TCP-LISTEN:%d,bind=127.0.0.1,reuseaddr,fork" % port, "PIPE"],
+                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + scaled(5)
+        while p.poll() is None:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                time.sleep(0.05)
+                if p.poll() is None:    # still listening: the port is socat's
+                    return p, port
+            except OSError:
+                assert time.monotonic() < deadline, "socat did not start"
+                time.sleep(0.05)
+        p.wait(5)
+    raise AssertionError("socat could not listen on a free port three times")
+
+
 def test_100_mib_round_trip_to_a_socat_echo(server):
     socat = shutil.which("socat")
     if not socat:
         pytest.skip("socat is not installed (scripts/deps.sh installs it)")
-    port = free_port()
-    # -b8192: with a block as large as its pipe, socat PIPE can block on a write
-    # to its own pipe while nothing reads it.
-    p = subprocess.Popen([socat, "-b8192", "TCP-LISTEN:%d,bind=127.0.0.1,reuseaddr,fork" % port,
-                          "PIPE"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                         stderr=subprocess.DEVNULL)
+    p, port = socat_echo(socat)
     try:
-        deadline = time.monotonic() + scaled(5)
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "socat did not start"
-                time.sleep(0.05)
         r = relay(server, "127.0.0.1:%d" % port)
         data = os.urandom(1 << 20) * 100
         with connect(r.addr("relay"), timeout=60) as c:
