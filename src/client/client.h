@@ -69,6 +69,9 @@ void report_start(struct report *r, const struct target *t);
  * (unless quiet) and keeps it for --json. Returns v. */
 int report_fail(struct report *r, int quiet, enum verdict v, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+/* A write to standard output failed with err: report_fail's V_LOCAL, said as every
+ * command says it ("cannot write to stdout: Broken pipe"). */
+int report_stdout_failed(struct report *r, int err);
 /* The peer answered for the first time (the first reply byte). */
 void report_first_byte(struct report *r);
 /* The object's common keys: verdict, exit, proto, host and port (or path), local,

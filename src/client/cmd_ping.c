@@ -263,6 +263,6 @@ int cmd_ping(int argc, char **argv)
     else if (st.probes > 0)
         print_summary(&o, &st, name);
     if (fflush(stdout) == EOF && r.verdict == V_OK)
-        return report_fail(&r, 0, V_LOCAL, "cannot write to stdout: %s", strerror(errno));
+        return report_stdout_failed(&r, errno);
     return r.verdict;
 }

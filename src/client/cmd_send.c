@@ -82,7 +82,7 @@ static int write_reply(struct send_run *s, const char *data, size_t len)
     if (s->c.json)
         return V_OK;    /* the object replaces the replies */
     if (fwrite(data, 1, len, stdout) != len || putchar('\n') == EOF || fflush(stdout) == EOF)
-        return report_fail(&s->r, 0, V_LOCAL, "cannot write to stdout: %s", strerror(errno));
+        return report_stdout_failed(&s->r, errno);
     return V_OK;
 }
 
@@ -322,6 +322,6 @@ int cmd_send(int argc, char **argv)
     client_tls_free(&s.c.tls);
     s.r.t_end = now_ns();
     if (s.c.json && report_print(&s.r, stdout) < 0 && rc == V_OK)
-        rc = report_fail(&s.r, 0, V_LOCAL, "cannot write to stdout: %s", strerror(errno));
+        rc = report_stdout_failed(&s.r, errno);
     return rc;
 }

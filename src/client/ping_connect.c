@@ -229,7 +229,7 @@ int ping_connect_run(struct ping_opts *o, struct ping_stats *st, struct report *
         if (seq > 0 && (wait_until(-1, 0, due) < 0 || !ping_more(o, st)))
             break;
         if (probe(&pr, seq) < 0) {
-            v = report_fail(r, 0, V_LOCAL, "cannot write to stdout: %s", strerror(errno));
+            v = report_stdout_failed(r, errno);
             break;
         }
         /* On schedule, but no burst to catch up after a slow probe (as echo mode). */

@@ -66,12 +66,6 @@ static double ms(int64_t ns)
     return (double)ns / 1e6;
 }
 
-/* A per-probe line could not be written: stdout is gone (V_LOCAL), said once. */
-static int stdout_failed(struct echo *e)
-{
-    return report_fail(e->r, 0, V_LOCAL, "cannot write to stdout: %s", strerror(errno));
-}
-
 /* ------------------------------------------------------------------ replies */
 
 static int good_reply(struct echo *e, uint32_t seq, int64_t now, size_t len)
@@ -148,18 +142,18 @@ static int echo_read(struct echo *e)
     if (n < 0 && (errno == EAGAIN || errno == EINTR))
         return V_OK;
     if (n < 0 && !e->stream)
-        return probe_refused(e, errno) < 0 ? stdout_failed(e) : V_OK;
+        return probe_refused(e, errno) < 0 ? report_stdout_failed(e->r, errno) : V_OK;
     if (n < 0)
         return peer_fail(e->r, 0, e->p, errno, "receive from");
     e->r->bytes_in += (uint64_t)n;
     if (!e->stream)
-        return reply(e, e->rx, (size_t)n) < 0 ? stdout_failed(e) : V_OK;
+        return reply(e, e->rx, (size_t)n) < 0 ? report_stdout_failed(e->r, errno) : V_OK;
     if (n == 0)
         return report_fail(e->r, 0, V_RESET, "%s closed the connection", e->p->name);
     e->rx_len += (size_t)n;
     for (; e->rx_len - done >= size; done += size)
         if (reply(e, e->rx + done, size) < 0)
-            return stdout_failed(e);
+            return report_stdout_failed(e->r, errno);
     memmove(e->rx, e->rx + done, e->rx_len - done);
     e->rx_len -= done;
     return V_OK;
@@ -183,7 +177,7 @@ static int expire(struct echo *e, int64_t now)
         e->outstanding--;
         if (ping_line(e->o, "no reply from %s: seq=%u within %s s", e->peer, s->seq,
                       e->o->c.wait_text) < 0)
-            return stdout_failed(e);
+            return report_stdout_failed(e->r, errno);
     }
     return V_OK;
 }
@@ -203,7 +197,7 @@ static int flush_tx(struct echo *e)
     if (errno == EAGAIN || errno == EINTR)
         return V_OK;
     if (!e->stream)     /* an earlier datagram's error; this one goes out next time */
-        return probe_refused(e, errno) < 0 ? stdout_failed(e) : V_OK;
+        return probe_refused(e, errno) < 0 ? report_stdout_failed(e->r, errno) : V_OK;
     return peer_fail(e->r, 0, e->p, errno, "send to");
 }
 
@@ -302,7 +296,7 @@ int ping_echo_run(struct ping_opts *o, struct ping_stats *st, struct report *r, 
         ping_series_add(&st->handshake, r->t_handshake - r->t_connected);
         if (ping_line(o, "%s %s with %s: handshake=%.3f ms", r->tls_version, r->tls_cipher,
                       e->peer, (double)(r->t_handshake - r->t_connected) / 1e6) < 0)
-            v = report_fail(r, 0, V_LOCAL, "cannot write to stdout: %s", strerror(errno));
+            v = report_stdout_failed(r, errno);
     }
     e->id = (uint32_t)now_ns() ^ ((uint32_t)getpid() << 16);
     e->tx = xmalloc(o->size);

@@ -45,7 +45,7 @@ static int stdout_write(struct relay *rl)
         if (errno == EINTR || errno == EAGAIN)
             return V_OK;
         /* stdout closed early (piped into head): our failure, not the peer's. */
-        return report_fail(rl->r, 0, V_LOCAL, "cannot write to stdout: %s", strerror(errno));
+        return report_stdout_failed(rl->r, errno);
     }
     ring_consume(&rl->to_out, (size_t)n);
     return V_OK;
@@ -213,7 +213,7 @@ static int relay_step(struct relay *rl, struct pollfd pfd[POLL_N])
     if ((pfd[POLL_NETIN].revents & any) && (v = net_read(rl)) != V_OK)
         return v;
     if (pfd[POLL_STDOUT].revents & POLLNVAL)
-        return report_fail(rl->r, 0, V_LOCAL, "cannot write to stdout: %s", strerror(EBADF));
+        return report_stdout_failed(rl->r, EBADF);
     if ((pfd[POLL_STDOUT].revents & any) && (v = stdout_write(rl)) != V_OK)
         return v;
     if (shut_wanted(rl))

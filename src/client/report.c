@@ -40,6 +40,11 @@ int report_fail(struct report *r, int quiet, enum verdict v, const char *fmt, ..
     return v;
 }
 
+int report_stdout_failed(struct report *r, int err)
+{
+    return report_fail(r, 0, V_LOCAL, "cannot write to stdout: %s", strerror(err));
+}
+
 void report_first_byte(struct report *r)
 {
     if (r->t_first_byte == 0)
