@@ -465,8 +465,10 @@ static int dir_act(struct relay *r, struct relay_dir *d, const struct fault_shap
 
 /* ------------------------------------------------------------------ the steps */
 
-/* One round for one direction: out, then in, then out again. Returns 1 if bytes
- * moved, 0 if not, -1 if the relay is closed. */
+/* One round for one direction: out, then in, then out again, the faults' byte
+ * counts acted on after each send (a count the round's last send reached must not
+ * wait for an event that may never come). Returns 1 if bytes moved, 0 if not, -1
+ * if the relay is closed. */
 static int dir_pump(struct relay *r, struct relay_dir *d)
 {
     const struct fault_shape *f = relay_dir_faults(r, d);
@@ -480,6 +482,8 @@ static int dir_pump(struct relay *r, struct relay_dir *d)
     if ((act = dir_act(r, d, f)) != 0 || d->resetting)
         return act < 0 ? -1 : 0;
     if ((b = dir_fill(r, d, f)) < 0 || (c = dir_flush(r, d, f)) < 0)
+        return -1;
+    if (c > 0 && (act = dir_act(r, d, f)) < 0)
         return -1;
     return a > 0 || b > 0 || c > 0;
 }
@@ -563,14 +567,6 @@ void relay_step(struct relay *r)
         if (d < 0)
             return;
         moved = u || d;
-    }
-    if (moved && !r->stalled) {
-        /* Out of turns: a byte count the last sends reached acts now, since nothing
-         * might bring us back (nothing held, no more input). */
-        int act = dir_act(r, &r->up, relay_dir_faults(r, &r->up));
-
-        if (act < 0 || (act == 0 && dir_act(r, &r->down, relay_dir_faults(r, &r->down)) < 0))
-            return;
     }
     if (moved) {
         /* Out of turns with bytes still to go: a writable event brings us back, after
