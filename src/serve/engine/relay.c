@@ -483,7 +483,7 @@ static int dir_pump(struct relay *r, struct relay_dir *d)
         return act < 0 ? -1 : 0;
     if ((b = dir_fill(r, d, f)) < 0 || (c = dir_flush(r, d, f)) < 0)
         return -1;
-    if (c > 0 && (act = dir_act(r, d, f)) < 0)
+    if (c > 0 && dir_act(r, d, f) < 0)
         return -1;
     return a > 0 || b > 0 || c > 0;
 }
