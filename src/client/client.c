@@ -86,7 +86,8 @@ static int unix_connect(int fd, const struct sockaddr *sa, socklen_t len, long t
     return rc;
 }
 
-/* Connect fd to sa within timeout_ms. Returns 0, or -1 with errno. */
+/* Connect fd to sa within timeout_ms. Returns 0, 1 if connected but reset since
+ * (sk_connect_wait), or -1 with errno. */
 static int connect_to(int fd, const struct sockaddr *sa, socklen_t len, long timeout_ms)
 {
     if (sa->sa_family == AF_UNIX)
@@ -104,7 +105,7 @@ static int connect_to(int fd, const struct sockaddr *sa, socklen_t len, long tim
 static int try_connect(const struct target *t, const struct sockaddr *sa, socklen_t len,
                        int socktype, struct peer *p, struct report *r)
 {
-    int fd = sk_socket(sa->sa_family, socktype), err;
+    int fd = sk_socket(sa->sa_family, socktype), err, rc;
     char src[ADDR_TEXT_MAX + 32];
 
     if (fd < 0) {
@@ -119,7 +120,9 @@ static int try_connect(const struct target *t, const struct sockaddr *sa, sockle
         return -1;
     }
     r->t_connecting = now_ns();
-    if (connect_to(fd, sa, len, t->timeout_ms) == 0) {
+    rc = connect_to(fd, sa, len, t->timeout_ms);
+    if (rc >= 0) {
+        p->reset_pending = rc == 1;
         r->t_connected = now_ns();
         sk_local(fd, p->local, sizeof p->local);
         snprintf(r->local, sizeof r->local, "%s", p->local);
@@ -240,6 +243,7 @@ int client_connect(const struct target *t, struct peer *p, struct report *r)
     p->local[0] = '\0';
     p->tls = NULL;
     p->tls_failed = 0;
+    p->reset_pending = 0;
     v = connect_plain(t, p, r);
     return v == V_OK ? start_tls(t, p, r) : v;
 }

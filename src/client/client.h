@@ -36,6 +36,9 @@ struct peer {
     char name[ADDR_TEXT_MAX + 24];  /* "127.0.0.1 port 7007 (tcp)", "unix:/tmp/s" */
     char addr[ADDR_TEXT_MAX];       /* "127.0.0.1:7007", "[::1]:7", "unix:/tmp/s" */
     char local[ADDR_TEXT_MAX];      /* our end, once connected */
+    /* Reset by the peer as the connect completed (sk_connect_wait): the bytes it sent
+     * first are read, then the end is a reset, not the EOF the socket now shows. */
+    int reset_pending;
     /* --tls: the session over fd (peer_io.h moves the bytes either way). */
     SSL *tls;
     struct tls_wire wire;           /* for --trace: what the socket had moved */

@@ -47,13 +47,24 @@ static void read_alert(struct peer *p)
     }
 }
 
+/* The end of a connection reset as it was made (struct peer's reset_pending): the
+ * socket shows an EOF to a read and EPIPE to a send, the reset was what happened. */
+static ssize_t pending_reset(const struct peer *p, ssize_t n)
+{
+    if (p->reset_pending && (n == 0 || (n < 0 && errno == EPIPE))) {
+        errno = ECONNRESET;
+        return -1;
+    }
+    return n;
+}
+
 ssize_t peer_send(struct peer *p, const void *buf, size_t len)
 {
     char why[256] = "";
     long n;
 
     if (p->tls == NULL)
-        return sk_send(p->fd, buf, len);
+        return pending_reset(p, sk_send(p->fd, buf, len));
     n = tls_write(p->tls, buf, len, why, sizeof why);
     if (TRACE_ON)
         tls_trace_op(p->tls, &p->wire, TLS_TRACE_WRITE, len, n, why);
@@ -74,7 +85,7 @@ ssize_t peer_recv(struct peer *p, void *buf, size_t cap)
     long n;
 
     if (p->tls == NULL)
-        return sk_recv(p->fd, buf, cap);
+        return pending_reset(p, sk_recv(p->fd, buf, cap));
     n = tls_read(p->tls, buf, cap, why, sizeof why);
     if (TRACE_ON)
         tls_trace_op(p->tls, &p->wire, TLS_TRACE_READ, cap, n, why);
@@ -100,7 +111,7 @@ ssize_t peer_sendv(struct peer *p, const struct iovec *iov, int cnt)
     int i;
 
     if (p->tls == NULL)
-        return sk_sendv(p->fd, iov, cnt);
+        return pending_reset(p, sk_sendv(p->fd, iov, cnt));
     i = first_piece(iov, cnt);
     return peer_send(p, iov[i].iov_base, iov[i].iov_len);
 }
@@ -110,7 +121,7 @@ ssize_t peer_recvv(struct peer *p, const struct iovec *iov, int cnt)
     int i;
 
     if (p->tls == NULL)
-        return sk_recvv(p->fd, iov, cnt);
+        return pending_reset(p, sk_recvv(p->fd, iov, cnt));
     i = first_piece(iov, cnt);
     return peer_recv(p, iov[i].iov_base, iov[i].iov_len);
 }

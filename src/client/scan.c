@@ -26,6 +26,7 @@
 #include "client/sock.h"
 #include "lib/cli.h"
 #include "lib/log.h"
+#include "lib/net.h"
 #include "lib/util.h"
 #include "proto/spec.h"
 
@@ -202,7 +203,7 @@ static void probe_event(struct scan *sc, struct active *a)
     if (!sc->udp) {
         if (getsockopt(a->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
             err = errno;
-        if (err == 0) {
+        if (err == 0 || net_reset_after_handshake(err)) {  /* it accepted: open */
             oc->t_connected = now_ns();
             finish(sc, a, oc, V_OK, "open", 0);
         } else {

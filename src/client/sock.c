@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "lib/addr.h"
+#include "lib/net.h"
 #include "lib/trace.h"
 #include "lib/util.h"
 
@@ -127,6 +128,9 @@ static void trace_connected(int fd, int err, long timeout_ms)
         trace_note("connect(%d): connected, local %s", fd, local);
     } else if (err == ETIMEDOUT) {
         trace_note("connect(%d): no answer within %ld ms", fd, timeout_ms);
+    } else if (net_reset_after_handshake(err)) {
+        trace_note("connect(%d): connected, then reset by the peer (SO_ERROR %s)", fd,
+                   trace_errno_name(err, name, sizeof name));
     } else {
         trace_note("connect(%d): %s (SO_ERROR)", fd, trace_errno_name(err, name, sizeof name));
     }
@@ -160,6 +164,8 @@ int sk_connect_wait(int fd, long timeout_ms)
     }
     if (TRACE_ON)
         trace_connected(fd, soerr, timeout_ms);
+    if (net_reset_after_handshake(soerr))
+        return 1;
     errno = soerr;
     return soerr ? -1 : 0;
 }

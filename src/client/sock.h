@@ -20,7 +20,9 @@ int sk_listen(int fd, int backlog);
 int sk_accept(int lfd, struct sockaddr_storage *peer, socklen_t *len);
 int sk_connect(int fd, const struct sockaddr *sa, socklen_t len);
 /* After connect said EINPROGRESS: wait up to timeout_ms (<= 0: for ever) for the
- * outcome. Returns 0, or -1 with errno (SO_ERROR's, or ETIMEDOUT). */
+ * outcome. Returns 0 (connected), 1 (connected, but the peer has reset it since:
+ * what it sent before is still there to read, and SO_ERROR, which said so, now says
+ * nothing), or -1 with errno (SO_ERROR's, or ETIMEDOUT). */
 int sk_connect_wait(int fd, long timeout_ms);
 /* getsockname as text ("127.0.0.1:40000"); "" if it fails. */
 void sk_local(int fd, char *buf, size_t len);

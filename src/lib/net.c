@@ -221,6 +221,13 @@ int net_accept(int lfd, struct sockaddr_storage *peer, socklen_t *len)
     return fd;
 }
 
+int net_reset_after_handshake(int so_error)
+{
+    /* A reset in SYN-SENT is ECONNREFUSED; these two come only from an established
+     * connection (a reset in CLOSE_WAIT is EPIPE). */
+    return so_error == ECONNRESET || so_error == EPIPE;
+}
+
 int net_connect(int fd, const struct sockaddr *sa, socklen_t len, long timeout_ms)
 {
     struct pollfd pfd = { .fd = fd, .events = POLLOUT };

@@ -45,5 +45,8 @@ int net_accept(int lfd, struct sockaddr_storage *peer, socklen_t *len);
 /* Connect fd (blocking or not) to sa within timeout_ms (<= 0: the kernel's own).
  * Leaves fd non-blocking. Returns 0, or -1 with errno (ETIMEDOUT on timeout). */
 int net_connect(int fd, const struct sockaddr *sa, socklen_t len, long timeout_ms);
+/* Whether a connect's SO_ERROR says the handshake completed and a reset followed:
+ * a peer that accepted and reset at once, before the connect's outcome was read. */
+int net_reset_after_handshake(int so_error);
 
 #endif

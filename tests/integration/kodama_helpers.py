@@ -436,13 +436,15 @@ class Result:
             self.args, self.rc, self.stdout[:300], self.stderr[-2000:])
 
 
-def run_kodama(args, input=None, timeout=10.0, env=None, allow_sanitizer=False):
-    """Run kodama ARGS to completion; returns Result(rc, stdout bytes, stderr text).
-    Fails the test on a timeout, a death by signal or a sanitizer report."""
+def run_kodama(args, input=None, timeout=10.0, env=None, allow_sanitizer=False, prefix=()):
+    """Run kodama ARGS (under the command prefix, e.g. strace) to completion; returns
+    Result(rc, stdout bytes, stderr text). Fails the test on a timeout, a death by
+    signal or a sanitizer report."""
     args = [str(a) for a in args]
     t0 = time.monotonic()
     try:
-        p = subprocess.run(kodama_cmd(*args), input=input if input is not None else b"",
+        p = subprocess.run([*prefix, *kodama_cmd(*args)],
+                           input=input if input is not None else b"",
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                            timeout=scaled(timeout), env=env)
     except subprocess.TimeoutExpired as e:

@@ -5,6 +5,7 @@ the --json object that carries the verdict; --source and --source-port."""
 import json
 import os
 import re
+import shutil
 import socket
 import struct
 import subprocess
@@ -330,6 +331,53 @@ def test_reset_keeps_what_came_before_it():
         assert r.rc == 5, r
         assert r.stdout == payload, (len(r.stdout), r)
         assert "Connection reset by peer" in r.stderr, r
+
+
+def late_connect(args, input=b""):
+    """kodama ARGS with each connect call returning 0.5 s late (strace injects the
+    delay): the handshake ends meanwhile, in the kernel, so a peer has accepted,
+    spoken and reset before the client looks at the connect's outcome."""
+    strace = shutil.which("strace")
+    if not strace:
+        pytest.skip("strace is not installed (scripts/deps.sh installs it)")
+    r = run_kodama(args, input=input, prefix=[
+        strace, "-qq", "-o", "/dev/null", "-e", "trace=connect",
+        "-e", "inject=connect:delay_exit=%d" % int(scaled(0.5) * 1e6)])
+    if r.stderr.startswith("strace:"):
+        pytest.skip("strace cannot run kodama here: " + r.stderr.splitlines()[0])
+    return r
+
+
+def hello_then_reset(c):
+    c.sendall(b"hello")
+    c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+
+def test_a_reset_right_after_accept_is_a_reset_not_a_failed_connect():
+    """SO_ERROR says ECONNRESET once the peer has reset a connection it accepted (a
+    refused one says ECONNREFUSED): connected, and what came before the reset counts."""
+    with TcpPeer(hello_then_reset) as peer:
+        r = late_connect(["connect", "127.0.0.1", peer.port])
+    assert r.rc == 5, r
+    assert r.stdout == b"hello", r
+    assert r.stderr == ("kodama: receive from 127.0.0.1 port %d (tcp) failed: Connection reset "
+                        "by peer\n" % peer.port), r
+
+    with TcpPeer(hello_then_reset) as peer:
+        r = late_connect(["send", "127.0.0.1", peer.port, "hi"])
+    assert r.rc == 5, r
+    assert r.stderr == ("kodama: send to 127.0.0.1 port %d (tcp) failed: Connection reset "
+                        "by peer\n" % peer.port), r
+
+    with TcpPeer(hello_then_reset) as peer:
+        r = late_connect(["connect", "-z", "127.0.0.1", peer.port])
+    assert (r.rc, r.stdout) == (0, b"127.0.0.1 port %d (tcp): open\n" % peer.port), r
+
+    with TcpPeer(hello_then_reset) as peer:
+        r = late_connect(["send", "--trace", "127.0.0.1", peer.port, "hi"])
+    assert r.rc == 5, r
+    assert re.search(r"connect\(\d+\): connected, then reset by the peer \(SO_ERROR ECONNRESET\)",
+                     r.stderr), r
 
 
 # --------------------------------------------------------------------------- source

@@ -152,7 +152,8 @@ static void connected(struct relay *r)
     if (getsockopt(r->tw.fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
         err = errno;
     if (err) {
-        relay_target_failed(r, "refused", err);
+        relay_target_failed(r, net_reset_after_handshake(err) ? "accepted, then reset" : "refused",
+                            err);
         return;
     }
     r->connecting = 0;
