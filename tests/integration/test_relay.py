@@ -76,18 +76,20 @@ def test_100_mib_round_trip_to_a_kodama_echo(server):
     e.stop()
 
 
-def socat_echo(socat):
+def socat_echo(socat, log_path):
     """socat's echo (PIPE) on a free port: (its process, the port). The port is
     picked before socat binds it, so a server started meanwhile by another test may
-    take it; socat then exits, and another port is tried."""
+    take it; socat then exits, and another port is tried. socat says what it does
+    (-d -d) in log_path, for the failure message."""
     for _ in range(3):
         port = free_port()
         # -b8192: with a block as large as its pipe, socat PIPE can block on a write
         # to its own pipe while nothing reads it.
-        p = subprocess.Popen([socat, "-b8192",
-                              "TCP-LISTEN:%d,bind=127.0.0.1,reuseaddr,fork" % port, "PIPE"],
-                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL)
+        with open(log_path, "ab") as log:
+            p = subprocess.Popen([socat, "-d", "-d", "-b8192",
+                                  "TCP-LISTEN:%d,bind=127.0.0.1,reuseaddr,fork" % port, "PIPE"],
+                                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                 stderr=log)
         deadline = time.monotonic() + scaled(5)
         while p.poll() is None:
             try:
@@ -102,16 +104,21 @@ def socat_echo(socat):
     raise AssertionError("socat could not listen on a free port three times")
 
 
-def test_100_mib_round_trip_to_a_socat_echo(server):
+def test_100_mib_round_trip_to_a_socat_echo(server, tmp_path):
     socat = shutil.which("socat")
     if not socat:
         pytest.skip("socat is not installed (scripts/deps.sh installs it)")
-    p, port = socat_echo(socat)
+    socat_log = tmp_path / "socat.log"
+    p, port = socat_echo(socat, socat_log)
     try:
-        r = relay(server, "127.0.0.1:%d" % port)
+        r = relay(server, "127.0.0.1:%d" % port, args=["-v"])
         data = os.urandom(1 << 20) * 100
-        with connect(r.addr("relay"), timeout=60) as c:
-            n, digest = stream_through(c, data, timeout=120)
+        try:
+            with connect(r.addr("relay"), timeout=60) as c:
+                n, digest = stream_through(c, data, timeout=120)
+        except AssertionError as e:
+            raise AssertionError("%s\nrelay's log:\n%s\nsocat's log:\n%s" % (
+                e, r.log()[-3000:], socat_log.read_text(errors="replace")[-3000:])) from e
         assert (n, digest) == (len(data), sha256(data))
         r.stop()
     finally:
