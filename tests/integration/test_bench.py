@@ -4,7 +4,6 @@ or duplicated datagram). Every run is short (-d 0.5 or so)."""
 import json
 import re
 import signal
-import socket
 import socketserver
 import subprocess
 import threading
@@ -12,8 +11,9 @@ import time
 
 import pytest
 
-from kodama_helpers import (GREETING, KODAMA, assert_usage_error, free_port, require_tool,
-                            run_kodama, sanitizer_problems, scaled, wait_tcp_accepting)
+from kodama_helpers import (GREETING, KODAMA, assert_usage_error, free_port, run_kodama,
+                            sanitizer_problems, scaled)
+from peers import SocatEcho
 from test_docs import render_man_page
 
 JSON_KEYS = {"mode", "target", "conns", "size", "depth", "threads", "rate", "duration_s",
@@ -239,21 +239,8 @@ def test_unix_hello(server, sockdir):
 
 @pytest.fixture
 def socat_echo():
-    socat = require_tool("socat")
-    port = free_port()
-    p = subprocess.Popen([socat, "TCP4-LISTEN:%d,bind=127.0.0.1,reuseaddr,fork,backlog=4096" % port,
-                          "PIPE"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                         stderr=subprocess.DEVNULL)
-    try:
-        wait_tcp_accepting("127.0.0.1", port)
-        yield port
-    finally:
-        p.terminate()
-        try:
-            p.wait(5)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait(5)
+    with SocatEcho(",backlog=4096") as socat:
+        yield socat.port
 
 
 def test_socat_echo(socat_echo):

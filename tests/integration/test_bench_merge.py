@@ -7,7 +7,6 @@ run's. Runs that did not overlap are said to be so; a report a log line carries
 after a prefix (kubectl logs) is read; bad files get one line naming them.
 """
 import json
-import os
 import re
 import subprocess
 import time

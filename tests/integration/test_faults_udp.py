@@ -1,12 +1,9 @@
 """Datagram faults (kodama.1, FAULTS): latency and its order per peer, rate per peer,
 drop and dup with --seed, toxicity, and a duplicate that the UDP guard's bound
 forbids."""
-import re
 import socket
 import threading
 import time
-
-import pytest
 
 from kodama_helpers import scaled
 

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from kodama_helpers import (GREETING, KODAMA, connect, free_port, kodama_cmd, recv_until_eof,
+from kodama_helpers import (KODAMA, connect, free_port, kodama_cmd, recv_until_eof,
                             require_tool, run_echo_clients, run_kodama, sanitizer_problems,
                             scaled, udp_exchange, wait_tcp_accepting)
 

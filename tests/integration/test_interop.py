@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from kodama_helpers import (GREETING, free_port, received_lines, require_tool, run_kodama, scaled,
-                            wait_tcp_accepting)
+from kodama_helpers import (GREETING, free_port, received_lines, require_tool, run_kodama, scaled)
+from peers import SocatEcho
 
 
 def run_tool(argv, input=b"", timeout=10.0):
@@ -135,16 +135,8 @@ def test_ruby_tutorial_loop(srv):
 
 @pytest.fixture
 def socat_echo():
-    socat = require_tool("socat")
-    port = free_port()
-    p = subprocess.Popen([socat, "TCP-LISTEN:%d,bind=127.0.0.1,reuseaddr,fork" % port, "PIPE"],
-                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                         stderr=subprocess.DEVNULL)
-    try:
-        wait_tcp_accepting("127.0.0.1", port)
-        yield port
-    finally:
-        stop_process(p)
+    with SocatEcho() as socat:
+        yield socat.port
 
 
 def stop_process(p):

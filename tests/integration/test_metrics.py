@@ -14,7 +14,7 @@ import urllib.request
 
 import pytest
 
-from kodama_helpers import (KODAMA, assert_usage_error, connect, free_port, recv_exact,
+from kodama_helpers import (assert_usage_error, connect, free_port, recv_exact,
                             recv_until_eof, run_kodama, scaled, udp_exchange)
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
