@@ -196,6 +196,9 @@ static int handshake_failed(struct peer *p, int rc, const char *why, int quiet,
     tls_describe(p->tls, &info);
     snprintf(r->tls_fingerprint, sizeof r->tls_fingerprint, "%s", info.fingerprint);
     p->tls_failed = rc == TLS_FAILED;
+    if (rc == TLS_RESET && p->reset_pending)     /* the socket says EPIPE, or EOF */
+        return report_fail(r, quiet, V_RESET, "%s: tls: handshake: %s", p->addr,
+                           strerror(ECONNRESET));
     if (rc == TLS_RESET)
         return report_fail(r, quiet, V_RESET, "%s: tls: handshake: %s", p->addr,
                            why[0] ? why : "the peer closed the connection");

@@ -370,6 +370,12 @@ def test_a_reset_right_after_accept_is_a_reset_not_a_failed_connect():
                         "by peer\n" % peer.port), r
 
     with TcpPeer(hello_then_reset) as peer:
+        r = late_connect(["send", "--tls", "--insecure", "127.0.0.1", peer.port, "hi"])
+    assert r.rc == 5, r
+    assert r.stderr.endswith("\nkodama: 127.0.0.1:%d: tls: handshake: Connection reset by "
+                             "peer\n" % peer.port), r
+
+    with TcpPeer(hello_then_reset) as peer:
         r = late_connect(["connect", "-z", "127.0.0.1", peer.port])
     assert (r.rc, r.stdout) == (0, b"127.0.0.1 port %d (tcp): open\n" % peer.port), r
 
