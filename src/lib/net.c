@@ -3,12 +3,14 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/sockios.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -226,6 +228,13 @@ int net_reset_after_handshake(int so_error)
     /* A reset in SYN-SENT is ECONNREFUSED; these two come only from an established
      * connection (a reset in CLOSE_WAIT is EPIPE). */
     return so_error == ECONNRESET || so_error == EPIPE;
+}
+
+int net_unsent(int fd)
+{
+    int n;
+
+    return ioctl(fd, SIOCOUTQ, &n) == 0 ? n : -1;
 }
 
 int net_connect(int fd, const struct sockaddr *sa, socklen_t len, long timeout_ms)

@@ -48,5 +48,8 @@ int net_connect(int fd, const struct sockaddr *sa, socklen_t len, long timeout_m
 /* Whether a connect's SO_ERROR says the handshake completed and a reset followed:
  * a peer that accepted and reset at once, before the connect's outcome was read. */
 int net_reset_after_handshake(int so_error);
+/* Bytes written to a stream socket that its peer has not taken yet (SIOCOUTQ: tcp's
+ * unsent and unacknowledged bytes, a unix socket's unread ones), or -1. */
+int net_unsent(int fd);
 
 #endif

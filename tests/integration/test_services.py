@@ -119,6 +119,30 @@ def test_chargen_reader_that_never_reads_is_reset(server):
     assert counters(log, "chargen", "tcp")["send_timeout"] == 1
 
 
+@pytest.mark.parametrize("size,pause", [(8192, 0.02), (8192, 0.05)])   # ~400, ~160 KB/s
+def test_chargen_reader_that_reads_slowly_is_not_reset(server, size, pause):
+    """--send-timeout counts only time in which the peer takes nothing. The kernel
+    wakes a waiting send only once a third of the send buffer (up to 4 MiB) is free,
+    which a reader at 160-400 KB/s takes seconds to make: the server must see the
+    reader's progress in the socket's queue, not only in its own sends. (That shows
+    it in steps of the peer's window updates, an MSS apart: 64 KiB on loopback.)"""
+    s = server.start(["-v", "--send-timeout", "1", "chargen@127.0.0.1:0/tcp"])
+    c = connect(s.addr("chargen"))
+    c.settimeout(scaled(5))
+    got = bytearray()
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < 4:
+        b = c.recv(size)
+        assert b, "EOF after %d bytes" % len(got)
+        got += b
+        time.sleep(pause)
+    cycle = chargen(95)
+    assert bytes(got) == (cycle * (len(got) // len(cycle) + 1))[:len(got)]
+    c.close()
+    log = s.stop()
+    assert counters(log, "chargen", "tcp")["send_timeout"] == 0, log
+
+
 def test_chargen_and_discard_end_with_the_drain(server):
     """SIGTERM: when --drain-timeout ends, chargen stops at once and says goodbye (EOF),
     well before the 1 s stop deadline would close it; discard too; the server exits 0."""

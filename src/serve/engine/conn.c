@@ -194,6 +194,7 @@ static int conn_write(struct conn *c)
 {
     struct iovec iov[3];
     struct msghdr msg = { .msg_iov = iov };
+    size_t offered;
     ssize_t n;
 
     if (c->shape)
@@ -204,14 +205,18 @@ static int conn_write(struct conn *c)
         msg.msg_iovlen = 1;
     }
     msg.msg_iovlen += (size_t)ring_data_iov(&c->ring, iov + msg.msg_iovlen);
+    offered = (stream_tx_left(&c->s) ? c->s.tx_len - c->s.tx_off : 0) + ring_used(&c->ring);
     n = conn_send(c, &msg, final_send_flags(c->s.shut_after_send, c->s.repeat));
     if (TRACE_ON)
-        trace_io("send", c->s.fd, n,
-                 (stream_tx_left(&c->s) ? c->s.tx_len - c->s.tx_off : 0) + ring_used(&c->ring));
-    if (n < 0)
-        return errno == EAGAIN || errno == EINTR ? 0 : -1;
-    ring_consume(&c->ring, stream_sent(&c->s, (size_t)n));
-    conn_release_buffer(c);
+        trace_io("send", c->s.fd, n, offered);
+    if (n < 0 && errno != EAGAIN && errno != EINTR)
+        return -1;
+    if (n >= 0) {
+        ring_consume(&c->ring, stream_sent(&c->s, (size_t)n));
+        conn_release_buffer(c);
+    }
+    if (n < (ssize_t)offered && (n >= 0 || errno == EAGAIN))
+        stream_send_full(&c->s);
     return 0;
 }
 
@@ -239,8 +244,8 @@ static void stall_expired(struct deadline_list *dl, struct deadline *d)
     struct conn *c = container_of(d, struct conn, s.timer);
 
     (void)dl;
-    stream_stall_expired(&c->s);
-    conn_close(c);
+    if (stream_stall_expired(&c->s))
+        conn_close(c);
 }
 
 static void conn_stop(struct stream *s)
@@ -618,6 +623,8 @@ static int conn_write_shaped(struct conn *c)
         if (n < 0) {
             if (errno != EAGAIN && errno != EINTR)
                 return -1;
+            if (errno == EAGAIN)
+                stream_send_full(&c->s);
             cs->want_write = 1;
             return 0;
         }
@@ -625,6 +632,7 @@ static int conn_write_shaped(struct conn *c)
         ring_consume(&c->ring, stream_sent(&c->s, (size_t)n));
         conn_release_buffer(c);
         if ((size_t)n < allow) {
+            stream_send_full(&c->s);
             cs->want_write = 1;     /* the socket is full: wait for room */
             return 0;
         }

@@ -53,6 +53,7 @@ struct uconn {
     uint16_t qoff;                  /* bytes of the head buffer already sent */
     uint16_t nheld;
     uint8_t ops;                    /* requests in flight */
+    uint32_t send_len;              /* what the send in flight offers */
     unsigned closing : 1;
     unsigned recv_on : 1;
     unsigned recv_cancelled : 1;
@@ -233,9 +234,11 @@ static void submit_sendmsg(struct uconn *c, struct send_ctx *sx)
     struct io_uring_sqe *sqe;
     unsigned off = c->qoff, n = 0;
 
+    c->send_len = 0;
     for (unsigned bid = c->qhead; bid != BUF_NONE && n < SEND_IOV_MAX; bid = us->next[bid]) {
         sx->iov[n].iov_base = bufring_addr(&us->stream, bid) + off;
         sx->iov[n].iov_len = us->len[bid] - off;
+        c->send_len += (uint32_t)sx->iov[n].iov_len;
         off = 0;
         n++;
     }
@@ -292,6 +295,7 @@ static void submit_send(struct uconn *c)
         if (!c->no_spill)
             flags |= MSG_DONTWAIT;
     }
+    c->send_len = (uint32_t)len;
     sqe = uring_get_sqe(us->ring);
     io_uring_prep_send(sqe, c->s.fd, data, len, flags);
     io_uring_sqe_set_data64(sqe, uring_ud(c, TAG_SEND));
@@ -464,7 +468,8 @@ static void stall_expired(struct deadline_list *dl, struct deadline *d)
     struct uconn *c = container_of(d, struct uconn, s.timer);
 
     (void)dl;
-    stream_stall_expired(&c->s);
+    if (!stream_stall_expired(&c->s))
+        return;
     uconn_close(c);
     uconn_advance(c);
 }
@@ -592,7 +597,12 @@ static void on_send(struct uconn *c, int res)
     if (res < 0) {
         if (res != -EAGAIN && res != -EINTR) {
             uconn_close(c);     /* EPIPE, ECONNRESET, or cancelled by close */
-        } else if (c->send_src == SRC_QUEUE) {
+            uconn_advance(c);
+            return;
+        }
+        if (res == -EAGAIN)
+            stream_send_full(&c->s);
+        if (c->send_src == SRC_QUEUE) {
             spill_queue(c);     /* no room: free the ring buffers, wait with our own */
             uc_wk(c)->uring->expect_backoff = EXPECT_BACKOFF;
         }
@@ -602,6 +612,8 @@ static void on_send(struct uconn *c, int res)
     n = (size_t)res;
     c->progressed = c->sent = n > 0;
     consume_output(c, n);
+    if (n < c->send_len)
+        stream_send_full(&c->s);    /* after counting n: the mark goes with s->out */
     if (c->send_src == SRC_QUEUE && c->qhead != BUF_NONE) {
         spill_queue(c);         /* a partial send: the socket is full */
         uc_wk(c)->uring->expect_backoff = EXPECT_BACKOFF;

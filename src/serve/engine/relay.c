@@ -642,8 +642,8 @@ static void stall_expired(struct deadline_list *dl, struct deadline *dd)
     struct relay *r = container_of(dd, struct relay, s.timer);
 
     (void)dl;
-    stream_stall_expired(&r->s);
-    relay_close(r, 1, 1);
+    if (stream_stall_expired(&r->s))
+        relay_close(r, 1, 1);
 }
 
 /* The server is stopping: what is held is delivered, then both sides are told

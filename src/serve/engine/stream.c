@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 
 #include "lib/log.h"
+#include "lib/net.h"
 
 void stream_open(struct stream *s, struct listener *l, const struct accepted *a,
                  struct conn_plan *plan, enum stream_kind kind)
@@ -20,6 +21,7 @@ void stream_open(struct stream *s, struct listener *l, const struct accepted *a,
     s->ipc = a->slot;
     s->inherited = a->inherited != 0;
     s->kind = kind;
+    s->full_unsent = -1;
     dlist_push_tail(&wk->streams[kind].conns, &s->all);
     wk->nconns++;
     counter_add(&l->stats.accepted, 1);
@@ -118,6 +120,8 @@ void stream_schedule(struct stream *s, int has_output, int took, int moved)
 
     if (s->wr_shut)
         return;
+    if (has_output && took && s->repeat)
+        stream_send_full(s);    /* endless output: the socket fills without a short send */
     if (has_output ? took : moved)
         deadline_start(dl, &s->timer);
     else
@@ -130,10 +134,39 @@ void stream_idle_expired(struct stream *s)
     s->shut_after_send = 1;
 }
 
-void stream_stall_expired(struct stream *s)
+void stream_send_full(struct stream *s)
 {
+    s->full_unsent = net_unsent(s->fd);
+    s->full_out = s->out;
+}
+
+/* No send of ours completed for the whole wait, but the peer may have taken bytes
+ * all along: the kernel wakes a waiting send only once a third of the send buffer
+ * (up to 4 MiB) is free, which a peer reading 400 KB/s takes seconds to make. The
+ * socket's queue, which only the peer shrinks while nothing of ours is added, says
+ * whether it read since the socket was found full (or since the last check). */
+static int peer_still_reads(struct stream *s)
+{
+    int unsent;
+
+    if (s->full_unsent < 0 || s->full_out != s->out)
+        return 0;
+    unsent = net_unsent(s->fd);
+    if (unsent < 0 || unsent >= s->full_unsent)
+        return 0;
+    s->full_unsent = unsent;
+    return 1;
+}
+
+int stream_stall_expired(struct stream *s)
+{
+    if (peer_still_reads(s)) {
+        deadline_start(&stream_set_of(s)->stalled, &s->timer);
+        return 0;
+    }
     worker_drop(stream_wk(s), s->l, DROP_SEND_TIMEOUT, s->fd, NULL, 0);
     reset_on_close(s->fd);
+    return 1;
 }
 
 void stream_set_init(struct worker *wk, enum stream_kind kind, deadline_fn *linger,

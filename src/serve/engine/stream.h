@@ -34,6 +34,10 @@ struct stream {
     struct deadline timer;          /* on its set's idle, stalled or lingering clock */
     struct dlink all;               /* its set's conns */
     struct ip_count *ipc;           /* its address's count (guard.h), if counted */
+    /* The socket's untaken bytes (net_unsent) when a send last found it full, and
+     * s->out then: the stalled clock's proof that a slow peer still reads. */
+    int full_unsent;                /* -1: not known */
+    uint64_t full_out;
     char *peer;                     /* peer address text, kept only with -v */
     int fd;
     unsigned echo : 1;              /* input goes back out */
@@ -105,8 +109,12 @@ void stream_schedule(struct stream *s, int has_output, int took, int moved);
 /* The idle clock ran out: counted and logged; the engine then says goodbye as
  * after any exchange (shut_after_send is set). */
 void stream_idle_expired(struct stream *s);
-/* The send clock ran out: counted and logged, and closing will reset. */
-void stream_stall_expired(struct stream *s);
+/* A send took less than it was offered, or nothing (EAGAIN): the socket is full.
+ * Noted (one ioctl) for the send clock. */
+void stream_send_full(struct stream *s);
+/* The send clock ran out. Returns 0 if the peer took bytes meanwhile all the same
+ * (the clock starts again), or 1: counted and logged, and closing will reset. */
+int stream_stall_expired(struct stream *s);
 
 /* A kind's set: its clocks, each expiring through the kind's handler, and how to
  * stop and close one of its connections. */
