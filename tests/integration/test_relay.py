@@ -16,6 +16,7 @@ from kodama_helpers import (assert_usage_error, connect, free_port, recv_exact,
 from test_limits import counters
 from peers import SocatEcho
 from test_proxy import v1
+from test_services import chargen
 
 
 def relay(server, target, *opts, args=()):
@@ -226,6 +227,47 @@ def test_a_target_that_never_answers_times_out(server):
         for f in fillers:
             f.close()
         full.close()
+
+
+# --------------------------------------------------------------------------- --send-timeout
+
+def test_a_client_that_reads_slowly_is_not_reset(server):
+    """Through the relay as direct: --send-timeout is for a side that takes nothing,
+    not one that takes 160 KB/s (whose every wait for room lasts seconds)."""
+    g = server.start(["-t", "1", "--send-timeout", "0", "chargen@127.0.0.1:0/tcp"])
+    r = relay(server, g.addr_text("chargen"), args=["-v", "--send-timeout", "1"])
+    c = connect(r.addr("relay"))
+    c.settimeout(scaled(5))
+    got = bytearray()
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < 4:
+        b = c.recv(8192)
+        assert b, "EOF after %d bytes" % len(got)
+        got += b
+        time.sleep(0.05)
+    cycle = chargen(95)
+    assert bytes(got) == (cycle * (len(got) // len(cycle) + 1))[:len(got)]
+    c.close()
+    log = r.stop()
+    assert counters(log, "relay", "tcp")["send_timeout"] == 0, log
+
+
+def test_a_client_that_reads_nothing_is_reset(server):
+    g = server.start(["-t", "1", "--send-timeout", "0", "chargen@127.0.0.1:0/tcp"])
+    r = relay(server, g.addr_text("chargen"), args=["-v", "--send-timeout", "1"])
+    c = socket.socket()
+    c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    c.connect(r.addr("relay"))
+    time.sleep(1.5 + scaled(1))
+    c.settimeout(scaled(5))
+    with pytest.raises(ConnectionResetError):
+        while c.recv(65536):
+            pass
+    c.close()
+    log = r.stop()
+    assert counters(log, "relay", "tcp")["send_timeout"] == 1, log
+    assert re.search(r"read nothing for 1 s while output waited \(--send-timeout\)$", log,
+                     re.M), log
 
 
 # --------------------------------------------------------------------------- bounded memory

@@ -297,6 +297,13 @@ static ssize_t dir_fill(struct relay *r, struct relay_dir *d, const struct fault
     return fill_buffer(r, d, f);
 }
 
+/* A send to d's sink took less than offered, or nothing: the sink is full. */
+static void dir_full(struct relay *r, struct relay_dir *d)
+{
+    d->full_unsent = net_unsent(dst_fd(r, d));
+    d->full_out = d->sh.out;
+}
+
 /* Returns bytes sent, 0 for none now, -1 if the relay is closed. */
 static ssize_t flush_pipe(struct relay *r, struct relay_dir *d)
 {
@@ -307,6 +314,8 @@ static ssize_t flush_pipe(struct relay *r, struct relay_dir *d)
         trace_io("splice out", dst_fd(r, d), n, d->in_pipe);
 
     if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+        if (errno == EAGAIN)
+            dir_full(r, d);
         d->want_write = 1;
         return 0;
     }
@@ -317,6 +326,8 @@ static ssize_t flush_pipe(struct relay *r, struct relay_dir *d)
     d->in_pipe -= (size_t)n;
     d->want_write = d->in_pipe > 0;
     shape_sent(&d->sh, &fault_shape_none, (size_t)n, now_ms());
+    if (d->want_write)
+        dir_full(r, d);
     count_out(r, d, (size_t)n);
     return n;
 }
@@ -353,6 +364,8 @@ static ssize_t flush_buffer(struct relay *r, struct relay_dir *d, const struct f
     if (TRACE_ON)
         trace_io("send", dst_fd(r, d), n, allow - left);
     if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+        if (errno == EAGAIN)
+            dir_full(r, d);
         d->want_write = 1;
         return 0;
     }
@@ -363,6 +376,8 @@ static ssize_t flush_buffer(struct relay *r, struct relay_dir *d, const struct f
     shape_sent(&d->sh, f, (size_t)n, now);
     ring_consume(&d->buf, (size_t)n);
     d->want_write = (size_t)n < allow;
+    if (d->want_write)
+        dir_full(r, d);
     if (ring_empty(&d->buf))
         pool_put(&wk->pool, ring_detach(&d->buf));
     count_out(r, d, (size_t)n);
@@ -636,12 +651,35 @@ static void idle_expired(struct deadline_list *dl, struct deadline *dd)
     relay_step(r);
 }
 
-/* A side reads nothing while the other's bytes wait for it: give up on both. */
+/* Whether d's sink, if bytes wait for it, took some since it was found full (or
+ * since the last check), though none of ours went: as stream.c's check, per side. */
+static int dir_sink_reads(struct relay *r, struct relay_dir *d)
+{
+    int unsent;
+
+    if (!d->want_write)
+        return 1;
+    if (d->full_unsent < 0 || d->full_out != d->sh.out)
+        return 0;
+    unsent = net_unsent(dst_fd(r, d));
+    if (unsent < 0 || unsent >= d->full_unsent)
+        return 0;
+    d->full_unsent = unsent;
+    return 1;
+}
+
+/* A side reads nothing while the other's bytes wait for it: give up on both. A
+ * side that reads slowly is not that. */
 static void stall_expired(struct deadline_list *dl, struct deadline *dd)
 {
     struct relay *r = container_of(dd, struct relay, s.timer);
+    int up_reads = dir_sink_reads(r, &r->up), down_reads = dir_sink_reads(r, &r->down);
 
     (void)dl;
+    if ((r->up.want_write || r->down.want_write) && up_reads && down_reads) {
+        deadline_start(&stream_set_of(&r->s)->stalled, &r->s.timer);
+        return;
+    }
     if (stream_stall_expired(&r->s))
         relay_close(r, 1, 1);
 }

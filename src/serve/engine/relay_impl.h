@@ -17,6 +17,10 @@ struct relay_dir {
     size_t in_pipe, pipe_cap;
     struct shaper sh;
     struct worker_wait wait;        /* until its shaper lets more go */
+    /* The sink's untaken bytes (net_unsent) when a send last found it full, and
+     * sh.out then: the stalled clock's proof that a slow sink still reads. */
+    int full_unsent;                /* -1: not known */
+    uint64_t full_out;
     unsigned up : 1;                /* client to target */
     unsigned eof : 1;               /* the source's FIN came */
     unsigned shut : 1;              /* ... and was passed on: the sink is shut down */

@@ -40,6 +40,7 @@ static void make_header(struct relay *r, const struct accepted *a, int version)
 static void dir_init(struct relay_dir *d, int up, const struct fault_shape *f, int64_t now)
 {
     d->pipe[0] = d->pipe[1] = -1;
+    d->full_unsent = -1;
     d->up = (unsigned)up;
     worker_wait_init(&d->wait, relay_dir_due);
     shape_open(&d->sh, f, now);
