@@ -13,8 +13,10 @@
  *   with EPIPE and close at once.
  * - A connection runs on one clock at a time: idle (nothing to send; any byte in
  *   or out restarts it), stalled (output waits for the peer; only bytes the peer
- *   takes restart it) or lingering (after our goodbye). Idle too long: goodbye
- *   as after any exchange; stalled too long: a reset. */
+ *   takes restart it: a send of ours that completes, or, when the clock runs out,
+ *   a socket queue shorter than when a send found it full) or lingering (after
+ *   our goodbye). Idle too long: goodbye as after any exchange; stalled too long:
+ *   a reset. */
 #ifndef KODAMA_STREAM_H
 #define KODAMA_STREAM_H
 
