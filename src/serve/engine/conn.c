@@ -13,9 +13,7 @@
 #include "serve/engine/conn.h"
 
 #include <errno.h>
-#include <linux/sockios.h>
 #include <stdlib.h>
-#include <sys/ioctl.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -507,9 +505,7 @@ static void conn_cut_output(struct conn *c)
  * looking again every RESET_POLL_MS (the send clock still bounds the wait). */
 static void conn_reset_when_delivered(struct conn *c)
 {
-    int queued = 0;
-
-    if (ioctl(c->s.fd, SIOCOUTQ, &queued) == 0 && queued > 0 &&
+    if (net_unsent(c->s.fd) > 0 &&
         worker_wait_set(conn_wk(c), &c->shape->wait, now_ms() + RESET_POLL_MS) == 0) {
         if (!c->shape->resetting)
             deadline_start(&stream_set_of(&c->s)->stalled, &c->s.timer);

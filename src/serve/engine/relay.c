@@ -21,11 +21,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/sockios.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -422,9 +420,7 @@ static ssize_t dir_flush(struct relay *r, struct relay_dir *d, const struct faul
 /* reset-after: what was sent must reach the peer first, then both sides reset. */
 static int dir_reset_when_delivered(struct relay *r, struct relay_dir *d)
 {
-    int queued = 0;
-
-    if (ioctl(dst_fd(r, d), SIOCOUTQ, &queued) == 0 && queued > 0 &&
+    if (net_unsent(dst_fd(r, d)) > 0 &&
         worker_wait_set(relay_wk(r), &d->wait, now_ms() + RESET_POLL_MS) == 0) {
         d->resetting = 1;
         return 0;
