@@ -16,7 +16,7 @@ from kodama_helpers import (assert_usage_error, connect, free_port, recv_exact,
 from test_limits import counters
 from peers import SocatEcho
 from test_proxy import v1
-from test_services import chargen
+from test_services import read_chargen_slowly
 
 
 def relay(server, target, *opts, args=()):
@@ -236,18 +236,7 @@ def test_a_client_that_reads_slowly_is_not_reset(server):
     not one that takes 160 KB/s (whose every wait for room lasts seconds)."""
     g = server.start(["-t", "1", "--send-timeout", "0", "chargen@127.0.0.1:0/tcp"])
     r = relay(server, g.addr_text("chargen"), args=["-v", "--send-timeout", "1"])
-    c = connect(r.addr("relay"))
-    c.settimeout(scaled(5))
-    got = bytearray()
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < 4:
-        b = c.recv(8192)
-        assert b, "EOF after %d bytes" % len(got)
-        got += b
-        time.sleep(0.05)
-    cycle = chargen(95)
-    assert bytes(got) == (cycle * (len(got) // len(cycle) + 1))[:len(got)]
-    c.close()
+    read_chargen_slowly(r.addr("relay"), 8192, 0.05, 4)
     log = r.stop()
     assert counters(log, "relay", "tcp")["send_timeout"] == 0, log
 

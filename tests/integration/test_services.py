@@ -119,6 +119,23 @@ def test_chargen_reader_that_never_reads_is_reset(server):
     assert counters(log, "chargen", "tcp")["send_timeout"] == 1
 
 
+def read_chargen_slowly(addr, size, pause, secs):
+    """Read chargen from addr for secs, size bytes at a time with a pause between:
+    the bytes must be chargen's, and no EOF or reset may come."""
+    c = connect(addr)
+    c.settimeout(scaled(5))
+    got = bytearray()
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < secs:
+        b = c.recv(size)
+        assert b, "EOF after %d bytes" % len(got)
+        got += b
+        time.sleep(pause)
+    c.close()
+    cycle = chargen(95)
+    assert bytes(got) == (cycle * (len(got) // len(cycle) + 1))[:len(got)]
+
+
 @pytest.mark.parametrize("size,pause", [(8192, 0.02), (8192, 0.05)])   # ~400, ~160 KB/s
 def test_chargen_reader_that_reads_slowly_is_not_reset(server, size, pause):
     """--send-timeout counts only time in which the peer takes nothing. The kernel
@@ -127,18 +144,7 @@ def test_chargen_reader_that_reads_slowly_is_not_reset(server, size, pause):
     reader's progress in the socket's queue, not only in its own sends. (That shows
     it in steps of the peer's window updates, an MSS apart: 64 KiB on loopback.)"""
     s = server.start(["-v", "--send-timeout", "1", "chargen@127.0.0.1:0/tcp"])
-    c = connect(s.addr("chargen"))
-    c.settimeout(scaled(5))
-    got = bytearray()
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < 4:
-        b = c.recv(size)
-        assert b, "EOF after %d bytes" % len(got)
-        got += b
-        time.sleep(pause)
-    cycle = chargen(95)
-    assert bytes(got) == (cycle * (len(got) // len(cycle) + 1))[:len(got)]
-    c.close()
+    read_chargen_slowly(s.addr("chargen"), size, pause, 4)
     log = s.stop()
     assert counters(log, "chargen", "tcp")["send_timeout"] == 0, log
 
