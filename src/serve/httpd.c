@@ -148,6 +148,21 @@ static void hconn_write(struct hconn *c)
     hconn_drain(c);
 }
 
+/* A response to HEAD has no content, whatever its status (RFC 9110, 9.3.2): the
+ * responders leave out a 200's body themselves, but an error's (404, 400, ...) was
+ * sent, and a client reading HEAD's answer takes those bytes for the next one. The
+ * head that httpd_response made ends at its first blank line. */
+static void head_only_for_head(const char *req, size_t req_len, char *out, size_t *out_len)
+{
+    const char *end;
+
+    if (req_len < 5 || memcmp(req, "HEAD ", 5) != 0)
+        return;
+    end = memmem(out, *out_len, "\r\n\r\n", 4);
+    if (end)
+        *out_len = (size_t)(end + 4 - out);
+}
+
 static void hconn_read(struct hconn *c)
 {
     struct httpd *h = c->h;
@@ -167,6 +182,7 @@ static void hconn_read(struct hconn *c)
         c->in_len += (size_t)n;
         if (h->respond(h->data, c->in, c->in_len, c->in_len == h->request_max, &c->out,
                        &c->out_len)) {
+            head_only_for_head(c->in, c->in_len, c->out, &c->out_len);
             free(c->in);
             c->in = NULL;
             c->out_off = 0;

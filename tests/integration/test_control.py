@@ -168,6 +168,27 @@ def test_bad_requests_get_a_4xx_and_a_reason(server, request_bytes, status, reas
     s.stop()
 
 
+@pytest.mark.parametrize("path,status", [("/faults/nope", 404), ("/nothing", 404)])
+def test_head_of_an_error_has_no_body_either(server, path, status):
+    """RFC 9110 9.3.2: a response to HEAD has no content, whatever its status."""
+    s = controlled(server, "echo@127.0.0.1:0/tcp,name=e")
+    with socket.create_connection(s.addr("control"), timeout=scaled(5)) as c:
+        c.sendall(("HEAD %s HTTP/1.1\r\nHost: kodama\r\n\r\n" % path).encode())
+        data = recv_until_eof(c)
+    head, sep, body = data.partition(b"\r\n\r\n")
+    assert sep, data
+    lines = head.decode().split("\r\n")
+    headers = dict(l.split(": ", 1) for l in lines[1:])
+    assert int(lines[0].split()[1]) == status
+    assert int(headers["Content-Length"]) > 0
+    assert body == b""
+    # and a HEAD that finds its listener is the GET's head
+    with socket.create_connection(s.addr("control"), timeout=scaled(5)) as c:
+        c.sendall(b"HEAD /faults/e HTTP/1.1\r\n\r\n")
+        assert recv_until_eof(c).endswith(b"\r\n\r\n")
+    s.stop()
+
+
 def test_hostile_clients_cannot_wedge_it(server):
     """Half requests held open, garbage, and clients that vanish: the control API and
     the listeners still answer, and nothing changed."""

@@ -146,6 +146,21 @@ def test_head_has_no_body(server):
     s.stop()
 
 
+@pytest.mark.parametrize("path,status_line", [
+    ("/", "HTTP/1.1 404 Not Found"),
+    ("/favicon.ico", "HTTP/1.1 404 Not Found"),
+])
+def test_head_of_an_error_has_no_body_either(server, path, status_line):
+    """RFC 9110 9.3.2: a response to HEAD has no content, whatever its status; the
+    body's bytes would be read as the start of the next response."""
+    s = metrics_server(server, "echo@127.0.0.1:0/tcp")
+    status, headers, body = get(s.addr("metrics"), path=path, method="HEAD")
+    assert status == status_line
+    assert int(headers["content-length"]) > 0
+    assert body == b""
+    s.stop()
+
+
 @pytest.mark.parametrize("request_bytes,status_line", [
     (b"GET / HTTP/1.1\r\n\r\n", "HTTP/1.1 404 Not Found"),
     (b"GET /metricsfoo HTTP/1.1\r\n\r\n", "HTTP/1.1 404 Not Found"),
