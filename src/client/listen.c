@@ -30,6 +30,7 @@ struct listening {
     const char *kind;               /* "tcp", "udp", "unix" */
     char addr[ADDR_TEXT_MAX];
     const char *unix_file;          /* ours to remove at the end */
+    int udp_wildcard;               /* udp on 0.0.0.0 or [::]: datagrams say their address */
 };
 
 /* Bind and (for streams) listen on sa. Returns the descriptor, or -1 with errno. */
@@ -107,6 +108,15 @@ static void listen_name(const struct target *t, char *buf, size_t len)
         snprintf(buf, len, "%s:%s", t->host ? t->host : "*", t->port);
 }
 
+static int is_wildcard(const struct sockaddr_storage *ss)
+{
+    if (ss->ss_family == AF_INET)
+        return ((const struct sockaddr_in *)ss)->sin_addr.s_addr == htonl(INADDR_ANY);
+    if (ss->ss_family == AF_INET6)
+        return IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)ss)->sin6_addr);
+    return 0;
+}
+
 /* Open the listener and say so. Returns V_OK, or the verdict after one line. */
 static int open_listener(const struct target *t, struct listening *ls, struct report *r)
 {
@@ -133,6 +143,15 @@ static int open_listener(const struct target *t, struct listening *ls, struct re
     }
     if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0)
         addr_format((struct sockaddr *)&ss, len, ls->addr, sizeof ls->addr);
+    if (t->udp && !t->unix_path && is_wildcard(&ss)) {
+        char why[NET_ERR_LEN];
+
+        /* Where the first datagram was sent to: see udp_own_socket. */
+        if (net_udp_pktinfo(fd, ss.ss_family, why, sizeof why) < 0)
+            return report_fail(r, 0, V_LOCAL, "cannot listen on relay %s %s: %s", ls->kind,
+                               ls->addr, why);
+        ls->udp_wildcard = 1;
+    }
     snprintf(r->local, sizeof r->local, "%s", ls->addr);
     log_msg("listening relay %s %s", ls->kind, ls->addr);
     return V_OK;
@@ -209,19 +228,61 @@ static int serve_stream_peer(struct connect_opts *o, const struct listening *ls,
     return v;
 }
 
+/* A wildcard socket connected to the peer would answer from the address routing
+ * picks toward it (127.0.0.1 for a peer that wrote to 127.0.0.2), and the connect
+ * pins its own address to that one too: the peer's next datagrams, sent to
+ * 127.0.0.2, would be lost. So the peer gets a socket of its own, bound to the
+ * address it wrote to, and the listener, needed no more (no -k over udp), is
+ * closed; a datagram that reached it in the meantime is lost, as udp may lose one.
+ * Returns 0, or -1 with the listener left to serve, as it would without. */
+static int udp_own_socket(struct listening *ls, struct sockaddr_storage *to, socklen_t tolen)
+{
+    struct sockaddr_storage local = { 0 };   /* getsockname fills what it knows */
+    socklen_t len = sizeof local;
+    int one = 1, zero = 0, fd;
+    in_port_t port;
+
+    if (getsockname(ls->fd, (struct sockaddr *)&local, &len) < 0 ||
+        local.ss_family != to->ss_family)
+        return -1;
+    port = htons((uint16_t)addr_port((const struct sockaddr *)&local));
+    if (to->ss_family == AF_INET)
+        ((struct sockaddr_in *)to)->sin_port = port;
+    else
+        ((struct sockaddr_in6 *)to)->sin6_port = port;
+    /* The port is the listener's: both must allow sharing it, the listener too. */
+    if (setsockopt(ls->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0)
+        return -1;
+    fd = sk_socket(to->ss_family, SOCK_DGRAM);
+    if (fd < 0)
+        return -1;
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
+        (to->ss_family == AF_INET6 &&
+         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero) < 0) ||
+        sk_bind(fd, (struct sockaddr *)to, tolen) < 0) {
+        sk_close(fd);
+        return -1;
+    }
+    sk_close(ls->fd);
+    ls->fd = fd;
+    return 0;
+}
+
 /* udp: the first datagram names the peer; connect to it and relay it alone. */
-static int serve_udp_peer(const struct connect_opts *o, const struct listening *ls,
+static int serve_udp_peer(const struct connect_opts *o, struct listening *ls,
                           struct relay *rl, struct report *r)
 {
-    struct sockaddr_storage ss;
-    socklen_t sl;
+    struct sockaddr_storage ss, to;
+    socklen_t sl, tl;
     char name[ADDR_TEXT_MAX + 24];
-    ssize_t n = sk_recvfrom(ls->fd, rl->to_out.data, NET_DGRAM_MAX, &ss, &sl);
+    ssize_t n = sk_recvfrom(ls->fd, rl->to_out.data, NET_DGRAM_MAX, &ss, &sl, &to, &tl);
 
     if (n < 0)
         return errno == EAGAIN || errno == EINTR ? -1
                : report_fail(r, 0, verdict_of_errno(errno), "receive on relay udp %s: %s",
                              ls->addr, strerror(errno));
+    if (ls->udp_wildcard && tl > 0)
+        udp_own_socket(ls, &to, tl);
     if (sk_connect(ls->fd, (struct sockaddr *)&ss, sl) < 0)
         return report_fail(r, 0, verdict_of_local_errno(errno), "connect to the udp peer: %s",
                            strerror(errno));

@@ -31,9 +31,11 @@ ssize_t sk_send(int fd, const void *buf, size_t len);
 ssize_t sk_sendv(int fd, const struct iovec *iov, int cnt);
 ssize_t sk_recv(int fd, void *buf, size_t cap);
 ssize_t sk_recvv(int fd, const struct iovec *iov, int cnt);
-/* recvfrom on an unconnected udp socket (connect -l -u before its peer). */
+/* recvfrom on an unconnected udp socket (connect -l -u before its peer); *to is the
+ * address the datagram was sent to (*tolen 0 if the socket does not say: see
+ * net_udp_pktinfo). */
 ssize_t sk_recvfrom(int fd, void *buf, size_t cap, struct sockaddr_storage *from,
-                    socklen_t *len);
+                    socklen_t *len, struct sockaddr_storage *to, socklen_t *tolen);
 int sk_shutdown_wr(int fd);
 int sk_close(int fd);
 

@@ -151,6 +151,27 @@ def test_listen_udp_relays_the_first_peer():
     assert out == b"hello relay\nagain\n"
 
 
+@pytest.mark.parametrize("args", [["0"], ["-4", "0"], ["0.0.0.0", "0"]])
+def test_listen_udp_wildcard_answers_from_the_address_used(args):
+    """On a wildcard listener the peer that wrote to 127.0.0.2 gets its answers from
+    127.0.0.2, and its later datagrams are still relayed (connecting the wildcard
+    socket to the peer pinned it to the address routing picks, 127.0.0.1)."""
+    lst = Listener(["-l", "-u", "-w", "0.5", *args], stdin=None)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+        u.settimeout(scaled(5))
+        u.sendto(b"one\n", ("127.0.0.2", lst.port))
+        time.sleep(0.2)
+        lst.p.stdin.write(b"reply\n")
+        lst.p.stdin.flush()
+        assert u.recvfrom(100) == (b"reply\n", ("127.0.0.2", lst.port))
+        u.sendto(b"two\n", ("127.0.0.2", lst.port))
+        time.sleep(0.2)
+        lst.close_stdin()
+        rc, out, err = lst.finish()
+    assert rc == 0, err
+    assert out == b"one\ntwo\n"
+
+
 def test_listen_unix(sockdir):
     path = os.path.join(sockdir, "relay.sock")
     lst = Listener(["-l", "-U", path], stdin=b"over unix")
