@@ -70,6 +70,14 @@ static int stdin_type(void)
     return getsockopt(STDIN_FILENO, SOL_SOCKET, SO_TYPE, &type, &len) == 0 ? type : -1;
 }
 
+static int stdin_is_listening(void)
+{
+    int on = 0;
+    socklen_t len = sizeof on;
+
+    return getsockopt(STDIN_FILENO, SOL_SOCKET, SO_ACCEPTCONN, &on, &len) == 0 && on;
+}
+
 static int stdin_is_socket(void)
 {
     struct stat st;
@@ -111,6 +119,13 @@ int inetd_take_stdin(const struct service *svc, int udp, struct listener *l, int
         snprintf(err, errlen, udp ? "--inetd %s/udp: stdin is a stream socket, not udp "
                  "(inetd: dgram, wait)" : "--inetd %s: stdin is not a stream socket (for "
                  "udp, --inetd %s/udp)", svc->name, svc->name);
+        return -1;
+    }
+    /* Told here, of stdin: once moved, listener_for_conn would name the descriptor
+     * it was moved to, which the user never gave. */
+    if (!udp && stdin_is_listening()) {
+        snprintf(err, errlen, "--inetd %s: stdin is a listening socket, not a connection "
+                 "(inetd: stream, nowait)", svc->name);
         return -1;
     }
     fd = take_socket(err, errlen);

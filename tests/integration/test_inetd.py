@@ -166,6 +166,22 @@ def test_udp_wanted_but_stdin_is_a_stream():
                    b"(inetd: dgram, wait)\n"), err
 
 
+@pytest.mark.parametrize("family", [socket.AF_INET, socket.AF_UNIX])
+def test_listening_socket_on_stdin_is_named_as_stdin(family, tmp_path):
+    """inetd "wait" for a stream service (or systemd Accept=no) hands over the
+    listening socket: the line names stdin and the kind wanted, not the descriptor
+    kodama moved it to."""
+    with socket.socket(family, socket.SOCK_STREAM) as lst:
+        lst.bind(("127.0.0.1", 0) if family == socket.AF_INET else str(tmp_path / "s"))
+        lst.listen(1)
+        p = subprocess.Popen(kodama_cmd("serve", "--inetd", "echo"), stdin=lst.fileno(),
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        _, err = p.communicate(timeout=scaled(10))
+    assert p.returncode == 1
+    assert err == (b"kodama: --inetd echo: stdin is a listening socket, not a connection "
+                   b"(inetd: stream, nowait)\n"), err
+
+
 @pytest.mark.parametrize("args, line", [
     (["nosuch"], "kodama: unknown service 'nosuch' in --inetd 'nosuch'"),
     (["echo/sctp"], "kodama: --inetd 'echo/sctp': not SERVICE, SERVICE/tcp or SERVICE/udp"),
