@@ -13,6 +13,8 @@
 #include "lib/log.h"
 #include "lib/net.h"
 #include "lib/util.h"
+#include "proto/spec.h"
+#include "serve/services/service.h"
 
 /* LISTEN_FDS beyond this is surely a mistake (systemd passes what a unit lists). */
 #define SD_LISTEN_FDS_MAX 1024
@@ -24,14 +26,42 @@ static void unset_listen_env(void)
     unsetenv("LISTEN_FDNAMES");
 }
 
-/* One name per descriptor from "a:b:c"; an empty or missing one is NULL. */
+/* Does field (len bytes) begin a name: a service's, alone or before its options? */
+static int starts_a_name(const char *field, size_t len)
+{
+    char svc[SPEC_SERVICE_MAX + 1];
+    size_t n = 0;
+
+    while (n < len && field[n] != ',')
+        n++;
+    if (n == 0 || n > SPEC_SERVICE_MAX)
+        return 0;
+    memcpy(svc, field, n);
+    svc[n] = '\0';
+    return service_find(svc) != NULL;
+}
+
+/* One name per descriptor from "a:b:c"; an empty or missing one is NULL. The names
+ * are joined with ':', and a relay's to=HOST:PORT (or [IPV6]:PORT, unix:PATH) has
+ * ':' in it too: systemd-socket-activate --fdname=relay,to=127.0.0.1:8080 passes
+ * that name whole, for one descriptor. So when there are more fields than
+ * descriptors, a field that does not begin with a service's name is the rest of
+ * the name before it. */
 static char **split_names(const char *text, size_t n)
 {
     char **names = xcalloc(n, sizeof *names);
     const char *p = text;
+    size_t fields = 0;
 
+    for (const char *q = text; q; q = strchr(q, ':'), q = q ? q + 1 : NULL)
+        fields++;
     for (size_t i = 0; p && i < n; i++) {
         const char *end = strchr(p, ':');
+
+        while (end && fields > n && !starts_a_name(end + 1, strcspn(end + 1, ":"))) {
+            end = strchr(end + 1, ':');
+            fields--;
+        }
         size_t len = end ? (size_t)(end - p) : strlen(p);
 
         if (len > 0) {

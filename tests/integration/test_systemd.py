@@ -90,6 +90,38 @@ def test_activated_several_sockets_by_name(server):
     s.stop()
 
 
+@pytest.mark.parametrize("first", [[], ["hello"]])
+def test_activated_relay_names_its_target_with_a_colon(server, first):
+    """LISTEN_FDNAMES separates the names with ':', and a relay's to=HOST:PORT has
+    one too: systemd-socket-activate --fdname=relay,to=127.0.0.1:PORT passes the
+    name whole (LISTEN_FDS=1), and it must not be cut at its port."""
+    import threading
+    target = socket.socket()
+    target.bind(("127.0.0.1", 0))
+    target.listen(1)
+    target.settimeout(scaled(10))
+
+    def serve_target():
+        c, _ = target.accept()
+        with c:
+            c.sendall(b"target got " + recv_exact(c, 4))
+
+    t = threading.Thread(target=serve_target, daemon=True)
+    t.start()
+    ports = [free_port() for _ in first] + [free_port()]
+    s = activate(server, ["127.0.0.1:%d" % p for p in ports],
+                 first + ["relay,to=127.0.0.1:%d,name=up" % target.getsockname()[1]],
+                 args=["-t", "1"])
+    with connect(("127.0.0.1", ports[-1])) as c:
+        s.wait_ready(scaled(10))
+        c.sendall(b"ping")
+        assert recv_until_eof(c) == b"target got ping"
+    t.join(scaled(10))
+    target.close()
+    assert ("relay", "tcp", "127.0.0.1:%d" % ports[-1]) in [l[:3] for l in s.listeners]
+    s.stop()
+
+
 def test_activated_unix_socket(server, sockdir):
     path = os.path.join(sockdir, "echo.sock")
     s = activate(server, [path], ["echo"])
