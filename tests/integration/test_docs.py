@@ -39,6 +39,20 @@ def test_man_page_documents_every_option(cmd):
     assert re.search(r"\b%s\b" % cmd, page)
 
 
+def test_every_serve_option_has_an_entry_of_its_own():
+    """Each option of 'kodama serve --help' is the tag of an entry in OPTIONS (a line
+    indented as a tag, not a word inside another option's text)."""
+    page = render_man_page().stdout.replace("\u2010", "-").replace("\u2212", "-")
+    section = page[page.index("\nOPTIONS\n"):page.index("\nOUTPUT\n")].expandtabs()
+    tags = [l for l in section.splitlines() if re.match(r"^ {7}-", l)]
+    help_text = run_kodama(["serve", "--help"]).stdout.decode()
+    options = set(re.findall(r"^\s+(?:-\w, )?(--[-\w]+)", help_text, re.M))
+    assert options, help_text
+    missing = sorted(o for o in options
+                     if not any(re.search(r"(?<![-\w])%s(?![-\w])" % re.escape(o), t) for t in tags))
+    assert missing == [], "no entry in OPTIONS for " + ", ".join(missing)
+
+
 VERDICTS = ["ok", "mismatch", "usage", "refused", "timeout", "reset", "resolve", "tls",
             "unreachable", "local"]
 
