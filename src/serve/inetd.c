@@ -115,6 +115,10 @@ int inetd_take_stdin(const struct service *svc, int udp, struct listener *l, int
                  "systemd-socket-activate --inetd)");
         return -1;
     }
+    /* xinetd puts the socket on stderr too: from here on, even the errors about
+     * the socket itself go to syslog, or they would be sent to the client. */
+    if (same_file(STDERR_FILENO, STDIN_FILENO))
+        log_to_syslog();
     if (stdin_type() != (udp ? SOCK_DGRAM : SOCK_STREAM)) {
         snprintf(err, errlen, udp ? "--inetd %s/udp: stdin is a stream socket, not udp "
                  "(inetd: dgram, wait)" : "--inetd %s: stdin is not a stream socket (for "

@@ -182,6 +182,18 @@ def test_listening_socket_on_stdin_is_named_as_stdin(family, tmp_path):
                    b"(inetd: stream, nowait)\n"), err
 
 
+def test_a_wrong_socket_kind_is_not_told_to_the_client_on_stderr():
+    """xinetd puts the socket on stderr too: a stream socket where --inetd echo/udp
+    wants a datagram one is an error for syslog, never text sent to the client."""
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        p = run_on_socket(["--inetd", "echo/udp"], theirs, stderr_too=True)
+        theirs.close()
+        assert p.wait(scaled(10)) == 1
+        ours.settimeout(scaled(10))
+        assert recv_until_eof(ours) == b""
+
+
 @pytest.mark.parametrize("args, line", [
     (["nosuch"], "kodama: unknown service 'nosuch' in --inetd 'nosuch'"),
     (["echo/sctp"], "kodama: --inetd 'echo/sctp': not SERVICE, SERVICE/tcp or SERVICE/udp"),
