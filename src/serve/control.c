@@ -128,8 +128,13 @@ int control_listen(const char *text, int any, struct control_listen *cl, int *us
 
         if (sp->port != sp->port_last)
             snprintf(err, errlen, "one port, not a range");
-        else if (made_up)
-            *made_up = '\0';   /* the SPEC is ours, not the user's: name only ADDR */
+        else if (made_up) {
+            /* the SPEC is ours, not the user's: name only ADDR, and drop the ',' that
+             * led to the quote ("... as in [::1]:7007, in '...'") */
+            *made_up = '\0';
+            if (made_up > err && made_up[-1] == ',')
+                made_up[-1] = '\0';
+        }
         {
             char why[KODAMA_ERR_LEN];
 

@@ -45,8 +45,13 @@ int metrics_addr_parse(const char *text, struct spec *sp, char *err, size_t errl
     if (spec_parse(spec, sp, err, errlen) < 0) {
         char *made_up = strstr(err, " in 'metrics@");
 
-        if (made_up)
-            *made_up = '\0';   /* the SPEC is ours, not the user's: name only ADDR */
+        if (made_up) {
+            /* the SPEC is ours, not the user's: name only ADDR, and drop the ',' that
+             * led to the quote ("... as in [::1]:7007, in '...'") */
+            *made_up = '\0';
+            if (made_up > err && made_up[-1] == ',')
+                made_up[-1] = '\0';
+        }
         return -1;
     }
     if (sp->port_last != sp->port) {

@@ -282,6 +282,8 @@ def test_a_bare_port_means_loopback(server):
     (["--control", "1.2.3.4:7/udp"], "--control '1.2.3.4:7/udp': not unix:PATH, PORT, HOST:PORT "
      "or [IPV6]:PORT"),
     (["--control", "127.0.0.1:7-9"], "--control '127.0.0.1:7-9': one port, not a range"),
+    (["--control", "::1:9000"],
+     "--control '::1:9000': an IPv6 address needs brackets, as in [::1]:7007"),
     (["--control-any"], "--control-any without --control"),
 ])
 def test_control_usage_errors(args, msg):

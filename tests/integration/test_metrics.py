@@ -384,6 +384,7 @@ def test_name_label_and_fault_counters(server):
     ("9100/udp", "--metrics '9100/udp': not PORT, HOST:PORT or [IPV6]:PORT"),
     ("nope", "--metrics 'nope': invalid port 'nope'"),
     ("127.0.0.1:99999", "--metrics '127.0.0.1:99999': invalid port '99999'"),
+    ("::1:9100", "--metrics '::1:9100': an IPv6 address needs brackets, as in [::1]:7007"),
 ])
 def test_metrics_usage_errors(addr, msg):
     assert_usage_error(run_kodama(["serve", "--metrics", addr, "echo@127.0.0.1:0"], timeout=5),
