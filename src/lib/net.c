@@ -63,6 +63,11 @@ static int plain_bound_socket(const struct sockaddr *sa, socklen_t len, int type
         return net_fail(fd, err, errlen, "setsockopt TCP_NODELAY");
     if (reuseport && set_int(fd, SOL_SOCKET, SO_REUSEPORT, 1) < 0)
         return net_fail(fd, err, errlen, "setsockopt SO_REUSEPORT");
+    /* A v4-mapped address ([::ffff:127.0.0.1]) is IPv4 through an IPv6 socket, which
+     * IPV6_V6ONLY would refuse to bind (EINVAL). */
+    if (sa->sa_family == AF_INET6 &&
+        IN6_IS_ADDR_V4MAPPED(&((const struct sockaddr_in6 *)sa)->sin6_addr))
+        v6only = 0;
     if (sa->sa_family == AF_INET6 && v6only >= 0 &&
         set_int(fd, IPPROTO_IPV6, IPV6_V6ONLY, v6only) < 0)
         return net_fail(fd, err, errlen, "setsockopt IPV6_V6ONLY");

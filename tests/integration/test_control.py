@@ -269,6 +269,15 @@ def test_any_address_needs_control_any(server):
     s.stop()
 
 
+def test_a_v4_mapped_loopback_address_binds(server):
+    """[::ffff:127.0.0.1] is a loopback address (IPv4 through an IPv6 socket), so it
+    is allowed without --control-any: it must bind too, not fail with EINVAL from an
+    IPV6_V6ONLY socket that can never hold an IPv4 address."""
+    s = server.start(["--control", "[::ffff:127.0.0.1]:0", "echo@127.0.0.1:0/tcp"])
+    assert call(("127.0.0.1", s.port("control")), "GET", "/faults")[0] == 200
+    s.stop()
+
+
 def test_a_bare_port_means_loopback(server):
     from kodama_helpers import free_port
     port = free_port()
