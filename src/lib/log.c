@@ -228,7 +228,11 @@ void log_vusage(const char *fmt, va_list ap)
 {
     int saved = errno;
 
-    write_text("kodama: ", fmt, ap);
+    /* Plain text, never json; but to syslog if stderr is an inetd client's socket. */
+    if (use_syslog)
+        write_syslog(fmt, ap);
+    else
+        write_text("kodama: ", fmt, ap);
     errno = saved;
 }
 

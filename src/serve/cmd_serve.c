@@ -615,6 +615,7 @@ int cmd_serve(int argc, char **argv)
     size_t nls = 0;
     int rc;
 
+    inetd_log_setup();
     rc = parse_serve_args(argc, argv, &o);
     if (rc == EXIT_OK) {
         log_setup(o.log_format);    /* usage errors stay plain text (log_vusage) */

@@ -104,6 +104,12 @@ static int prepare_conn(int fd, const struct listener *l, char *err, size_t errl
     return 0;
 }
 
+void inetd_log_setup(void)
+{
+    if (stdin_is_socket() && same_file(STDERR_FILENO, STDIN_FILENO))
+        log_to_syslog();
+}
+
 int inetd_take_stdin(const struct service *svc, int udp, struct listener *l, int *conn,
                      char *err, size_t errlen)
 {
@@ -115,10 +121,8 @@ int inetd_take_stdin(const struct service *svc, int udp, struct listener *l, int
                  "systemd-socket-activate --inetd)");
         return -1;
     }
-    /* xinetd puts the socket on stderr too: from here on, even the errors about
-     * the socket itself go to syslog, or they would be sent to the client. */
-    if (same_file(STDERR_FILENO, STDIN_FILENO))
-        log_to_syslog();
+    /* Errors about the socket itself go to syslog if stderr is that socket: see
+     * inetd_log_setup, which cmd_serve runs first. */
     if (stdin_type() != (udp ? SOCK_DGRAM : SOCK_STREAM)) {
         snprintf(err, errlen, udp ? "--inetd %s/udp: stdin is a stream socket, not udp "
                  "(inetd: dgram, wait)" : "--inetd %s: stdin is not a stream socket (for "

@@ -7,6 +7,11 @@
 
 #include "serve/core/worker.h"
 
+/* xinetd puts the socket on stderr too: if stderr is the socket on stdin, every
+ * line from now on, usage errors included, goes to syslog, or it would be sent to
+ * the client. Before anything is written. */
+void inetd_log_setup(void);
+
 /* Take stdin for svc: with udp, a bound datagram socket ("wait"), which becomes *l;
  * otherwise a connected stream socket ("nowait"), returned in *conn, with *l
  * describing it (see listener_for_conn). stdin and stdout are pointed at /dev/null

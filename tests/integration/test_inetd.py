@@ -194,6 +194,20 @@ def test_a_wrong_socket_kind_is_not_told_to_the_client_on_stderr():
         assert recv_until_eof(ours) == b""
 
 
+@pytest.mark.parametrize("args", [["--inetd", "nosuch"], ["--inetd", "echo", "echo@7007"],
+                                  ["--bogus", "--inetd", "echo"]])
+def test_a_usage_error_is_not_told_to_the_client_on_stderr(args):
+    """A mistyped xinetd server_args: the usage error goes to syslog, not to every
+    client that connects (stderr is the client's socket)."""
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        p = run_on_socket(args, theirs, stderr_too=True)
+        theirs.close()
+        assert p.wait(scaled(10)) == 2
+        ours.settimeout(scaled(10))
+        assert recv_until_eof(ours) == b""
+
+
 @pytest.mark.parametrize("args, line", [
     (["nosuch"], "kodama: unknown service 'nosuch' in --inetd 'nosuch'"),
     (["echo/sctp"], "kodama: --inetd 'echo/sctp': not SERVICE, SERVICE/tcp or SERVICE/udp"),
