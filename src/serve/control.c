@@ -25,7 +25,7 @@
 struct control {
     const struct worker_set *ws;
     struct httpd *httpd;
-    char what[32];                  /* "control tcp" */
+    char what[32 + ADDR_TEXT_MAX];  /* "control tcp 127.0.0.1:9000": for log lines */
 };
 
 /* ------------------------------------------------------------------ binding */
@@ -401,7 +401,8 @@ struct control *control_start(const struct control_listen *cl, const struct work
     struct control *c = xcalloc(1, sizeof *c);
 
     c->ws = ws;
-    snprintf(c->what, sizeof c->what, "control %s", cl->kind);
+    /* Its log lines name the address, as a listener's do. */
+    snprintf(c->what, sizeof c->what, "control %s %s", cl->kind, cl->addr);
     c->httpd = httpd_start(cl->fd, c->what, HTTP_HEAD_MAX + CONTROL_BODY_MAX, control_respond, c);
     if (c->httpd == NULL) {
         free(c);

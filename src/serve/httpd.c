@@ -32,7 +32,7 @@ struct hconn {
 };
 
 struct httpd {
-    const char *what;               /* "metrics tcp": for log lines */
+    const char *what;               /* "metrics tcp 127.0.0.1:9100": for log lines */
     size_t request_max;
     httpd_respond_fn *respond;
     void *data;

@@ -28,6 +28,7 @@ struct metrics {
     const struct worker_set *ws;
     struct httpd *httpd;
     double start_time;              /* of the process, seconds since the epoch */
+    char what[16 + ADDR_TEXT_MAX];  /* "metrics tcp 127.0.0.1:9100": for log lines */
 };
 
 /* ------------------------------------------------------------------ binding */
@@ -345,7 +346,9 @@ struct metrics *metrics_start(const struct metrics_listen *ml, const struct work
 
     m->ws = ws;
     m->start_time = process_start_time();
-    m->httpd = httpd_start(ml->fd, "metrics tcp", METRICS_HEAD_MAX, metrics_respond, m);
+    /* Its log lines name the address, as a listener's do. */
+    snprintf(m->what, sizeof m->what, "metrics tcp %s", ml->addr);
+    m->httpd = httpd_start(ml->fd, m->what, METRICS_HEAD_MAX, metrics_respond, m);
     if (m->httpd == NULL) {
         free(m);
         return NULL;
