@@ -111,6 +111,7 @@ static int notify_fd = -1;
 static struct sockaddr_un notify_addr;
 static socklen_t notify_len;
 static int notify_failed;
+static char notify_text[sizeof notify_addr.sun_path + 2];  /* NOTIFY_SOCKET, for a line */
 
 int sd_notify_open(char *err, size_t errlen)
 {
@@ -131,6 +132,7 @@ int sd_notify_open(char *err, size_t errlen)
         snprintf(err, errlen, "NOTIFY_SOCKET='%s': %s", path, strerror(errno));
         return -1;
     }
+    snprintf(notify_text, sizeof notify_text, "%s", path);
     notify_fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (notify_fd < 0) {
         snprintf(err, errlen, "NOTIFY_SOCKET: socket: %s", strerror(errno));
@@ -154,7 +156,8 @@ void sd_notify_send(const char *state)
         return;
     /* A manager that is gone or busy must not stop the service: say so once. */
     if (!notify_failed)
-        log_msg("cannot notify the service manager: %s", strerror(errno));
+        log_msg("cannot notify the service manager at NOTIFY_SOCKET=%s: %s", notify_text,
+                strerror(errno));   /* which socket: the variable is gone by now */
     notify_failed = 1;
 }
 

@@ -275,3 +275,16 @@ def test_sd_notify_ready_status_stopping(server, sockdir, abstract):
         assert got[-1] == "STOPPING=1", got
         assert all(m.startswith("STATUS=") for m in got[:-1]), got
         assert "cannot notify" not in text
+
+
+def test_a_notify_socket_that_is_gone_is_named_once(server, sockdir):
+    """A manager that is gone costs only the notifications: one line, which names
+    the NOTIFY_SOCKET it could not reach and why."""
+    where = os.path.join(sockdir, "gone")
+    env = dict(os.environ, NOTIFY_SOCKET=where)
+    s = server.start(["-t", "1", "echo@127.0.0.1:0/tcp"], env=env)
+    s.wait_log(lambda log: "cannot notify" in log)
+    text = s.stop()
+    lines = [l for l in text.splitlines() if "cannot notify" in l]
+    assert lines == ["kodama: cannot notify the service manager at NOTIFY_SOCKET=%s: "
+                     "No such file or directory" % where], text
