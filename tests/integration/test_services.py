@@ -222,6 +222,23 @@ def test_chargen_udp(server, host):
     s.stop()
 
 
+def test_chargen_udp_sizes_the_man_page_gives(server):
+    """kodama.1's chargen numbers for IPv4 are the guard's: the first N bytes for an
+    empty datagram, all 444 from a request of M bytes on, not one byte sooner."""
+    from test_docs import render_man_page
+    page = " ".join(render_man_page().stdout.split())
+    m = re.search(r"an empty IPv4 datagram gets the first (\d+) bytes, one of (\d+) bytes "
+                  r"or more all 444", page)
+    assert m, "the chargen sentence is gone from kodama.1"
+    empty, whole = int(m.group(1)), int(m.group(2))
+    s = server.start(["chargen@127.0.0.1:0/udp"])
+    dest = s.addr("chargen", "udp")
+    assert len(udp_exchange(dest, b"")[0]) == empty
+    assert udp_exchange(dest, b"x" * whole)[0] == chargen(6)
+    assert len(udp_exchange(dest, b"x" * (whole - 1))[0]) < 444
+    s.stop()
+
+
 # --------------------------------------------------------------------------- daytime, time
 
 WEEKDAYS = "Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday"
