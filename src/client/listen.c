@@ -108,15 +108,6 @@ static void listen_name(const struct target *t, char *buf, size_t len)
         snprintf(buf, len, "%s:%s", t->host ? t->host : "*", t->port);
 }
 
-static int is_wildcard(const struct sockaddr_storage *ss)
-{
-    if (ss->ss_family == AF_INET)
-        return ((const struct sockaddr_in *)ss)->sin_addr.s_addr == htonl(INADDR_ANY);
-    if (ss->ss_family == AF_INET6)
-        return IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)ss)->sin6_addr);
-    return 0;
-}
-
 /* Open the listener and say so. Returns V_OK, or the verdict after one line. */
 static int open_listener(const struct target *t, struct listening *ls, struct report *r)
 {
@@ -143,7 +134,7 @@ static int open_listener(const struct target *t, struct listening *ls, struct re
     }
     if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0)
         addr_format((struct sockaddr *)&ss, len, ls->addr, sizeof ls->addr);
-    if (t->udp && !t->unix_path && is_wildcard(&ss)) {
+    if (t->udp && !t->unix_path && addr_is_wildcard((struct sockaddr *)&ss)) {
         char why[NET_ERR_LEN];
 
         /* Where the first datagram was sent to: see udp_own_socket. */

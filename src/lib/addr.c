@@ -47,6 +47,15 @@ char *addr_host(const struct sockaddr *sa, char *buf, size_t buflen)
     return buf;
 }
 
+int addr_is_wildcard(const struct sockaddr *sa)
+{
+    if (sa->sa_family == AF_INET)
+        return ((const struct sockaddr_in *)sa)->sin_addr.s_addr == htonl(INADDR_ANY);
+    if (sa->sa_family == AF_INET6)
+        return IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)sa)->sin6_addr);
+    return 0;
+}
+
 int addr_port(const struct sockaddr *sa)
 {
     if (sa->sa_family == AF_INET)

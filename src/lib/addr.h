@@ -20,5 +20,7 @@ char *addr_format(const struct sockaddr *sa, socklen_t len, char *buf, size_t bu
  * netcat's style: "connect to 127.0.0.1 port 9 (tcp) failed". */
 char *addr_host(const struct sockaddr *sa, char *buf, size_t buflen);
 int addr_port(const struct sockaddr *sa);
+/* 0.0.0.0 or [::]: a bind to every address. */
+int addr_is_wildcard(const struct sockaddr *sa);
 
 #endif

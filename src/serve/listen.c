@@ -51,15 +51,6 @@ static int cannot_listen(struct binder *b, const struct service *svc, const char
     return -1;
 }
 
-static int is_wildcard(const struct sockaddr *sa)
-{
-    if (sa->sa_family == AF_INET)
-        return ((const struct sockaddr_in *)sa)->sin_addr.s_addr == htonl(INADDR_ANY);
-    if (sa->sa_family == AF_INET6)
-        return IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)sa)->sin6_addr);
-    return 0;
-}
-
 static void set_port(struct sockaddr *sa, uint16_t port)
 {
     if (sa->sa_family == AF_INET)
@@ -105,7 +96,7 @@ static int socket_describe(int fd, struct listener *l, struct sockaddr_storage *
     l->family = domain;
     addr_format((struct sockaddr *)ss, len, l->addr, sizeof l->addr);
     /* A wildcard udp socket answers from the address each datagram came to. */
-    l->pktinfo = l->kind == LISTEN_UDP && is_wildcard((struct sockaddr *)ss);
+    l->pktinfo = l->kind == LISTEN_UDP && addr_is_wildcard((struct sockaddr *)ss);
     return 0;
 }
 
