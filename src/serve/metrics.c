@@ -121,8 +121,8 @@ static int bind_host(const struct spec *sp, int family, struct metrics_listen *m
     snprintf(port, sizeof port, "%u", sp->port);
     rc = getaddrinfo(sp->host, port, &hints, &res);
     if (rc != 0) {
-        snprintf(err, errlen, "cannot listen on metrics tcp %s: %s", sp->host,
-                 rc == EAI_SYSTEM ? strerror(errno) : gai_strerror(rc));
+        snprintf(err, errlen, "cannot listen on metrics tcp %s:%s: %s", sp->host, port,
+                 rc == EAI_SYSTEM ? strerror(errno) : gai_strerror(rc));   /* as a listener's */
         return -1;
     }
     rc = -1;

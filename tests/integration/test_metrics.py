@@ -403,6 +403,14 @@ def test_metrics_port_in_use_is_a_startup_failure():
                         % port), r
 
 
+def test_metrics_name_that_does_not_resolve_is_a_startup_failure():
+    """The line names HOST:PORT, as a listener's and --control's do."""
+    r = run_kodama(["serve", "--metrics", "nosuch!host:9100", "echo@127.0.0.1:0"], timeout=10)
+    assert r.rc == 1, r
+    assert r.stderr.startswith("kodama: cannot listen on metrics tcp nosuch!host:9100: "), r
+    assert len(r.stderr.splitlines()) == 1, r
+
+
 # --------------------------------------------------------------------------- real tools
 
 def test_promtool_accepts_a_real_scrape(server):
