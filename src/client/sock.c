@@ -230,37 +230,6 @@ ssize_t sk_recvv(int fd, const struct iovec *iov, int cnt)
     return n;
 }
 
-/* The destination of a datagram received with IP_PKTINFO or IPV6_RECVPKTINFO on:
- * its length, 0 if msg says none. */
-static socklen_t pktinfo_dest(struct msghdr *msg, struct sockaddr_storage *to)
-{
-    for (struct cmsghdr *cm = CMSG_FIRSTHDR(msg); cm; cm = CMSG_NXTHDR(msg, cm)) {
-        if (cm->cmsg_level == IPPROTO_IP && cm->cmsg_type == IP_PKTINFO) {
-            struct in_pktinfo pi;
-            struct sockaddr_in *sin = (struct sockaddr_in *)to;
-
-            memcpy(&pi, CMSG_DATA(cm), sizeof pi);
-            memset(sin, 0, sizeof *sin);
-            sin->sin_family = AF_INET;
-            sin->sin_addr = pi.ipi_addr;
-            return sizeof *sin;
-        }
-        if (cm->cmsg_level == IPPROTO_IPV6 && cm->cmsg_type == IPV6_PKTINFO) {
-            struct in6_pktinfo pi;
-            struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)to;
-
-            memcpy(&pi, CMSG_DATA(cm), sizeof pi);
-            memset(sin6, 0, sizeof *sin6);
-            sin6->sin6_family = AF_INET6;
-            sin6->sin6_addr = pi.ipi6_addr;
-            if (IN6_IS_ADDR_LINKLOCAL(&pi.ipi6_addr))
-                sin6->sin6_scope_id = (uint32_t)pi.ipi6_ifindex;
-            return sizeof *sin6;
-        }
-    }
-    return 0;
-}
-
 ssize_t sk_recvfrom(int fd, void *buf, size_t cap, struct sockaddr_storage *from,
                     socklen_t *len, struct sockaddr_storage *to, socklen_t *tolen)
 {
@@ -276,7 +245,7 @@ ssize_t sk_recvfrom(int fd, void *buf, size_t cap, struct sockaddr_storage *from
 
     n = recvmsg(fd, &msg, 0);
     *len = msg.msg_namelen;
-    *tolen = n >= 0 ? pktinfo_dest(&msg, to) : 0;
+    *tolen = n >= 0 ? net_pktinfo_dest(&msg, 0, to) : 0;
     if (TRACE_ON) {
         int err = errno;
         char a[TRACE_ADDR_MAX], note[TRACE_ADDR_MAX + 8];

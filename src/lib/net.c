@@ -242,6 +242,35 @@ int net_unsent(int fd)
     return ioctl(fd, SIOCOUTQ, &n) == 0 ? n : -1;
 }
 
+socklen_t net_pktinfo_dest(struct msghdr *msg, in_port_t port, struct sockaddr_storage *out)
+{
+    for (struct cmsghdr *cm = CMSG_FIRSTHDR(msg); cm; cm = CMSG_NXTHDR(msg, cm)) {
+        if (cm->cmsg_level == IPPROTO_IP && cm->cmsg_type == IP_PKTINFO) {
+            const struct in_pktinfo *pi = (const struct in_pktinfo *)CMSG_DATA(cm);
+            struct sockaddr_in *sin = (struct sockaddr_in *)out;
+
+            memset(sin, 0, sizeof *sin);
+            sin->sin_family = AF_INET;
+            sin->sin_addr = pi->ipi_addr;
+            sin->sin_port = port;
+            return sizeof *sin;
+        }
+        if (cm->cmsg_level == IPPROTO_IPV6 && cm->cmsg_type == IPV6_PKTINFO) {
+            const struct in6_pktinfo *pi = (const struct in6_pktinfo *)CMSG_DATA(cm);
+            struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)out;
+
+            memset(sin6, 0, sizeof *sin6);
+            sin6->sin6_family = AF_INET6;
+            sin6->sin6_addr = pi->ipi6_addr;
+            sin6->sin6_port = port;
+            if (IN6_IS_ADDR_LINKLOCAL(&pi->ipi6_addr))
+                sin6->sin6_scope_id = (uint32_t)pi->ipi6_ifindex;
+            return sizeof *sin6;
+        }
+    }
+    return 0;
+}
+
 int net_connect(int fd, const struct sockaddr *sa, socklen_t len, long timeout_ms)
 {
     struct pollfd pfd = { .fd = fd, .events = POLLOUT };

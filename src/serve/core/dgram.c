@@ -15,6 +15,7 @@
 #include <sys/socket.h>
 
 #include "lib/log.h"
+#include "lib/net.h"
 #include "serve/core/worker.h"
 
 size_t udp_reply_pktinfo(struct msghdr *msg, void *out)
@@ -51,37 +52,6 @@ void udp_listener_local(struct listener *l)
     }
 }
 
-/* The destination in an IP_PKTINFO / IPV6_PKTINFO message, with port; returns its
- * length, 0 if msg has none. */
-static socklen_t pktinfo_dest(struct msghdr *msg, in_port_t port, struct sockaddr_storage *out)
-{
-    for (struct cmsghdr *cm = CMSG_FIRSTHDR(msg); cm; cm = CMSG_NXTHDR(msg, cm)) {
-        if (cm->cmsg_level == IPPROTO_IP && cm->cmsg_type == IP_PKTINFO) {
-            const struct in_pktinfo *pi = (const struct in_pktinfo *)CMSG_DATA(cm);
-            struct sockaddr_in *sin = (struct sockaddr_in *)out;
-
-            memset(sin, 0, sizeof *sin);
-            sin->sin_family = AF_INET;
-            sin->sin_addr = pi->ipi_addr;
-            sin->sin_port = port;
-            return sizeof *sin;
-        }
-        if (cm->cmsg_level == IPPROTO_IPV6 && cm->cmsg_type == IPV6_PKTINFO) {
-            const struct in6_pktinfo *pi = (const struct in6_pktinfo *)CMSG_DATA(cm);
-            struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)out;
-
-            memset(sin6, 0, sizeof *sin6);
-            sin6->sin6_family = AF_INET6;
-            sin6->sin6_addr = pi->ipi6_addr;
-            sin6->sin6_port = port;
-            if (IN6_IS_ADDR_LINKLOCAL(&pi->ipi6_addr))
-                sin6->sin6_scope_id = (uint32_t)pi->ipi6_ifindex;
-            return sizeof *sin6;
-        }
-    }
-    return 0;
-}
-
 static in_port_t listener_port(const struct listener *l)
 {
     if (l->local.ss_family == AF_INET)
@@ -97,7 +67,7 @@ void udp_ctx_local(struct svc_ctx *ctx, const struct listener *l, struct msghdr 
     socklen_t len = 0;
 
     if (l->pktinfo && msg->msg_controllen > 0)
-        len = pktinfo_dest(msg, listener_port(l), room);
+        len = net_pktinfo_dest(msg, listener_port(l), room);
     if (len > 0) {
         ctx->local = (const struct sockaddr *)room;
         ctx->local_len = len;
