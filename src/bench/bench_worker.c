@@ -146,26 +146,12 @@ static int64_t wait_until(const struct bench_worker *w)
     return until;
 }
 
-/* epoll_pwait2 takes a timespec: open-loop sends need better than epoll_wait's
- * milliseconds. Kernels before 5.11 lack it; then round up to milliseconds. */
+/* Open-loop sends need better than epoll_wait's milliseconds (epoll_wait_ns). */
 static int wait_events(struct bench_worker *w, struct epoll_event *evs, int64_t until)
 {
-    static atomic_int no_pwait2;
     int64_t left = until - clock_ns();
-    struct timespec ts;
-    int n;
 
-    if (left < 0)
-        left = 0;
-    if (!atomic_load_explicit(&no_pwait2, memory_order_relaxed)) {
-        ts.tv_sec = left / NS_PER_S;
-        ts.tv_nsec = left % NS_PER_S;
-        n = epoll_pwait2(w->ep, evs, MAX_EVENTS, &ts, NULL);
-        if (n >= 0 || errno != ENOSYS)
-            return n;
-        atomic_store(&no_pwait2, 1);
-    }
-    return epoll_wait(w->ep, evs, MAX_EVENTS, (int)((left + NS_PER_MS - 1) / NS_PER_MS));
+    return epoll_wait_ns(w->ep, evs, MAX_EVENTS, left < 0 ? 0 : left);
 }
 
 static void scan(struct bench_worker *w)

@@ -15,7 +15,7 @@
 
 struct timer {
     uint64_t id;
-    int64_t when;
+    int64_t when;       /* µs, now_us's clock */
     timer_fn *fn;
     void *data;
     uint64_t pass;      /* the run_timers pass that last ran it */
@@ -134,10 +134,15 @@ void loop_unwatch_closing(struct loop *loop, struct watch *w)
 
 uint64_t loop_timer_add(struct loop *loop, long ms, timer_fn *fn, void *data)
 {
+    return loop_timer_add_at(loop, now_us() + (int64_t)ms * 1000, fn, data);
+}
+
+uint64_t loop_timer_add_at(struct loop *loop, int64_t at_us, timer_fn *fn, void *data)
+{
     struct timer *t = xmalloc(sizeof *t);
 
     t->id = loop->next_timer_id++;
-    t->when = now_ms() + ms;
+    t->when = at_us;
     t->fn = fn;
     t->data = data;
     t->pass = 0;
@@ -158,7 +163,8 @@ void loop_timer_del(struct loop *loop, uint64_t id)
     }
 }
 
-static int next_timeout(struct loop *loop)
+/* How long the backend may wait, in µs: -1 for as long as it takes. */
+static int64_t next_timeout(struct loop *loop)
 {
     int64_t nearest = -1, now;
 
@@ -167,15 +173,15 @@ static int next_timeout(struct loop *loop)
             nearest = t->when;
     if (nearest < 0)
         return -1;
-    now = now_ms();
-    return nearest <= now ? 0 : (int)(nearest - now);
+    now = now_us();
+    return nearest <= now ? 0 : nearest - now;
 }
 
 /* A timer callback may add or delete timers (itself included), so each due timer is
  * found afresh by id rather than by walking a list that may change under us. */
 static void run_timers(struct loop *loop)
 {
-    int64_t now = now_ms();
+    int64_t now = now_us();
     uint64_t pass = ++loop->timer_pass;
 
     for (;;) {
@@ -200,7 +206,7 @@ static void run_timers(struct loop *loop)
             if (again == LOOP_TIMER_DONE)
                 loop_timer_del(loop, id);
             else
-                t->when = now_ms() + again;
+                t->when = now_us() + (int64_t)again * 1000;
             break;
         }
     }

@@ -58,7 +58,12 @@ void loop_unwatch(struct loop *loop, struct watch *w);
  * inherited or duplicated: epoll would keep reporting it. */
 void loop_unwatch_closing(struct loop *loop, struct watch *w);
 
+/* Timers run once the clock has reached their time, never before: the loop keeps
+ * time in µs and waits with a timeout in µs, so a timer is late by the kernel's
+ * wake-up (tens of µs), not by a millisecond of rounding. */
 uint64_t loop_timer_add(struct loop *loop, long ms, timer_fn *fn, void *data);
+/* A timer due at `at_us` on now_us's clock, for waits finer than a ms. */
+uint64_t loop_timer_add_at(struct loop *loop, int64_t at_us, timer_fn *fn, void *data);
 void loop_timer_del(struct loop *loop, uint64_t id);
 
 /* Run until loop_stop; returns 0, or -1 with errno if polling failed. */

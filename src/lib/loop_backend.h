@@ -29,9 +29,9 @@ struct backend_ops {
     void (*del)(struct backend *b, int fd, void *ptr);
     /* Closing a descriptor that is its socket's only one takes it out of the set. */
     int close_drops_watch;
-    /* Wait up to timeout_ms (-1: forever); fills at most max; returns the count, or
-     * -1 with errno. */
-    int (*poll)(struct backend *b, int timeout_ms, struct fired *out, int max);
+    /* Wait up to timeout_us (-1: forever; the backend rounds up what it cannot
+     * express); fills at most max; returns the count, or -1 with errno. */
+    int (*poll)(struct backend *b, int64_t timeout_us, struct fired *out, int max);
     /* The io_uring ring under the loop, for the engines that drive it; NULL (no
      * function) on epoll. */
     struct io_uring *(*ring)(struct backend *b);

@@ -1,12 +1,14 @@
 /* loop_epoll.c — the epoll backend of loop.c. Level-triggered: a handler that leaves
  * data unread is called again, which keeps partial reads and writes simple. */
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <sys/epoll.h>
 #include <unistd.h>
 
 #include "lib/loop.h"
 #include "lib/loop_backend.h"
+#include "lib/util.h"
 
 #define BATCH 256
 
@@ -74,13 +76,14 @@ static void epoll_del(struct backend *b, int fd, void *ptr)
     (void)epoll_ctl(b->epfd, EPOLL_CTL_DEL, fd, &ev);
 }
 
-static int epoll_poll(struct backend *b, int timeout_ms, struct fired *out, int max)
+static int epoll_poll(struct backend *b, int64_t timeout_us, struct fired *out, int max)
 {
     int n;
 
     if (max > BATCH)
         max = BATCH;
-    n = epoll_wait(b->epfd, b->events, max, timeout_ms);
+    /* In µs, not rounded to a ms: a timer ends when due (epoll_wait_ns). */
+    n = epoll_wait_ns(b->epfd, b->events, max, timeout_us < 0 ? -1 : timeout_us * 1000);
     if (n < 0)
         return errno == EINTR ? 0 : -1;
     for (int i = 0; i < n; i++) {

@@ -373,9 +373,9 @@ static void timespec_from_us(struct __kernel_timespec *ts, long long us)
  * (without one it ends the wait at batch_us, and an idle loop would spin), and a
  * timer due sooner than batch_us shortens the gathering. Returns as
  * io_uring_submit_and_wait_timeout does. */
-static int submit_and_gather(struct backend *b, unsigned want, int timeout_ms)
+static int submit_and_gather(struct backend *b, unsigned want, int64_t timeout_us)
 {
-    long long limit_us = timeout_ms >= 0 ? (long long)timeout_ms * 1000 : GATHER_LIMIT_US;
+    long long limit_us = timeout_us >= 0 ? timeout_us : GATHER_LIMIT_US;
     struct io_uring_getevents_arg arg;
     struct __kernel_timespec ts;
     unsigned flags = IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG;
@@ -395,25 +395,25 @@ static int submit_and_gather(struct backend *b, unsigned want, int timeout_ms)
     return rc < 0 ? -errno : (int)rc;
 }
 
-/* Submit what is queued and wait for the next event, or until timeout_ms (-1: no
+/* Submit what is queued and wait for the next event, or until timeout_us (-1: no
  * limit). Completions that were expected to post during the submission do not
  * count as the event. Should one of them not post then after all, it still posts
  * when its request ends, and counts then: the wait ends one event late and never
  * hangs. No timer bounds the wait: arming one costs a ping-pong more than the
  * io_uring_enter this saves (measured: bench/analysis.md). */
-static int submit_and_wait(struct backend *b, int timeout_ms)
+static int submit_and_wait(struct backend *b, int64_t timeout_us)
 {
     struct __kernel_timespec ts, *tsp = NULL;
     struct io_uring_cqe *cqe;
     unsigned want = 1 + b->expected;
     int rc;
 
-    if (timeout_ms >= 0) {
-        timespec_from_us(&ts, (long long)timeout_ms * 1000);
+    if (timeout_us >= 0) {
+        timespec_from_us(&ts, timeout_us);
         tsp = &ts;
     }
     if (b->gathering)
-        rc = submit_and_gather(b, want, timeout_ms);
+        rc = submit_and_gather(b, want, timeout_us);
     else
         rc = io_uring_submit_and_wait_timeout(&b->ring, &cqe, want, tsp, NULL);
     if (want > 1 && (rc == -ETIME || rc == -EINTR) && io_uring_cq_ready(&b->ring) < want - 1)
@@ -422,7 +422,7 @@ static int submit_and_wait(struct backend *b, int timeout_ms)
     return rc;
 }
 
-static int uring_poll(struct backend *b, int timeout_ms, struct fired *out, int max)
+static int uring_poll(struct backend *b, int64_t timeout_us, struct fired *out, int max)
 {
     struct io_uring_cqe *cqe;
     unsigned head, seen = 0;
@@ -430,7 +430,7 @@ static int uring_poll(struct backend *b, int timeout_ms, struct fired *out, int 
 
     if (!b->started && uring_start(b) < 0)
         return -1;
-    rc = submit_and_wait(b, timeout_ms);
+    rc = submit_and_wait(b, timeout_us);
     if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EBUSY && rc != -EAGAIN) {
         errno = -rc;
         return -1;

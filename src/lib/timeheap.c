@@ -70,24 +70,22 @@ static long heap_due(struct loop *loop, void *data);
 /* One loop timer, due at the earliest entry: moved only when that comes sooner. */
 static void arm(struct theap *h)
 {
-    int64_t now;
-
     if (h->firing || h->n == 0)
         return;
     if (h->timer && h->timer_at <= h->v[0]->at)
         return;
     if (h->timer)
         loop_timer_del(h->loop, h->timer);
-    now = now_ms();
     h->timer_at = h->v[0]->at;
-    h->timer = loop_timer_add(h->loop, h->timer_at > now ? (long)(h->timer_at - now) : 0,
-                              heap_due, h);
+    h->timer = loop_timer_add_at(h->loop, h->timer_at, heap_due, h);
 }
 
+/* The loop's timer callback: expires what is due and arms a timer of its own for
+ * the next (a timer's return value counts in ms, the heap in µs). */
 static long heap_due(struct loop *loop, void *data)
 {
     struct theap *h = data;
-    int64_t now = now_ms();
+    int64_t now = now_us();
 
     (void)loop;
     h->firing = 1;
@@ -98,12 +96,9 @@ static long heap_due(struct loop *loop, void *data)
         h->expire(h, e);
     }
     h->firing = 0;
-    if (h->n == 0) {
-        h->timer = 0;
-        return LOOP_TIMER_DONE;
-    }
-    h->timer_at = h->v[0]->at;
-    return h->timer_at > now ? (long)(h->timer_at - now) : 0;
+    h->timer = 0;
+    arm(h);
+    return LOOP_TIMER_DONE;
 }
 
 int theap_set(struct theap *h, struct theap_entry *e, int64_t at)

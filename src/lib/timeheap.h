@@ -16,7 +16,7 @@
 struct theap;
 
 struct theap_entry {
-    int64_t at;                     /* ms, monotonic (now_ms) */
+    int64_t at;                     /* µs, monotonic (now_us) */
     size_t idx;                     /* its place in the heap; THEAP_OFF: not in it */
 };
 
@@ -50,8 +50,9 @@ static inline int theap_on(const struct theap_entry *e)
     return e->idx != THEAP_OFF;
 }
 
-/* (Re)set e to expire at `at` (ms, now_ms's clock). Returns 0, or -1 if out of
- * memory (e is then not in the heap). */
+/* (Re)set e to expire at `at` (µs, now_us's clock): not before, and late by the
+ * kernel's wake-up only. Returns 0, or -1 if out of memory (e is then not in the
+ * heap). */
 int theap_set(struct theap *h, struct theap_entry *e, int64_t at);
 /* Take e out of the heap, if it is in. */
 void theap_del(struct theap *h, struct theap_entry *e);

@@ -2,11 +2,14 @@
 #include "lib/util.h"
 
 #include <dirent.h>
+#include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdatomic.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -216,12 +219,39 @@ int64_t now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+int64_t now_us(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 int64_t now_ns(void)
 {
     struct timespec ts;
 
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+int epoll_wait_ns(int epfd, struct epoll_event *events, int max, int64_t timeout_ns)
+{
+    static atomic_int no_pwait2;
+
+    if (timeout_ns >= 0 && !atomic_load_explicit(&no_pwait2, memory_order_relaxed)) {
+        struct timespec ts = { .tv_sec = timeout_ns / 1000000000,
+                               .tv_nsec = timeout_ns % 1000000000 };
+        int n = epoll_pwait2(epfd, events, max, &ts, NULL);
+
+        if (n >= 0 || errno != ENOSYS)
+            return n;
+        atomic_store_explicit(&no_pwait2, 1, memory_order_relaxed);
+    }
+    if (timeout_ns > (int64_t)INT_MAX * 1000000)
+        timeout_ns = (int64_t)INT_MAX * 1000000;
+    return epoll_wait(epfd, events, max,
+                      timeout_ns < 0 ? -1 : (int)((timeout_ns + 999999) / 1000000));
 }
 
 long open_fd_count(void)

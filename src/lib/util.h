@@ -39,10 +39,20 @@ void *xcalloc(size_t n, size_t size);
 void *xrealloc(void *p, size_t n);
 char *xstrdup(const char *s);
 
-/* Monotonic clock in milliseconds. */
+/* Monotonic clock in milliseconds, cut to the ms (not rounded). */
 int64_t now_ms(void);
+/* The same clock in microseconds: for waits that must end neither early nor a
+ * millisecond late (the faults' latency, a relay's connect-timeout). */
+int64_t now_us(void);
 /* The same clock in nanoseconds. */
 int64_t now_ns(void);
+
+/* epoll_wait with a timeout in ns (-1: none): epoll_pwait2, whose timespec lets a
+ * timer end when due rather than on a whole ms; before Linux 5.11 (and under
+ * valgrind 3.19, which does not know it) epoll_wait with the ms rounded up, so a
+ * wait never ends early. Returns as epoll_wait does. */
+struct epoll_event;
+int epoll_wait_ns(int epfd, struct epoll_event *events, int max, int64_t timeout_ns);
 
 /* Descriptors this process has open (from /proc/self/fd, not counting the one used
  * to read it), or -1 without /proc. */

@@ -89,7 +89,7 @@ VALGRIND_NOTE_RE = re.compile(r"^--\d+-- (.*)$", re.M)
 # call fails with ENOSYS and kodama falls back.  Any other unhandled syscall is a finding
 # (memcheck could not see what it did to memory).
 VALGRIND_UNHANDLED_OK = {
-    441: "epoll_pwait2: bench falls back to epoll_wait",
+    441: "epoll_pwait2: epoll_wait_ns (bench, serve's epoll loop) falls back to epoll_wait",
 }
 VALGRIND_UNHANDLED_RE = re.compile(r"^--\d+-- WARNING: unhandled \S+ syscall: (\d+)$", re.M)
 VALGRIND_SUMMARY_RE = re.compile(r"^==\d+== ERROR SUMMARY: ([1-9]\d*) errors?", re.M)

@@ -62,6 +62,24 @@ def test_latency_jitter_stays_within_d_plus_minus_j(server):
     s.stop()
 
 
+def test_latency_is_exact_not_a_millisecond_late(server):
+    """latency=5ms: no reply before 5 ms, and the median one well within a ms after
+    (the clock counts µs: one cut to the ms padded every wait by a ms so as not to
+    end it early, and median RTTs were 6.1 ms). Rounds start at varied phases of
+    the ms."""
+    s = faulty(server, "echo@127.0.0.1:0/tcp,latency=5ms")
+    with connect(s.addr("echo")) as c:
+        c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        times = []
+        for i in range(30):
+            times.append(rtt(c, b"x"))
+            time.sleep(0.0001 * (i % 10))
+    times.sort()
+    assert times[0] >= 0.005, times
+    assert times[len(times) // 2] < 0.005 + scaled(0.0006), times
+    s.stop()
+
+
 def test_latency_keeps_the_order_of_chunks(server):
     """Chunks sent 5 ms apart, each with its own jittered delay: the echo is the
     same bytes in the same order, and the first comes no sooner than D - J."""

@@ -43,6 +43,24 @@ def test_latency_delays_each_datagram(server):
     s.stop()
 
 
+def test_latency_on_a_datagram_is_exact(server):
+    """latency=5ms: no reply before 5 ms, the median within a ms after (not the
+    6.1 ms of a clock cut to the ms and padded by one)."""
+    s = start(server, "echo@127.0.0.1:0/udp,latency=5ms")
+    times = []
+    with udp_socket() as u:
+        for i in range(30):
+            t0 = time.monotonic()
+            u.sendto(b"d%d" % i, s.addr("echo", "udp"))
+            assert u.recv(100) == b"d%d" % i
+            times.append(time.monotonic() - t0)
+            time.sleep(0.0001 * (i % 10))
+    times.sort()
+    assert times[0] >= 0.005, times
+    assert times[len(times) // 2] < 0.005 + scaled(0.0006), times
+    s.stop()
+
+
 def test_latency_with_jitter_keeps_a_peers_order(server):
     s = start(server, "echo@127.0.0.1:0/udp,latency=60ms~50ms")
     with udp_socket() as u:

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from kodama_helpers import (READY_LINE, TIMESTAMP_RE, assert_usage_error, connect,
-                            recv_exact, run_kodama, scaled)
+                            recv_exact, run_kodama, scaled, strip_valgrind_notes)
 
 JSON_TIME_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 
@@ -107,7 +107,7 @@ def wait_json_ready(s, timeout=10.0):
 
 def json_lines(text):
     out = []
-    for line in text.splitlines():
+    for line in strip_valgrind_notes(text).splitlines():
         doc = json.loads(line)
         assert isinstance(doc, dict), line
         out.append(doc)

@@ -141,44 +141,46 @@ static void test_dgram_copies(void **state)
 
 static struct fault_rng rng;
 
+#define MS 1000                     /* the shaper's clock counts µs */
+
 static void test_shape_latency(void **state)
 {
     struct faults f;
     struct shaper sh;
-    long wait;
+    int64_t wait;
 
     (void)state;
     faults_of("echo@7007/tcp,latency=100ms", &f);
-    shape_open(&sh, &f.down, 1000);
-    assert_int_equal(shape_allow(&sh, &f.down, 0, 1000, &rng, &wait), 0);
+    shape_open(&sh, &f.down, 1000 * MS);
+    assert_int_equal(shape_allow(&sh, &f.down, 0, 1000 * MS, &rng, &wait), 0);
     assert_int_equal(wait, -1);                 /* nothing to send */
-    shape_made(&sh, &f.down, 10, 1000, &rng);  /* due at 1101: never early */
-    assert_int_equal(shape_allow(&sh, &f.down, 10, 1000, &rng, &wait), 0);
-    assert_int_equal(wait, 101);
-    shape_made(&sh, &f.down, 5, 1050, &rng);    /* due at 1151 */
-    assert_int_equal(shape_allow(&sh, &f.down, 15, 1100, &rng, &wait), 0);
-    assert_int_equal(wait, 1);
-    assert_int_equal(shape_allow(&sh, &f.down, 15, 1101, &rng, &wait), 10);
-    shape_sent(&sh, &f.down, 4, 1101);          /* a short send */
-    assert_int_equal(shape_allow(&sh, &f.down, 11, 1101, &rng, &wait), 6);
-    shape_sent(&sh, &f.down, 6, 1101);
-    assert_int_equal(shape_allow(&sh, &f.down, 5, 1101, &rng, &wait), 0);
-    assert_int_equal(wait, 50);
-    assert_int_equal(shape_allow(&sh, &f.down, 5, 1151, &rng, &wait), 5);
+    shape_made(&sh, &f.down, 10, 1000 * MS + 999, &rng);   /* due at 1100.999 ms */
+    assert_int_equal(shape_allow(&sh, &f.down, 10, 1000 * MS + 999, &rng, &wait), 0);
+    assert_int_equal(wait, 100 * MS);           /* exactly: neither short nor padded */
+    shape_made(&sh, &f.down, 5, 1050 * MS, &rng);           /* due at 1150 ms */
+    assert_int_equal(shape_allow(&sh, &f.down, 15, 1100 * MS + 998, &rng, &wait), 0);
+    assert_int_equal(wait, 1);                  /* a µs early: not yet */
+    assert_int_equal(shape_allow(&sh, &f.down, 15, 1100 * MS + 999, &rng, &wait), 10);
+    shape_sent(&sh, &f.down, 4, 1101 * MS);     /* a short send */
+    assert_int_equal(shape_allow(&sh, &f.down, 11, 1101 * MS, &rng, &wait), 6);
+    shape_sent(&sh, &f.down, 6, 1101 * MS);
+    assert_int_equal(shape_allow(&sh, &f.down, 5, 1101 * MS, &rng, &wait), 0);
+    assert_int_equal(wait, 49 * MS);
+    assert_int_equal(shape_allow(&sh, &f.down, 5, 1150 * MS, &rng, &wait), 5);
 }
 
 static void test_shape_latency_order(void **state)
 {
     struct faults f;
     struct shaper sh;
-    long wait;
+    int64_t wait;
     int64_t now = 0;
 
     (void)state;
     faults_of("echo@7007/tcp,latency=100ms~90ms", &f);
     shape_open(&sh, &f.down, 0);
     /* More chunks than marks: the newest takes the rest, never earlier. */
-    for (int i = 0; i < 3 * SHAPE_MARKS; i++, now += 1)
+    for (int i = 0; i < 3 * SHAPE_MARKS; i++, now += MS)
         shape_made(&sh, &f.down, 1, now, &rng);
     for (size_t sent = 0; sent < 3 * SHAPE_MARKS;) {
         size_t n = shape_allow(&sh, &f.down, 3 * SHAPE_MARKS - sent, now, &rng, &wait);
@@ -191,37 +193,37 @@ static void test_shape_latency_order(void **state)
         shape_sent(&sh, &f.down, n, now);
         sent += n;
     }
-    assert_true(now >= 10 && now <= 3 * SHAPE_MARKS + 190);
+    assert_true(now >= 10 * MS && now <= (3 * SHAPE_MARKS + 190) * MS);
 }
 
 static void test_shape_greet_slice(void **state)
 {
     struct faults f;
     struct shaper sh;
-    long wait;
+    int64_t wait;
 
     (void)state;
     faults_of("echo@7007/tcp,greet-delay=1s,slice=3,slice-delay=10ms", &f);
     shape_open(&sh, &f.down, 0);
     shape_made(&sh, &f.down, 7, 0, &rng);
     assert_int_equal(shape_allow(&sh, &f.down, 7, 0, &rng, &wait), 0);
-    assert_int_equal(wait, 1001);
-    assert_int_equal(shape_allow(&sh, &f.down, 7, 1001, &rng, &wait), 3);
-    shape_sent(&sh, &f.down, 2, 1001);          /* a short send: the slice goes on */
-    assert_int_equal(shape_allow(&sh, &f.down, 5, 1001, &rng, &wait), 1);
-    shape_sent(&sh, &f.down, 1, 1001);
-    assert_int_equal(shape_allow(&sh, &f.down, 4, 1006, &rng, &wait), 0);
-    assert_int_equal(wait, 6);
-    assert_int_equal(shape_allow(&sh, &f.down, 4, 1012, &rng, &wait), 3);
-    shape_sent(&sh, &f.down, 3, 1012);
-    assert_int_equal(shape_allow(&sh, &f.down, 1, 1023, &rng, &wait), 1);
+    assert_int_equal(wait, 1000 * MS);
+    assert_int_equal(shape_allow(&sh, &f.down, 7, 1000 * MS, &rng, &wait), 3);
+    shape_sent(&sh, &f.down, 2, 1000 * MS);     /* a short send: the slice goes on */
+    assert_int_equal(shape_allow(&sh, &f.down, 5, 1000 * MS, &rng, &wait), 1);
+    shape_sent(&sh, &f.down, 1, 1000 * MS);
+    assert_int_equal(shape_allow(&sh, &f.down, 4, 1005 * MS, &rng, &wait), 0);
+    assert_int_equal(wait, 5 * MS);
+    assert_int_equal(shape_allow(&sh, &f.down, 4, 1010 * MS, &rng, &wait), 3);
+    shape_sent(&sh, &f.down, 3, 1010 * MS);
+    assert_int_equal(shape_allow(&sh, &f.down, 1, 1020 * MS, &rng, &wait), 1);
 }
 
 static void test_shape_rate(void **state)
 {
     struct faults f;
     struct shaper sh;
-    long wait;
+    int64_t wait;
     int64_t now = 0;
     uint64_t sent = 0;
 
@@ -229,7 +231,7 @@ static void test_shape_rate(void **state)
     faults_of("echo@7007/tcp,rate=10k", &f);
     shape_open(&sh, &f.down, 0);
     shape_made(&sh, &f.down, FAULT_NONE, 0, &rng);     /* endless output */
-    while (now < 2000) {
+    while (now < 2000 * MS) {
         size_t n = shape_allow(&sh, &f.down, 1 << 20, now, &rng, &wait);
 
         if (n == 0) {
@@ -248,7 +250,7 @@ static void test_shape_counts(void **state)
 {
     struct faults f;
     struct shaper sh;
-    long wait;
+    int64_t wait;
 
     (void)state;
     faults_of("echo@7007/tcp,close-after=5,stall-after=9", &f);

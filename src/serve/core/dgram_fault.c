@@ -36,7 +36,7 @@ struct held {
  * its share of the queue. */
 struct peer {
     uint64_t key;                   /* 0: unused */
-    int64_t last_due;               /* ms */
+    int64_t last_due;               /* µs */
     int64_t rate_at_us;             /* its replies so far are paid for until then */
     uint32_t held;                  /* replies of its in the queue */
     size_t bytes;                   /* and their bytes */
@@ -140,7 +140,7 @@ static void held_free(struct dgram_faults *df, struct held *h)
 static void queue_due(struct worker_wait *w)
 {
     struct dgram_faults *df = container_of(w, struct dgram_faults, wait);
-    int64_t now = now_ms();
+    int64_t now = now_us();
 
     for (struct dlink *node = df->queue.next, *next; node != &df->queue; node = next) {
         struct held *h = container_of(node, struct held, link);
@@ -220,18 +220,14 @@ static int hold(struct listener *l, struct peer *p, const struct sockaddr *peer,
 static int64_t due_time(struct listener *l, struct peer *p, size_t bytes, int64_t now)
 {
     const struct fault_shape *f = &l->faults.down;
-    int64_t due = now + fault_delay_ms(f, &l->wk->rng);
+    int64_t due = now + fault_delay_us(f, &l->wk->rng);
 
     if (due < p->last_due)
         due = p->last_due;
     if (f->rate) {
-        int64_t paid = (p->rate_at_us + 999) / 1000;
-
-        if (due < paid)
-            due = paid;
-        if (p->rate_at_us < due * 1000)
-            p->rate_at_us = due * 1000;
-        p->rate_at_us += (int64_t)((uint64_t)bytes * 1000000u / f->rate);
+        if (due < p->rate_at_us)
+            due = p->rate_at_us;
+        p->rate_at_us = due + (int64_t)((uint64_t)bytes * 1000000u / f->rate);
     }
     p->last_due = due;
     return due;
@@ -239,13 +235,16 @@ static int64_t due_time(struct listener *l, struct peer *p, size_t bytes, int64_
 
 /* -v: what the faults did to one datagram's reply. */
 static void log_fault(const struct listener *l, const struct sockaddr *peer, socklen_t len,
-                      const char *what, long delay)
+                      const char *what, long delay /* µs */)
 {
     char text[ADDR_TEXT_MAX];
 
     addr_format(peer, len, text, sizeof text);
-    if (delay > 0)
-        log_msg("faults %s %s %s %ldms", l->slot->name, text, what, delay);
+    if (delay > 0 && delay % 1000 == 0)
+        log_msg("faults %s %s %s %ldms", l->slot->name, text, what, delay / 1000);
+    else if (delay > 0)     /* a rate's wait: not whole ms */
+        log_msg("faults %s %s %s %ld.%03ldms", l->slot->name, text, what, delay / 1000,
+                delay % 1000);
     else
         log_msg("faults %s %s %s", l->slot->name, text, what);
 }
@@ -279,7 +278,7 @@ void dgram_fault_reply(struct listener *l, const struct sockaddr *peer, socklen_
         copies = 1;
     if (copies == 2)
         counter_add(&l->stats.faults[FAULT_DUP], 1);
-    now = now_ms();
+    now = now_us();
     due = now;
     if (f->down.latency_ms || f->down.latency_jitter_ms || f->down.rate) {
         p = peer_find(faults_of(wk), peer_key(l, peer, peer_len));

@@ -223,13 +223,12 @@ char *faults_format(const struct faults *f, char *out, size_t len)
 
 /* ------------------------------------------------------------------ randomness */
 
-/* The time callers pass is a clock cut to the millisecond: a wait of D from it
- * might end up to 1 ms short of D, so every wait is 1 ms longer (never early). */
-#define CLOCK_SLACK_MS 1
-
+/* The time ms after now (µs). The clock is in µs so that a wait is never short
+ * by the part of a ms that a clock cut to the ms loses, nor padded by a ms
+ * against it. */
 static int64_t after(int64_t now, uint64_t ms)
 {
-    return ms ? now + (int64_t)ms + CLOCK_SLACK_MS : now;
+    return now + (int64_t)ms * 1000;
 }
 
 void fault_rng_seed(struct fault_rng *r, uint64_t seed, uint64_t worker)
@@ -277,11 +276,9 @@ uint64_t fault_rng_jitter(struct fault_rng *r, uint64_t base, uint64_t jitter, u
     return v < min ? min : v;
 }
 
-long fault_delay_ms(const struct fault_shape *s, struct fault_rng *r)
+int64_t fault_delay_us(const struct fault_shape *s, struct fault_rng *r)
 {
-    uint64_t d = fault_rng_jitter(r, s->latency_ms, s->latency_jitter_ms, 0);
-
-    return d ? (long)d + CLOCK_SLACK_MS : 0;
+    return after(0, fault_rng_jitter(r, s->latency_ms, s->latency_jitter_ms, 0));
 }
 
 int fault_dgram_copies(const struct faults *f, struct fault_rng *r)
@@ -298,7 +295,7 @@ int fault_dgram_copies(const struct faults *f, struct fault_rng *r)
 void shape_open(struct shaper *sh, const struct fault_shape *f, int64_t now)
 {
     memset(sh, 0, sizeof *sh);
-    sh->next_ms = after(now, f->greet_delay_ms);
+    sh->next_us = after(now, f->greet_delay_ms);
 }
 
 static struct shape_mark *mark_at(struct shaper *sh, unsigned i)
@@ -345,8 +342,8 @@ static uint64_t next_count(const struct fault_shape *f)
     return c;
 }
 
-/* How far the output may go now by the latency marks, or *wait_ms until more may. */
-static uint64_t due_end(struct shaper *sh, int64_t now, long *wait_ms)
+/* How far the output may go now by the latency marks, or *wait_us until more may. */
+static uint64_t due_end(struct shaper *sh, int64_t now, int64_t *wait_us)
 {
     uint64_t end = sh->out;
 
@@ -363,7 +360,7 @@ static uint64_t due_end(struct shaper *sh, int64_t now, long *wait_ms)
             end = m->start;     /* made without latency before the mark */
         if (m->due > now) {
             if (end == sh->out)
-                *wait_ms = (long)(m->due - now);
+                *wait_us = m->due - now;
             return end;
         }
         end = m->end;
@@ -377,27 +374,26 @@ static uint64_t min64(uint64_t a, uint64_t b)
 }
 
 size_t shape_allow(struct shaper *sh, const struct fault_shape *f, size_t pending, int64_t now,
-                   struct fault_rng *r, long *wait_ms)
+                   struct fault_rng *r, int64_t *wait_us)
 {
     uint64_t allow = pending, stop = next_count(f), end;
-    int64_t now_us = now * 1000;
 
-    *wait_ms = -1;
+    *wait_us = -1;
     if (sh->out >= stop || pending == 0)
         return 0;
     allow = min64(allow, stop - sh->out);
-    if (now < sh->next_ms) {
-        *wait_ms = (long)(sh->next_ms - now);
+    if (now < sh->next_us) {
+        *wait_us = sh->next_us - now;
         return 0;
     }
-    end = due_end(sh, now, wait_ms);
+    end = due_end(sh, now, wait_us);
     if (end != FAULT_NONE)
         allow = min64(allow, end - sh->out);
     if (allow == 0)
         return 0;
     if (f->rate) {
-        if (sh->rate_at_us > now_us) {
-            *wait_ms = (long)((sh->rate_at_us - now_us + 999) / 1000);
+        if (sh->rate_at_us > now) {
+            *wait_us = sh->rate_at_us - now;
             return 0;
         }
         allow = min64(allow, f->rate / RATE_STEP_PER_S ? f->rate / RATE_STEP_PER_S : 1);
@@ -412,20 +408,18 @@ size_t shape_allow(struct shaper *sh, const struct fault_shape *f, size_t pendin
 
 void shape_sent(struct shaper *sh, const struct fault_shape *f, size_t n, int64_t now)
 {
-    int64_t now_us = now * 1000;
-
     if (n == 0)
         return;
     sh->out += n;
     if (f->rate) {
-        if (sh->rate_at_us < now_us)
-            sh->rate_at_us = now_us;
+        if (sh->rate_at_us < now)
+            sh->rate_at_us = now;
         sh->rate_at_us += (int64_t)(((uint64_t)n * 1000000u) / f->rate);
     }
     if (f->slice)
         sh->piece_left -= min64(n, sh->piece_left);
     if (f->slice_delay_ms && (f->slice == 0 || sh->piece_left == 0))
-        sh->next_ms = after(now, f->slice_delay_ms);
+        sh->next_us = after(now, f->slice_delay_ms);
 }
 
 enum shape_act shape_act(const struct shaper *sh, const struct fault_shape *f)

@@ -2,8 +2,8 @@
  * Toxiproxy's toxics: what they are, read from a SPEC's options (or the control
  * API's text, which is the same grammar), written back as that text, and the pure
  * decisions that carry them out. No sockets and no clock of its own: callers pass
- * the time (a monotonic clock in ms, cut to the ms: every wait is one ms longer
- * than asked, so that none ends early), so that tests/unit/test_fault.c can check
+ * the time (now_us's monotonic clock, in µs: a wait of D ends D later, neither a
+ * part of a ms early nor a ms late), so that tests/unit/test_fault.c can check
  * every decision.
  *
  * A stream's output goes through a shaper, which answers one question before each
@@ -11,7 +11,7 @@
  * greet-delay, rate and slice/slice-delay decide that; close-after, reset-after
  * and stall-after cut the output at a byte count and say what happens then. A
  * datagram's reply is dropped, duplicated or delayed by fault_dgram_copies and
- * fault_delay_ms; its pacing per peer is dgram_fault.c's. */
+ * fault_delay_us; its pacing per peer is dgram_fault.c's. */
 #ifndef KODAMA_FAULT_H
 #define KODAMA_FAULT_H
 
@@ -99,9 +99,8 @@ int fault_rng_chance(struct fault_rng *r, double p);
 /* base plus or minus jitter, uniformly, never below min. */
 uint64_t fault_rng_jitter(struct fault_rng *r, uint64_t base, uint64_t jitter, uint64_t min);
 
-/* A datagram's delay: latency plus or minus its jitter, in ms (and 1 more: the
- * clock callers add it to is cut to the ms, and a delay is never short). */
-long fault_delay_ms(const struct fault_shape *s, struct fault_rng *r);
+/* A datagram's delay: latency plus or minus its jitter, in µs. */
+int64_t fault_delay_us(const struct fault_shape *s, struct fault_rng *r);
 
 /* How many copies of a datagram's reply to send: 0 (drop), 1, or 2 (dup). */
 int fault_dgram_copies(const struct faults *f, struct fault_rng *r);
@@ -121,14 +120,14 @@ enum shape_act {
 /* One direction's state. Bytes are numbered as they enter the output ("made") and
  * as they go ("out"); a latency mark holds back made bytes until they are due. */
 struct shaper {
-    int64_t next_ms;                /* nothing goes before this (greet-delay, slice-delay) */
+    int64_t next_us;                /* nothing goes before this (greet-delay, slice-delay) */
     int64_t rate_at_us;             /* the bytes sent so far are paid for until then */
     uint64_t out;                   /* bytes sent */
     uint64_t made;                  /* bytes that entered the output */
     uint64_t piece_left;            /* of the slice being sent */
     struct shape_mark {
         uint64_t start, end;        /* bytes [start, end) */
-        int64_t due;                /* may go from then */
+        int64_t due;                /* may go from then (µs) */
     } marks[SHAPE_MARKS];
     uint8_t mhead, mcount;
 };
@@ -144,10 +143,10 @@ void shape_made(struct shaper *sh, const struct fault_shape *f, uint64_t n, int6
 
 /* How many of the pending bytes may be sent now: at most the slice in progress,
  * what the rate has paid for, what is due and what the byte counts leave. 0 means
- * wait: *wait_ms says for how long (at least 1), or -1 when only more output can
- * change it (or a byte count was reached: see shape_act). */
+ * wait: *wait_us says for how long (at least 1 µs), or -1 when only more output
+ * can change it (or a byte count was reached: see shape_act). */
 size_t shape_allow(struct shaper *sh, const struct fault_shape *f, size_t pending, int64_t now,
-                   struct fault_rng *r, long *wait_ms);
+                   struct fault_rng *r, int64_t *wait_us);
 
 /* n of the allowed bytes went out at now (a short send is fine: the slice goes on
  * without a delay). */

@@ -295,7 +295,7 @@ static inline void worker_wait_init(struct worker_wait *w, void (*due)(struct wo
     w->due = due;
 }
 
-/* Wake w at `at` (ms, now_ms's clock). Returns 0, or -1 if out of memory. */
+/* Wake w at `at` (µs, now_us's clock). Returns 0, or -1 if out of memory. */
 static inline int worker_wait_set(struct worker *wk, struct worker_wait *w, int64_t at)
 {
     return theap_set(&wk->waits, &w->e, at);

@@ -453,7 +453,7 @@ static void conn_shape_due(struct worker_wait *w)
 
 static void conn_shape_made(struct conn *c, uint64_t n)
 {
-    shape_made(&c->shape->sh, conn_faults(c), n, now_ms(), &conn_wk(c)->rng);
+    shape_made(&c->shape->sh, conn_faults(c), n, now_us(), &conn_wk(c)->rng);
 }
 
 /* -v and the counters: which faults this connection got. */
@@ -476,7 +476,7 @@ static void conn_shape_open(struct conn *c, const struct conn_plan *plan)
     struct conn_shape *cs = c->shape;
     struct worker *wk = conn_wk(c);
     const struct fault_shape *f;
-    int64_t now = now_ms();
+    int64_t now = now_us();
 
     worker_wait_init(&cs->wait, conn_shape_due);
     cs->roll = fault_rng_unit(&wk->rng);
@@ -506,7 +506,7 @@ static void conn_cut_output(struct conn *c)
 static void conn_reset_when_delivered(struct conn *c)
 {
     if (net_unsent(c->s.fd) > 0 &&
-        worker_wait_set(conn_wk(c), &c->shape->wait, now_ms() + RESET_POLL_MS) == 0) {
+        worker_wait_set(conn_wk(c), &c->shape->wait, now_us() + RESET_POLL_MS * 1000) == 0) {
         if (!c->shape->resetting)
             deadline_start(&stream_set_of(&c->s)->stalled, &c->s.timer);
         c->shape->resetting = 1;
@@ -591,14 +591,14 @@ static int conn_write_shaped(struct conn *c)
     struct conn_shape *cs = c->shape;
     struct worker *wk = conn_wk(c);
     const struct fault_shape *f = conn_faults(c);
-    int64_t now = now_ms();
+    int64_t now = now_us();
 
     cs->want_write = 0;
     for (int i = 0; i < SENDS_PER_EVENT; i++) {
         struct iovec iov[3];
         struct msghdr msg = { .msg_iov = iov };
         size_t pending = (c->s.tx_len - c->s.tx_off) + ring_used(&c->ring), allow;
-        long wait;
+        int64_t wait;
         ssize_t n;
 
         if (cs->stalled || cs->resetting || shape_act(&cs->sh, f) != SHAPE_GO)

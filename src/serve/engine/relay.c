@@ -232,7 +232,7 @@ static ssize_t fill_buffer(struct relay *r, struct relay_dir *d, const struct fa
     n = took_in(r, d, n);
     if (n > 0 && !d->discard) {
         ring_produce(&d->buf, (size_t)n);
-        shape_made(&d->sh, f, (uint64_t)n, now_ms(), &relay_wk(r)->rng);
+        shape_made(&d->sh, f, (uint64_t)n, now_us(), &relay_wk(r)->rng);
     }
     return n;
 }
@@ -251,7 +251,7 @@ static ssize_t fill_pipe(struct relay *r, struct relay_dir *d)
     n = took_in(r, d, n);
     if (n > 0) {
         d->in_pipe += (size_t)n;
-        shape_made(&d->sh, &fault_shape_none, (uint64_t)n, now_ms(), &relay_wk(r)->rng);
+        shape_made(&d->sh, &fault_shape_none, (uint64_t)n, now_us(), &relay_wk(r)->rng);
     }
     return n;
 }
@@ -323,7 +323,7 @@ static ssize_t flush_pipe(struct relay *r, struct relay_dir *d)
     }
     d->in_pipe -= (size_t)n;
     d->want_write = d->in_pipe > 0;
-    shape_sent(&d->sh, &fault_shape_none, (size_t)n, now_ms());
+    shape_sent(&d->sh, &fault_shape_none, (size_t)n, now_us());
     if (d->want_write)
         dir_full(r, d);
     count_out(r, d, (size_t)n);
@@ -334,10 +334,10 @@ static ssize_t flush_pipe(struct relay *r, struct relay_dir *d)
 static ssize_t flush_buffer(struct relay *r, struct relay_dir *d, const struct fault_shape *f)
 {
     struct worker *wk = relay_wk(r);
-    int64_t now = now_ms();
+    int64_t now = now_us();
     struct iovec iov[2];
     size_t allow, left;
-    long wait;
+    int64_t wait;
     int cnt;
     ssize_t n;
 
@@ -421,7 +421,7 @@ static ssize_t dir_flush(struct relay *r, struct relay_dir *d, const struct faul
 static int dir_reset_when_delivered(struct relay *r, struct relay_dir *d)
 {
     if (net_unsent(dst_fd(r, d)) > 0 &&
-        worker_wait_set(relay_wk(r), &d->wait, now_ms() + RESET_POLL_MS) == 0) {
+        worker_wait_set(relay_wk(r), &d->wait, now_us() + RESET_POLL_MS * 1000) == 0) {
         d->resetting = 1;
         return 0;
     }

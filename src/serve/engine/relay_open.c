@@ -98,7 +98,8 @@ static int start_connect(struct relay *r)
         return errno;
     r->connecting = 1;
     if (rc->connect_timeout_ms > 0 &&
-        worker_wait_set(relay_wk(r), &r->connect_wait, now_ms() + rc->connect_timeout_ms) < 0)
+        worker_wait_set(relay_wk(r), &r->connect_wait,
+                        now_us() + (int64_t)rc->connect_timeout_ms * 1000) < 0)
         return ENOMEM;
     return 0;
 }
@@ -107,7 +108,7 @@ void relay_open(struct worker *wk, struct listener *l, const struct accepted *a)
 {
     struct relay *r;
     struct conn_plan plan;
-    int64_t now = now_ms();
+    int64_t now = now_us();
     int err;
 
     if ((wk->ops->accepts_blocking && net_set_nonblock(a->fd, 1) < 0) ||
