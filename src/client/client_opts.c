@@ -103,13 +103,16 @@ static int shared_option(const struct client_cmd *cmd, int c, struct client_opts
         return EXIT_OK;
     case 'u': o->t.udp = 1; return EXIT_OK;
     case 'v': o->t.verbose = 1; return EXIT_OK;
-    case 'w':
+    case 'w': {
+        char why[64];
+
         o->wait_text = optarg;
-        o->wait_ms = parse_seconds(optarg, NULL, 0);
+        o->wait_ms = parse_seconds(optarg, why, sizeof why);
         o->wait_given = 1;
         if (o->wait_ms < 0)
-            return usage_error(cmd->name, "invalid timeout '%s'", optarg);
+            return usage_error(cmd->name, "invalid timeout '%s': %s", optarg, why);
         return EXIT_OK;
+    }
     case OPT_SOURCE: return client_opt_source(cmd->name, optarg, &o->t);
     case OPT_SOURCE_PORT: return client_opt_source_port(cmd->name, optarg, &o->t);
     case OPT_JSON: o->json = 1; return EXIT_OK;

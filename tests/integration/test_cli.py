@@ -121,9 +121,14 @@ def test_send_invalid_port():
                        "kodama: invalid port '70000'", "send")
 
 
-def test_send_invalid_timeout():
-    assert_usage_error(run_kodama(["send", "-w", "-1", "127.0.0.1", "7", "hi"], timeout=5),
-                       "kodama: invalid timeout '-1'", "send")
+@pytest.mark.parametrize("cmd", ["send", "ping", "connect"])
+@pytest.mark.parametrize("value, why", [("-1", "not a number of seconds"),
+                                        ("0", "must be more than 0"),
+                                        ("nan", "not a number of seconds"),
+                                        ("0.0001", "finer than a millisecond")])
+def test_client_invalid_timeout_says_why(cmd, value, why):
+    assert_usage_error(run_kodama([cmd, "-w", value, "127.0.0.1", "7"], timeout=5),
+                       "kodama: invalid timeout '%s': %s" % (value, why), cmd)
 
 
 def test_send_w_needs_argument():
