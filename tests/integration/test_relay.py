@@ -5,7 +5,10 @@ bounded), unix sockets on either side, the PROXY protocol in and out, and faults
 way."""
 import os
 import re
+import shutil
+import signal
 import socket
+import struct
 import threading
 import time
 
@@ -203,6 +206,45 @@ def test_a_target_that_refuses_ends_the_client_at_once(server):
     assert re.search(r"^kodama: dropped relay tcp 127\.0\.0\.1:\d+ from 127\.0\.0\.1:\d+: the "
                      r"relay's target 127\.0\.0\.1:%d refused \(Connection refused\)$" % port,
                      log, re.M), log
+
+
+def stop_under_strace(s):
+    """SIGTERM to the kodama that strace runs (strace itself blocks it): strace exits
+    with kodama's status, which must be 0; returns the log."""
+    with open("/proc/%d/task/%d/children" % (s.proc.pid, s.proc.pid)) as f:
+        child = int(f.read().split()[0])
+    os.kill(child, signal.SIGTERM)
+    assert s.proc.wait(scaled(5)) == 0, s.log()
+    log = s.log()
+    assert "kodama: stopping" in log.splitlines(), log
+    return log
+
+
+def test_a_target_that_accepts_then_resets_is_told_apart_from_a_refusal(server):
+    """The target accepts and resets before the relay looks at its connect: strace
+    makes connect() return late, so the handshake and the reset both happen meanwhile
+    and SO_ERROR says ECONNRESET. The relay says so, and resets the client as for a
+    refusal (kodama.1, relay: connect-timeout)."""
+    strace = shutil.which("strace")
+    if not strace:
+        pytest.skip("strace is not installed (scripts/deps.sh installs it)")
+
+    def reset_at_once(conn):
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+    t = Target(reset_at_once)
+    # LeakSanitizer cannot run under ptrace; ASan's other checks can.
+    env = dict(os.environ, ASAN_OPTIONS=os.environ.get("ASAN_OPTIONS", "") + ":detect_leaks=0")
+    r = server.start(["-t", "1", "-v", "relay@127.0.0.1:0,to=" + t.addr], env=env, prefix=[
+        strace, "-f", "-qq", "-o", "/dev/null", "-e", "trace=connect",
+        "-e", "inject=connect:delay_exit=%d" % int(scaled(0.2) * 1e6)])
+    expect_reset_at_once(r.addr("relay"))
+    t.join()
+    log = stop_under_strace(r)
+    assert counters(log, "relay", "tcp")["relay_target"] == 1, log
+    assert re.search(r"^kodama: dropped relay tcp 127\.0\.0\.1:\d+ from 127\.0\.0\.1:\d+: the "
+                     r"relay's target %s accepted, then reset \(Connection reset by peer\)$"
+                     % re.escape(t.addr), log, re.M), log
 
 
 def test_a_target_that_never_answers_times_out(server):
