@@ -280,6 +280,8 @@ static int serve_udp_peer(const struct connect_opts *o, struct listening *ls,
     r->t_connected = now_ns();
     report_first_byte(r);
     r->bytes_in += (uint64_t)n;
+    /* Our end is now the address the replies leave from, not the wildcard. */
+    sk_local(ls->fd, r->local, sizeof r->local);
     addr_format((struct sockaddr *)&ss, sl, r->peer, sizeof r->peer);
     peer_name(name, sizeof name, &ss, "udp");
     if (o->c.t.verbose)

@@ -172,6 +172,31 @@ def test_listen_udp_wildcard_answers_from_the_address_used(args):
     assert out == b"one\ntwo\n"
 
 
+@pytest.mark.parametrize("args,family,to", [
+    (["0"], socket.AF_INET, "127.0.0.2"), (["-4", "0"], socket.AF_INET, "127.0.0.2"),
+    (["0.0.0.0", "0"], socket.AF_INET, "127.0.0.2"), (["0"], socket.AF_INET6, "::1")])
+def test_listen_udp_wildcard_json_local_is_the_address_used(args, family, to):
+    """--json's local is our end (kodama.1, --json): the address the peer wrote to,
+    which the reply socket is bound to, not the wildcard."""
+    lst = Listener(["-l", "-u", "-w", "0.5", "--json", *args], stdin=None)
+    with socket.socket(family, socket.SOCK_DGRAM) as u:
+        u.settimeout(scaled(5))
+        u.sendto(b"one\n", (to, lst.port))
+        time.sleep(0.2)
+        lst.p.stdin.write(b"reply\n")
+        lst.p.stdin.flush()
+        data, src = u.recvfrom(100)
+        assert (data, src[:2]) == (b"reply\n", (to, lst.port))
+        peer_port = u.getsockname()[1]
+        lst.close_stdin()
+        rc, out, err = lst.finish()
+    assert rc == 0, err
+    j = json.loads(err.splitlines()[-1])
+    fmt = "[%s]:%d" if family == socket.AF_INET6 else "%s:%d"
+    peer = "::1" if family == socket.AF_INET6 else "127.0.0.1"
+    assert (j["local"], j["peer"]) == (fmt % (to, lst.port), fmt % (peer, peer_port)), j
+
+
 def test_listen_unix(sockdir):
     path = os.path.join(sockdir, "relay.sock")
     lst = Listener(["-l", "-U", path], stdin=b"over unix")
