@@ -257,6 +257,8 @@ int cmd_ping(int argc, char **argv)
     v = o.connect_mode ? ping_connect_run(&o, &st, &r, &p) : ping_echo_run(&o, &st, &r, &p);
     client_tls_free(&o.c.tls);
     r.verdict = verdict_of_run(&st, v);
+    if (r.error[0] == '\0' && v == V_OK && st.first_failure != V_OK)
+        snprintf(r.error, sizeof r.error, "%s", st.first_error);
     r.t_end = now_ns();
     if (o.c.json)
         print_json(&o, &st, &r);

@@ -32,11 +32,15 @@ struct ping_stats {
     struct ping_series connect;     /* connect mode: the connect itself */
     struct ping_series handshake;   /* --tls: the TLS handshake, after the connect */
     int first_failure;              /* the verdict of the first failure not a loss */
+    char first_error[320];          /* and its line: --json's "error" if none other */
     int64_t t_first, t_last;        /* when the first probe went, when it ended */
 };
 
-/* Note a failure other than a lost probe (refused, reset, a corrupt reply...). */
-void ping_failed(struct ping_stats *st, int verdict);
+/* A failure other than a lost probe (refused, reset, a corrupt reply...): its line
+ * of the per-probe report, kept with its verdict if it is the run's first (the
+ * exit status; --json's "error", where no line is printed). Returns as ping_line. */
+int ping_fail_line(const struct ping_opts *o, struct ping_stats *st, int verdict,
+                   const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
 /* A line of the per-probe report on stdout (none with --json). Returns 0, or -1
  * if stdout failed. */

@@ -186,7 +186,7 @@ static int probe(struct probe_run *pr, uint32_t seq)
         snprintf(pr->r->peer, sizeof pr->r->peer, "%s", r.peer);
     if (v != V_OK) {
         if (v != V_TIMEOUT)
-            ping_failed(pr->st, v);
+            return ping_fail_line(o, pr->st, v, "seq=%u: %s", seq, r.error);
         return ping_line(o, "seq=%u: %s", seq, r.error);
     }
     keep_first(pr->r, &r);
@@ -201,10 +201,8 @@ static int probe(struct probe_run *pr, uint32_t seq)
         v = first_byte(pr, &p, ready + wait, &first, &r);
     if (v != V_OK) {
         peer_close(&p);
-        if (v != V_TIMEOUT) {
-            ping_failed(pr->st, v);
-            return ping_line(o, "seq=%u: %s: %s", seq, p.addr, r.error);
-        }
+        if (v != V_TIMEOUT)
+            return ping_fail_line(o, pr->st, v, "seq=%u: %s: %s", seq, p.addr, r.error);
         return ping_line(o, "no first byte from %s: seq=%u within %s s", p.addr, seq,
                          o->c.wait_text);
     }

@@ -76,9 +76,9 @@ static int good_reply(struct echo *e, uint32_t seq, int64_t now, size_t len)
 
     if (seq >= e->next_seq) {
         e->st->corrupt++;
-        ping_failed(e->st, V_MISMATCH);
-        return ping_line(e->o, "%zu bytes from %s: corrupt reply (seq=%u never sent)", len,
-                         e->peer, seq);
+        return ping_fail_line(e->o, e->st, V_MISMATCH,
+                              "%zu bytes from %s: corrupt reply (seq=%u never sent)", len,
+                              e->peer, seq);
     }
     if (known && s->state == P_WAITING) {
         s->state = P_ANSWERED;
@@ -108,8 +108,8 @@ static int reply(struct echo *e, const unsigned char *buf, size_t len)
     if (k == PING_OK)
         return good_reply(e, seq, now, len);
     e->st->corrupt++;
-    ping_failed(e->st, V_MISMATCH);
-    return ping_line(e->o, "%zu bytes from %s: corrupt reply (%s)", len, e->peer, ping_kind_name(k));
+    return ping_fail_line(e->o, e->st, V_MISMATCH, "%zu bytes from %s: corrupt reply (%s)", len,
+                          e->peer, ping_kind_name(k));
 }
 
 /* The socket said no (udp: ICMP port unreachable): the oldest probe waiting that
@@ -124,13 +124,14 @@ static int probe_refused(struct echo *e, int err)
             s = slot_of(e, q);
             break;
         }
-    ping_failed(e->st, verdict_of_errno(err));
     e->st->failed++;
     if (s == NULL)
-        return ping_line(e->o, "from %s: %s", e->peer, strerror(err));
+        return ping_fail_line(e->o, e->st, verdict_of_errno(err), "from %s: %s", e->peer,
+                              strerror(err));
     s->state = P_FAILED;
     e->outstanding--;
-    return ping_line(e->o, "from %s: seq=%u %s", e->peer, s->seq, strerror(err));
+    return ping_fail_line(e->o, e->st, verdict_of_errno(err), "from %s: seq=%u %s", e->peer,
+                          s->seq, strerror(err));
 }
 
 /* Read what came. Returns V_OK, or the verdict that ends the run. */

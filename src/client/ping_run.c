@@ -19,24 +19,40 @@ void ping_series_add(struct ping_series *s, int64_t ns)
     s->sum2 += ms * ms;
 }
 
-void ping_failed(struct ping_stats *st, int verdict)
+static int print_line(const char *text)
 {
-    if (st->first_failure == V_OK)
+    if (puts(text) == EOF || fflush(stdout) == EOF)
+        return -1;
+    return 0;
+}
+
+int ping_fail_line(const struct ping_opts *o, struct ping_stats *st, int verdict,
+                   const char *fmt, ...)
+{
+    char text[sizeof st->first_error];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    if (st->first_failure == V_OK) {
         st->first_failure = verdict;
+        snprintf(st->first_error, sizeof st->first_error, "%s", text);
+    }
+    return o->c.json ? 0 : print_line(text);
 }
 
 int ping_line(const struct ping_opts *o, const char *fmt, ...)
 {
+    char text[512];
     va_list ap;
 
     if (o->c.json)
         return 0;
     va_start(ap, fmt);
-    vprintf(fmt, ap);
+    vsnprintf(text, sizeof text, fmt, ap);
     va_end(ap);
-    if (putchar('\n') == EOF || fflush(stdout) == EOF)
-        return -1;
-    return 0;
+    return print_line(text);
 }
 
 const char *ping_peer_text(const struct peer *p)

@@ -227,6 +227,22 @@ def test_udp_refused_each_probe():
     assert "2 probes, 0 replies, 100% loss" in out, out
 
 
+@pytest.mark.parametrize("mode, first", [
+    (["-u"], "from 127.0.0.1:{port}: seq=0 Connection refused"),
+    (["--connect"], "seq=0: connect to 127.0.0.1 port {port} (tcp) failed: Connection refused"),
+])
+def test_json_error_is_the_first_failed_probe(mode, first):
+    """The per-probe lines are not printed with --json: "error" carries the first
+    failure's, so that a script learns why as well as the verdict."""
+    port = free_port(kind=socket.SOCK_DGRAM if mode == ["-u"] else socket.SOCK_STREAM)
+    r = run_kodama(["ping", "--json", *mode, "-c", 2, "-i", "0.1", "-w", "0.5",
+                    "127.0.0.1", port])
+    assert r.rc == 3, r
+    j = json.loads(r.stdout)
+    assert j["verdict"] == "refused" and j["probes"] == 2, j
+    assert j["error"] == first.format(port=port), j
+
+
 def test_silent_udp_is_a_timeout():
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
         u.bind(("127.0.0.1", 0))
