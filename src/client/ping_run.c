@@ -19,9 +19,9 @@ void ping_series_add(struct ping_series *s, int64_t ns)
     s->sum2 += ms * ms;
 }
 
-static int print_line(const char *text)
+static int end_line(void)
 {
-    if (puts(text) == EOF || fflush(stdout) == EOF)
+    if (putchar('\n') == EOF || fflush(stdout) == EOF)
         return -1;
     return 0;
 }
@@ -39,20 +39,22 @@ int ping_fail_line(const struct ping_opts *o, struct ping_stats *st, int verdict
         st->first_failure = verdict;
         snprintf(st->first_error, sizeof st->first_error, "%s", text);
     }
-    return o->c.json ? 0 : print_line(text);
+    if (o->c.json)
+        return 0;
+    fputs(text, stdout);
+    return end_line();
 }
 
 int ping_line(const struct ping_opts *o, const char *fmt, ...)
 {
-    char text[512];
     va_list ap;
 
     if (o->c.json)
         return 0;
     va_start(ap, fmt);
-    vsnprintf(text, sizeof text, fmt, ap);
+    vprintf(fmt, ap);
     va_end(ap);
-    return print_line(text);
+    return end_line();
 }
 
 const char *ping_peer_text(const struct peer *p)

@@ -1,6 +1,7 @@
 """Datagram faults (kodama.1, FAULTS): latency and its order per peer, rate per peer,
 drop and dup with --seed, toxicity, and a duplicate that the UDP guard's bound
 forbids."""
+import re
 import socket
 import threading
 import time
@@ -58,6 +59,23 @@ def test_latency_on_a_datagram_is_exact(server):
     times.sort()
     assert times[0] >= 0.005, times
     assert times[len(times) // 2] < 0.005 + scaled(0.0006), times
+    s.stop()
+
+
+def test_v_tells_a_datagrams_delay_as_asked(server):
+    """-v: "delayed 20ms", the delay asked for (it said 21 when every wait was
+    padded by a ms); one that waits behind its peer's earlier reply says its
+    own wait, to the µs."""
+    s = start(server, "echo@127.0.0.1:0/udp,latency=20ms,rate=1k", "-v")
+    with udp_socket() as u:
+        for i in range(2):
+            u.sendto(b"x" * 100, s.addr("echo", "udp"))
+        for i in range(2):
+            assert u.recv(200) == b"x" * 100
+    s.wait_log(lambda log: log.count(" delayed ") >= 2)
+    lines = [l for l in s.log().splitlines() if " delayed " in l]
+    assert re.search(r" delayed 20ms$", lines[0]), lines
+    assert re.search(r" delayed 1\d\d(\.\d{3})?ms$", lines[1]), lines   # ~118 ms: the rate
     s.stop()
 
 
