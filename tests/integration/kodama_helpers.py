@@ -137,6 +137,20 @@ def scaled(seconds):
     return seconds * TIME_SCALE
 
 
+def assert_exact_latency(one_round, d, rounds=30):
+    """A fault latency of d seconds, timed by one_round(i) (returns seconds) in
+    rounds started at varied phases of the ms: none shorter than d, the median
+    within 0.6 ms after it (a clock cut to the ms would be up to 1 ms early, or
+    1 ms late if padded against that)."""
+    times = []
+    for i in range(rounds):
+        times.append(one_round(i))
+        time.sleep(0.0001 * (i % 10))
+    times.sort()
+    assert times[0] >= d, times
+    assert times[len(times) // 2] < d + scaled(0.0006), times
+
+
 def raise_nofile_limit():
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     target = hard
