@@ -212,8 +212,8 @@ static int connect_plain(const struct target *t, struct peer *p, struct report *
 
     if (t->unix_path)
         return connect_unix(t, p, r);
-    v = client_resolve(t, t->port, 0, &res, r);
-    if (v != V_OK)
+    res = t->resolved;
+    if (res == NULL && (v = client_resolve(t, t->port, 0, &res, r)) != V_OK)
         return v;
     for (ai = res; ai; ai = ai->ai_next) {
         describe(p, ai->ai_addr, ai->ai_addrlen, t->udp);
@@ -226,7 +226,8 @@ static int connect_plain(const struct target *t, struct peer *p, struct report *
         if (t->verbose && ai->ai_next && !t->quiet)
             log_msg("connect to %s failed: %s", p->name, strerror(err));
     }
-    freeaddrinfo(res);
+    if (res != t->resolved)
+        freeaddrinfo(res);
     if (p->fd >= 0)
         return V_OK;
     if (r->verdict != V_OK)

@@ -15,8 +15,13 @@
 #include "lib/tls.h"
 #include "lib/verdict.h"
 
+struct addrinfo;
+
 struct target {
     const char *host, *port;    /* tcp/udp */
+    /* The addresses of host, looked up once for the whole run (ping, as ping(8));
+     * NULL: each connect looks the name up, as netcat's does. */
+    struct addrinfo *resolved;
     const char *unix_path;      /* or a unix stream socket ("@name": abstract) */
     int family;                 /* AF_UNSPEC, AF_INET, AF_INET6 */
     int udp;
@@ -110,7 +115,6 @@ void client_source_name(const struct target *t, char *buf, size_t len);
 
 /* Resolve t (not a unix path) to its addresses, for the scan and listen modes.
  * Returns 0, or the verdict after the line on stderr. */
-struct addrinfo;
 int client_resolve(const struct target *t, const char *port, int passive,
                    struct addrinfo **res, struct report *r);
 

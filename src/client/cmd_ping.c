@@ -9,6 +9,7 @@
  * The modes are ping_echo.c and ping_connect.c. */
 #include <errno.h>
 #include <math.h>
+#include <netdb.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -245,17 +246,25 @@ int cmd_ping(int argc, char **argv)
     report_start(&r, &o.c.t);
     target_name(&o.c.t, name, sizeof name);
     v = client_tls_setup(&o.c.tls, err, sizeof err);
-    if (v != V_OK) {
+    if (v != V_OK)
         report_fail(&r, 0, v, "%s", err);
+    else if (o.c.t.unix_path == NULL)
+        v = client_resolve(&o.c.t, o.c.t.port, 0, &o.c.t.resolved, &r);
+    if (v != V_OK) {
+        client_tls_free(&o.c.tls);
         if (o.c.json)
             print_json(&o, &st, &r);
         return v;
     }
+    /* The header only once the name has resolved: as with ping(8), a name that does
+     * not is told on stderr alone. */
     if (!o.c.json)
         printf("PING %s: %s%s%lu data bytes\n", name, o.connect_mode ? "connect, " : "",
                o.c.tls.on ? "tls, " : "", o.size);
     v = o.connect_mode ? ping_connect_run(&o, &st, &r, &p) : ping_echo_run(&o, &st, &r, &p);
     client_tls_free(&o.c.tls);
+    if (o.c.t.resolved)
+        freeaddrinfo(o.c.t.resolved);
     r.verdict = verdict_of_run(&st, v);
     if (r.error[0] == '\0' && v == V_OK && st.first_failure != V_OK)
         snprintf(r.error, sizeof r.error, "%s", st.first_error);

@@ -261,6 +261,28 @@ def test_refused_at_start():
     assert r.stdout == b"PING 127.0.0.1 port %d (tcp): 56 data bytes\n" % port, r
 
 
+@pytest.mark.parametrize("mode", [[], ["--connect"], ["-u"]])
+def test_a_name_that_does_not_resolve_is_one_line_and_no_header(mode):
+    r = run_kodama(["ping", *mode, "-c", 3, "-i", "0.1", "nosuch!host", 7])
+    assert r.rc == 6, r
+    assert r.stderr == "kodama: nosuch!host: Name or service not known\n", r
+    assert r.stdout == b"", r
+    r = run_kodama(["ping", *mode, "--json", "-c", 3, "-i", "0.1", "nosuch!host", 7])
+    assert r.rc == 6, r
+    j = json.loads(r.stdout)
+    assert (j["verdict"], j["probes"], j["error"]) == \
+        ("resolve", 0, "nosuch!host: Name or service not known"), j
+
+
+def test_connect_mode_looks_the_name_up_once():
+    port = free_port()
+    r = run_kodama(["ping", "--connect", "--trace", "-c", 3, "-i", "0.05", "127.0.0.1", port])
+    assert r.rc == 3, r
+    assert r.stdout.decode().count("failed: Connection refused") == 3, r
+    assert r.stderr.count("getaddrinfo(") == 1, r.stderr
+    assert r.stderr.count("connect(") >= 3, r.stderr
+
+
 def test_sigint_ends_with_the_summary(srv):
     p = subprocess.Popen(kodama_cmd("ping", "-i", "0.1", "127.0.0.1", srv.port("echo", "tcp")),
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
