@@ -13,6 +13,7 @@
 #include "bench/bench.h"
 #include "lib/cli.h"
 #include "client/client.h"
+#include "client/sock.h"
 #include "lib/log.h"
 #include "lib/net.h"
 #include "lib/util.h"
@@ -277,8 +278,13 @@ static int udp_probe(int fd, long wait_ms)
     return n < 0 ? -1 : 0;
 }
 
+/* Whose fault a failed probe was: the peer's (errno says how), ours (the socket,
+ * or the source address), or the socket connected to itself (sk_connected_to_itself:
+ * nothing listens there, and bench would measure its own echo). */
+enum { PROBE_PEER, PROBE_LOCAL, PROBE_SELF };
+
 /* Connect to (and for udp, hear back from) one address. Returns 0, or -1 with errno
- * and *local set if the failure was ours (the socket, or the source address). */
+ * and *local set to the PROBE_ kind of the failure. */
 static int probe(const struct bench_config *cfg, const struct sockaddr *sa, socklen_t len,
                  int *local)
 {
@@ -287,7 +293,7 @@ static int probe(const struct bench_config *cfg, const struct sockaddr *sa, sock
     int fd = socket(sa->sa_family, (udp ? SOCK_DGRAM : SOCK_STREAM) | SOCK_CLOEXEC, 0);
     int rc, saved;
 
-    *local = 1;
+    *local = PROBE_LOCAL;
     if (fd < 0)
         return -1;
     if (cfg->source && client_bind_source(fd, cfg->source, sa->sa_family) < 0) {
@@ -296,8 +302,12 @@ static int probe(const struct bench_config *cfg, const struct sockaddr *sa, sock
         errno = saved;
         return -1;
     }
-    *local = 0;
+    *local = PROBE_PEER;
     rc = udp ? connect(fd, sa, len) : net_connect(fd, sa, len, wait_ms);
+    if (rc == 0 && sk_connected_to_itself(fd)) {
+        *local = PROBE_SELF;
+        rc = -1;
+    }
     if (rc == 0 && udp)
         rc = udp_probe(fd, wait_ms);
     saved = errno;
@@ -318,6 +328,11 @@ static int cannot_reach(const struct bench_config *cfg, const struct target *t, 
 {
     char src[ADDR_TEXT_MAX + 32];
 
+    if (local == PROBE_SELF) {
+        log_msg("bench: cannot connect to %s: connected to itself (the source is the "
+                "destination, where nothing listens)", cfg->target);
+        return V_REFUSED;
+    }
     if (local && (t->source_port || t->source.ss_family != AF_UNSPEC)) {
         client_source_name(t, src, sizeof src);
         log_msg("bench: cannot use %s: %s", src, strerror(err));

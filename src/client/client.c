@@ -126,7 +126,14 @@ static int try_connect(const struct target *t, const struct sockaddr *sa, sockle
         r->t_connected = now_ns();
         sk_local(fd, p->local, sizeof p->local);
         snprintf(r->local, sizeof r->local, "%s", p->local);
-        return fd;
+        if (!sk_connected_to_itself(fd))
+            return fd;
+        sk_close(fd);
+        r->t_connected = 0;     /* as for any refused connect: --json's nulls */
+        p->local[0] = r->local[0] = '\0';
+        report_fail(r, t->quiet, V_REFUSED, "connect to %s failed: connected to itself (the "
+                    "source is the destination, where nothing listens)", p->name);
+        return -1;
     }
     err = errno;
     sk_close(fd);

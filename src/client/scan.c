@@ -38,7 +38,7 @@
 struct outcome {
     int64_t t_start, t_connected, t_first_byte, t_end;
     const char *state;              /* "open", "refused", "timeout", "open|filtered", ... */
-    int err;                        /* the errno behind a failure, or 0 */
+    int err;                        /* the errno behind a failure, ERR_SELF, or 0 */
     uint16_t local_port;            /* our end's port (its address is the scan's) */
     uint8_t verdict;
     uint8_t done;
@@ -133,6 +133,27 @@ static void finish(struct scan *sc, struct active *a, struct outcome *oc, enum v
     oc->t_end = now_ns();
 }
 
+/* A failure that is no errno: the socket connected to itself. */
+#define ERR_SELF (-1)
+
+static const char *err_text(int err)
+{
+    return err == ERR_SELF ? "connected to itself (the source is the destination, where "
+                             "nothing listens)" : strerror(err);
+}
+
+/* It answered: open, unless the socket is connected to itself (a source port equal
+ * to this one, sk_connected_to_itself), where nothing listens. */
+static void finish_open(struct scan *sc, struct active *a, struct outcome *oc)
+{
+    if (sk_connected_to_itself(a->fd)) {
+        oc->t_connected = 0;    /* as for any refused port: --json's connect_ms null */
+        finish(sc, a, oc, V_REFUSED, "refused", ERR_SELF);
+    } else {
+        finish(sc, a, oc, V_OK, "open", 0);
+    }
+}
+
 /* What an error means for this port. */
 static void finish_errno(struct scan *sc, struct active *a, struct outcome *oc, int err)
 {
@@ -182,8 +203,8 @@ static void start_probe(struct scan *sc, struct active *a, unsigned port)
     }
     if (sk_connect(a->fd, sa, sc->addrlen) == 0) {
         oc->t_connected = now_ns();
-        if (!sc->udp)
-            finish(sc, a, oc, V_OK, "open", 0);
+        if (!sc->udp || sk_connected_to_itself(a->fd))
+            finish_open(sc, a, oc);
         else if (sk_send(a->fd, "", 0) < 0)
             finish_errno(sc, a, oc, errno);
         return;
@@ -205,7 +226,7 @@ static void probe_event(struct scan *sc, struct active *a)
             err = errno;
         if (err == 0 || net_reset_after_handshake(err)) {  /* it accepted: open */
             oc->t_connected = now_ns();
-            finish(sc, a, oc, V_OK, "open", 0);
+            finish_open(sc, a, oc);
         } else {
             finish_errno(sc, a, oc, err);
         }
@@ -248,7 +269,7 @@ static void print_json(struct scan *sc, unsigned port, const struct outcome *oc)
         snprintf(r.error, sizeof r.error, "%s", sc->local_why);
     else if (oc->err)   /* as send's line says it */
         snprintf(r.error, sizeof r.error, "connect to %s port %u (%s) failed: %s", sc->host,
-                 port, sc->udp ? "udp" : "tcp", strerror(oc->err));
+                 port, sc->udp ? "udp" : "tcp", err_text(oc->err));
     report_json(&r, &j);
     json_str(&j, "state", oc->state);
     fputs(json_end(&j), stdout);

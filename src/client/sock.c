@@ -119,6 +119,20 @@ void sk_local(int fd, char *buf, size_t len)
         addr_format((struct sockaddr *)&ss, sl, buf, len);
 }
 
+int sk_connected_to_itself(int fd)
+{
+    struct sockaddr_storage a = { 0 }, b = { 0 };
+    socklen_t al = sizeof a, bl = sizeof b;
+    char at[ADDR_TEXT_MAX], bt[ADDR_TEXT_MAX];
+
+    if (getsockname(fd, (struct sockaddr *)&a, &al) < 0 ||
+        getpeername(fd, (struct sockaddr *)&b, &bl) < 0 || a.ss_family == AF_UNIX)
+        return 0;
+    addr_format((struct sockaddr *)&a, al, at, sizeof at);
+    addr_format((struct sockaddr *)&b, bl, bt, sizeof bt);
+    return strcmp(at, bt) == 0;
+}
+
 static void trace_connected(int fd, int err, long timeout_ms)
 {
     char local[ADDR_TEXT_MAX], name[16];

@@ -26,6 +26,11 @@ int sk_connect(int fd, const struct sockaddr *sa, socklen_t len);
 int sk_connect_wait(int fd, long timeout_ms);
 /* getsockname as text ("127.0.0.1:40000"); "" if it fails. */
 void sk_local(int fd, char *buf, size_t len);
+/* Is fd connected to its own address? A source port equal to the destination's, on
+ * an address of this host where nothing listens, does that (TCP's simultaneous
+ * open; a udp socket simply talks to itself), and then every probe comes back as
+ * its own echo. */
+int sk_connected_to_itself(int fd);
 
 ssize_t sk_send(int fd, const void *buf, size_t len);
 ssize_t sk_sendv(int fd, const struct iovec *iov, int cnt);

@@ -430,6 +430,40 @@ def test_udp_source_port(srv):
     assert one_json(r.stdout.decode())["local"] == "127.0.0.1:%d" % p
 
 
+SELF = "connected to itself (the source is the destination, where nothing listens)"
+
+
+@pytest.mark.parametrize("cmd", [["send"], ["connect"], ["ping", "-c", "2", "-i", "0.05"],
+                                 ["ping", "-u", "-c", "2", "-i", "0.05"], ["bench", "-d", "0.3"],
+                                 ["bench", "-m", "udp", "-d", "0.3"]])
+def test_a_socket_connected_to_itself_is_refused_not_an_echo(cmd):
+    """Source port = destination port where nothing listens: TCP's simultaneous open
+    (or a udp socket sending to itself) would echo every byte back."""
+    udp = "-u" in cmd or "udp" in cmd
+    p = free_port(kind=socket.SOCK_DGRAM if udp else socket.SOCK_STREAM)
+    r = run_kodama([*cmd, "--source-port", p, "127.0.0.1", p,
+                    *(["hi"] if cmd == ["send"] else [])], input=b"")
+    assert r.rc == 3, r
+    proto = "udp" if udp else "tcp"
+    if cmd[0] == "bench":
+        assert r.stderr == "kodama: bench: cannot connect to 127.0.0.1:%d: %s\n" % (p, SELF), r
+    else:
+        assert r.stderr == "kodama: connect to 127.0.0.1 port %d (%s) failed: %s\n" % (
+            p, proto, SELF), r
+    assert b"bytes from" not in r.stdout, r
+
+
+@pytest.mark.parametrize("proto", [[], ["-u"]])
+def test_scan_names_a_socket_connected_to_itself_refused(proto):
+    p = free_port(kind=socket.SOCK_DGRAM if proto else socket.SOCK_STREAM)
+    r = run_kodama(["connect", "-z", "--json", *proto, "--source-port", p, "127.0.0.1", p])
+    assert r.rc == 3, r
+    j = one_json(r.stdout.decode())
+    assert (j["state"], j["connect_ms"]) == ("refused", None), j
+    assert j["error"] == "connect to 127.0.0.1 port %d (%s) failed: %s" % (
+        p, "udp" if proto else "tcp", SELF), j
+
+
 @pytest.mark.parametrize("args,msg", [
     (["--source", "host.example", "127.0.0.1", "7", "x"],
      "kodama: invalid --source 'host.example': not an IPv4 or IPv6 address"),
