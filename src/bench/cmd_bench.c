@@ -380,7 +380,9 @@ static int find_target(const struct target *t, struct bench_config *cfg)
     hints.ai_flags = AI_NUMERICSERV;
     rc = getaddrinfo(t->host, t->port, &hints, &res);
     if (rc != 0) {
-        log_msg("bench: %s: %s", t->host, rc == EAI_SYSTEM ? strerror(errno) : gai_strerror(rc));
+        char why[160];
+
+        log_msg("bench: %s: %s", t->host, client_resolve_why(t, rc, why, sizeof why));
         return verdict_of_gai(rc, errno);
     }
     for (ai = res; ai; ai = ai->ai_next) {

@@ -177,9 +177,27 @@ static void trace_resolved(const char *host, const char *port, int rc, const str
                rc == 0 ? list : rc == EAI_SYSTEM ? strerror(errno) : gai_strerror(rc));
 }
 
+const char *client_resolve_why(const struct target *t, int rc, char *buf, size_t len)
+{
+    int family = t->source.ss_family != AF_UNSPEC ? t->source.ss_family : t->family;
+    const char *fam = family == AF_INET6 ? "IPv6" : "IPv4";
+
+    if (rc == EAI_SYSTEM)
+        return strerror(errno);
+    if (rc != EAI_ADDRFAMILY || family == AF_UNSPEC)
+        return gai_strerror(rc);
+    /* The address is of the other family: say which option asked for this one. */
+    if (t->source.ss_family != AF_UNSPEC)
+        snprintf(buf, len, "not an %s address, as --source %s needs", fam, t->source_text);
+    else
+        snprintf(buf, len, "not an %s address, as %s asks", fam, family == AF_INET6 ? "-6" : "-4");
+    return buf;
+}
+
 int client_resolve(const struct target *t, const char *port, int passive,
                    struct addrinfo **res, struct report *r)
 {
+    char why[160];
     struct addrinfo hints = { 0 };
     int rc;
 
@@ -192,7 +210,7 @@ int client_resolve(const struct target *t, const char *port, int passive,
     if (rc == 0)
         return V_OK;
     return report_fail(r, t->quiet, verdict_of_gai(rc, errno), "%s: %s", t->host ? t->host : "*",
-                       rc == EAI_SYSTEM ? strerror(errno) : gai_strerror(rc));
+                       client_resolve_why(t, rc, why, sizeof why));
 }
 
 /* --tls: the handshake on the connection just made; a failure closes it. */

@@ -117,6 +117,10 @@ void client_source_name(const struct target *t, char *buf, size_t len);
  * Returns 0, or the verdict after the line on stderr. */
 int client_resolve(const struct target *t, const char *port, int passive,
                    struct addrinfo **res, struct report *r);
+/* Why getaddrinfo's rc failed for t, as the line after "HOST: " says it: its own
+ * text, or for an address of the other family, which option asked for this one
+ * ("not an IPv6 address, as --source ::1 needs"). buf holds it if needed. */
+const char *client_resolve_why(const struct target *t, int rc, char *buf, size_t len);
 
 /* ------------------------------------------------------------------ options */
 

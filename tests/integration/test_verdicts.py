@@ -430,6 +430,22 @@ def test_udp_source_port(srv):
     assert one_json(r.stdout.decode())["local"] == "127.0.0.1:%d" % p
 
 
+@pytest.mark.parametrize("cmd,args,msg", [
+    (["send"], ["--source", "::1", "127.0.0.1"], "127.0.0.1: not an IPv6 address, as --source ::1 needs"),
+    (["connect", "-z"], ["--source", "127.0.0.1", "::1"],
+     "::1: not an IPv4 address, as --source 127.0.0.1 needs"),
+    (["ping", "-c", "1"], ["-4", "::1"], "::1: not an IPv4 address, as -4 asks"),
+    (["connect", "-l"], ["-6", "127.0.0.1"], "127.0.0.1: not an IPv6 address, as -6 asks"),
+    (["bench", "-d", "0.3"], ["--source", "::1", "127.0.0.1"],
+     "bench: 127.0.0.1: not an IPv6 address, as --source ::1 needs"),
+])
+def test_an_address_of_the_other_family_names_the_option(cmd, args, msg):
+    r = run_kodama([*cmd, *args, 7, *(["x"] if cmd == ["send"] else [])])
+    assert r.rc == 6, r
+    assert r.stderr == "kodama: %s\n" % msg, r
+    assert r.stdout == b"", r
+
+
 SELF = "connected to itself (the source is the destination, where nothing listens)"
 
 
