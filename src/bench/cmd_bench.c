@@ -329,8 +329,7 @@ static int cannot_reach(const struct bench_config *cfg, const struct target *t, 
     char src[ADDR_TEXT_MAX + 32];
 
     if (local == PROBE_SELF) {
-        log_msg("bench: cannot connect to %s: connected to itself (the source is the "
-                "destination, where nothing listens)", cfg->target);
+        log_msg("bench: cannot connect to %s: " SK_SELF_CONNECTED, cfg->target);
         return V_REFUSED;
     }
     if (local && (t->source_port || t->source.ss_family != AF_UNSPEC)) {

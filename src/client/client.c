@@ -131,8 +131,8 @@ static int try_connect(const struct target *t, const struct sockaddr *sa, sockle
         sk_close(fd);
         r->t_connected = 0;     /* as for any refused connect: --json's nulls */
         p->local[0] = r->local[0] = '\0';
-        report_fail(r, t->quiet, V_REFUSED, "connect to %s failed: connected to itself (the "
-                    "source is the destination, where nothing listens)", p->name);
+        report_fail(r, t->quiet, V_REFUSED, "connect to %s failed: " SK_SELF_CONNECTED,
+                    p->name);
         return -1;
     }
     err = errno;

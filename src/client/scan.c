@@ -138,8 +138,7 @@ static void finish(struct scan *sc, struct active *a, struct outcome *oc, enum v
 
 static const char *err_text(int err)
 {
-    return err == ERR_SELF ? "connected to itself (the source is the destination, where "
-                             "nothing listens)" : strerror(err);
+    return err == ERR_SELF ? SK_SELF_CONNECTED : strerror(err);
 }
 
 /* It answered: open, unless the socket is connected to itself (a source port equal

@@ -31,6 +31,8 @@ void sk_local(int fd, char *buf, size_t len);
  * open; a udp socket simply talks to itself), and then every probe comes back as
  * its own echo. */
 int sk_connected_to_itself(int fd);
+#define SK_SELF_CONNECTED "connected to itself (the source is the destination, where " \
+                          "nothing listens)"
 
 ssize_t sk_send(int fd, const void *buf, size_t len);
 ssize_t sk_sendv(int fd, const struct iovec *iov, int cnt);
