@@ -53,6 +53,24 @@ def test_every_serve_option_has_an_entry_of_its_own():
     assert missing == [], "no entry in OPTIONS for " + ", ".join(missing)
 
 
+def test_serve_help_lists_every_option_of_the_man_page():
+    """The other way round: each entry of OPTIONS, serve, is in 'kodama serve --help'
+    (its TLS options, --cert to --tls-timeout, were missing), and so is +tls."""
+    page = render_man_page().stdout.replace("\u2010", "-").replace("\u2212", "-")
+    section = page[page.index("\nOPTIONS\n"):page.index("\nOUTPUT\n")].expandtabs()
+    section = section[section.index("\n   serve\n"):section.index("\n   send\n")]
+    tags = [l for l in section.splitlines() if re.match(r"^ {7}-", l)]
+    options = set()
+    for t in tags:
+        options |= set(re.findall(r"(?<![-\w])(--?[a-z][-a-z0-9]*)", t))
+    assert "--cert" in options and "--threads" in options, tags
+    help_text = run_kodama(["serve", "--help"]).stdout.decode()
+    missing = sorted(o for o in options
+                     if not re.search(r"(?<![-\w])%s(?![-\w])" % re.escape(o), help_text))
+    assert missing == [], "in the man page's OPTIONS, serve, but not in --help: " + ", ".join(missing)
+    assert "[+proxy][+tls]" in help_text
+
+
 VERDICTS = ["ok", "mismatch", "usage", "refused", "timeout", "reset", "resolve", "tls",
             "unreachable", "local"]
 
