@@ -266,8 +266,9 @@ int cmd_ping(int argc, char **argv)
     if (o.c.t.resolved)
         freeaddrinfo(o.c.t.resolved);
     r.verdict = verdict_of_run(&st, v);
-    if (r.error[0] == '\0' && v == V_OK && st.first_failure != V_OK)
-        snprintf(r.error, sizeof r.error, "%s", st.first_error);
+    if (r.error[0] == '\0' && v == V_OK && r.verdict != V_OK)
+        snprintf(r.error, sizeof r.error, "%s",
+                 st.first_failure != V_OK ? st.first_error : st.first_loss);
     r.t_end = now_ns();
     if (o.c.json)
         print_json(&o, &st, &r);

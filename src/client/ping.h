@@ -33,6 +33,7 @@ struct ping_stats {
     struct ping_series handshake;   /* --tls: the TLS handshake, after the connect */
     int first_failure;              /* the verdict of the first failure not a loss */
     char first_error[320];          /* and its line: --json's "error" if none other */
+    char first_loss[320];           /* the first lost probe's line: or else that */
     int64_t t_first, t_last;        /* when the first probe went, when it ended */
 };
 
@@ -41,6 +42,11 @@ struct ping_stats {
  * exit status; --json's "error", where no line is printed). Returns as ping_line. */
 int ping_fail_line(const struct ping_opts *o, struct ping_stats *st, int verdict,
                    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/* A lost probe's line (no reply within -w), kept if it is the run's first: the
+ * "error" of a run that only lost probes. Returns as ping_line. */
+int ping_loss_line(const struct ping_opts *o, struct ping_stats *st, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 /* A line of the per-probe report on stdout (none with --json). Returns 0, or -1
  * if stdout failed. */

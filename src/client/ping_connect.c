@@ -187,7 +187,7 @@ static int probe(struct probe_run *pr, uint32_t seq)
     if (v != V_OK) {
         if (v != V_TIMEOUT)
             return ping_fail_line(o, pr->st, v, "seq=%u: %s", seq, r.error);
-        return ping_line(o, "seq=%u: %s", seq, r.error);
+        return ping_loss_line(o, pr->st, "seq=%u: %s", seq, r.error);
     }
     keep_first(pr->r, &r);
     ready = r.tls ? r.t_handshake : r.t_connected;
@@ -203,8 +203,8 @@ static int probe(struct probe_run *pr, uint32_t seq)
         peer_close(&p);
         if (v != V_TIMEOUT)
             return ping_fail_line(o, pr->st, v, "seq=%u: %s: %s", seq, p.addr, r.error);
-        return ping_line(o, "no first byte from %s: seq=%u within %s s", p.addr, seq,
-                         o->c.wait_text);
+        return ping_loss_line(o, pr->st, "no first byte from %s: seq=%u within %s s", p.addr,
+                              seq, o->c.wait_text);
     }
     finish_probe(pr, &p, first + wait);
     return probe_done(pr, seq, &p, &r, first);

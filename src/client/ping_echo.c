@@ -19,6 +19,7 @@
 #include "client/peer_io.h"
 #include "client/ping.h"
 #include "client/sock.h"
+#include "lib/log.h"
 #include "lib/util.h"
 #include "proto/ping.h"
 
@@ -176,8 +177,8 @@ static int expire(struct echo *e, int64_t now)
             break;
         s->state = P_LOST;
         e->outstanding--;
-        if (ping_line(e->o, "no reply from %s: seq=%u within %s s", e->peer, s->seq,
-                      e->o->c.wait_text) < 0)
+        if (ping_loss_line(e->o, e->st, "no reply from %s: seq=%u within %s s", e->peer,
+                           s->seq, e->o->c.wait_text) < 0)
             return report_stdout_failed(e->r, errno);
     }
     return V_OK;
@@ -293,6 +294,8 @@ int ping_echo_run(struct ping_opts *o, struct ping_stats *st, struct report *r, 
         return v;
     }
     e->peer = ping_peer_text(p);
+    if (o->c.t.verbose)
+        log_msg("connected to %s", p->name);
     if (r->tls) {
         ping_series_add(&st->handshake, r->t_handshake - r->t_connected);
         if (ping_line(o, "%s %s with %s: handshake=%.3f ms", r->tls_version, r->tls_cipher,

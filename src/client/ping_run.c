@@ -26,23 +26,47 @@ static int end_line(void)
     return 0;
 }
 
-int ping_fail_line(const struct ping_opts *o, struct ping_stats *st, int verdict,
-                   const char *fmt, ...)
+/* The line of a probe that failed or was lost, kept in keep (with its verdict in
+ * *first, if given) if it is the run's first of its kind. */
+static int probe_line(const struct ping_opts *o, char *keep, size_t keep_len, int *first,
+                      int verdict, const char *fmt, va_list ap)
 {
-    char text[sizeof st->first_error];
-    va_list ap;
+    char text[320];
 
-    va_start(ap, fmt);
     vsnprintf(text, sizeof text, fmt, ap);
-    va_end(ap);
-    if (st->first_failure == V_OK) {
-        st->first_failure = verdict;
-        snprintf(st->first_error, sizeof st->first_error, "%s", text);
+    if (keep[0] == '\0') {
+        snprintf(keep, keep_len, "%s", text);
+        if (first)
+            *first = verdict;
     }
     if (o->c.json)
         return 0;
     fputs(text, stdout);
     return end_line();
+}
+
+int ping_fail_line(const struct ping_opts *o, struct ping_stats *st, int verdict,
+                   const char *fmt, ...)
+{
+    va_list ap;
+    int rc;
+
+    va_start(ap, fmt);
+    rc = probe_line(o, st->first_error, sizeof st->first_error, &st->first_failure, verdict,
+                    fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+int ping_loss_line(const struct ping_opts *o, struct ping_stats *st, const char *fmt, ...)
+{
+    va_list ap;
+    int rc;
+
+    va_start(ap, fmt);
+    rc = probe_line(o, st->first_loss, sizeof st->first_loss, NULL, V_TIMEOUT, fmt, ap);
+    va_end(ap);
+    return rc;
 }
 
 int ping_line(const struct ping_opts *o, const char *fmt, ...)

@@ -354,6 +354,23 @@ static size_t parallel(void)
     return n;
 }
 
+/* The name did not resolve: with --json, still one object per port of the range
+ * (on stdout, as the scan's objects go), each with the lookup's error. */
+static void print_unresolved(const struct scan *sc, struct report *r, enum verdict v)
+{
+    char ptext[12];
+
+    for (unsigned port = sc->o->port_first; port <= sc->o->port_last; port++) {
+        struct json_obj j;
+
+        snprintf(ptext, sizeof ptext, "%u", port);
+        r->port = ptext;
+        report_json(r, &j);
+        json_str(&j, "state", verdict_name(v));
+        fputs(json_end(&j), stdout);
+    }
+}
+
 static int resolve_first(struct scan *sc)
 {
     struct addrinfo *res;
@@ -365,7 +382,7 @@ static int resolve_first(struct scan *sc)
     if (v != V_OK) {
         r.t_end = now_ns();
         if (sc->o->c.json)
-            report_print(&r, stdout);   /* the scan's objects go to stdout */
+            print_unresolved(sc, &r, v);
         return v;
     }
     memcpy(&sc->addr, res->ai_addr, res->ai_addrlen);

@@ -329,6 +329,16 @@ def test_scan_json_one_object_per_port(server):
                                 % (base + 1)), objs[1]
 
 
+def test_scan_json_of_a_name_that_does_not_resolve_is_still_one_object_per_port():
+    r = run_kodama(["connect", "-z", "--json", "nosuch!host", "80-82"])
+    assert r.rc == 6, r
+    assert r.stderr == "kodama: nosuch!host: Name or service not known\n", r
+    objs = [json.loads(l) for l in r.stdout.decode().splitlines()]
+    assert [(j["port"], j["state"], j["verdict"], j["error"]) for j in objs] == [
+        (p, "resolve", "resolve", "nosuch!host: Name or service not known")
+        for p in (80, 81, 82)], objs
+
+
 def test_scan_local_failure_says_why_once():
     """A probe that cannot start (its source port is taken) is our failure, exit 9, with
     the reason on stderr once for all ports, as send says it, and in --json's error."""

@@ -253,6 +253,43 @@ def test_silent_udp_is_a_timeout():
     assert "rtt" not in r.stdout.decode()
 
 
+def test_json_error_of_a_run_that_only_lost_probes_is_the_first_loss():
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+        u.bind(("127.0.0.1", 0))
+        port = u.getsockname()[1]
+        r = run_kodama(["ping", "-u", "--json", "-c", 2, "-i", "0.1", "-w", "0.3",
+                        "127.0.0.1", port])
+    assert r.rc == 4, r
+    j = json.loads(r.stdout)
+    assert (j["verdict"], j["probes"], j["replies"]) == ("timeout", 2, 0), j
+    assert j["error"] == "no reply from 127.0.0.1:%d: seq=0 within 0.3 s" % port, j
+
+
+def test_json_error_of_a_connect_probe_with_no_first_byte():
+    stop = threading.Event()
+    peer = TcpPeer(lambda c: stop.wait(scaled(5)))
+    try:
+        r = run_kodama(["ping", "--connect", "--json", "-s", 0, "-c", 1, "-w", "0.3",
+                        "127.0.0.1", peer.port])
+    finally:
+        stop.set()
+        peer.close()
+    assert r.rc == 4, r
+    j = json.loads(r.stdout)
+    assert j["error"] == "no first byte from 127.0.0.1:%d: seq=0 within 0.3 s" % peer.port, j
+
+
+def test_v_tells_the_connection_on_stderr(srv):
+    port = srv.port("echo", "tcp")
+    r = run_kodama(["ping", "-v", "-c", 1, "127.0.0.1", port])
+    assert r.rc == 0, r
+    assert r.stderr == "kodama: connected to 127.0.0.1 port %d (tcp)\n" % port, r
+    assert r.stdout.decode().startswith("PING 127.0.0.1 port %d (tcp): 56 data bytes\n56 bytes "
+                                        "from 127.0.0.1:%d: seq=0 time=" % (port, port)), r
+    r = run_kodama(["ping", "-c", 1, "127.0.0.1", port])
+    assert r.rc == 0 and r.stderr == "", r
+
+
 def test_refused_at_start():
     port = free_port()
     r = run_kodama(["ping", "-c", 2, "127.0.0.1", port])
