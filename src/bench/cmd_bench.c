@@ -147,9 +147,13 @@ static int parse_option(struct bench_opts *o, int c, char **argv)
     case OPT_HGRM: o->hgrm = optarg; return EXIT_OK;
     case OPT_MERGE: o->merge = 1; return EXIT_OK;
     case OPT_LABEL: o->cfg.label = optarg; return EXIT_OK;
-    default:
+    default: {
+        /* EXIT_OK, a usage error it has told (--sni '', --fingerprint x), or -1. */
+        int rc = client_tls_option("bench", &o->tls, c, optarg, 1);
+
         (void)argv;
-        return client_tls_option("bench", &o->tls, c, optarg, 1) == -1 ? EXIT_USAGE : EXIT_OK;
+        return rc == -1 ? EXIT_USAGE : rc;
+    }
     }
 }
 

@@ -447,6 +447,13 @@ def test_text_report(echo):
     (["-U", "/tmp/x", "extra"], "kodama: unexpected argument 'extra'"),
     (["--bogus", "h", "1"], "kodama: unknown option '--bogus'"),
     (["-c"], "kodama: option '-c' needs an argument"),
+    # A bad TLS option's usage error stops bench, as it does send and ping.
+    (["--tls", "--fingerprint", "zz", "127.0.0.1", "1"],
+     "kodama: --fingerprint 'zz': not a SHA-256 fingerprint (64 hex digits, with or without "
+     "a colon between each pair)"),
+    (["--tls", "--sni", "", "127.0.0.1", "1"], "kodama: --sni '': not a name"),
+    (["--tls", "--alpn", ",,", "127.0.0.1", "1"],
+     "kodama: --alpn ',,': not a comma-separated list of names (of 1 to 255 bytes each)"),
 ])
 def test_usage_errors(args, first):
     assert_usage_error(bench(args, timeout=5), first, "bench")
