@@ -144,6 +144,21 @@ def test_merge_bad_files(tmp_path, content, reason):
     assert r.stderr == reason % f, r
 
 
+def test_merge_a_file_without_a_report_among_others(server, tmp_path):
+    """A file with no report (a pod that died first) is not skipped from the sum."""
+    s = server.start(["echo@127.0.0.1:0/tcp"])
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps(bench_json(s.addr("echo"), duration="0.2")) + "\n")
+    s.stop()
+    for content in (b"", b"nothing here\n"):
+        empty = tmp_path / "empty.json"
+        empty.write_bytes(content)
+        for files in ([good, empty], [empty, good]):
+            r = kh.run_kodama(["bench", "--merge", *map(str, files)])
+            assert r.rc == 9 and r.stdout == b"", r
+            assert r.stderr == "kodama: bench: --merge: no report in %s\n" % empty, r
+
+
 def test_merge_missing_file_and_usage(tmp_path):
     r = kh.run_kodama(["bench", "--merge", str(tmp_path / "none.json")])
     assert r.rc == 9
