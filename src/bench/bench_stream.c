@@ -118,6 +118,13 @@ static void conn_lost(struct bench_worker *w, struct sconn *c, enum err_kind kin
 
 static void connect_failed(struct bench_worker *w, struct sconn *c, int err)
 {
+    if (verdict_of_errno(err) == V_LOCAL) {
+        /* This host's shortage (no port left to connect from, say): the run's end,
+         * as a socket() that fails is, not a reset to blame on the server. */
+        conn_close(w, c);
+        bw_fail(w, V_LOCAL, "cannot connect to %s: %s", w->cfg->target, strerror(err));
+        return;
+    }
     count_error(w, err == ETIMEDOUT ? E_TIMEOUT : E_RESET);
     conn_close(w, c);
     bw_refused(w, err, "cannot reconnect to");

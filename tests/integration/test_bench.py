@@ -199,6 +199,21 @@ def test_udp_loss_and_duplicate_are_caught(py_server):
 
 
 @pytest.mark.valgrind
+def test_a_reconnect_that_this_host_cannot_make_is_local_not_a_reset(server):
+    """From one --source-port, the reconnect after a timeout finds our own end of the
+    last connection in TIME_WAIT (EADDRNOTAVAIL): the run ends as a local failure,
+    said on stderr, instead of counting resets the server never made."""
+    srv = server(["echo@127.0.0.1:0/tcp,stall-after=640"])
+    port = srv.port("echo", "tcp")
+    src = free_port()
+    j, r = bench_json(["-c", 1, "-d", 2, "-w", 0.1, "--source-port", src, "127.0.0.1", port],
+                      rc=1)
+    assert (j["msgs"], j["timeouts"], j["resets"]) == (10, 1, 0), j
+    assert ("kodama: bench: cannot connect to 127.0.0.1:%d: Cannot assign requested address\n"
+            % port) in r.stderr, r
+    assert j["duration_s"] < 1, j
+
+
 def test_hello(server):
     srv = server(["hello@127.0.0.1:0/tcp"])
     j, r = bench_json(["-m", "hello", "-d", "0.5", "-c", 4, "127.0.0.1", srv.port("hello")])
