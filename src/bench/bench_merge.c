@@ -176,6 +176,10 @@ static int add_run(struct reader *r, struct bench_config *cfg, struct bench_resu
         cfg->depth = depth;
     } else if (strcmp(mode, bench_mode_name(cfg->mode)) != 0) {
         return bad(r, "a run of another mode");
+    } else if (size != cfg->size) {
+        /* Its latencies are of other messages, and the sum of bytes would not be
+         * msgs times the size the report says. */
+        return bad(r, "a run of another message size");
     }
     if (add_histogram(r, 0, res->hist) < 0)
         return -1;
@@ -193,6 +197,17 @@ static int add_run(struct reader *r, struct bench_config *cfg, struct bench_resu
     res->n.resumed += resumed;
     res->tls |= tli >= 0 && r->t[tli].type == JSON_TRUE;
     res->runs++;
+    return 0;
+}
+
+/* Is the last of runs[0..n] one of those before it? The times are µs and its rate
+ * is the run's own: two real runs never share all three. */
+static int seen_before(const struct run *runs, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (runs[i].start == runs[n].start && runs[i].end == runs[n].end &&
+            runs[i].msgs_per_s == runs[n].msgs_per_s)
+            return 1;
     return 0;
 }
 
@@ -225,6 +240,8 @@ static int add_file(const char *path, char *text, size_t len, struct json_tok *t
         *runs = xrealloc(*runs, (*nruns + 1) * sizeof **runs);
         if (add_run(&r, cfg, res, &(*runs)[*nruns]) < 0)
             return -1;
+        if (seen_before(*runs, *nruns))
+            return bad(&r, "the same run as an earlier one (a file given twice?)");
         (*nruns)++;
     }
     return 0;

@@ -159,6 +159,22 @@ def test_merge_a_file_without_a_report_among_others(server, tmp_path):
             assert r.stderr == "kodama: bench: --merge: no report in %s\n" % empty, r
 
 
+def test_merge_refuses_the_same_run_twice_and_another_size(server, tmp_path):
+    s = server.start(["echo@127.0.0.1:0/tcp"])
+    a = tmp_path / "a.json"
+    a.write_text(json.dumps(bench_json(s.addr("echo"), duration="0.2")) + "\n")
+    big = tmp_path / "big.json"
+    big.write_text(json.dumps(bench_json(s.addr("echo"), "-s", "1000", duration="0.2")) + "\n")
+    s.stop()
+    r = kh.run_kodama(["bench", "--merge", str(a), str(a)])
+    assert r.rc == 9 and r.stdout == b"", r
+    assert r.stderr == ("kodama: bench: --merge: %s line 1: the same run as an earlier one "
+                        "(a file given twice?)\n" % a), r
+    r = kh.run_kodama(["bench", "--merge", str(a), str(big)])
+    assert r.rc == 9 and r.stdout == b"", r
+    assert r.stderr == "kodama: bench: --merge: %s line 1: a run of another message size\n" % big, r
+
+
 def test_merge_missing_file_and_usage(tmp_path):
     r = kh.run_kodama(["bench", "--merge", str(tmp_path / "none.json")])
     assert r.rc == 9
