@@ -33,7 +33,7 @@ struct ping_stats {
     struct ping_series handshake;   /* --tls: the TLS handshake, after the connect */
     int first_failure;              /* the verdict of the first failure not a loss */
     char first_error[320];          /* and its line: --json's "error" if none other */
-    char first_loss[320];           /* the first lost probe's line: or else that */
+    char first_loss[320];           /* the first lost probe's line: "error" if no failure */
     int64_t t_first, t_last;        /* when the first probe went, when it ended */
 };
 
