@@ -311,6 +311,8 @@ static void queue_msg(struct bench_worker *w, struct sconn *c, int64_t stamp)
 {
     uint64_t m = c->tx_end / w->cfg->size;
 
+    if (w->draining)
+        return;     /* the period is over */
     /* The reply timeout runs while something is in flight. */
     if (c->tx_end == c->rx_off)
         c->deadline = w->now + w->cfg->wait_ns;
@@ -434,7 +436,7 @@ static void hello_readable(struct bench_worker *w, struct sconn *c)
             conn_close(w, c);
             if (open_loop_hello(w)) {
                 w->room++;
-            } else {
+            } else if (!w->draining) {
                 c->started = w->now;
                 connect_start(w, c);
             }
@@ -558,7 +560,7 @@ static int64_t stream_scan(struct bench_worker *w)
     for (size_t i = 0; i < w->t->nconns; i++) {
         struct sconn *c = &w->conns[i];
 
-        if (c->state == S_WAIT && w->now >= c->deadline) {
+        if (c->state == S_WAIT && w->now >= c->deadline && !w->draining) {
             if (!open_loop_hello(w))
                 c->started = w->now;
             connect_start(w, c);
@@ -574,6 +576,20 @@ static int64_t stream_scan(struct bench_worker *w)
             break;
     }
     return SCAN_EVERY_NS;
+}
+
+/* Echo: messages sent and not all answered; hello: an exchange under way, from
+ * its connect on (an echo connection still connecting carries no message). */
+static int stream_in_flight(const struct bench_worker *w)
+{
+    for (size_t i = 0; w->conns && i < w->t->nconns; i++) {
+        const struct sconn *c = &w->conns[i];
+
+        if (hello(w) ? c->state == S_CONNECTING || c->state == S_HANDSHAKE || c->state == S_OPEN
+                     : c->state == S_OPEN && c->tx_end > c->rx_off)
+            return 1;
+    }
+    return 0;
 }
 
 static int stream_setup(struct bench_worker *w)
@@ -616,5 +632,6 @@ const struct bench_traffic bench_stream_traffic = {
     .issue = stream_issue,
     .scan = stream_scan,
     .flush_dirty = stream_flush_dirty,
+    .in_flight = stream_in_flight,
     .teardown = stream_teardown,
 };

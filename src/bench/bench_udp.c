@@ -68,9 +68,12 @@ static void build(const struct usock *u, uint32_t slot, unsigned char *buf, size
 
 static void queue_msg(struct bench_worker *w, struct usock *u, int64_t stamp)
 {
-    uint32_t slot = u->free[--u->nfree];
+    uint32_t slot;
     unsigned long depth = w->cfg->depth;
 
+    if (w->draining)
+        return;     /* the period is over */
+    slot = u->free[--u->nfree];
     u->slots[slot] = (struct uslot){ .seq = u->next_seq++, .stamp = stamp, .state = U_QUEUED };
     u->queue[(u->qhead + u->qlen++) % depth] = slot;
     bw_mark_dirty(w, &u->s, &u->dirty);
@@ -263,6 +266,15 @@ static int64_t udp_scan(struct bench_worker *w)
     return w->cfg->wait_ns / 10 > SCAN_EVERY_NS ? w->cfg->wait_ns / 10 : SCAN_EVERY_NS;
 }
 
+static int udp_in_flight(const struct bench_worker *w)
+{
+    for (size_t i = 0; w->socks && i < w->t->nconns; i++)
+        for (uint32_t k = 0; k < w->cfg->depth; k++)
+            if (w->socks[i].slots[k].state == U_INFLIGHT)
+                return 1;
+    return 0;
+}
+
 static int open_socket(struct bench_worker *w, struct usock *u)
 {
     const struct bench_config *cfg = w->cfg;
@@ -354,5 +366,6 @@ const struct bench_traffic bench_udp_traffic = {
     .issue = udp_issue,
     .scan = udp_scan,
     .flush_dirty = udp_flush_dirty,
+    .in_flight = udp_in_flight,
     .teardown = udp_teardown,
 };

@@ -161,29 +161,66 @@ static void scan(struct bench_worker *w)
     w->next_scan = w->now + w->traffic->scan(w);
 }
 
+static int stopped(const struct bench_worker *w)
+{
+    return atomic_load_explicit(&w->sh->stop, memory_order_relaxed);
+}
+
+/* One wait, and the events it brought. Returns -1 after bw_fail. */
+static int turn(struct bench_worker *w, struct epoll_event *evs, int64_t until)
+{
+    int n = wait_events(w, evs, until);
+
+    if (n < 0 && errno != EINTR) {
+        bw_fail(w, V_LOCAL, "epoll_wait: %s", strerror(errno));
+        return -1;
+    }
+    w->now = clock_ns();
+    for (int i = 0; i < n; i++) {
+        struct bsock *s = evs[i].data.ptr;
+        s->on_event(w, s, evs[i].events);
+    }
+    w->traffic->flush_dirty(w);
+    return 0;
+}
+
+/* The period is over: what is still in flight gets its -w to be answered (not
+ * counted: the period is over) or to time out (counted), so that a server that
+ * stalled or died in the last -w is not a clean run. Nothing new is sent, and an
+ * answered server ends this within a round trip. */
+static void drain(struct bench_worker *w, struct epoll_event *evs)
+{
+    int64_t until = w->sh->end + w->cfg->wait_ns;
+
+    w->draining = 1;
+    for (;;) {
+        w->now = clock_ns();
+        if (stopped(w) || !w->traffic->in_flight(w) || w->now >= until)
+            break;
+        scan(w);                /* a time-out ends its wait sooner */
+        if (turn(w, evs, w->now + STOP_CHECK_NS < until ? w->now + STOP_CHECK_NS : until) < 0)
+            return;
+    }
+    if (!stopped(w))
+        w->traffic->scan(w);    /* -w is up for what is left: timeouts, lost */
+}
+
 static void run_loop(struct bench_worker *w)
 {
     struct epoll_event evs[MAX_EVENTS];
 
     for (;;) {
         w->now = clock_ns();
-        if (w->now >= w->sh->end || atomic_load_explicit(&w->sh->stop, memory_order_relaxed))
+        if (w->now >= w->sh->end || stopped(w))
             break;
         scan(w);
         issue_and_flush(w);
         publish(w);
-        int n = wait_events(w, evs, wait_until(w));
-        if (n < 0 && errno != EINTR) {
-            bw_fail(w, V_LOCAL, "epoll_wait: %s", strerror(errno));
+        if (turn(w, evs, wait_until(w)) < 0)
             break;
-        }
-        w->now = clock_ns();
-        for (int i = 0; i < n; i++) {
-            struct bsock *s = evs[i].data.ptr;
-            s->on_event(w, s, evs[i].events);
-        }
-        w->traffic->flush_dirty(w);
     }
+    if (!stopped(w))
+        drain(w, evs);
     publish(w);
 }
 

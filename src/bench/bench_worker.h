@@ -74,6 +74,7 @@ struct bench_worker {
     uint64_t next_id;                   /* pattern stream numbers */
     size_t nopen;                       /* established stream connections */
     int64_t last_reply;                 /* udp: the last good reply */
+    int draining;                       /* the period is over: no new messages */
     struct sconn *conns;
     struct usock *socks;
     struct ubatch *ub;                  /* udp: sendmmsg and recvmmsg vectors */
@@ -117,6 +118,7 @@ struct bench_traffic {
     /* Timeouts and retries; returns the ns until it wants to run again. */
     int64_t (*scan)(struct bench_worker *w);
     void (*flush_dirty)(struct bench_worker *w);    /* send what issue queued */
+    int (*in_flight)(const struct bench_worker *w); /* anything not answered yet? */
     void (*teardown)(struct bench_worker *w);
 };
 

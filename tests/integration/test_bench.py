@@ -4,6 +4,7 @@ or duplicated datagram). Every run is short (-d 0.5 or so)."""
 import json
 import re
 import signal
+import socket
 import socketserver
 import subprocess
 import threading
@@ -212,6 +213,50 @@ def test_a_reconnect_that_this_host_cannot_make_is_local_not_a_reset(server):
     assert ("kodama: bench: cannot connect to 127.0.0.1:%d: Cannot assign requested address\n"
             % port) in r.stderr, r
     assert j["duration_s"] < 1, j
+
+
+def test_a_server_that_stalls_in_the_last_w_is_a_timeout_not_a_clean_run(server):
+    """What is in flight when the period ends gets its -w: a stall is counted."""
+    srv = server(["echo@127.0.0.1:0/tcp,stall-after=640"])
+    t0 = time.monotonic()
+    j, r = bench_json(["-c", 1, "-d", 0.3, "-w", 0.5, "127.0.0.1", srv.port("echo", "tcp")],
+                      rc=1)
+    took = time.monotonic() - t0
+    assert (j["msgs"], j["timeouts"], j["errors"]) == (10, 1, 1), j
+    assert j["duration_s"] == pytest.approx(0.3, abs=0.05), j
+    assert 0.45 < took < scaled(3), took
+
+
+def test_a_udp_server_gone_silent_in_the_last_w_loses_its_datagrams():
+    """It answers 200 datagrams, then nothing: the ones in flight at the end are lost
+    once -w is up, not forgotten (the run used to end clean)."""
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    u.bind(("127.0.0.1", 0))
+    u.settimeout(scaled(5))
+
+    def echo_then_silence():
+        for _ in range(200):
+            try:
+                data, peer = u.recvfrom(2048)
+            except OSError:
+                return
+            u.sendto(data, peer)
+
+    th = threading.Thread(target=echo_then_silence, daemon=True)
+    th.start()
+    try:
+        j, r = bench_json(["-m", "udp", "-c", 2, "-p", 4, "-d", 0.5, "-w", 0.5, "127.0.0.1",
+                           u.getsockname()[1]], rc=1)
+    finally:
+        u.close()
+    assert j["msgs"] <= 200 and j["lost"] == 8 and j["errors"] == 8, j
+
+
+def test_a_healthy_run_ends_on_time_though_w_is_long(echo):
+    t0 = time.monotonic()
+    j, r = bench_json(["-c", 8, "-p", 4, "-d", 0.3, "-w", 20, "127.0.0.1", echo.port("echo")])
+    assert_clean(j, r)
+    assert time.monotonic() - t0 < scaled(3)
 
 
 def test_hello(server):

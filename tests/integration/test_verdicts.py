@@ -217,7 +217,8 @@ def test_peer_closes_before_the_whole_reply():
 
 def test_bench_reset_when_every_connection_is_reset():
     with TcpPeer(reset_after_reading, conns=50) as peer:
-        r = run_kodama(["bench", "-d", "0.5", "127.0.0.1", peer.port])
+        # -w 1: a connection the peer has not got to yet waits out -w after the run.
+        r = run_kodama(["bench", "-d", "0.5", "-w", "1", "127.0.0.1", peer.port])
     assert r.rc == 5, r
 
 
