@@ -42,8 +42,10 @@ static int is_loopback(const struct sockaddr *sa)
     return 0;
 }
 
-/* unix:PATH or unix:@NAME; the file is the user's alone (mode 0600). */
-static int listen_unix(const char *text, struct control_listen *cl, char *err, size_t errlen)
+/* unix:PATH or unix:@NAME; the file is the user's alone (mode 0600). A text that
+ * is not one is a usage error (*usage), as a SPEC's would be. */
+static int listen_unix(const char *text, struct control_listen *cl, int *usage, char *err,
+                       size_t errlen)
 {
     const char *path = text + 5;
     int abstract = path[0] == '@';
@@ -57,6 +59,7 @@ static int listen_unix(const char *text, struct control_listen *cl, char *err, s
                  (size_t)SPEC_PATH_MAX);
         return -1;
     }
+    *usage = 0;
     old = umask(0177);      /* start-up is one thread: nothing else creates files now */
     cl->fd = net_unix_listen(path, abstract, why, sizeof why);
     umask(old);
@@ -112,10 +115,8 @@ int control_listen(const char *text, int any, struct control_listen *cl, int *us
     memset(cl, 0, sizeof *cl);
     cl->fd = -1;
     *usage = 1;
-    if (strncmp(text, "unix:", 5) == 0) {
-        *usage = 0;
-        return listen_unix(text, cl, err, errlen);
-    }
+    if (strncmp(text, "unix:", 5) == 0)
+        return listen_unix(text, cl, usage, err, errlen);
     if (strlen(text) > SPEC_HOST_MAX + 8 || strpbrk(text, "/,+\\") != NULL) {
         snprintf(err, errlen, "--control '%s': not unix:PATH, PORT, HOST:PORT or [IPV6]:PORT",
                  text);

@@ -295,6 +295,9 @@ def test_a_bare_port_means_loopback(server):
     (["--control", "::1:9000"],
      "--control '::1:9000': an IPv6 address needs brackets, as in [::1]:7007"),
     (["--control-any"], "--control-any without --control"),
+    # A malformed unix: address is a usage error (exit 2), as in a SPEC.
+    (["--control", "unix:"], "--control 'unix:': not unix:PATH (at most 107 bytes)"),
+    (["--control", "unix:@"], "--control 'unix:@': not unix:PATH (at most 107 bytes)"),
 ])
 def test_control_usage_errors(args, msg):
     assert_usage_error(run_kodama(["serve", *args, "echo@127.0.0.1:0"]), "kodama: " + msg, "serve")
