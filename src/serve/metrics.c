@@ -144,13 +144,18 @@ int metrics_listen(const struct spec *sp, int family, struct metrics_listen *ml,
 
 /* ------------------------------------------------------------------ requests */
 
+/* Just past the blank line that ends the head, or NULL if not yet. A line ends in
+ * CRLF or a bare LF, so the last header's end and the blank line are LF LF, LF CRLF
+ * (CRLF CRLF among them). */
 static const char *find_head_end(const char *buf, size_t len)
 {
     for (size_t i = 0; i + 1 < len; i++) {
-        if (buf[i] == '\n' && buf[i + 1] == '\n')
+        if (buf[i] != '\n')
+            continue;
+        if (buf[i + 1] == '\n')
             return buf + i + 2;
-        if (i + 3 < len && memcmp(buf + i, "\r\n\r\n", 4) == 0)
-            return buf + i + 4;
+        if (i + 2 < len && buf[i + 1] == '\r' && buf[i + 2] == '\n')
+            return buf + i + 3;
     }
     return NULL;
 }

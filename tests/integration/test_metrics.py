@@ -200,6 +200,23 @@ def test_request_in_pieces(server):
     s.stop()
 
 
+@pytest.mark.parametrize("request_bytes", [
+    b"GET /metrics HTTP/1.1\r\nHost: x\n\r\n",     # a bare LF, then the CRLF blank line
+    b"GET /metrics HTTP/1.0\n\r\n",
+])
+def test_head_ending_in_lf_crlf_is_answered(server, request_bytes):
+    """A line may end in a bare LF (as --control's parser allows): a head whose last
+    line does is whole at the blank line after it, not left to time out unanswered."""
+    s = metrics_server(server, "echo@127.0.0.1:0/tcp")
+    with socket.create_connection(s.addr("metrics"), timeout=scaled(5)) as c:
+        c.sendall(request_bytes)
+        t0 = time.monotonic()
+        data = recv_until_eof(c)
+    assert data.startswith(b"HTTP/1.1 200 OK\r\n"), data[:200]
+    assert time.monotonic() - t0 < 2.0
+    s.stop()
+
+
 def test_silent_client_is_closed_and_others_are_served(server):
     s = metrics_server(server, "echo@127.0.0.1:0/tcp")
     silent = [socket.create_connection(s.addr("metrics")) for _ in range(3)]
