@@ -23,6 +23,7 @@
 #include "serve/metrics_text.h"
 
 #define METRICS_HEAD_MAX 8192
+#define SETTLE_MAX_US 50000        /* how long a scrape waits for the workers (worker_set_settle) */
 
 struct metrics {
     const struct worker_set *ws;
@@ -272,6 +273,9 @@ static char *exposition(const struct metrics *m, size_t *len)
     FILE *out;
     int rc;
 
+    /* A quiet io_uring worker may not have counted its last sends yet; a scrape
+     * is rare enough to wait a moment for them. */
+    worker_set_settle(m->ws, SETTLE_MAX_US);
     for (size_t i = 0; i < n; i++) {
         const struct listener *l = worker_set_totals(m->ws, i, &ls[i].t);
 

@@ -274,6 +274,7 @@ static int worker_init(struct server *srv, struct worker *wk, size_t id,
     dlist_init(&wk->proxy_waits);
     pool_init(&wk->pool, cfg->max_buffer, POOL_KEEP);
     watch_init(&wk->wake, -1, wake_ready);
+    watch_init(&wk->settle, -1, NULL);
     for (size_t i = 0; i < n; i++) {
         ls[i].wk = wk;
         /* A PROXY header comes first, then the TLS handshake; then the engine
@@ -295,7 +296,7 @@ static int worker_init(struct server *srv, struct worker *wk, size_t id,
     if (fd < 0)
         return -1;
     wk->wake.fd = fd;
-    if (loop_watch(wk->loop, &wk->wake, LOOP_READ) < 0)
+    if (loop_watch(wk->loop, &wk->wake, LOOP_READ) < 0 || worker_settle_start(wk) < 0)
         return -1;
     for (size_t i = 0; i < n; i++) {
         if (ls[i].w.fd < 0)
@@ -316,6 +317,7 @@ static void worker_destroy(struct worker *wk)
     pool_destroy(&wk->pool);
     if (wk->wake.fd >= 0)
         close(wk->wake.fd);
+    worker_settle_stop(wk);
     loop_free(wk->loop);
 }
 

@@ -252,6 +252,23 @@ def test_more_clients_than_slots_wait_their_turn(server):
 # --------------------------------------------------------------------------- values
 
 @pytest.mark.valgrind
+@pytest.mark.parametrize("threads", [1, 2])
+def test_a_quiet_servers_last_replies_are_counted_at_the_next_scrape(server, threads):
+    """io_uring leaves the completion of a send made as it was submitted for the
+    worker's next wake: with no more traffic, a scrape asks the workers to take it
+    in first (it used to say 0 sent until another datagram came)."""
+    s = metrics_server(server, "echo@127.0.0.1:0/udp", threads=threads)
+    for i in range(3):
+        reply, _ = udp_exchange(s.addr("echo", "udp"), b"quiet-%d" % i)
+        assert reply == b"quiet-%d" % i
+    time.sleep(0.2)     # the workers are asleep again
+    udp = dict(service="echo", proto="udp", address=s.addr_text("echo", "udp"))
+    samples = scrape(s.addr("metrics"))
+    assert value(samples, "kodama_datagrams_received_total", **udp) == 3
+    assert value(samples, "kodama_datagrams_sent_total", **udp) == 3
+    assert value(samples, "kodama_sent_bytes_total", **udp) == 21
+
+
 def test_counters_match_traffic(server):
     """Three tcp connections and four datagrams over two workers: exact sums."""
     s = metrics_server(server, "echo@127.0.0.1:0", threads=2)

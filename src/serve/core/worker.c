@@ -7,8 +7,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "lib/list.h"
 #include "lib/log.h"
 #include "lib/util.h"
 
@@ -431,6 +434,67 @@ void listener_totals_add(struct listener_totals *t, const struct listener_stats 
         t->drops[r] += counter_get(&st->drops[r]);
     for (int k = 0; k < FAULT_KINDS; k++)
         t->faults[k] += counter_get(&st->faults[k]);
+}
+
+/* ------------------------------------------------------------------ settling */
+
+/* After the batch in which the ask came, so the completions before it are in. */
+static long settled(struct loop *loop, void *data)
+{
+    struct worker *wk = data;
+
+    (void)loop;
+    atomic_store(&wk->settled, atomic_load(&wk->settle_asked));
+    return LOOP_TIMER_DONE;
+}
+
+static void settle_ready(struct loop *loop, struct watch *w, unsigned events)
+{
+    struct worker *wk = container_of(w, struct worker, settle);
+    uint64_t count;
+
+    (void)events;
+    if (read(w->fd, &count, sizeof count) != (ssize_t)sizeof count)
+        return;
+    if (loop_timer_add(loop, 0, settled, wk) == 0)
+        settled(loop, wk);      /* no memory for a timer: answer now */
+}
+
+int worker_settle_start(struct worker *wk)
+{
+    watch_init(&wk->settle, eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC), settle_ready);
+    if (wk->settle.fd < 0)
+        return -1;
+    return loop_watch(wk->loop, &wk->settle, LOOP_READ);
+}
+
+void worker_settle_stop(struct worker *wk)
+{
+    if (wk->settle.fd >= 0)
+        close(wk->settle.fd);
+    wk->settle.fd = -1;
+}
+
+void worker_set_settle(const struct worker_set *ws, int64_t max_us)
+{
+    int64_t until = now_us() + max_us;
+    uint64_t one = 1;
+    size_t left;
+
+    for (size_t i = 0; i < ws->nworkers; i++) {
+        struct worker *wk = &ws->workers[i];
+
+        atomic_fetch_add(&wk->settle_asked, 1);
+        if (wk->settle.fd >= 0 && write(wk->settle.fd, &one, sizeof one) < 0 && errno != EAGAIN)
+            atomic_store(&wk->settled, atomic_load(&wk->settle_asked));     /* cannot ask */
+    }
+    do {
+        left = 0;
+        for (size_t i = 0; i < ws->nworkers; i++)
+            left += atomic_load(&ws->workers[i].settled) < atomic_load(&ws->workers[i].settle_asked);
+        if (left > 0)
+            nanosleep(&(struct timespec){ .tv_nsec = 100000 }, NULL);
+    } while (left > 0 && now_us() < until);
 }
 
 const struct listener *worker_set_totals(const struct worker_set *ws, size_t i,

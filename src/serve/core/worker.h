@@ -254,6 +254,9 @@ struct worker {
     pthread_t thread;
     struct loop *loop;
     struct watch wake;              /* an eventfd: the server is stopping */
+    /* worker_set_settle's: an eventfd to ask, and the asks made and answered. */
+    struct watch settle;
+    atomic_uint_fast64_t settle_asked, settled;
     int failed;                     /* its loop failed */
     const struct serve_config *cfg;
     atomic_size_t *running;         /* the server's workers whose loop has not ended */
@@ -321,6 +324,15 @@ struct worker_set {
  * over the workers into *t; safe while the workers run. */
 const struct listener *worker_set_totals(const struct worker_set *ws, size_t i,
                                          struct listener_totals *t);
+
+/* Let each worker's loop take in what it holds before its counts are read: the
+ * io_uring engine leaves the completion of a send made as it was submitted for
+ * its next wake, which on a quiet server may be long in coming, and only there
+ * is the send counted. Waits for them for at most max_us; safe from any thread. */
+void worker_set_settle(const struct worker_set *ws, int64_t max_us);
+/* Its eventfd in wk's loop (0, or -1 with errno), and its end. */
+int worker_settle_start(struct worker *wk);
+void worker_settle_stop(struct worker *wk);
 
 /* Called by the engines when a connection has closed: descriptors may be free again. */
 void worker_conn_closed(struct worker *wk);
