@@ -14,6 +14,7 @@
 
 #include "lib/log.h"
 #include "lib/net.h"
+#include "lib/utf8.h"
 #include "lib/util.h"
 #include "proto/http.h"
 #include "proto/spec.h"
@@ -259,16 +260,41 @@ static char *json_body(const struct control *c, struct fault_slot *slot, size_t 
 
 /* ------------------------------------------------------------------ requests */
 
+/* why as the body's line: it may quote the request's bytes, so control characters
+ * become '?' and what is not UTF-8 becomes U+FFFD, as the charset promises. */
+static size_t text_line(const char *why, char *out, size_t outlen)
+{
+    const unsigned char *p = (const unsigned char *)why;
+    size_t left = strlen(why), n = 0;
+
+    while (left > 0 && n + sizeof UTF8_REPLACEMENT + 1 < outlen) {
+        size_t seq = utf8_seq_len(p, left);
+
+        if (seq == 0) {
+            memcpy(out + n, UTF8_REPLACEMENT, sizeof UTF8_REPLACEMENT - 1);
+            n += sizeof UTF8_REPLACEMENT - 1;
+            seq = 1;
+        } else if (seq == 1 && (*p < 0x20 || *p == 0x7f)) {
+            out[n++] = '?';
+        } else {
+            memcpy(out + n, p, seq);
+            n += seq;
+        }
+        p += seq;
+        left -= seq;
+    }
+    out[n++] = '\n';
+    return n;
+}
+
 static int answer_text(int status, const char *extra_head, const char *why, char **out,
                        size_t *out_len)
 {
-    char body[KODAMA_ERR_LEN + 8];
+    char body[3 * KODAMA_ERR_LEN + 8];
+    size_t len = text_line(why, body, sizeof body);
 
-    snprintf(body, sizeof body, "%s\n", why);
-    printable(body);
-    body[strlen(body) - 1] = '\n';
-    *out = httpd_response(status, "text/plain; charset=utf-8", extra_head, body, strlen(body),
-                          0, out_len);
+    *out = httpd_response(status, "text/plain; charset=utf-8", extra_head, body, len, 0,
+                          out_len);
     return 1;
 }
 

@@ -145,6 +145,9 @@ def test_udp_faults_at_run_time(server):
     (b"PUT /faults/e HTTP/1.1\r\nContent-Length: 13\r\n\r\nlatency=2days", 400,
      "latency=2days: not a duration (seconds, or with ms or s) in 'latency=2days'"),
     (b"PUT /faults/e HTTP/1.1\r\nContent-Length: 3\r\n\r\na\x00b", 400, "the body has a NUL byte"),
+    # The reason quotes the body: what is not UTF-8 comes back as U+FFFD (charset=utf-8).
+    (b"PUT /faults/e HTTP/1.1\r\nContent-Length: 6\r\n\r\n\xff\xfe\xc3\xa9=1", 400,
+     "unknown option '\ufffd\ufffd\u00e9' in '\ufffd\ufffd\u00e9=1'"),
     (b"GET /faults/nope HTTP/1.1\r\n\r\n", 404, "no listener is named 'nope' (GET /faults lists them)"),
     (b"GET /metrics HTTP/1.1\r\n\r\n", 404, "kodama serves /faults and /faults/NAME here"),
     (b"POST /faults HTTP/1.1\r\n\r\n", 405, "GET /faults, or PUT and DELETE /faults/NAME"),
