@@ -456,8 +456,7 @@ static void settle_ready(struct loop *loop, struct watch *w, unsigned events)
     (void)events;
     if (read(w->fd, &count, sizeof count) != (ssize_t)sizeof count)
         return;
-    if (loop_timer_add(loop, 0, settled, wk) == 0)
-        settled(loop, wk);      /* no memory for a timer: answer now */
+    loop_timer_add(loop, 0, settled, wk);
 }
 
 int worker_settle_start(struct worker *wk)
