@@ -249,8 +249,12 @@ static int add_file(const char *path, char *text, size_t len, struct json_tok *t
 
 static void sum_runs(const struct run *runs, size_t n, struct bench_result *res)
 {
-    double start = runs[0].start, end = runs[0].end, dur = 0;
+    double start, end, dur = 0;
 
+    if (n == 0)
+        return;     /* no file (a usage error): each file given has a report */
+    start = runs[0].start;
+    end = runs[0].end;
     for (size_t i = 0; i < n; i++) {
         if (runs[i].start > start)
             start = runs[i].start;
