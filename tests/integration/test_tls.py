@@ -172,6 +172,26 @@ def test_every_stream_service_works_over_tls(server, sockdir):
     s.stop()
 
 
+def test_chargen_over_tls_closes_once_the_half_closed_peer_resets(server):
+    """The peer shuts down its side (a FIN, no close_notify: OpenSSL takes it for
+    one), then closes with unread data: a reset. The server's next write fails, and
+    the connection must close then. It used to take that failed write for "0 bytes
+    sent" and retry at once, spinning a core until --drain-timeout or a stop."""
+    s = server.start(["-v", "chargen@127.0.0.1:0/tcp+tls"])
+    c = tls_connect(s.addr("chargen"))
+    assert len(kh.recv_exact(c, 74 * 20)) == 74 * 20
+    port = c.getsockname()[1]
+    c.shutdown(socket.SHUT_WR)
+    time.sleep(0.2)         # the server reads our FIN and goes on writing
+    c.close()               # unread data: a reset
+    text = s.wait_log(lambda t: re.search(r"close chargen tcp 127\.0\.0\.1:%d " % port, t),
+                      timeout=2)
+    assert "close chargen tcp 127.0.0.1:%d in=0 out=" % port in text
+    t0 = time.monotonic()
+    s.stop()
+    assert time.monotonic() - t0 < kh.scaled(1.5), "the stop waited out the drain"
+
+
 def hundred_mib_round_trip(addr):
     """In lockstep, 32 KiB at a time: an SSL object must not be read and written from
     two threads at once, so the client sends a piece, then reads its echo. Returns

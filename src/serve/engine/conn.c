@@ -120,6 +120,13 @@ static ssize_t conn_send(struct conn *c, struct msghdr *msg, int flags)
         struct iovec *v = &msg->msg_iov[i];
         ssize_t n = tls_write(c->tls, v->iov_base, v->iov_len, why, sizeof why);
 
+        if (n == TLS_CLOSED && sent == 0) {
+            /* OpenSSL says "closed" for a write that failed once the peer's FIN or
+             * close_notify came: the peer is gone, as EPIPE says (never "0 sent",
+             * which would be retried at once, for ever). */
+            errno = EPIPE;
+            return -1;
+        }
         if (n <= 0)
             return sent > 0 ? sent : tls_errno(n);
         sent += n;
