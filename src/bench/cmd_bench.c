@@ -315,6 +315,12 @@ static int probe(const struct bench_config *cfg, const struct sockaddr *sa, sock
     if (rc == 0 && udp)
         rc = udp_probe(fd, wait_ms);
     saved = errno;
+    /* From a fixed source port, the probe's connection must not outlive it: closed
+     * gracefully, our end would stay in FIN_WAIT (until the server closes), then in
+     * TIME_WAIT (reused at once only on loopback), and the run's first connect from
+     * that port would fail with EADDRNOTAVAIL. A reset frees the four-tuple now. */
+    if (rc == 0 && !udp && cfg->source && cfg->source->source_port)
+        net_reset_on_close(fd);
     close(fd);
     errno = saved;
     return rc;

@@ -309,3 +309,10 @@ int net_connect(int fd, const struct sockaddr *sa, socklen_t len, long timeout_m
     }
     return 0;
 }
+
+void net_reset_on_close(int fd)
+{
+    struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+
+    (void)setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+}

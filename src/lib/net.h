@@ -20,6 +20,11 @@
 
 int net_set_nonblock(int fd, int on);
 
+/* Make close() send a reset (SO_LINGER 0): unsent data is dropped at once instead
+ * of holding kernel memory, and no FIN_WAIT or TIME_WAIT keeps the four-tuple.
+ * Should that fail, the peer gets a FIN instead: no harm done. */
+void net_reset_on_close(int fd);
+
 /* v6only: -1 leave the default, 0 dual-stack, 1 IPv6 only (AF_INET6 only).
  * reuseport: bind with SO_REUSEPORT, so that net_reuseport_sibling can add sockets
  * that share the address (one per event loop); the address must still be free. */

@@ -199,6 +199,33 @@ def test_udp_loss_and_duplicate_are_caught(py_server):
     assert "kodama: bench: 2 errors against 127.0.0.1:%d" % port in r.stderr, r
 
 
+def echo_that_holds_on(hold):
+    """A tcp echo that keeps its side open for hold seconds after the client's FIN."""
+    class Handler(socketserver.BaseRequestHandler):
+        def handle(self):
+            while True:
+                try:
+                    data = self.request.recv(65536)
+                    if not data:
+                        break
+                    self.request.sendall(data)
+                except OSError:
+                    return
+            time.sleep(hold)
+    return Handler
+
+
+def test_the_probe_from_a_source_port_leaves_the_port_to_the_run(py_server):
+    """bench's probe connects from --source-port too. Closed with a FIN, its end
+    stayed in FIN_WAIT2 while this server held its own side open, and the run's
+    first connect from that port failed with EADDRNOTAVAIL (exit 9, no message
+    sent). The probe now resets its connection, which frees the port at once."""
+    port = py_server("tcp", echo_that_holds_on(3))
+    j, r = bench_json(["-c", 1, "-d", 0.3, "--source-port", free_port(), "127.0.0.1", port])
+    assert_clean(j, r)
+    assert j["connections"] == 1, j
+
+
 @pytest.mark.valgrind
 def test_a_reconnect_that_this_host_cannot_make_is_local_not_a_reset(server):
     """From one --source-port, the reconnect after a timeout finds our own end of the

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "proto/proxy.h"
+#include "lib/net.h"
 #include "serve/core/worker.h"
 
 #define WHY_LEN 96
@@ -65,7 +66,7 @@ static void pw_drop(struct pwait *p, const char *why)
     snprintf(detail, sizeof detail, "bad PROXY protocol header: %s", why);
     worker_drop_detail(p->wk, p->l, DROP_BAD_PROXY, p->a.fd,
                        (const struct sockaddr *)&p->a.peer, p->a.peer_len, detail);
-    reset_on_close(p->a.fd);
+    net_reset_on_close(p->a.fd);
     pw_close(p);
 }
 
@@ -80,7 +81,7 @@ static void pw_event(struct loop *loop, struct watch *w, unsigned events)
 static void pw_arm(struct pwait *p)
 {
     if (loop_watch(p->wk->loop, &p->w, LOOP_READ) < 0) {
-        reset_on_close(p->a.fd);
+        net_reset_on_close(p->a.fd);
         pw_close(p);
     }
 }
@@ -193,7 +194,7 @@ void proxy_wait_start(struct worker *wk, struct listener *l, const struct accept
 
     if (p == NULL) {
         worker_conn_release(wk, a->slot);
-        reset_on_close(a->fd);
+        net_reset_on_close(a->fd);
         close(a->fd);
         return;
     }

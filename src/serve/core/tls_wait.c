@@ -49,7 +49,7 @@ static void tw_drop(struct twait *t, const char *why)
                                        : (const struct sockaddr *)&t->a.peer,
                        t->a.client_len ? t->a.client_len : t->a.peer_len, detail);
     worker_conn_release(t->wk, t->a.slot);
-    reset_on_close(t->a.fd);
+    net_reset_on_close(t->a.fd);
     tw_free(t);
 }
 
@@ -126,7 +126,7 @@ void tls_wait_start(struct worker *wk, struct listener *l, const struct accepted
         (ssl = tls_server_conn(wk->cfg->tls, a->fd)) == NULL) {
         free(t);
         worker_conn_release(wk, a->slot);
-        reset_on_close(a->fd);
+        net_reset_on_close(a->fd);
         close(a->fd);
         return;
     }

@@ -13,6 +13,7 @@
 
 #include "lib/list.h"
 #include "lib/log.h"
+#include "lib/net.h"
 #include "lib/util.h"
 
 #define ACCEPT_RETRY_MS 100
@@ -25,14 +26,6 @@ const char *listener_kind_name(enum listener_kind kind)
     case LISTEN_UNIX: return "unix";
     }
     return "?";
-}
-
-void reset_on_close(int fd)
-{
-    struct linger lg = { .l_onoff = 1, .l_linger = 0 };
-
-    /* Should this fail, the peer gets a FIN instead: no harm done. */
-    (void)setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
 }
 
 /* The log line's verb and reason for a drop. */
@@ -130,7 +123,7 @@ int worker_admit(struct worker *wk, struct listener *l, int fd, const struct soc
     if (guard_conn_admit(wk->guard, peer, counted, slot, &why) == 0)
         return 0;
     worker_drop(wk, l, why, fd, peer, len);
-    reset_on_close(fd);
+    net_reset_on_close(fd);
     close(fd);
     return -1;
 }
@@ -144,7 +137,7 @@ int worker_admit_client(struct worker *wk, struct listener *l, int fd,
         return 0;
     guard_conn_release(wk->guard, NULL);    /* its place under --max-conns */
     worker_drop(wk, l, why, fd, addr, len);
-    reset_on_close(fd);
+    net_reset_on_close(fd);
     close(fd);
     return -1;
 }

@@ -391,10 +391,6 @@ void worker_drop(struct worker *wk, struct listener *l, enum drop_reason why, in
 void worker_drop_detail(struct worker *wk, struct listener *l, enum drop_reason why, int fd,
                         const struct sockaddr *peer, socklen_t len, const char *detail);
 
-/* Make closing fd send a reset: for peers we give up on, whose unsent data should
- * not hold kernel memory. */
-void reset_on_close(int fd);
-
 /* Flags for a connection's send when its side is shut down as soon as the output is
  * sent: MSG_MORE holds back the last, short segment, and the FIN then rides in it.
  * A greeting thus costs one segment (and one ACK) less. Endless output never ends. */

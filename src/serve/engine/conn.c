@@ -519,7 +519,7 @@ static void conn_reset_when_delivered(struct conn *c)
         c->shape->resetting = 1;
         return;
     }
-    reset_on_close(c->s.fd);
+    net_reset_on_close(c->s.fd);
     conn_close(c);
 }
 

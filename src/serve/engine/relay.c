@@ -98,13 +98,13 @@ static void relay_close(struct relay *r, int reset_client, int reset_target)
     loop_unwatch(wk->loop, &r->tw);
     worker_wait_del(wk, &r->connect_wait);
     if (reset_client)
-        reset_on_close(r->s.fd);
+        net_reset_on_close(r->s.fd);
     rc = close(r->s.fd);
     if (TRACE_ON)
         trace_fd("close(%d)", r->s.fd, rc);
     if (r->tw.fd >= 0) {
         if (reset_target)
-            reset_on_close(r->tw.fd);
+            net_reset_on_close(r->tw.fd);
         rc = close(r->tw.fd);
         if (TRACE_ON)
             trace_fd("close(%d)", r->tw.fd, rc);

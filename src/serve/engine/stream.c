@@ -165,7 +165,7 @@ int stream_stall_expired(struct stream *s)
         return 0;
     }
     worker_drop(stream_wk(s), s->l, DROP_SEND_TIMEOUT, s->fd, NULL, 0);
-    reset_on_close(s->fd);
+    net_reset_on_close(s->fd);
     return 1;
 }
 
