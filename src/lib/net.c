@@ -242,6 +242,17 @@ int net_unsent(int fd)
     return ioctl(fd, SIOCOUTQ, &n) == 0 ? n : -1;
 }
 
+int net_undelivered(int fd)
+{
+    struct tcp_info ti;
+    socklen_t len = sizeof ti;
+
+    /* A unix socket has no TCP_INFO: its count drops when the peer goes. */
+    if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) == 0 && ti.tcpi_state == TCP_CLOSE)
+        return 0;
+    return net_unsent(fd);
+}
+
 socklen_t net_pktinfo_dest(struct msghdr *msg, in_port_t port, struct sockaddr_storage *out)
 {
     for (struct cmsghdr *cm = CMSG_FIRSTHDR(msg); cm; cm = CMSG_NXTHDR(msg, cm)) {

@@ -57,6 +57,9 @@ int net_reset_after_handshake(int so_error);
 /* Bytes written to a stream socket that its peer has not taken yet (SIOCOUTQ: tcp's
  * unsent and unacknowledged bytes, a unix socket's unread ones), or -1. */
 int net_unsent(int fd);
+/* The same, but 0 once the connection is closed (reset): SIOCOUTQ goes on counting
+ * what was unacknowledged when the reset came, though none of it will ever go. */
+int net_undelivered(int fd);
 /* The destination of a datagram received with net_udp_pktinfo on (its IP_PKTINFO
  * or IPV6_PKTINFO message in msg), with port; returns its length, 0 if none. */
 socklen_t net_pktinfo_dest(struct msghdr *msg, in_port_t port, struct sockaddr_storage *out);

@@ -4,6 +4,7 @@ before a FIN or a reset, 1-byte reads under slice=1, a stall that holds until th
 limit -- on tcp and unix, behind +proxy, with toxicity and --seed."""
 import re
 import socket
+import struct
 import time
 
 import pytest
@@ -189,6 +190,34 @@ def test_reset_after_sends_exactly_n_then_a_reset(server, n):
         time.sleep(0.2)     # let the reset arrive before we read: the data still counts
         data, how = read_all(c)
     assert (len(data), how) == (n, "RESET")
+    s.stop()
+
+
+def reset_by_a_peer_that_never_read(addr, half_close=False):
+    """Connect with a small receive buffer (half_close: and shut down our side at
+    once), read nothing for 0.3 s, then reset: the server's queue still counts what
+    it sent and was never acknowledged. Returns our port."""
+    c = socket.socket()
+    c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    c.connect(addr)
+    port = c.getsockname()[1]
+    if half_close:
+        c.shutdown(socket.SHUT_WR)
+    time.sleep(0.3)
+    c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    c.close()
+    return port
+
+
+def test_reset_after_toward_a_peer_that_reset_first_closes_at_once(server):
+    """reset-after waits until the peer has taken what was sent (SIOCOUTQ at 0). A
+    peer that resets first leaves SIOCOUTQ counting the bytes it never
+    acknowledged, for ever: the connection waited out --send-timeout (30 s)."""
+    s = faulty(server, "chargen@127.0.0.1:0/tcp,reset-after=100000", "-v")
+    port = reset_by_a_peer_that_never_read(s.addr("chargen"))
+    # out=100000: the count was reached, and the reset was waiting when ours came.
+    s.wait_log(lambda t: "close chargen tcp 127.0.0.1:%d in=0 out=100000\n" % port in t,
+               timeout=1)
     s.stop()
 
 

@@ -412,6 +412,20 @@ def test_reset_after_toward_the_client(server):
     g.stop()
 
 
+def test_reset_after_toward_a_client_that_reset_first_closes_at_once(server):
+    """As test_faults.py's test of the same name, through the relay. The client
+    shuts down its side first: otherwise the relay, still reading it, hears the
+    reset that way."""
+    from test_faults import reset_by_a_peer_that_never_read
+    g = server.start(["-t", "1", "chargen@127.0.0.1:0/tcp"])
+    r = relay(server, g.addr_text("chargen"), ",reset-after=100000", args=["-v"])
+    port = reset_by_a_peer_that_never_read(r.addr("relay"), half_close=True)
+    r.wait_log(lambda t: re.search(r"close relay tcp 127\.0\.0\.1:%d .*out=100000\n" % port, t),
+               timeout=1)
+    r.stop()
+    g.stop()
+
+
 def test_control_sets_up_faults_on_a_relay(server):
     from test_control import ok_json
     e = echo_target(server)

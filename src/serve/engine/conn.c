@@ -512,7 +512,7 @@ static void conn_cut_output(struct conn *c)
  * looking again every RESET_POLL_MS (the send clock still bounds the wait). */
 static void conn_reset_when_delivered(struct conn *c)
 {
-    if (net_unsent(c->s.fd) > 0 &&
+    if (net_undelivered(c->s.fd) > 0 &&
         worker_wait_set(conn_wk(c), &c->shape->wait, now_us() + RESET_POLL_MS * 1000) == 0) {
         if (!c->shape->resetting)
             deadline_start(&stream_set_of(&c->s)->stalled, &c->s.timer);

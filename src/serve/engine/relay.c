@@ -420,7 +420,7 @@ static ssize_t dir_flush(struct relay *r, struct relay_dir *d, const struct faul
 /* reset-after: what was sent must reach the peer first, then both sides reset. */
 static int dir_reset_when_delivered(struct relay *r, struct relay_dir *d)
 {
-    if (net_unsent(dst_fd(r, d)) > 0 &&
+    if (net_undelivered(dst_fd(r, d)) > 0 &&
         worker_wait_set(relay_wk(r), &d->wait, now_us() + RESET_POLL_MS * 1000) == 0) {
         d->resetting = 1;
         return 0;
