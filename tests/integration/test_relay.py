@@ -426,6 +426,23 @@ def test_reset_after_toward_a_client_that_reset_first_closes_at_once(server):
     g.stop()
 
 
+def test_close_after_toward_a_client_of_chargen_ends_when_the_client_has(server):
+    """close-after=N: the client gets N bytes and a FIN; the relay throws away what
+    the target still sends. Once the client's FIN has come (and gone up), nothing
+    is owed to anyone: chargen never answers a FIN, and the relay used to read and
+    discard its stream at full speed until the linger clock (5 s) ran out."""
+    g = server.start(["-t", "1", "-v", "chargen@127.0.0.1:0/tcp"])
+    r = relay(server, g.addr_text("chargen"), ",close-after=2000", args=["-v"])
+    with connect(r.addr("relay")) as c:
+        assert len(recv_until_eof(c)) == 2000
+        port = c.getsockname()[1]
+    r.wait_log(lambda t: re.search(r"close relay tcp 127\.0\.0\.1:%d in=0 out=2000\n" % port, t),
+               timeout=1)
+    g.wait_log(lambda t: "close chargen tcp" in t, timeout=1)
+    r.stop()
+    g.stop()
+
+
 def test_control_sets_up_faults_on_a_relay(server):
     from test_control import ok_json
     e = echo_target(server)

@@ -565,6 +565,19 @@ static void relay_schedule(struct relay *r, uint64_t in0, uint64_t out0, uint64_
     stream_schedule(&r->s, r->up.want_write || r->down.want_write, took, moved);
 }
 
+/* Both FINs passed both ways. A direction that discards (close-after) does not
+ * wait for its source's FIN once the other side's came: a chargen target never
+ * sends one, and the relay would go on reading and throwing away its stream, a
+ * core's worth, until the linger clock ran out. (Its unread bytes make the
+ * close a reset toward it, as a client's close does to chargen.) */
+static int relay_done(const struct relay *r)
+{
+    const struct relay_dir *up = &r->up, *down = &r->down;
+
+    return up->shut && down->shut && (up->eof || (up->discard && down->eof)) &&
+           (down->eof || (down->discard && up->eof));
+}
+
 void relay_step(struct relay *r)
 {
     uint64_t in0 = r->s.in, out0 = r->s.out, up0 = r->up.sh.out;
@@ -588,8 +601,8 @@ void relay_step(struct relay *r)
     }
     if (!r->stalled && (dir_pass_fin(r, &r->up) < 0 || dir_pass_fin(r, &r->down) < 0))
         return;
-    if (r->up.shut && r->down.shut && r->up.eof && r->down.eof) {
-        relay_close(r, 0, 0);   /* both FINs passed both ways: done */
+    if (relay_done(r)) {
+        relay_close(r, 0, 0);
         return;
     }
     if (relay_watch(r) == 0)
