@@ -51,6 +51,7 @@
 struct poll_token {
     struct watch *w;                /* NULL once unwatched */
     int armed;                      /* a poll request for it is in flight */
+    int removing;                   /* a poll_remove for it is in flight */
     struct poll_token *prev, *next; /* every live token, to free at the end */
 };
 
@@ -196,12 +197,25 @@ static int uring_add(struct backend *b, int fd, unsigned mask, void *ptr)
     return 0;
 }
 
+/* The removal's own completion points at the token too (URING_TAG_UNWATCH): a
+ * removal can fail with EALREADY, when the poll was woken and its check is under
+ * way. If that check finds none of the events asked for, the poll goes on waiting,
+ * and holds its socket open for as long as nothing happens on it: an idle peer's
+ * connection stayed established, with no descriptor left in the process. */
+static void remove_poll(struct backend *b, struct poll_token *t)
+{
+    struct io_uring_sqe *sqe = uring_get_sqe(&b->ring);
+
+    io_uring_prep_poll_remove(sqe, uring_ud(t, URING_TAG_WATCH));
+    io_uring_sqe_set_data64(sqe, uring_ud(t, URING_TAG_UNWATCH));
+    t->removing = 1;
+}
+
 /* The token lives on until its request's last completion, if one is in flight. */
 static void uring_del(struct backend *b, int fd, void *ptr)
 {
     struct watch *w = ptr;
     struct poll_token *t = w->token;
-    struct io_uring_sqe *sqe;
 
     (void)fd;
     w->token = NULL;
@@ -212,9 +226,7 @@ static void uring_del(struct backend *b, int fd, void *ptr)
         token_free(t);
         return;
     }
-    sqe = uring_get_sqe(&b->ring);
-    io_uring_prep_poll_remove(sqe, uring_ud(t, URING_TAG_WATCH));
-    io_uring_sqe_set_data64(sqe, 0);
+    remove_poll(b, t);
 }
 
 /* A new request, and a new token: requests queued together are issued in order,
@@ -250,7 +262,8 @@ static int watch_completion(struct backend *b, struct io_uring_cqe *cqe, struct 
 
     t->armed = 0;
     if (w == NULL) {
-        token_free(t);      /* unwatched: this was its last completion */
+        if (!t->removing)
+            token_free(t);  /* unwatched: this was its last completion */
         return 0;
     }
     if (cqe->res < 0)
@@ -260,6 +273,19 @@ static int watch_completion(struct backend *b, struct io_uring_cqe *cqe, struct 
     f->ptr = w;
     f->events = loop_events(cqe->res);
     return 1;
+}
+
+/* A removal ended: tried again while its poll is still in flight (EALREADY: see
+ * remove_poll), or the token's last completion. */
+static void unwatch_completion(struct backend *b, struct io_uring_cqe *cqe)
+{
+    struct poll_token *t = uring_ud_obj(cqe->user_data);
+
+    t->removing = 0;
+    if (t->armed && cqe->res == -EALREADY)
+        remove_poll(b, t);
+    else if (!t->armed)
+        token_free(t);
 }
 
 void uring_expect_inline(struct io_uring *ring)
@@ -443,6 +469,10 @@ static int uring_poll(struct backend *b, int64_t timeout_us, struct fired *out, 
             continue;
         if (uring_ud_tag(cqe->user_data) == URING_TAG_WATCH) {
             n += watch_completion(b, cqe, &out[n]);
+            continue;
+        }
+        if (uring_ud_tag(cqe->user_data) == URING_TAG_UNWATCH) {
+            unwatch_completion(b, cqe);
             continue;
         }
         out[n].kind = FIRED_COMPLETION;

@@ -3,8 +3,9 @@
  *
  * A request's user_data is the address of the object it belongs to (8-byte
  * aligned) with a tag in the low 3 bits that says which request it was; user_data 0
- * is a request whose completion nobody needs (a cancel, a close). The tag URING_TAG_WATCH
- * is the backend's own (poll requests for watches); the engines use the others. */
+ * is a request whose completion nobody needs (a cancel, a close). The tags
+ * URING_TAG_WATCH and URING_TAG_UNWATCH are the backend's own (poll requests for
+ * watches, and their removals); the engines use the others. */
 #ifndef KODAMA_LOOP_URING_H
 #define KODAMA_LOOP_URING_H
 
@@ -16,6 +17,7 @@
 #define URING_TAG_BITS 3u
 #define URING_TAG_MASK ((1u << URING_TAG_BITS) - 1)
 #define URING_TAG_WATCH 7u
+#define URING_TAG_UNWATCH 0u    /* with the token's address: never user_data 0 */
 
 static inline uint64_t uring_ud(const void *obj, unsigned tag)
 {

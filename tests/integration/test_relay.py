@@ -8,6 +8,7 @@ import re
 import shutil
 import signal
 import socket
+import socketserver
 import struct
 import threading
 import time
@@ -441,6 +442,56 @@ def test_close_after_toward_a_client_of_chargen_ends_when_the_client_has(server)
     g.wait_log(lambda t: "close chargen tcp" in t, timeout=1)
     r.stop()
     g.stop()
+
+
+class CountingEcho(socketserver.ThreadingMixIn, socketserver.TCPServer):
+    """A python echo target (slower than kodama's, which widens the race below)
+    that counts the connections it has open."""
+    daemon_threads = True
+
+    def __init__(self):
+        self.open = 0
+        self.lock = threading.Lock()
+        super().__init__(("127.0.0.1", 0), self.Handler)
+        threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.05},
+                         daemon=True).start()
+
+    class Handler(socketserver.BaseRequestHandler):
+        def handle(self):
+            with self.server.lock:
+                self.server.open += 1
+            try:
+                while True:
+                    data = self.request.recv(65536)
+                    if not data:
+                        break
+                    self.request.sendall(data)
+            except OSError:
+                pass
+            with self.server.lock:
+                self.server.open -= 1
+
+
+def test_every_target_connection_closes_when_its_client_resets(server):
+    """Clients that send, read a little and close (a reset: their echo is unread).
+    On io_uring, a watch's poll whose removal came while it was being woken
+    (EALREADY) went on waiting: the relay's target socket stayed established, held
+    by the ring with no descriptor left, and the target kept the connection."""
+    t = CountingEcho()
+    r = relay(server, "127.0.0.1:%d" % t.server_address[1])
+    try:
+        for _ in range(150):
+            with connect(r.addr("relay"), timeout=0.3) as c:
+                c.sendall(os.urandom(70000))
+                assert c.recv(1000)
+        deadline = time.monotonic() + scaled(3)
+        while t.open and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert t.open == 0, "%d target connections still open" % t.open
+        r.stop()
+    finally:
+        t.shutdown()
+        t.server_close()
 
 
 def test_control_sets_up_faults_on_a_relay(server):

@@ -25,7 +25,8 @@
 struct worker;
 struct listener;
 
-/* Request kinds, in the low bits of user_data (loop_uring.h); tag 0 is free. */
+/* Request kinds, in the low bits of user_data (loop_uring.h); tags 0 and 7 are
+ * the backend's. */
 enum {
     TAG_ACCEPT = 1,         /* listener */
     TAG_RECV = 2,           /* connection */
