@@ -17,8 +17,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "proto/proxy.h"
 #include "lib/net.h"
+#include "proto/proxy.h"
 #include "serve/core/worker.h"
 
 #define WHY_LEN 96
