@@ -79,10 +79,17 @@ static void conn_release_buffer(struct conn *c)
 /* The transport: the socket itself, or TLS records over it. Both return as
  * readv/sendmsg do: bytes (0 at the end of input), or -1 with errno (EAGAIN when
  * it must wait; for TLS, ECONNRESET or EPROTO when the session broke). */
-static ssize_t tls_errno(ssize_t rc)
+static ssize_t tls_errno(ssize_t rc, int writing)
 {
     switch (rc) {
-    case TLS_CLOSED: return 0;
+    case TLS_CLOSED:
+        /* For a write, OpenSSL says "closed" once the peer's FIN or close_notify
+         * came and the write failed: the peer is gone, as EPIPE says. Never "0
+         * sent", which the caller would try again at once, for ever. */
+        if (!writing)
+            return 0;
+        errno = EPIPE;
+        return -1;
     case TLS_WANT_READ: case TLS_WANT_WRITE: errno = EAGAIN; return -1;
     case TLS_RESET: errno = ECONNRESET; return -1;
     default: errno = EPROTO; return -1;
@@ -100,7 +107,7 @@ static ssize_t conn_recv(struct conn *c, struct iovec *iov, int cnt)
         ssize_t n = tls_read(c->tls, iov[i].iov_base, iov[i].iov_len, why, sizeof why);
 
         if (n <= 0)
-            return got > 0 ? got : tls_errno(n);
+            return got > 0 ? got : tls_errno(n, 0);
         got += n;
         if ((size_t)n < iov[i].iov_len)
             break;
@@ -120,15 +127,8 @@ static ssize_t conn_send(struct conn *c, struct msghdr *msg, int flags)
         struct iovec *v = &msg->msg_iov[i];
         ssize_t n = tls_write(c->tls, v->iov_base, v->iov_len, why, sizeof why);
 
-        if (n == TLS_CLOSED && sent == 0) {
-            /* OpenSSL says "closed" for a write that failed once the peer's FIN or
-             * close_notify came: the peer is gone, as EPIPE says (never "0 sent",
-             * which would be retried at once, for ever). */
-            errno = EPIPE;
-            return -1;
-        }
         if (n <= 0)
-            return sent > 0 ? sent : tls_errno(n);
+            return sent > 0 ? sent : tls_errno(n, 1);
         sent += n;
         if ((size_t)n < v->iov_len)
             break;
